@@ -1,0 +1,104 @@
+"""Which program computes which output tile: the tile schedule, written once.
+
+A matmul ``C = A @ B`` with ``C`` of shape ``(M, N)`` is cut into a ``grid_m x grid_n`` grid of
+``BLOCK_M x BLOCK_N`` tiles. A launch starts programs numbered ``pid = 0, 1, 2, ...``; the schedule says
+which tile ``(pid_m, pid_n)`` program ``pid`` computes.
+
+The functions here use only integer arithmetic and ``min``, so the *same source* runs as plain Python
+(for the animations, the widgets and the tests) and, wrapped with ``triton.jit``, inside the kernels
+(``kernels.tiled``). What a picture shows is therefore exactly what the kernel does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ORDERS = ("row", "grouped")
+
+
+def cdiv(a, b):
+    """Ceiling division: how many tiles of size ``b`` cover ``a``."""
+    return (a + b - 1) // b
+
+
+def row_major_tile(pid, grid_m, grid_n):
+    """Row-major order: program ``pid`` takes tile ``(pid // grid_n, pid % grid_n)``.
+
+    Consecutive programs walk along a row of C, so they share one row-panel of A but each needs a
+    different column-panel of B.
+    """
+    pid_m = pid // grid_n
+    pid_n = pid % grid_n
+    return pid_m, pid_n
+
+
+def grouped_tile(pid, grid_m, grid_n, group_m):
+    """Grouped ("L2-friendly", "super-grouping") order.
+
+    Programs are taken in groups that cover ``group_m`` rows of tiles; inside a group they go down a
+    column first, then move to the next column. Programs that run at the same time then touch
+    ``group_m`` row-panels of A and a few column-panels of B instead of one row-panel of A and
+    *every* column-panel of B, so more of what they read is still in L2.
+    """
+    tiles_per_group = group_m * grid_n
+    group_id = pid // tiles_per_group
+    first_m = group_id * group_m
+    rows_in_group = min(grid_m - first_m, group_m)  # the last group can be shorter
+    local = pid % tiles_per_group
+    pid_m = first_m + local % rows_in_group
+    pid_n = local // rows_in_group
+    return pid_m, pid_n
+
+
+def tile_of(pid, grid_m, grid_n, order="grouped", group_m=8):
+    """``(pid_m, pid_n)`` of program ``pid`` under the named order (plain Python)."""
+    if order == "row":
+        return row_major_tile(pid, grid_m, grid_n)
+    if order == "grouped":
+        return grouped_tile(pid, grid_m, grid_n, group_m)
+    raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+
+
+def tile_order(grid_m, grid_n, order="grouped", group_m=8):
+    """The list of tiles in launch order: element ``pid`` is the tile program ``pid`` computes."""
+    if grid_m < 1 or grid_n < 1:
+        raise ValueError(f"the grid must be at least 1x1, got {grid_m}x{grid_n}")
+    if order == "grouped" and group_m < 1:
+        raise ValueError(f"group_m must be >= 1, got {group_m}")
+    return [tile_of(pid, grid_m, grid_n, order, group_m) for pid in range(grid_m * grid_n)]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What a set of programs running at the same time reads, in panels and bytes."""
+
+    a_panels: int  # distinct row-panels of A (BLOCK_M x K each)
+    b_panels: int  # distinct column-panels of B (K x BLOCK_N each)
+    bytes: int  # bytes of A and B those panels hold
+    tiles: int  # how many output tiles they produce
+
+    @property
+    def bytes_per_tile(self) -> float:
+        return self.bytes / max(self.tiles, 1)
+
+
+def footprint(tiles, K, block_m, block_n, elem_bytes=2):
+    """Panels of A and B that the given tiles need, and their size in bytes.
+
+    If these tiles run at the same time (one wave of programs), this is the working set that has to
+    sit in L2 for each panel to come from DRAM only once.
+    """
+    tiles = list(tiles)
+    rows = {m for m, _ in tiles}
+    cols = {n for _, n in tiles}
+    nbytes = (len(rows) * block_m + len(cols) * block_n) * K * elem_bytes
+    return Footprint(len(rows), len(cols), nbytes, len(tiles))
+
+
+def wave_footprints(grid_m, grid_n, programs_at_once, K, block_m, block_n, order="grouped",
+                    group_m=8, elem_bytes=2):
+    """Footprint of each wave of ``programs_at_once`` consecutive programs."""
+    order_list = tile_order(grid_m, grid_n, order, group_m)
+    return [
+        footprint(order_list[i : i + programs_at_once], K, block_m, block_n, elem_bytes)
+        for i in range(0, len(order_list), programs_at_once)
+    ]

@@ -1,0 +1,216 @@
+"""Chapter 02: the tiled matmul, with row-major or grouped (L2-friendly) tile order.
+
+Each program computes one ``BLOCK_M x BLOCK_N`` tile of ``C``. It walks ``K`` in steps of ``BLOCK_K``:
+at each step it loads a ``BLOCK_M x BLOCK_K`` tile of ``A`` and a ``BLOCK_K x BLOCK_N`` tile of ``B``
+and feeds them to ``tl.dot`` (the tensor cores on a GPU), accumulating in float32 registers. Every
+element it loads is used ``BLOCK_N`` (for A) or ``BLOCK_M`` (for B) times, which is the whole point.
+
+Which tile a program computes comes from ``kernels.schedule``: the same Python source is compiled into
+the kernel here and drawn by the animations and widgets.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from . import ON_GPU
+from ._jit import check_matmul_inputs, check_out, device_fn
+from .schedule import ORDERS, cdiv, grouped_tile, row_major_tile
+
+_grouped_tile = device_fn(grouped_tile)
+_row_major_tile = device_fn(row_major_tile)
+
+
+@triton.jit
+def tiled_matmul_kernel(
+    a_ptr, b_ptr, c_ptr,
+    M, N, K,
+    stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    GROUPED: tl.constexpr,    # True: grouped order; False: row-major
+    EVEN_K: tl.constexpr,     # K % BLOCK_K == 0: no mask needed along K
+    UPCAST: tl.constexpr,     # load bf16, compute the dot in fp32 (the interpreter's bf16 dot is wrong)
+):
+    pid = tl.program_id(0)
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(N, BLOCK_N)
+    if GROUPED:
+        pid_m, pid_n = _grouped_tile(pid, grid_m, grid_n, GROUP_M)
+    else:
+        pid_m, pid_n = _row_major_tile(pid, grid_m, grid_n)
+
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    ks = tl.arange(0, BLOCK_K)
+    # Rows/columns past the edge of a ragged last tile wrap around to valid ones: the loads need no
+    # mask along M and N (their results are never stored), which keeps the inner loop lean.
+    rows_in = tl.max_contiguous(tl.multiple_of(rows % M, BLOCK_M), BLOCK_M)
+    cols_in = tl.max_contiguous(tl.multiple_of(cols % N, BLOCK_N), BLOCK_N)
+    a_tile = a_ptr + rows_in[:, None] * stride_am + ks[None, :] * stride_ak
+    b_tile = b_ptr + ks[:, None] * stride_bk + cols_in[None, :] * stride_bn
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        if EVEN_K:
+            a = tl.load(a_tile)
+            b = tl.load(b_tile)
+        else:
+            a = tl.load(a_tile, mask=ks[None, :] < K - k0, other=0.0)
+            b = tl.load(b_tile, mask=ks[:, None] < K - k0, other=0.0)
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        acc = tl.dot(a, b, acc)
+        a_tile += BLOCK_K * stride_ak
+        b_tile += BLOCK_K * stride_bk
+
+    c = acc.to(c_ptr.dtype.element_ty)
+    c_tile = c_ptr + rows[:, None] * stride_cm + cols[None, :] * stride_cn
+    tl.store(c_tile, c, mask=(rows[:, None] < M) & (cols[None, :] < N))
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One choice of tile shape and launch parameters for the tiled kernel."""
+
+    block_m: int = 128
+    block_n: int = 128
+    block_k: int = 64
+    group_m: int = 8
+    num_warps: int = 4
+    num_stages: int = 3
+
+    def as_dict(self):
+        return asdict(self)
+
+    def short(self) -> str:
+        return (f"{self.block_m}x{self.block_n}x{self.block_k} w{self.num_warps} s{self.num_stages}"
+                + (f" g{self.group_m}" if self.group_m != 8 else ""))
+
+
+# The configurations the autotuner chooses from on a GPU (chosen by the sweep in chapter 02 on an
+# H100; `benchmarks/ch02_tiled.py` records every one of them).
+GPU_CONFIGS = [
+    TileConfig(128, 256, 64, 8, 8, 3),
+    TileConfig(256, 128, 64, 8, 8, 3),
+    TileConfig(128, 256, 64, 8, 8, 4),
+    TileConfig(128, 128, 64, 8, 8, 4),
+    TileConfig(128, 128, 64, 8, 4, 4),
+    TileConfig(128, 128, 32, 8, 4, 4),
+    TileConfig(128, 64, 64, 8, 4, 4),
+    TileConfig(64, 128, 64, 8, 4, 4),
+    TileConfig(64, 256, 64, 8, 4, 4),
+    TileConfig(64, 64, 64, 8, 4, 4),
+    TileConfig(64, 64, 128, 8, 4, 3),
+]
+# In the interpreter a program costs Python time, so bigger tiles (fewer programs) run faster.
+INTERPRETER_CONFIG = TileConfig(32, 32, 32, 4, 4, 1)
+
+
+def _check_config(cfg: TileConfig):
+    for name in ("block_m", "block_n", "block_k"):
+        v = getattr(cfg, name)
+        if v < 16 or v & (v - 1):
+            raise ValueError(f"{name} must be a power of two >= 16 (tl.dot's minimum), got {v}")
+    if cfg.group_m < 1:
+        raise ValueError(f"group_m must be >= 1, got {cfg.group_m}")
+
+
+def _prepare(a, b, out, name):
+    check_matmul_inputs(a, b, name)
+    M, K = a.shape
+    N = b.shape[1]
+    check_out(out, (M, N), a.dtype, a.device, name)
+    c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
+    return M, N, K, c
+
+
+def _flags(a, K, block_k, order):
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    return dict(
+        GROUPED=order == "grouped",
+        EVEN_K=K % block_k == 0,
+        UPCAST=(not ON_GPU) and a.dtype == torch.bfloat16,
+    )
+
+
+def _args(a, b, c, M, N, K):
+    return (a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+            c.stride(0), c.stride(1))
+
+
+def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
+                 order: str = "grouped", out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the tiled kernel and one explicit configuration (no autotuning).
+
+    ``config`` defaults to a small one in the interpreter and to 128x128x64 on a GPU.
+    """
+    cfg = config or (TileConfig() if ON_GPU else INTERPRETER_CONFIG)
+    _check_config(cfg)
+    M, N, K, c = _prepare(a, b, out, "matmul_tiled")
+    grid = (cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n),)
+    tiled_matmul_kernel[grid](
+        *_args(a, b, c, M, N, K),
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        **_flags(a, K, cfg.block_k, order),
+    )
+    return c
+
+
+def _autotune_configs():
+    return [
+        triton.Config(dict(BLOCK_M=c.block_m, BLOCK_N=c.block_n, BLOCK_K=c.block_k, GROUP_M=c.group_m),
+                      num_warps=c.num_warps, num_stages=c.num_stages)
+        for c in GPU_CONFIGS
+    ]
+
+
+_tiled_autotuned = None
+
+
+def _autotuned_kernel():
+    global _tiled_autotuned
+    if _tiled_autotuned is None:
+        with_even_k = triton.heuristics({"EVEN_K": lambda args: args["K"] % args["BLOCK_K"] == 0})(
+            tiled_matmul_kernel)
+        _tiled_autotuned = triton.autotune(
+            configs=_autotune_configs(),
+            key=["M", "N", "K", "GROUPED"],
+        )(with_even_k)
+    return _tiled_autotuned
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor, order: str = "grouped",
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the tiled kernel, autotuned over ``GPU_CONFIGS`` on a GPU.
+
+    In the interpreter it runs ``INTERPRETER_CONFIG`` (autotuning would only time Python).
+    """
+    if not ON_GPU:
+        return matmul_tiled(a, b, INTERPRETER_CONFIG, order=order, out=out)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+    M, N, K, c = _prepare(a, b, out, "matmul")
+    kernel = _autotuned_kernel()
+
+    def grid(meta):
+        return (cdiv(M, meta["BLOCK_M"]) * cdiv(N, meta["BLOCK_N"]),)
+
+    kernel[grid](*_args(a, b, c, M, N, K), GROUPED=order == "grouped", UPCAST=False)
+    return c
+
+
+def best_config(a_shape_mnk=None) -> TileConfig | None:
+    """The configuration the autotuner picked last (GPU only), as a ``TileConfig``."""
+    if _tiled_autotuned is None or _tiled_autotuned.best_config is None:
+        return None
+    cfg = _tiled_autotuned.best_config
+    kw = cfg.kwargs
+    return TileConfig(kw["BLOCK_M"], kw["BLOCK_N"], kw["BLOCK_K"], kw["GROUP_M"], cfg.num_warps,
+                      cfg.num_stages)
