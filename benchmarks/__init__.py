@@ -1,0 +1,9 @@
+"""The course's benchmarks: one module per chapter, each with ``run(quick=False) -> list[dict]``.
+
+Run on a GPU machine from the repository root::
+
+    python -m benchmarks 01 02          # writes results/ch01_*.json, results/ch02_*.json
+
+Notebooks import the same functions to measure afresh (``quick=True``) when a GPU is present, and read
+the recorded JSON otherwise.
+"""

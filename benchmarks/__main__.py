@@ -1,0 +1,39 @@
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import kernels  # noqa: E402  (must come before triton)
+from kernels import bench  # noqa: E402
+
+CHAPTERS = {"01": "benchmarks.ch01", "02": "benchmarks.ch02"}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("chapters", nargs="*", default=sorted(CHAPTERS), help="chapter numbers, e.g. 01 02")
+    p.add_argument("--quick", action="store_true", help="fewer sizes (what a notebook runs)")
+    p.add_argument("--dry-run", action="store_true", help="measure but do not write results/")
+    args = p.parse_args(argv)
+    if not kernels.ON_GPU:
+        p.error("benchmarks need a CUDA GPU; this machine runs Triton's interpreter "
+                "(the recorded numbers are in results/)")
+    print(kernels.describe_world(), flush=True)
+    for ch in args.chapters:
+        if ch not in CHAPTERS:
+            p.error(f"unknown chapter {ch!r}; known: {', '.join(sorted(CHAPTERS))}")
+        mod = importlib.import_module(CHAPTERS[ch])
+        t0 = time.time()
+        for name, (records, meta) in mod.run_all(quick=args.quick).items():
+            if not args.dry_run:
+                path = bench.save(records, name, script=f"python -m benchmarks {ch}", meta=meta)
+                print(f"wrote {path.relative_to(bench.REPO)} ({len(records)} records)")
+            print(mod.summary(name, records), flush=True)
+        print(f"chapter {ch}: {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

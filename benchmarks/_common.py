@@ -1,0 +1,40 @@
+import torch
+
+from kernels import bench
+from kernels import testing as T
+
+
+def tqdm(it, **kw):
+    try:
+        from tqdm.auto import tqdm as _tqdm
+    except ImportError:  # tqdm is optional on the GPU machine
+        return it
+    return _tqdm(it, **kw)
+
+
+def matmul_case(name, fn, M, N, K, dtype=torch.bfloat16, seed=0, **fields):
+    """Check ``fn`` once on fresh random inputs, then time it beside ``torch.matmul``."""
+    a = T.randn(M, K, dtype=dtype, seed=seed)
+    b = T.randn(K, N, dtype=dtype, seed=seed + 1)
+    out = T.poisoned_empty((M, N), dtype)
+    fn(a, b, out=out)
+    err = T.assert_close_matmul(out, a, b, label=name)
+    c = torch.empty((M, N), dtype=dtype, device=a.device)
+    rec = bench.compare(
+        name, lambda: fn(a, b, out=c), lambda: torch.matmul(a, b, out=c),
+        flops=bench.matmul_flops(M, N, K), nbytes=bench.matmul_min_bytes(M, N, K, bench.DTYPE_BYTES[dtype]),
+        M=M, N=N, K=K, dtype=bench.DTYPE_NAMES[dtype], rel_error=err, **fields,
+    )
+    return rec
+
+
+def table(records, cols):
+    head = " | ".join(f"{c:>10}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for r in records:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:>10.3f}" if isinstance(v, float) else f"{str(v):>10}")
+        lines.append(" | ".join(cells))
+    return "\n".join(lines)

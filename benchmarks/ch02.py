@@ -1,0 +1,76 @@
+"""Chapter 02: the tiled kernel against cuBLAS; a tile-size sweep; row-major vs grouped order."""
+import torch
+
+from kernels import tiled
+from kernels.tiled import TileConfig, matmul, matmul_tiled
+
+from ._common import matmul_case, table, tqdm
+
+SHAPES = [(1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192),
+          (64, 8192, 8192)]
+
+# The tile-size sweep: the autotuner's list plus small and odd tiles that show why size matters.
+SWEEP = tiled.GPU_CONFIGS + [
+    TileConfig(16, 16, 16, 8, 1, 1),
+    TileConfig(32, 32, 32, 8, 4, 2),
+    TileConfig(64, 64, 32, 8, 4, 2),
+    TileConfig(128, 128, 64, 8, 4, 1),
+    TileConfig(128, 128, 64, 8, 4, 2),
+    TileConfig(128, 256, 64, 8, 8, 2),
+    TileConfig(256, 256, 64, 8, 8, 2),
+]
+
+
+def run_versus_library(quick=False):
+    shapes = SHAPES[:3] if quick else SHAPES
+    recs = []
+    for M, N, K in tqdm(shapes, desc="tiled vs cuBLAS"):
+        rec = matmul_case("tiled (autotuned)", matmul, M, N, K)
+        rec["config"] = tiled.best_config().short()
+        recs.append(rec)
+    return recs
+
+
+def _fixed(cfg, order="grouped"):
+    return lambda a, b, out: matmul_tiled(a, b, cfg, order=order, out=out)
+
+
+def run_sweep(quick=False, n=4096):
+    configs = SWEEP[:6] if quick else SWEEP
+    recs = []
+    for cfg in tqdm(configs, desc=f"tile sweep {n}^3"):
+        try:
+            rec = matmul_case("tiled", _fixed(cfg), n, n, n, config=cfg.short(), **cfg.as_dict())
+        except Exception as exc:  # e.g. out of shared memory: record it, it is part of the lesson
+            rec = dict(kernel="tiled", M=n, N=n, K=n, dtype="bf16", config=cfg.short(), **cfg.as_dict(),
+                       error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        recs.append(rec)
+    return recs
+
+
+def run_order(quick=False):
+    cfg = TileConfig(128, 256, 64, 8, 8, 3)
+    recs = []
+    sizes = [4096] if quick else [4096, 8192]
+    groups = [1, 4, 8, 16] if quick else [1, 2, 4, 8, 16, 32, 64]
+    for n in sizes:
+        for order, gm in tqdm([("row", 1)] + [("grouped", g) for g in groups], desc=f"order {n}^3"):
+            c = TileConfig(cfg.block_m, cfg.block_n, cfg.block_k, gm, cfg.num_warps, cfg.num_stages)
+            recs.append(matmul_case("tiled", _fixed(c, order), n, n, n, order=order, group_m=gm,
+                                    config=c.short()))
+    return recs
+
+
+def run_all(quick=False):
+    return {
+        "ch02_tiled": (run_versus_library(quick), {"what": "autotuned tiled kernel vs torch.matmul, bf16"}),
+        "ch02_sweep": (run_sweep(quick), {"what": "tile shapes, warps and stages at 4096^3, bf16"}),
+        "ch02_order": (run_order(quick), {"what": "row-major vs grouped tile order, bf16"}),
+    }
+
+
+def summary(name, records):
+    cols = {"ch02_tiled": ["M", "N", "K", "config", "tflops", "baseline_tflops", "ratio"],
+            "ch02_sweep": ["config", "ms", "tflops", "ratio"],
+            "ch02_order": ["M", "order", "group_m", "tflops", "ratio"]}[name]
+    return f"{name}\n" + table(records, cols)
