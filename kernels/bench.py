@@ -106,3 +106,18 @@ def describe(doc: dict) -> str:
     e = doc["environment"]
     return (f"{e['gpu']} ({e['sm_count']} SMs), torch {e['torch']}, triton {e['triton']}, "
             f"CUDA {e['cuda']}, {e['date']}")
+
+
+def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None) -> dict:
+    """The results document for ``name``: measured now if a GPU is here, else the recorded one.
+
+    ``fresh`` is a zero-argument function returning records (e.g. ``lambda: ch02.run_sweep(quick=True)``).
+    A fresh measurement is returned in the same shape as a recorded one, with ``"fresh": True``; the
+    recorded file is left untouched (``python -m benchmarks`` rewrites it).
+    """
+    if ON_GPU and fresh is not None:
+        return {"environment": environment(), "script": "measured in this notebook", "meta": meta or {},
+                "records": fresh(), "fresh": True}
+    doc = load(name)
+    doc["fresh"] = False
+    return doc

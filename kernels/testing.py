@@ -11,9 +11,11 @@ import torch
 from . import DEVICE, ON_GPU
 
 # Relative-error bounds by operand dtype, for matmul-like kernels with fp32 accumulation.
-# fp32 on a GPU goes through tensor cores as tf32 (10-bit mantissa): ~3e-4 is normal there.
+# fp32 operands of ``tl.dot`` go through the tensor cores as tf32 on a GPU (10-bit mantissa): ~3e-4
+# is typical at large K, and a 1x1x1 product can be off by up to ~2**-9 (1.2e-3 was measured on the
+# H100), hence 3e-3. fp16/bf16: the output's own rounding dominates (bf16 keeps 8 bits).
 TOLERANCE = {
-    torch.float32: 1e-3,
+    torch.float32: 3e-3,
     torch.float16: 2e-3,
     torch.bfloat16: 1e-2,
 }

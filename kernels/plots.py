@@ -1,0 +1,72 @@
+"""Plots of benchmark records (``results/*.json``), used by the notebooks and the README figures."""
+from __future__ import annotations
+
+from .bench import describe
+
+
+def _title(ax, text, doc):
+    src = "measured just now" if doc.get("fresh") else "recorded"
+    ax.set_title(f"{text}\n{src}: {describe(doc)}", fontsize=9)
+
+
+def plot_versus_library(doc, ax=None, label=None, x_of=None):
+    """TFLOP/s of a kernel and of the library (cuBLAS via torch.matmul), per shape, with the ratio."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    recs = doc["records"]
+    x_of = x_of or (lambda r: f"{r['M']}x{r['N']}x{r['K']}\n{r['dtype']}")
+    xs = list(range(len(recs)))
+    w = 0.38
+    ax.bar([x - w / 2 for x in xs], [r["tflops"] for r in recs], w, label=label or recs[0]["kernel"])
+    ax.bar([x + w / 2 for x in xs], [r["baseline_tflops"] for r in recs], w, label=recs[0]["baseline"],
+           color="gray")
+    for x, r in zip(xs, recs):
+        ax.text(x - w / 2, r["tflops"], f"{r['ratio']:.2f}x", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(xs, [x_of(r) for r in recs], fontsize=8)
+    ax.set_ylabel("TFLOP/s")
+    ax.legend(fontsize=8)
+    _title(ax, "kernel vs library (label: speed as a fraction of the library's)", doc)
+    return ax
+
+
+def plot_sweep(doc, ax=None):
+    """The tile-size sweep as horizontal bars, fastest first, with the library's speed as a line."""
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in doc["records"] if "tflops" in r]
+    failed = [r for r in doc["records"] if "tflops" not in r]
+    recs.sort(key=lambda r: r["tflops"])
+    ax = ax or plt.subplots(figsize=(8, 0.3 * len(recs) + 1.5))[1]
+    ax.barh([r["config"] for r in recs], [r["tflops"] for r in recs], color="C0")
+    lib = sum(r["baseline_tflops"] for r in recs) / len(recs)
+    ax.axvline(lib, color="gray", ls="--", label=f"{recs[0]['baseline']} ({lib:.0f} TFLOP/s)")
+    for i, r in enumerate(recs):
+        ax.text(r["tflops"], i, f" {r['ratio']:.2f}x", va="center", fontsize=8)
+    ax.set_xlabel(f"TFLOP/s at {recs[0]['M']}x{recs[0]['N']}x{recs[0]['K']} {recs[0]['dtype']}")
+    ax.legend(fontsize=8, loc="lower right")
+    _title(ax, "tile shape (BMxBNxBK), warps (w) and pipeline stages (s)"
+           + (f"; failed to run: {', '.join(r['config'] for r in failed)}" if failed else ""), doc)
+    return ax
+
+
+def plot_order(doc, ax=None):
+    """Row-major vs grouped order, speed vs the library for each group size, one line per size."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(7, 3.5))[1]
+    sizes = sorted({r["M"] for r in doc["records"]})
+    for i, n in enumerate(sizes):
+        rs = [r for r in doc["records"] if r["M"] == n]
+        row = [r for r in rs if r["order"] == "row"]
+        grp = sorted((r for r in rs if r["order"] == "grouped"), key=lambda r: r["group_m"])
+        ax.plot([r["group_m"] for r in grp], [r["tflops"] for r in grp], "o-", color=f"C{i}",
+                label=f"grouped, {n}^3")
+        if row:
+            ax.axhline(row[0]["tflops"], color=f"C{i}", ls=":", label=f"row-major, {n}^3")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("group_m (rows of tiles per group)")
+    ax.set_ylabel("TFLOP/s")
+    ax.legend(fontsize=8)
+    _title(ax, "tile order: row-major vs grouped", doc)
+    return ax

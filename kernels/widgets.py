@@ -1,0 +1,182 @@
+"""The logic behind the notebooks' widgets, as plain functions (tested in tests/test_widgets.py).
+
+The widgets themselves only bind sliders to these functions.
+"""
+from __future__ import annotations
+
+from .roofline import tile_intensity, tiled_matmul_bytes
+from .schedule import cdiv, footprint, tile_order
+
+H100_SMS = 132
+H100_SMEM_PER_BLOCK = 227 * 1024  # bytes of shared memory one program may use on an H100
+H100_L2 = 50 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- tile order and L2 footprint
+def tile_order_data(M, N, K, block_m, block_n, order="grouped", group_m=8, programs_at_once=H100_SMS,
+                    elem_bytes=2):
+    """Everything the tile-order view shows, computed from ``kernels.schedule``.
+
+    Returns a dict with the grid size, ``launch`` (``launch[m][n]`` = pid that computes tile (m, n)),
+    ``waves`` (lists of tiles that run at the same time) and their L2 ``footprints``.
+    """
+    if min(M, N, K, block_m, block_n, programs_at_once) < 1:
+        raise ValueError("sizes, blocks and programs_at_once must all be >= 1")
+    grid_m, grid_n = cdiv(M, block_m), cdiv(N, block_n)
+    order_list = tile_order(grid_m, grid_n, order, group_m)
+    launch = [[-1] * grid_n for _ in range(grid_m)]
+    for pid, (m, n) in enumerate(order_list):
+        launch[m][n] = pid
+    waves = [order_list[i:i + programs_at_once] for i in range(0, len(order_list), programs_at_once)]
+    fps = [footprint(w, K, block_m, block_n, elem_bytes) for w in waves]
+    return dict(grid_m=grid_m, grid_n=grid_n, launch=launch, waves=waves, footprints=fps,
+                order=order, group_m=group_m, programs_at_once=programs_at_once)
+
+
+def _draw_grid(ax, data, wave):
+    import matplotlib.patches as patches
+    import numpy as np
+
+    gm, gn, p = data["grid_m"], data["grid_n"], data["programs_at_once"]
+    wave_of = np.array(data["launch"]) // p
+    ax.imshow(wave_of, cmap="viridis", alpha=0.35, aspect="equal")
+    if gm * gn <= 256:
+        for m in range(gm):
+            for n in range(gn):
+                ax.text(n, m, str(data["launch"][m][n]), ha="center", va="center", fontsize=7)
+    w = data["waves"][min(wave, len(data["waves"]) - 1)]
+    for m, n in w:
+        ax.add_patch(patches.Rectangle((n - 0.5, m - 0.5), 1, 1, fill=False, ec="red", lw=1.5))
+    rows = sorted({m for m, _ in w})
+    cols = sorted({n for _, n in w})
+    for m in rows:  # the row-panels of A this wave reads, drawn left of the grid
+        ax.add_patch(patches.Rectangle((-1.9, m - 0.5), 1, 1, color="tab:blue", clip_on=False))
+    for n in cols:  # the column-panels of B, drawn above it
+        ax.add_patch(patches.Rectangle((n - 0.5, -1.9), 1, 1, color="tab:orange", clip_on=False))
+    ax.set_xlim(-2, gn - 0.5)
+    ax.set_ylim(gm - 0.5, -2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def tile_order_figure(M=4096, N=4096, K=4096, block_m=128, block_n=128, group_m=8,
+                      programs_at_once=H100_SMS, wave=0, elem_bytes=2):
+    """Row-major and grouped order side by side: launch order, one wave, and its L2 working set."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 5), layout="constrained",
+                             gridspec_kw=dict(width_ratios=[1, 1, 1.1]))
+    datas = [tile_order_data(M, N, K, block_m, block_n, o, group_m, programs_at_once, elem_bytes)
+             for o in ("row", "grouped")]
+    for ax, d in zip(axes[:2], datas):
+        _draw_grid(ax, d, wave)
+        f = d["footprints"][min(wave, len(d["footprints"]) - 1)]
+        name = "row-major" if d["order"] == "row" else f"grouped (group_m={group_m})"
+        ax.set_title(f"{name}\nwave {min(wave, len(d['waves']) - 1)}: {f.a_panels} A panels (blue) + "
+                     f"{f.b_panels} B panels (orange)\n= {f.bytes / 2**20:.1f} MiB for {f.tiles} tiles",
+                     fontsize=9)
+    ax = axes[2]
+    for d, c in zip(datas, ("C1", "C0")):
+        mb = [f.bytes / 2**20 for f in d["footprints"]]
+        ax.plot(range(len(mb)), mb, "o-", color=c, label="row-major" if d["order"] == "row" else "grouped")
+    ax.axhline(H100_L2 / 2**20, color="gray", ls="--", label="H100 L2 (50 MiB)")
+    ax.set_xlabel(f"wave ({programs_at_once} programs at once)")
+    ax.set_ylabel("A and B panels the wave reads (MiB)")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.set_title(f"C is {M}x{N}, K={K}: {datas[0]['grid_m']}x{datas[0]['grid_n']} tiles of "
+                 f"{block_m}x{block_n}", fontsize=9)
+    return fig
+
+
+def tile_order_widget():
+    """Sliders for ``tile_order_figure`` (JupyterLab with ipywidgets)."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    def show(M, N, K, block, group_m, programs_at_once, wave):
+        fig = tile_order_figure(M, N, K, block, block, group_m, programs_at_once, wave)
+        plt.show(fig)
+
+    pow2 = [2**i for i in range(8, 15)]
+    return W.interactive(
+        show,
+        M=W.SelectionSlider(options=pow2, value=4096, description="M"),
+        N=W.SelectionSlider(options=pow2, value=4096, description="N"),
+        K=W.SelectionSlider(options=pow2, value=4096, description="K"),
+        block=W.SelectionSlider(options=[32, 64, 128, 256], value=256, description="tile"),
+        group_m=W.IntSlider(value=8, min=1, max=32, description="group_m"),
+        programs_at_once=W.IntSlider(value=H100_SMS, min=1, max=4 * H100_SMS, description="at once"),
+        wave=W.IntSlider(value=0, min=0, max=40, description="wave"),
+    )
+
+
+# ---------------------------------------------------------------- tile size
+def tile_size_report(block_m, block_n, block_k, num_stages=3, num_warps=4, M=4096, N=4096, K=4096,
+                     elem_bytes=2, sms=H100_SMS, smem_limit=H100_SMEM_PER_BLOCK):
+    """What a tile shape implies, before running anything.
+
+    * ``intensity``: flops per byte a program loads (``2*BM*BN / ((BM+BN)*bytes)``): the reuse a tile buys;
+    * ``smem_bytes``: shared memory for ``num_stages`` buffered A and B tiles, and whether it fits;
+    * ``acc_regs``: fp32 accumulator registers per thread (``BM*BN / (32*num_warps)``; a thread has 255);
+    * ``tiles`` and ``waves``: how many programs, and how many rounds of ``sms`` programs that is
+      (assuming one program per SM; the last round may be partly empty);
+    * ``dram_ratio``: bytes the programs request over the minimum (A, B read once, C written once).
+    """
+    tiles = cdiv(M, block_m) * cdiv(N, block_n)
+    smem = num_stages * (block_m + block_n) * block_k * elem_bytes
+    acc_regs = block_m * block_n // (32 * num_warps)
+    requested = tiled_matmul_bytes(M, N, K, block_m, block_n, elem_bytes)
+    minimum = elem_bytes * (M * K + K * N + M * N)
+    waves = tiles / sms
+    return dict(
+        intensity=tile_intensity(block_m, block_n, elem_bytes),
+        smem_bytes=smem, smem_fits=smem <= smem_limit,
+        acc_regs=acc_regs, regs_fit=acc_regs <= 192,
+        tiles=tiles, waves=waves, last_wave_fill=(tiles % sms or sms) / sms,
+        dram_ratio=requested / minimum,
+    )
+
+
+def format_tile_report(r) -> str:
+    return "\n".join([
+        f"reuse: {r['intensity']:.0f} flop per byte loaded",
+        f"shared memory: {r['smem_bytes'] / 1024:.0f} KiB "
+        + ("(fits)" if r["smem_fits"] else "(does NOT fit in 227 KiB: the compile fails)"),
+        f"accumulator: {r['acc_regs']} fp32 registers per thread"
+        + ("" if r["regs_fit"] else " (too many: expect spills to local memory)"),
+        f"programs: {r['tiles']} = {r['waves']:.2f} waves of 132; last wave {r['last_wave_fill']:.0%} full",
+        f"bytes requested: {r['dram_ratio']:.1f}x the minimum (before L2 reuse)",
+    ])
+
+
+def tile_size_widget(sweep_doc=None):
+    """Dropdowns for a tile shape; prints ``tile_size_report`` and the recorded H100 time if measured."""
+    import ipywidgets as W
+
+    measured = {}
+    if sweep_doc is not None:
+        measured = {r["config"]: r for r in sweep_doc["records"]}
+
+    def show(block_m, block_n, block_k, num_warps, num_stages):
+        from .tiled import TileConfig
+
+        print(format_tile_report(tile_size_report(block_m, block_n, block_k, num_stages, num_warps)))
+        key = TileConfig(block_m, block_n, block_k, 8, num_warps, num_stages).short()
+        r = measured.get(key)
+        if r and "tflops" in r:
+            print(f"recorded on the H100 at 4096^3: {r['tflops']:.0f} TFLOP/s = {r['ratio']:.2f}x cuBLAS")
+        elif r:
+            print(f"recorded on the H100: failed ({r.get('error', '?')})")
+        else:
+            print("not in the recorded sweep (run benchmarks/ch02.py on a GPU to measure it)")
+
+    opts = [16, 32, 64, 128, 256]
+    return W.interactive(
+        show,
+        block_m=W.Dropdown(options=opts, value=128, description="BLOCK_M"),
+        block_n=W.Dropdown(options=opts, value=256, description="BLOCK_N"),
+        block_k=W.Dropdown(options=opts[:-1], value=64, description="BLOCK_K"),
+        num_warps=W.Dropdown(options=[1, 2, 4, 8], value=8, description="warps"),
+        num_stages=W.Dropdown(options=[1, 2, 3, 4, 5], value=3, description="stages"),
+    )

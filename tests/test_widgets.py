@@ -1,0 +1,64 @@
+"""The functions behind the widgets and plots (the widgets only bind them)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+from kernels import bench, plots  # noqa: E402
+from kernels.schedule import footprint, tile_order  # noqa: E402
+from kernels.widgets import (  # noqa: E402
+    format_tile_report, tile_order_data, tile_order_figure, tile_order_widget, tile_size_report,
+    tile_size_widget,
+)
+
+
+def test_tile_order_data_matches_schedule():
+    d = tile_order_data(1000, 700, 512, 128, 128, "grouped", 3, programs_at_once=5)
+    assert (d["grid_m"], d["grid_n"]) == (8, 6)
+    order = tile_order(8, 6, "grouped", 3)
+    assert [t for w in d["waves"] for t in w] == order
+    assert all(len(w) == 5 for w in d["waves"][:-1]) and len(d["waves"][-1]) == 48 - 45
+    for m in range(8):
+        for n in range(6):
+            assert order[d["launch"][m][n]] == (m, n)
+    assert d["footprints"][0] == footprint(order[:5], 512, 128, 128, 2)
+
+
+def test_tile_order_data_rejects_nonsense():
+    with pytest.raises(ValueError):
+        tile_order_data(0, 10, 10, 16, 16)
+
+
+def test_tile_order_figure_draws():
+    fig = tile_order_figure(2048, 2048, 2048, 256, 256, group_m=4, programs_at_once=16, wave=1)
+    assert len(fig.axes) == 3
+    assert "grouped" in fig.axes[1].get_title()
+
+
+def test_tile_size_report_numbers():
+    r = tile_size_report(128, 256, 64, num_stages=3, num_warps=8, M=4096, N=4096, K=4096)
+    assert r["intensity"] == pytest.approx(2 * 128 * 256 / (384 * 2))
+    assert r["smem_bytes"] == 3 * (128 + 256) * 64 * 2 and r["smem_fits"]
+    assert r["acc_regs"] == 128 * 256 // 256
+    assert r["tiles"] == 32 * 16
+    assert r["dram_ratio"] > 1
+    big = tile_size_report(256, 256, 128, num_stages=4, num_warps=4)
+    assert not big["smem_fits"] and not big["regs_fit"]
+    assert "does NOT fit" in format_tile_report(big)
+
+
+def test_widgets_build():
+    w = tile_order_widget()
+    assert w.children
+    doc = {"records": [{"config": "128x256x64 w8 s3", "tflops": 700.0, "ratio": 0.95}]}
+    assert tile_size_widget(doc).children
+
+
+def test_plots_draw_recorded_results():
+    for name, fn in [("ch02_tiled", plots.plot_versus_library), ("ch02_sweep", plots.plot_sweep),
+                     ("ch02_order", plots.plot_order), ("ch01_naive", plots.plot_versus_library)]:
+        doc = bench.load(name)
+        assert doc["environment"]["gpu"], f"{name} has no GPU name"
+        ax = fn(doc)
+        assert ax.get_title()
