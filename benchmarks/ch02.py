@@ -48,16 +48,27 @@ def run_sweep(quick=False, n=4096):
     return recs
 
 
-def run_order(quick=False):
+def run_order(quick=False, repeats=3):
+    """Row-major vs grouped order. Each variant is timed ``repeats`` times, interleaved, so that the
+    spread between repeats of one variant shows how large a difference has to be to mean anything."""
     cfg = TileConfig(128, 256, 64, 8, 8, 3)
     recs = []
-    sizes = [4096] if quick else [4096, 8192]
-    groups = [1, 4, 8, 16] if quick else [1, 2, 4, 8, 16, 32, 64]
+    sizes = [4096] if quick else [4096, 8192, 16384]
+    groups = [1, 8] if quick else [1, 2, 4, 8, 16, 32]
     for n in sizes:
-        for order, gm in tqdm([("row", 1)] + [("grouped", g) for g in groups], desc=f"order {n}^3"):
-            c = TileConfig(cfg.block_m, cfg.block_n, cfg.block_k, gm, cfg.num_warps, cfg.num_stages)
-            recs.append(matmul_case("tiled", _fixed(c, order), n, n, n, order=order, group_m=gm,
-                                    config=c.short()))
+        variants = [("row", 1)] + [("grouped", g) for g in groups]
+        runs = {v: [] for v in variants}
+        for rep in tqdm(range(repeats), desc=f"order {n}^3"):
+            for order, gm in variants:
+                c = TileConfig(cfg.block_m, cfg.block_n, cfg.block_k, gm, cfg.num_warps, cfg.num_stages)
+                runs[(order, gm)].append(matmul_case("tiled", _fixed(c, order), n, n, n, seed=rep,
+                                                     order=order, group_m=gm, config=c.short()))
+        for v, rs in runs.items():
+            rs.sort(key=lambda r: r["ms"])
+            med = dict(rs[len(rs) // 2])
+            med["repeats_tflops"] = [r["tflops"] for r in rs]
+            med["repeats_ratio"] = [r["ratio"] for r in rs]
+            recs.append(med)
     return recs
 
 

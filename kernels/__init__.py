@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["WORLD", "DEVICE", "ON_GPU", "pick", "describe_world"]
+__all__ = ["WORLD", "DEVICE", "ON_GPU", "pick", "describe_world", "source"]
 
 
 def _decide_world() -> str:
@@ -77,3 +77,12 @@ def describe_world() -> str:
     else:
         where = "Triton's interpreter on the CPU (TRITON_INTERPRET=1): correct answers, no speed"
     return f"world={WORLD}: {where}; torch {torch.__version__}, triton {triton.__version__}"
+
+
+def source(kernel) -> str:
+    """The Python source of a kernel or function (works for ``@triton.jit`` kernels in both worlds)."""
+    import inspect
+
+    while hasattr(kernel, "fn"):  # JITFunction, InterpretedFunction, Autotuner, Heuristics wrap .fn
+        kernel = kernel.fn
+    return inspect.getsource(kernel)

@@ -1,0 +1,54 @@
+"""How much of a small matmul's time is the CPU launching it? (GPU only)
+
+Times each kernel three ways at a few sizes: ``do_bench`` (CUDA events around each call, L2 flushed
+between calls), ``do_bench_cudagraph`` (the calls captured in a CUDA graph: no CPU launch cost), and
+the CPU time of one launch (host clock over many calls, no synchronization).
+"""
+import time
+
+import torch
+import triton.testing
+
+from kernels import testing as T
+from kernels.tiled import TileConfig, matmul, matmul_tiled
+
+
+def cpu_launch_us(fn, n=200):
+    fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    dt = time.perf_counter() - t
+    torch.cuda.synchronize()
+    return dt / n * 1e6
+
+
+def run(sizes=(512, 1024, 2048)):
+    rows = []
+    for n in sizes:
+        a, b = T.randn(n, n, dtype=torch.bfloat16), T.randn(n, n, dtype=torch.bfloat16)
+        c = torch.empty(n, n, dtype=torch.bfloat16, device="cuda")
+        matmul(a, b, out=c)  # autotune first
+        fns = {
+            "torch.matmul": lambda: torch.matmul(a, b, out=c),
+            "tiled autotuned": lambda: matmul(a, b, out=c),
+            "tiled 64x128x64": lambda: matmul_tiled(a, b, TileConfig(64, 128, 64, 8, 4, 4), out=c),
+            "tiled 128x128x64": lambda: matmul_tiled(a, b, TileConfig(128, 128, 64, 8, 4, 4), out=c),
+        }
+        for name, fn in fns.items():
+            ev = triton.testing.do_bench(fn, return_mode="median")
+            gr = triton.testing.do_bench_cudagraph(fn, return_mode="median")
+            rows.append(dict(n=n, kernel=name, do_bench_us=ev * 1e3, cudagraph_us=gr * 1e3,
+                             cpu_launch_us=cpu_launch_us(fn)))
+    return rows
+
+
+if __name__ == "__main__":
+    import kernels
+
+    print(kernels.describe_world())
+    print(f"{'n':>5} {'kernel':>18} {'do_bench us':>12} {'cudagraph us':>13} {'cpu launch us':>14}")
+    for r in run():
+        print(f"{r['n']:5d} {r['kernel']:>18} {r['do_bench_us']:12.1f} {r['cudagraph_us']:13.1f} "
+              f"{r['cpu_launch_us']:14.1f}")
