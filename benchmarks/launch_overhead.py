@@ -6,6 +6,7 @@ the CPU time of one launch (host clock over many calls, no synchronization).
 """
 import time
 
+import kernels  # noqa: F401  (before triton)
 import torch
 import triton.testing
 
@@ -45,8 +46,6 @@ def run(sizes=(512, 1024, 2048)):
 
 
 if __name__ == "__main__":
-    import kernels
-
     print(kernels.describe_world())
     print(f"{'n':>5} {'kernel':>18} {'do_bench us':>12} {'cudagraph us':>13} {'cpu launch us':>14}")
     for r in run():

@@ -138,3 +138,18 @@ def test_interpreter_bf16_dot_quirk_is_worked_around():
     raw = T.rel_error(c, T.matmul_reference(a, b))
     assert raw > 1.0, f"the interpreter's bf16 tl.dot now gives rel error {raw:.2e}: drop UPCAST"
     T.assert_close_matmul(matmul_tiled(a, b), a, b)
+
+
+def test_vector_add_and_doctor():
+    from kernels.basics import add, doctor
+
+    for n in (1, 1000, 4097):
+        x, y = T.randn(n), T.randn(n)
+        assert torch.equal(add(x, y, block=256), x + y)
+    with pytest.raises(ValueError):
+        add(T.randn(3), T.randn(4))
+    rows = doctor()
+    # the GPU test machine runs kernels only: no notebooks or animations there
+    optional = {"ipywidgets", "manim", "matplotlib"} if kernels.ON_GPU else set()
+    bad = [r for r in rows if not r[1] and r[0] not in optional]
+    assert not bad, bad
