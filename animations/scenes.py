@@ -1,0 +1,358 @@
+"""The course's Manim scenes. Text only (``Text``, never ``Tex``/``MathTex``: no LaTeX needed).
+
+Every position drawn here comes from ``animations.plan``, which only calls ``kernels.schedule``. The
+scenes also record what they drew (``drawn_*`` attributes) so the tests can compare it with the
+schedule after a render.
+"""
+from __future__ import annotations
+
+import kernels  # noqa: F401  (decides the Triton world before anything imports triton)
+
+import numpy as np
+from manim import (
+    DOWN, LEFT, RIGHT, UP, UR, WHITE, GREY_B, GREY_C, GREY_D, GREY_E, YELLOW,
+    AnimationGroup, FadeIn, FadeOut, LaggedStart, Line, Rectangle, Scene, Text, Transform, VGroup,
+    ManimColor,
+)
+
+from kernels.schedule import footprint
+
+from .plan import KLoopPlan, Wave, fmt_bytes, kloop_plan, wave_plan
+
+FONT = "DejaVu Sans"
+TIMES = "\u00d7"  # multiplication sign
+ARROW = "\u2192"
+
+A_COLOR = ManimColor("#4c9be8")  # blue: A
+B_COLOR = ManimColor("#5cc27a")  # green: B
+C_COLOR = ManimColor("#f2b134")  # amber: C / the accumulator
+
+
+def text(s, size=24, color=WHITE, **kw) -> Text:
+    return Text(s, font=FONT, font_size=size, color=color, **kw)
+
+
+def fit_width(mob, width):
+    """Shrink ``mob`` to ``width`` if it is wider (never enlarges)."""
+    if mob.width > width:
+        mob.scale_to_fit_width(width)
+    return mob
+
+
+def block_rect(origin, scale, r0, r1, c0, c1, **style) -> Rectangle:
+    """Rectangle covering rows ``[r0, r1)`` and columns ``[c0, c1)`` of a matrix drawn with its
+    top-left corner at ``origin`` and ``scale`` scene units per element (rows go down)."""
+    w, h = (c1 - c0) * scale, (r1 - r0) * scale
+    rect = Rectangle(width=w, height=h, **style)
+    rect.move_to(origin + RIGHT * (c0 * scale + w / 2) + DOWN * (r0 * scale + h / 2))
+    return rect
+
+
+def matrix_with_grid(origin, scale, rows, cols, row_step, col_step, color) -> VGroup:
+    """Outline of a ``rows x cols`` matrix with faint lines every ``row_step`` rows / ``col_step``
+    columns (the tile boundaries the kernel uses)."""
+    outline = block_rect(origin, scale, 0, rows, 0, cols, stroke_color=color, stroke_width=2.5,
+                         fill_color=color, fill_opacity=0.08)
+    lines = VGroup()
+    for r in range(row_step, rows, row_step):
+        y = origin[1] - r * scale
+        lines.add(Line([origin[0], y, 0], [origin[0] + cols * scale, y, 0], stroke_width=1,
+                       stroke_color=GREY_D))
+    for c in range(col_step, cols, col_step):
+        x = origin[0] + c * scale
+        lines.add(Line([x, origin[1], 0], [x, origin[1] - rows * scale, 0], stroke_width=1,
+                       stroke_color=GREY_D))
+    return VGroup(outline, lines)
+
+
+class KLoopScene(Scene):
+    """One program of the tiled matmul walks K: load an A tile and a B tile, accumulate, repeat."""
+
+    M, N, K = 128, 256, 160
+    BLOCK_M, BLOCK_N, BLOCK_K = 32, 64, 32
+    ORDER, GROUP_M = "grouped", 2
+    PID = 5
+
+    @classmethod
+    def plan(cls) -> KLoopPlan:
+        return kloop_plan(cls.M, cls.N, cls.K, cls.BLOCK_M, cls.BLOCK_N, cls.BLOCK_K, cls.PID,
+                          cls.ORDER, cls.GROUP_M)
+
+    def construct(self):
+        p = self.plan()
+        (r0, r1), (c0, c1) = p.rows, p.cols
+        n = p.n_steps
+        self.drawn_tile, self.drawn_steps = p.tile, []
+
+        # ---- layout: B above C, A left of C, text panel on the right, caption at the bottom ----
+        gap, left, top = 0.12, -6.75, 2.95
+        s = min(5.55 / (p.K + p.M), 7.3 / (p.K + p.N))  # scene units per matrix element
+        a_org = np.array([left, top - p.K * s - gap, 0])
+        b_org = np.array([left + p.K * s + gap, top, 0])
+        c_org = np.array([b_org[0], a_org[1], 0])
+        panel_x = c_org[0] + p.N * s + 0.45
+        panel_w = 6.85 - panel_x
+
+        title = text("One program walks K, one tile at a time", 34).to_edge(UP, buff=0.22)
+
+        A = matrix_with_grid(a_org, s, p.M, p.K, p.block_m, p.block_k, A_COLOR)
+        B = matrix_with_grid(b_org, s, p.K, p.N, p.block_k, p.block_n, B_COLOR)
+        C = matrix_with_grid(c_org, s, p.M, p.N, p.block_m, p.block_n, C_COLOR)
+        a_lab = text(f"A  {p.M} {TIMES} {p.K}", 22, A_COLOR).next_to(A, UP, buff=0.12)
+        b_lab = text(f"B  {p.K} {TIMES} {p.N}", 22, B_COLOR).next_to(B, LEFT, buff=0.15)
+        c_lab = text(f"C  {p.M} {TIMES} {p.N}", 22, C_COLOR).next_to(C, DOWN, buff=0.12)
+
+        info = VGroup(
+            text(f"C = A @ B,  M={p.M}  N={p.N}  K={p.K}", 22),
+            text(f"BLOCK_M={p.block_m}  BLOCK_N={p.block_n}  BLOCK_K={p.block_k}", 22),
+            text(f"C is {p.grid_m} {TIMES} {p.grid_n} tiles; {p.order} order, group_m={p.group_m}",
+                 22, GREY_B),
+            text(f"program {p.pid} {ARROW} tile ({p.tile[0]}, {p.tile[1]})", 26, C_COLOR),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.2)
+        fit_width(info, panel_w).move_to([panel_x, top, 0], aligned_edge=UP + LEFT)
+
+        self.play(FadeIn(title), FadeIn(A), FadeIn(B), FadeIn(C), FadeIn(a_lab), FadeIn(b_lab),
+                  FadeIn(c_lab), run_time=1.2)
+        self.play(FadeIn(info, shift=0.2 * LEFT), run_time=0.8)
+
+        # ---- the program's tile, its A row-panel and B column-panel ----
+        c_tile = block_rect(c_org, s, r0, r1, c0, c1, stroke_color=C_COLOR, stroke_width=5,
+                            fill_color=C_COLOR, fill_opacity=0.0)
+        a_panel = block_rect(a_org, s, r0, r1, 0, p.K, stroke_color=A_COLOR, stroke_width=3,
+                             fill_color=A_COLOR, fill_opacity=0.25)
+        b_panel = block_rect(b_org, s, 0, p.K, c0, c1, stroke_color=B_COLOR, stroke_width=3,
+                             fill_color=B_COLOR, fill_opacity=0.25)
+        caption = self._caption(
+            f"Program {p.pid} computes one {r1 - r0} {TIMES} {c1 - c0} tile of C. "
+            f"It needs a row-panel of A ({r1 - r0} {TIMES} {p.K}) "
+            f"and a column-panel of B ({p.K} {TIMES} {c1 - c0}).")
+        self.play(FadeIn(c_tile), FadeIn(caption), run_time=0.8)
+        self.play(FadeIn(a_panel), FadeIn(b_panel), run_time=1.0)
+        self.wait(1.6)
+
+        # ---- the K loop: counter, accumulator bar ----
+        counter = text(f"k step 0 / {n}", 34, YELLOW)
+        acc_lab = text(f"accumulator: {r1 - r0} {TIMES} {c1 - c0} fp32 in registers", 20, GREY_B)
+        seg_w = min(0.7, panel_w / n)
+        segs = VGroup(*[Rectangle(width=seg_w, height=0.32, stroke_color=C_COLOR, stroke_width=2,
+                                  fill_color=C_COLOR, fill_opacity=0.0) for _ in range(n)])
+        segs.arrange(RIGHT, buff=0)
+        loads_lab = text(f"loads A[{r0}:{r1}, k:k+{p.block_k}]  B[k:k+{p.block_k}, {c0}:{c1}]", 20)
+        loop = VGroup(counter, loads_lab, acc_lab, segs).arrange(DOWN, aligned_edge=LEFT, buff=0.22)
+        fit_width(loop, panel_w).move_to([panel_x, c_org[1] - 0.05, 0], aligned_edge=UP + LEFT)
+        new_caption = self._caption(
+            f"Each step loads a {r1 - r0} {TIMES} {p.block_k} tile of A and a "
+            f"{p.block_k} {TIMES} {c1 - c0} tile of B, multiplies them (tl.dot) "
+            f"and adds the product to the accumulator.")
+        self.play(FadeIn(loop), Transform(caption, new_caption), run_time=0.8)
+
+        prev = None
+        for st in p.steps:
+            self.drawn_steps.append((st.k0, st.k1))
+            a_t = block_rect(a_org, s, r0, r1, st.k0, st.k1, stroke_color=WHITE, stroke_width=3,
+                             fill_color=A_COLOR, fill_opacity=0.95)
+            b_t = block_rect(b_org, s, st.k0, st.k1, c0, c1, stroke_color=WHITE, stroke_width=3,
+                             fill_color=B_COLOR, fill_opacity=0.95)
+            new_counter = text(f"k step {st.index + 1} / {n}", 34, YELLOW).move_to(
+                counter, aligned_edge=LEFT)
+            new_loads = text(f"loads A[{r0}:{r1}, {st.k0}:{st.k1}]  B[{st.k0}:{st.k1}, {c0}:{c1}]",
+                             20, WHITE)
+            fit_width(new_loads, panel_w).move_to(loads_lab, aligned_edge=LEFT)
+            anims = [FadeIn(a_t), FadeIn(b_t), Transform(counter, new_counter),
+                     Transform(loads_lab, new_loads)]
+            if prev is not None:
+                anims += [FadeOut(m) for m in prev]
+            self.play(*anims, run_time=0.55)
+            # feed the C tile: the A tile spreads over the tile's BLOCK_N columns (each A element is
+            # used once per column), the B tile over its BLOCK_M rows.
+            a_fly = a_t.copy()
+            b_fly = b_t.copy()
+            a_dst = c_tile.copy().set_style(fill_color=A_COLOR, fill_opacity=0.55, stroke_width=0)
+            b_dst = c_tile.copy().set_style(fill_color=B_COLOR, fill_opacity=0.55, stroke_width=0)
+            self.play(Transform(a_fly, a_dst), Transform(b_fly, b_dst), run_time=0.8)
+            level = (st.index + 1) / n
+            self.play(FadeOut(a_fly), FadeOut(b_fly),
+                      c_tile.animate.set_fill(C_COLOR, opacity=0.15 + 0.75 * level),
+                      segs[st.index].animate.set_fill(C_COLOR, opacity=0.9), run_time=0.45)
+            prev = (a_t, b_t)
+        self.play(*[FadeOut(m) for m in prev], run_time=0.4)
+
+        loads = (r1 - r0) * p.K + p.K * (c1 - c0)
+        fmas = (r1 - r0) * (c1 - c0) * p.K
+        final = self._caption(
+            f"Each loaded element of A is used BLOCK_N = {p.a_reuse} times, each element of B "
+            f"BLOCK_M = {p.b_reuse} times: {loads:,} elements loaded for {fmas:,} multiply-adds "
+            f"({fmas / loads:.0f} per element).", color=YELLOW)
+        self.play(Transform(caption, final), run_time=0.8)
+        self.wait(4.0)
+
+    @staticmethod
+    def _caption(s, color=WHITE) -> VGroup:
+        """A caption of up to two lines at the bottom of the frame."""
+        words, lines, cur = s.split(), [], ""
+        for w in words:  # wrap at ~95 characters
+            if cur and len(cur) + 1 + len(w) > 95:
+                lines.append(cur)
+                cur = w
+            else:
+                cur = f"{cur} {w}".strip()
+        lines.append(cur)
+        cap = VGroup(*[text(line, 21, color) for line in lines]).arrange(DOWN, buff=0.12)
+        return fit_width(cap, 13.6).to_edge(DOWN, buff=0.2)
+
+
+WAVE_COLORS = [ManimColor(c) for c in (
+    "#3b7dd8", "#2a9d8f", "#5a9e3a", "#c98a12", "#d2602a", "#c23b5a", "#8e4fc4", "#5b6fb5")]
+
+
+class TileOrderScene(Scene):
+    """Row-major vs grouped tile order: which panels of A and B each wave of programs needs."""
+
+    GRID_M, GRID_N = 8, 8
+    WAVE = 8  # programs running at the same time
+    GROUP_M = 4
+    K, BLOCK_M, BLOCK_N, ELEM_BYTES = 4096, 128, 128, 2
+    SLOW_WAVES = 2  # the first waves are played slowly, the rest faster
+    ORDERS = (("row", "row-major order"), ("grouped", "grouped order, group_m = {g}"))
+
+    @classmethod
+    def plans(cls) -> dict:
+        """``{order: [Wave, ...]}`` for the two orders the scene shows."""
+        return {order: wave_plan(cls.GRID_M, cls.GRID_N, cls.WAVE, cls.K, cls.BLOCK_M, cls.BLOCK_N,
+                                 order, cls.GROUP_M, cls.ELEM_BYTES)
+                for order, _ in cls.ORDERS}
+
+    def construct(self):
+        plans = self.plans()
+        gm, gn = self.GRID_M, self.GRID_N
+        n_waves = len(plans["row"])
+        self.drawn_order = {order: [None] * (gm * gn) for order in plans}
+        self.drawn_footprints = {order: [] for order in plans}
+
+        title = text("Tile order decides what one wave reads", 34).to_edge(UP, buff=0.2)
+        # one A panel + one B panel is the footprint of a single tile
+        one_tile = footprint([(0, 0)], self.K, self.BLOCK_M, self.BLOCK_N, self.ELEM_BYTES).bytes
+        panel_b = one_tile // 2 if self.BLOCK_M == self.BLOCK_N else None
+        sub = (f"C: {gm} {TIMES} {gn} tiles of {self.BLOCK_M} {TIMES} {self.BLOCK_N},  K = {self.K},"
+               f"  {self.ELEM_BYTES} B per element")
+        if panel_b is not None:
+            sub += f": one panel = {fmt_bytes(panel_b)}"
+        sub += f".  One wave = {self.WAVE} programs at once."
+        subtitle = fit_width(text(sub, 20, GREY_B), 13.6).next_to(title, DOWN, buff=0.12)
+
+        # ---- two identical diagrams: B panels above, A panels to the left, C tiles ----
+        t = min(0.4, 3.2 / max(gm, gn))  # tile size
+        bar = 0.34  # thickness of a panel bar (K is drawn short: it's the same for every panel)
+        sides = {}
+        for (order, label), cx in zip(self.ORDERS, (-3.55, 3.55)):
+            grid_w, grid_h = gn * t, gm * t
+            x0 = cx - (grid_w + bar + 0.1) / 2 + bar + 0.1  # left edge of the C grid
+            y0 = 1.72  # top edge of the C grid
+            tiles = {}
+            for m in range(gm):
+                for nn in range(gn):
+                    r = Rectangle(width=t, height=t, stroke_color=GREY_C, stroke_width=1,
+                                  fill_color=GREY_E, fill_opacity=0.5)
+                    r.move_to([x0 + (nn + 0.5) * t, y0 - (m + 0.5) * t, 0])
+                    tiles[(m, nn)] = r
+            a_bars = [Rectangle(width=bar, height=t * 0.86, stroke_color=A_COLOR, stroke_width=1.5,
+                                fill_color=A_COLOR, fill_opacity=0.08)
+                      .move_to([x0 - 0.1 - bar / 2, y0 - (m + 0.5) * t, 0]) for m in range(gm)]
+            b_bars = [Rectangle(width=t * 0.86, height=bar, stroke_color=B_COLOR, stroke_width=1.5,
+                                fill_color=B_COLOR, fill_opacity=0.08)
+                      .move_to([x0 + (nn + 0.5) * t, y0 + 0.1 + bar / 2, 0]) for nn in range(gn)]
+            head = text(label.format(g=self.GROUP_M), 24, YELLOW)
+            head.move_to([cx, y0 + 0.1 + bar + 0.62, 0])
+            b_key = text("B column-panels", 16, B_COLOR)
+            b_key.next_to(VGroup(*b_bars), UP, buff=0.06)
+            a_key = text("A row-panels", 16, A_COLOR).rotate(np.pi / 2)
+            a_key.next_to(VGroup(*a_bars), LEFT, buff=0.08)
+            # the stats block is left-aligned where the widest (last) one is centred under the side
+            widest = self._stats(plans[order][-1], sum(wv.panels for wv in plans[order]),
+                                 sum(wv.footprint.bytes for wv in plans[order]), n_waves)
+            stats_at = np.array([cx - widest.width / 2, y0 - grid_h - 0.6, 0])
+            stats = self._stats(None, 0, 0, n_waves).move_to(stats_at, aligned_edge=LEFT)
+            sides[order] = dict(tiles=tiles, a_bars=a_bars, b_bars=b_bars, head=head, stats=stats,
+                                a_key=a_key, b_key=b_key, stats_at=stats_at, labels=[], total_panels=0, total_bytes=0, cx=cx,
+                                bottom=y0 - grid_h)
+
+        self.play(FadeIn(title), FadeIn(subtitle), run_time=0.8)
+        self.play(*[FadeIn(VGroup(*sd["tiles"].values(), *sd["a_bars"], *sd["b_bars"], sd["head"],
+                                  sd["a_key"], sd["b_key"], sd["stats"])) for sd in sides.values()],
+                  run_time=1.0)
+        self.wait(0.5)
+
+        for w in range(n_waves):
+            slow = w < self.SLOW_WAVES
+            color = WAVE_COLORS[w % len(WAVE_COLORS)]
+            # 1. the previous wave is done: its tiles dim, its panels go back to grey
+            if w > 0:
+                dim = []
+                for order, sd in sides.items():
+                    for tile in plans[order][w - 1].tiles:
+                        dim.append(sd["tiles"][tile].animate.set_fill(opacity=0.35))
+                    dim += [b.animate.set_fill(A_COLOR, opacity=0.08) for b in sd["a_bars"]]
+                    dim += [b.animate.set_fill(B_COLOR, opacity=0.08) for b in sd["b_bars"]]
+                self.play(*dim, run_time=0.3)
+            # 2. the wave's programs start, in launch order; the panels they need light up
+            anims = []
+            for order, sd in sides.items():
+                wave = plans[order][w]
+                steps = []
+                for pid, tile in zip(wave.pids, wave.tiles):
+                    self.drawn_order[order][pid] = tile
+                    lab = text(str(pid), 15, WHITE).move_to(sd["tiles"][tile])
+                    sd["labels"].append(lab)
+                    steps.append(AnimationGroup(
+                        sd["tiles"][tile].animate.set_fill(color, opacity=0.95), FadeIn(lab)))
+                anims.append(LaggedStart(*steps, lag_ratio=0.3 if slow else 0.15))
+                anims += [sd["a_bars"][m].animate.set_fill(color, opacity=0.95) for m in wave.a_rows]
+                anims += [sd["b_bars"][nn].animate.set_fill(color, opacity=0.95) for nn in wave.b_cols]
+            self.play(*anims, run_time=2.0 if slow else 0.9)
+            # 3. the counts, from kernels.schedule.footprint
+            upd = []
+            for order, sd in sides.items():
+                wave = plans[order][w]
+                fp = wave.footprint
+                self.drawn_footprints[order].append(fp)
+                sd["total_panels"] += fp.a_panels + fp.b_panels
+                sd["total_bytes"] += fp.bytes
+                new = self._stats(wave, sd["total_panels"], sd["total_bytes"], n_waves)
+                new.move_to(sd["stats_at"], aligned_edge=LEFT)
+                upd.append(Transform(sd["stats"], new))
+            self.play(*upd, run_time=0.4)
+            self.wait(1.4 if slow else 0.5)
+
+        # ---- the conclusion, with numbers from the plans ----
+        def mean_panels(order):
+            return sum(wv.panels for wv in plans[order]) / len(plans[order])
+
+        def mean_bytes(order):
+            return sum(wv.footprint.bytes for wv in plans[order]) / len(plans[order])
+
+        r_p, g_p = mean_panels("row"), mean_panels("grouped")
+        lines = [
+            f"Same {gm * gn} tiles, same work. Per wave, grouped order reads {g_p:g} panels "
+            f"({fmt_bytes(mean_bytes('grouped'))}), row-major {r_p:g} ({fmt_bytes(mean_bytes('row'))}).",
+            "Fewer panels per wave: each panel fetched from DRAM feeds more tiles while it is in L2.",
+        ]
+        concl = VGroup(*[text(x, 20, YELLOW) for x in lines]).arrange(DOWN, buff=0.1)
+        fit_width(concl, 13.6).to_edge(DOWN, buff=0.2)
+        self.play(FadeIn(concl), run_time=0.8)
+        self.wait(4.0)
+
+    def _stats(self, wave: Wave | None, total_panels, total_bytes, n_waves) -> VGroup:
+        """Three lines under a grid: which wave, what it reads, the running sum."""
+        if wave is None:
+            rows = ["wave -", "reads -", "sum over waves so far: -"]
+        else:
+            fp = wave.footprint
+            rows = [
+                f"wave {wave.index + 1} / {n_waves}: programs {wave.pids[0]}..{wave.pids[-1]}",
+                f"reads {fp.a_panels} A + {fp.b_panels} B = {fp.a_panels + fp.b_panels} panels, "
+                f"{fmt_bytes(fp.bytes)}",
+                f"sum over waves so far: {total_panels} panels, {fmt_bytes(total_bytes)}",
+            ]
+        colors = [WHITE, YELLOW, GREY_B]
+        return VGroup(*[text(r, 19, c) for r, c in zip(rows, colors)]).arrange(
+            DOWN, aligned_edge=LEFT, buff=0.1)
