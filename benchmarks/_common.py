@@ -12,7 +12,7 @@ def tqdm(it, **kw):
     return _tqdm(it, **kw)
 
 
-def matmul_case(name, fn, M, N, K, dtype=torch.bfloat16, seed=0, check=True, **fields):
+def matmul_case(name, fn, M, N, K, dtype=torch.bfloat16, seed=0, check=True, graph=True, **fields):
     """Check ``fn`` on fresh random inputs (unless ``check=False``), then time it beside ``torch.matmul``."""
     a = T.randn(M, K, dtype=dtype, seed=seed)
     b = T.randn(K, N, dtype=dtype, seed=seed + 1)
@@ -24,7 +24,7 @@ def matmul_case(name, fn, M, N, K, dtype=torch.bfloat16, seed=0, check=True, **f
     c = torch.empty((M, N), dtype=dtype, device=a.device)
     rec = bench.compare(
         name, lambda: fn(a, b, out=c), lambda: torch.matmul(a, b, out=c),
-        flops=bench.matmul_flops(M, N, K), nbytes=bench.matmul_min_bytes(M, N, K, bench.DTYPE_BYTES[dtype]),
+        graph=graph, flops=bench.matmul_flops(M, N, K), nbytes=bench.matmul_min_bytes(M, N, K, bench.DTYPE_BYTES[dtype]),
         M=M, N=N, K=K, dtype=bench.DTYPE_NAMES[dtype], rel_error=err, **fields,
     )
     return rec

@@ -22,4 +22,4 @@ def run_all(quick=False):
 
 
 def summary(name, records):
-    return f"{name}\n" + table(records, ["dtype", "M", "ms", "tflops", "baseline_tflops", "ratio"])
+    return f"{name}\n" + table(records, ["dtype", "M", "ms", "tflops", "baseline_tflops", "ratio", "ratio_graph"])

@@ -9,12 +9,18 @@ def _title(ax, text, doc):
     ax.set_title(f"{text}\n{src}: {describe(doc)}", fontsize=9)
 
 
-def plot_versus_library(doc, ax=None, label=None, x_of=None):
-    """TFLOP/s of a kernel and of the library (cuBLAS via torch.matmul), per shape, with the ratio."""
+def plot_versus_library(doc, ax=None, label=None, x_of=None, graph=False):
+    """TFLOP/s of a kernel and of the library (cuBLAS via torch.matmul), per shape, with the ratio.
+
+    ``graph=True`` plots the CUDA-graph timings (GPU time only, no Python launch cost) where recorded.
+    """
     import matplotlib.pyplot as plt
 
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     recs = doc["records"]
+    if graph:
+        recs = [dict(r, tflops=r["graph_tflops"], baseline_tflops=r["baseline_graph_tflops"],
+                     ratio=r["ratio_graph"]) for r in recs if "graph_tflops" in r]
     x_of = x_of or (lambda r: f"{r['M']}x{r['N']}x{r['K']}\n{r['dtype']}")
     xs = list(range(len(recs)))
     w = 0.38
@@ -26,7 +32,8 @@ def plot_versus_library(doc, ax=None, label=None, x_of=None):
     ax.set_xticks(xs, [x_of(r) for r in recs], fontsize=8)
     ax.set_ylabel("TFLOP/s")
     ax.legend(fontsize=8)
-    _title(ax, "kernel vs library (label: speed as a fraction of the library's)", doc)
+    how = "CUDA-graph replay, GPU time only" if graph else "do_bench, launched from Python"
+    _title(ax, f"kernel vs library ({how}; label: speed as a fraction of the library's)", doc)
     return ax
 
 

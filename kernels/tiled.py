@@ -97,7 +97,6 @@ class TileConfig:
 GPU_CONFIGS = [
     TileConfig(128, 256, 64, 8, 8, 3),
     TileConfig(256, 128, 64, 8, 8, 3),
-    TileConfig(128, 256, 64, 8, 8, 4),
     TileConfig(128, 128, 64, 8, 8, 4),
     TileConfig(128, 128, 64, 8, 4, 4),
     TileConfig(128, 128, 32, 8, 4, 4),
