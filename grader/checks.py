@@ -1,0 +1,389 @@
+"""The checks themselves. They run where the learner's function lives: in the notebook's kernel.
+
+``check(name, fn)`` is what a notebook calls; ``headless(...)`` is what ``python -m grader`` runs in
+the kernel it started. Both go through ``grade``, which never raises for anything the learner's code
+does (it returns a ``Result``); only a KeyboardInterrupt goes through.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import random
+import time
+import zlib
+
+import kernels  # noqa: F401  (decides the world before triton is imported)
+
+import torch
+
+from kernels import DEVICE, ON_GPU, pick
+from kernels import schedule as _schedule
+from kernels import testing as T
+
+from .guard import Refused, Sandbox, Timeout, learner_frame, time_limit, watch_calls
+from .registry import EXERCISES, HEADLESS_ENV, exercise
+from .report import Result, SubCheck
+
+_LAST: dict[str, Result] = {}
+
+
+class _Stop(Exception):
+    """A sub-check failed: stop this exercise with ``status``."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def new_seed() -> int:
+    return int(time.time() * 1000) % 1_000_000_007
+
+
+def _not_implemented(exc: BaseException) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, NotImplementedError) or "NotImplementedError" in str(exc)[:200]:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message (where)`` in one line, from the innermost exception of a chain."""
+    inner = exc
+    while inner.__cause__ is not None:  # Triton's interpreter wraps the real error
+        inner = inner.__cause__
+    text = " ".join(str(inner).split())
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(inner).__name__}: {text} (at {learner_frame(inner.__traceback__)})"
+
+
+def _accepts(fn, name) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# matmul exercises
+# --------------------------------------------------------------------------------------------------
+_IN_PAD = 1000.0  # what surrounds padded inputs: reading past an edge changes the result a lot
+_OUT_PAD = -4096.0  # what surrounds a padded output: writing past an edge shows up
+
+
+def _make_input(rows, cols, dtype, padded, gen):
+    """Random values in a view with guard rows above and below (and, if ``padded``, guard columns:
+    a strided view). Reading past an edge then reads ``_IN_PAD``, never memory outside the buffer."""
+    values = torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(dtype)
+    c0 = 1 if padded else 0
+    big = torch.full((rows + 2, cols + 3 * c0), _IN_PAD, dtype=dtype, device=DEVICE)
+    view = big[1 : rows + 1, c0 : c0 + cols]
+    view.copy_(values)
+    return view
+
+
+def _make_out(M, N, dtype, padded):
+    """A NaN-filled output view inside a buffer of ``_OUT_PAD``: (big, view, first column)."""
+    c0 = 1 if padded else 0
+    big = torch.full((M + 2, N + 3 * c0), _OUT_PAD, dtype=dtype, device=DEVICE)
+    view = big[1 : M + 1, c0 : c0 + N]
+    view.fill_(float("nan"))
+    return big, view, c0
+
+
+def _first(mask):
+    return tuple(int(i) for i in mask.nonzero()[0].tolist())
+
+
+def _unwritten_message(res, M, N):
+    nan = torch.isnan(res)
+    count = int(nan.sum())
+    i, j = _first(nan)
+    hint = ""
+    if M > 1 and bool(nan[M - 1].all()) and not bool(nan[: M - 1].all()):
+        hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask / grid"
+    elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
+        hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask / grid"
+    return (f"{count} of {M * N} outputs never written (still the NaN the output was filled with), "
+            f"first at [{i}, {j}]{hint}")
+
+
+def _canary_message(big, c0, M, N):
+    border = torch.ones_like(big, dtype=torch.bool)
+    border[1 : M + 1, c0 : c0 + N] = False
+    changed = border & ~(big == _OUT_PAD)
+    if not bool(changed.any()):
+        return None
+    r, c = _first(changed)
+    return (f"the kernel wrote outside C: at row {r - 1}, column {c - c0} (C is {M}x{N}: rows 0..{M - 1}, "
+            f"columns 0..{N - 1}); check the store mask")
+
+
+def _values_message(res, ref, dtype):
+    tol = T.tolerance(dtype)
+    err = T.rel_error(res, ref)
+    if err <= tol:
+        return None
+    got = res.detach().to("cpu", torch.float64)
+    diff = (got - ref).abs()
+    rms = float(ref.pow(2).mean().sqrt()) or 1.0
+    bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
+    i, j = _first(bad) if bool(bad.any()) else _first(diff == diff.max())
+    return (f"wrong values: relative error {err:.2e} > tolerance {tol:.0e} for {str(dtype)[6:]}; "
+            f"first bad element [{i}, {j}]: expected {float(ref[i, j]):.6g}, got {float(got[i, j]):.6g}")
+
+
+def _dims(rng, lo, hi, avoid=16):
+    """A size in [lo, hi] that is not a multiple of ``avoid`` (so not of any block >= 16 either)."""
+    x = rng.randint(lo, hi)
+    return x + 1 if x % avoid == 0 else x
+
+
+class _Case:
+    """One call of the learner's function. ``padded``: a, b and out are strided views inside larger
+    buffers; ``own_out``: the wrapper allocates C itself (no guard around it, so it runs last)."""
+
+    def __init__(self, label, M, N, K, dtype, padded=False, kwargs=None, gpu_only=False, own_out=False):
+        self.label, self.M, self.N, self.K, self.dtype = label, M, N, K, dtype
+        self.padded, self.kwargs, self.gpu_only, self.own_out = padded, kwargs or {}, gpu_only, own_out
+
+    def title(self):
+        kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
+        lay = ", strided views in padded buffers" if self.padded else ""
+        return f"{str(self.dtype)[6:]} {self.M}x{self.N}x{self.K} ({self.label}{lay}{kw})"
+
+
+def _run_matmul_case(fn, case, gen, subchecks, first):
+    M, N, K, dtype = case.M, case.N, case.K, case.dtype
+    title = case.title()
+    if case.gpu_only and not ON_GPU:
+        subchecks.append(SubCheck(title, "skip", "needs a CUDA GPU; this runs in Triton's interpreter"))
+        return
+
+    def stop(status, message):
+        subchecks.append(SubCheck(title, "fail", message))
+        raise _Stop(status, f"{title}: {message}")
+
+    a = _make_input(M, K, dtype, case.padded, gen)
+    b = _make_input(K, N, dtype, case.padded, gen)
+    kwargs = dict(case.kwargs)
+    big = None
+    if not case.own_out and _accepts(fn, "out"):
+        big, kwargs["out"], c0 = _make_out(M, N, dtype, case.padded)
+    res, error = None, None
+    with Sandbox() as box:
+        try:
+            res = fn(a, b, **kwargs)
+        except Refused:
+            pass
+        except Exception as exc:  # the learner's code raised: report it, never crash
+            error = exc
+    if box.refusals:
+        stop("refused", "refused: " + box.refusals[0])
+    if error is not None:
+        if _not_implemented(error):
+            stop("not_implemented", "not implemented yet (NotImplementedError)")
+        stop("error", describe_exception(error))
+    if not box.launches:
+        stop("refused", "refused: no Triton kernel was launched; the result must be computed by your "
+                        "@triton.jit kernel, launched as kernel[grid](...)")
+    if all(launch.from_library for launch in box.launches):
+        names = ", ".join(sorted({f"{l.module}.{l.kernel}" for l in box.launches}))
+        stop("refused", f"refused: the only kernels launched were the course's own ({names}); "
+                        "write and launch your own kernel")
+    if not isinstance(res, torch.Tensor):
+        stop("fail", f"the function returned {type(res).__name__}, not a torch.Tensor")
+    if tuple(res.shape) != (M, N):
+        stop("fail", f"shape error: expected ({M}, {N}), got {tuple(res.shape)}")
+    if res.dtype != dtype:
+        stop("fail", f"dtype error: inputs are {dtype}, the result is {res.dtype} (C should match the inputs)")
+    why = box.written_by_kernel(res)
+    if why:
+        stop("refused", "refused: " + why)
+    nan = torch.isnan(res)
+    if bool(nan.all()):
+        status = "not_implemented" if first else "fail"
+        stop(status, "the kernel wrote nothing: every output is still the NaN the output was filled with "
+                     "(not implemented yet, or a store mask that is never true?)")
+    if bool(nan.any()):
+        stop("fail", _unwritten_message(res, M, N))
+    if big is not None:
+        msg = _canary_message(big, c0, M, N)
+        if msg:
+            stop("fail", msg)
+    msg = _values_message(res, T.matmul_reference(a, b), dtype)
+    if msg:
+        hint = " (reading past an edge of A or B? the padding around them is 1000)" if case.padded else ""
+        stop("fail", msg + hint)
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=()):
+    def dims():
+        return _dims(rng, 2, hi_mn), _dims(rng, 2, hi_mn), _dims(rng, lo_k, hi_k)
+
+    # first a small ragged case: an answer that writes nothing there is "not implemented"
+    cases = [_Case("small", _dims(rng, 2, 9), _dims(rng, 2, 9), _dims(rng, 2, 9), torch.float32, padded=True)]
+    cases.append(_Case("smallest", 1, 1, 1, torch.float32))
+    cases.append(_Case("ragged", *dims(), torch.float32))
+    cases.append(_Case("ragged", *dims(), torch.float16, padded=True))
+    cases += list(extra)
+    for kw in block_kwargs:
+        cases.append(_Case("other blocks", *dims(), torch.float32, padded=True, kwargs=kw))
+    cases.append(_Case("bf16 on a GPU", *dims(), torch.bfloat16, padded=True, gpu_only=True))
+    cases.append(_Case("the wrapper allocates C", *dims(), torch.float16, own_out=True))
+    return cases
+
+
+def _check_matmul(fn, rng, gen, cases, subchecks):
+    for i, case in enumerate(cases):
+        if case.kwargs and not all(_accepts(fn, k) for k in case.kwargs):
+            subchecks.append(SubCheck(case.title(), "skip", "your function does not take these arguments"))
+            continue
+        _run_matmul_case(fn, case, gen, subchecks, first=i == 0)
+
+
+def check_naive_matmul(fn, rng, gen, subchecks):
+    # one program per output element: ~2 ms a program in the interpreter, so keep M x N small there
+    hi_mn, hi_k = pick(cpu=(10, 45), gpu=(300, 700))
+    cases = _matmul_cases(rng, hi_mn, 17, hi_k, [{"block_k": 8}])
+    _check_matmul(fn, rng, gen, cases, subchecks)
+
+
+def check_tiled_matmul(fn, rng, gen, subchecks):
+    hi = pick(cpu=100, gpu=700)
+    even = pick(cpu=64, gpu=512)
+    extra = [_Case("multiples of the block", even, even, even, torch.float32)]
+    cases = _matmul_cases(rng, hi, 2, hi, [{"block_m": 16, "block_n": 32, "block_k": 16}], extra)
+    _check_matmul(fn, rng, gen, cases, subchecks)
+
+
+# --------------------------------------------------------------------------------------------------
+# grouped_tile
+# --------------------------------------------------------------------------------------------------
+_LIBRARY_SCHEDULE = [_schedule.grouped_tile.__code__, _schedule.tile_of.__code__,
+                     _schedule.tile_order.__code__]
+
+
+def _as_tile(value):
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        try:
+            m, n = (int(v) for v in value)
+        except (TypeError, ValueError):
+            return None
+        if all(float(v) == int(v) for v in value):
+            return m, n
+    return None
+
+
+def check_grouped_tile(fn, rng, gen, subchecks):
+    grids = [(1, 1, 1), (1, 7, 3), (7, 1, 3), (4, 3, 2), (5, 3, 8), (13, 9, 4), (3, 40, 1), (9, 9, 9)]
+    grids += [(rng.randint(1, 40), rng.randint(1, 40), rng.randint(1, 12)) for _ in range(30)]
+    for gm, gn, g in grids:
+        title = f"grid {gm}x{gn}, group_m {g}"
+
+        def stop(status, message):
+            subchecks.append(SubCheck(title, "fail", message))
+            raise _Stop(status, f"{title}: {message}")
+
+        got = []
+        with watch_calls(_LIBRARY_SCHEDULE) as library_calls:
+            for pid in range(gm * gn):
+                try:
+                    value = fn(pid, gm, gn, g)
+                except Exception as exc:
+                    if _not_implemented(exc):
+                        stop("not_implemented", "not implemented yet (NotImplementedError)")
+                    stop("error", f"program {pid}: {describe_exception(exc)}")
+                if library_calls:
+                    stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's "
+                                    "own answer; write the arithmetic yourself")
+                tile = _as_tile(value)
+                if tile is None:
+                    stop("fail", f"program {pid}: expected a pair of ints (pid_m, pid_n), got {value!r}")
+                got.append(tile)
+        outside = [(p, t) for p, t in enumerate(got) if not (0 <= t[0] < gm and 0 <= t[1] < gn)]
+        if outside:
+            p, t = outside[0]
+            stop("fail", f"program {p} returns tile {t}, outside the {gm}x{gn} grid")
+        owners = {}
+        for p, t in enumerate(got):
+            owners.setdefault(t, []).append(p)
+        twice = [(t, ps) for t, ps in owners.items() if len(ps) > 1]
+        if twice:
+            t, ps = twice[0]
+            never = gm * gn - len(owners)
+            stop("fail", f"tile {t} is computed by programs {ps[0]} and {ps[1]}, and {never} tile(s) by none: "
+                         "every tile must be computed exactly once")
+        for pid, tile in enumerate(got):
+            want = _schedule.grouped_tile(pid, gm, gn, g)
+            if tile != tuple(want):
+                stop("fail", f"program {pid} should compute tile {tuple(want)} in grouped order, yours "
+                             f"returns {tile} (it covers every tile once, but in another order)")
+    subchecks.append(SubCheck(f"{len(grids)} grids (8 fixed, 30 random), every program", "pass"))
+
+
+# --------------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------------
+def grade(name: str, fn, seed: int | None = None, limit: float | None = None) -> Result:
+    """Run exercise ``name``'s check on ``fn``. Never raises for the learner's mistakes."""
+    seed = new_seed() if seed is None else int(seed)
+    if name not in EXERCISES:
+        return Result(name, "error", 0, 0, f"unknown exercise {name!r}; known: {', '.join(EXERCISES)}",
+                      seed=seed)
+    ex = exercise(name)
+    result = Result(name, "pass", 0, ex.points, seed=seed)
+    if fn is None:
+        result.status, result.message = "missing", f"no function named {name} is defined"
+        return result
+    if not callable(fn):
+        result.status, result.message = "missing", f"{name} is a {type(fn).__name__}, not a function"
+        return result
+    limit = limit if limit is not None else (ex.time_limit_gpu if ON_GPU else ex.time_limit_cpu)
+    rng = random.Random(seed ^ zlib.crc32(name.encode()))
+    gen = torch.Generator().manual_seed(rng.randrange(2**62))
+    start = time.perf_counter()
+    try:
+        with time_limit(limit):
+            globals()[ex.check](fn, rng, gen, result.subchecks)
+    except _Stop as stop:
+        result.status, result.message = stop.status, stop.message
+    except Timeout:
+        result.status = "timeout"
+        result.message = f"timed out: the check did not finish within {limit:g} s (an endless loop?)"
+    except Exception as exc:  # a bug in the check itself, or something no sub-check expected
+        result.status, result.message = "error", "the check failed unexpectedly: " + describe_exception(exc)
+    result.seconds = time.perf_counter() - start
+    result.points = ex.points if result.passed else 0
+    return result
+
+
+def check(name: str, fn, *, seed: int | None = None, limit: float | None = None, quiet=False) -> Result:
+    """Check one exercise from a notebook: prints PASS/FAIL with the reasons, returns the ``Result``."""
+    if os.environ.get(HEADLESS_ENV):
+        result = Result(name, "skip", 0, EXERCISES[name].points if name in EXERCISES else 0,
+                        "self-check skipped: `python -m grader` grades this notebook itself")
+    else:
+        result = grade(name, fn, seed, limit)
+    _LAST[name] = result
+    if not quiet:
+        print(result.report())
+    return result
+
+
+def last(name: str) -> Result | None:
+    """The most recent ``check`` result for ``name`` in this process (``None`` if never checked)."""
+    return _LAST.get(name)
+
+
+def headless(name: str, fn, seed: int, limit: float | None, marker: str) -> None:
+    """Run by ``python -m grader`` inside the notebook's kernel: prints the result as one JSON line."""
+    result = grade(name, fn, seed, limit)
+    print(marker + json.dumps(result.to_dict()), flush=True)

@@ -1,0 +1,42 @@
+"""The exercises the grader knows: name -> check function, points, notebook. No heavy imports here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Set in the kernels that `python -m grader` starts: the notebook's own self-check cells then do nothing.
+HEADLESS_ENV = "TTC_GRADER_HEADLESS"
+# Cell tags: "self-check" cells are skipped by the headless grader (it grades the exercise itself);
+# "solution-only" cells are skipped too, and dropped from the generated exercise notebooks.
+SELF_CHECK_TAG = "self-check"
+SOLUTION_ONLY_TAG = "solution-only"
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    points: int
+    check: str  # function name in grader.checks
+    notebook: str  # stem of the solution/exercise notebook that holds it
+    time_limit_cpu: float  # seconds for the whole check, in Triton's interpreter
+    time_limit_gpu: float  # seconds for the whole check, compiled on a GPU (includes compiling)
+    what: str
+
+
+EXERCISES = {
+    e.name: e
+    for e in [
+        Exercise("naive_matmul", 10, "check_naive_matmul", "ch01_naive_matmul", 120, 120,
+                 "Triton matmul with one program per output element"),
+        Exercise("tiled_matmul", 10, "check_tiled_matmul", "ch02_tiled_matmul", 120, 180,
+                 "tiled Triton matmul with tl.dot and masked ragged edges"),
+        Exercise("grouped_tile", 5, "check_grouped_tile", "ch02_tiled_matmul", 30, 30,
+                 "grouped (L2-friendly) tile order, plain Python"),
+    ]
+}
+
+
+def exercise(name: str) -> Exercise:
+    try:
+        return EXERCISES[name]
+    except KeyError:
+        raise KeyError(f"unknown exercise {name!r}; known: {', '.join(EXERCISES)}") from None

@@ -1,0 +1,120 @@
+"""Exercise notebooks are generated from the solutions, never edited by hand: the drift test, the
+generator's rules, and the state the notebooks are committed in."""
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.generate import MarkerError, strip_solutions
+from grader.generate import main as generate_main
+from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+EXERCISE_NBS = sorted((ROOT / "exercises").glob("*.ipynb"))
+
+
+def test_committed_exercises_are_up_to_date():
+    proc = subprocess.run([sys.executable, "-m", "grader.generate", "--check"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr + "\nrun `python -m grader.generate` and commit exercises/"
+
+
+def test_check_detects_drift(tmp_path, capsys):
+    def generate(*args):
+        code = generate_main([str(a) for a in args])
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", sol, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    assert generate("--solutions", sol, "--exercises", ex).returncode == 0
+    assert sorted(p.name for p in ex.glob("*.ipynb")) == [p.name for p in SOLUTIONS]
+    assert generate("--check", "--solutions", sol, "--exercises", ex).returncode == 0
+
+    edited = sol / SOLUTIONS[0].name
+    nb = nbformat.read(str(edited), as_version=4)
+    nb.cells[0].source += "\n\nOne more sentence."
+    nbformat.write(nb, str(edited))
+    proc = generate("--check", "--solutions", sol, "--exercises", ex)
+    assert proc.returncode == 1 and f"{SOLUTIONS[0].name} differs" in proc.stderr
+
+    assert generate("--solutions", sol, "--exercises", ex).returncode == 0  # regenerate: in sync again
+    assert generate("--check", "--solutions", sol, "--exercises", ex).returncode == 0
+    (ex / SOLUTIONS[-1].name).unlink()
+    proc = generate("--check", "--solutions", sol, "--exercises", ex)
+    assert proc.returncode == 1 and "is missing" in proc.stderr
+    assert generate("--solutions", sol, "--exercises", ex).returncode == 0
+    shutil.copy(ex / SOLUTIONS[0].name, ex / "ch99_stale.ipynb")
+    proc = generate("--check", "--solutions", sol, "--exercises", ex)
+    assert proc.returncode == 1 and "ch99_stale.ipynb has no solution notebook" in proc.stderr
+
+
+def test_every_solution_has_an_exercise_and_each_exercise_is_graded():
+    assert [p.name for p in SOLUTIONS] == [p.name for p in EXERCISE_NBS]
+    listed = []
+    for path in SOLUTIONS:
+        nb = nbformat.read(str(path), as_version=4)
+        names = nb.metadata["ttc"]["exercises"]
+        listed += names
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        for name in names:
+            assert EXERCISES[name].notebook == path.stem
+            checks = [c for c in nb.cells if c.cell_type == "code" and f'grader.check("{name}", {name})' in c.source]
+            assert len(checks) == 1 and SELF_CHECK_TAG in checks[0].metadata.get("tags", [])
+            assert len(checks[0].source.splitlines()) == 1, "the self-check is a one-line cell"
+            assert f'grader.last("{name}").passed' in code, "the solution must assert its own check"
+    assert sorted(listed) == sorted(EXERCISES)
+
+
+@pytest.mark.parametrize("path", SOLUTIONS + EXERCISE_NBS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_notebooks_have_no_outputs_and_import_kernels_first(path):
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        assert cell.outputs == [] and cell.execution_count is None, f"outputs in {path.name}: {cell.source[:50]!r}"
+        ast.parse(cell.source)
+    assert code[0].source.startswith("import kernels")
+    assert "describe_world()" in code[0].source
+    assert not any("import triton" in c.source for c in code[:1])
+
+
+@pytest.mark.parametrize("path", EXERCISE_NBS, ids=lambda p: p.name)
+def test_exercises_hold_no_solutions(path):
+    nb = nbformat.read(str(path), as_version=4)
+    solution = nbformat.read(str(ROOT / "solutions" / path.name), as_version=4)
+    text = "\n".join(c.source for c in nb.cells)
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert not any(SOLUTION_ONLY_TAG in c.metadata.get("tags", []) for c in nb.cells)
+    assert text.count("# YOUR CODE HERE") == sum(c.source.count("### BEGIN SOLUTION") for c in solution.cells)
+    for cell in solution.cells:  # no line of an answer survives
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, re.S):
+            for line in region.splitlines():
+                if len(line.strip()) > 12:
+                    assert line not in text, line
+
+
+def test_stub_rules():
+    kernel = ("@triton.jit\ndef k(x_ptr, N):\n    i = tl.program_id(0)\n    ### BEGIN SOLUTION\n"
+              "    tl.store(x_ptr + i, 1.0)\n    ### END SOLUTION\n")
+    assert strip_solutions(kernel) == ("@triton.jit\ndef k(x_ptr, N):\n    i = tl.program_id(0)\n"
+                                       "    # YOUR CODE HERE\n    pass\n")
+    plain = ("def f(x):\n    if x:\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\n"
+             "    return 0  # solution-only\n    return None\n")
+    assert strip_solutions(plain) == ("def f(x):\n    if x:\n        # YOUR CODE HERE\n"
+                                      '        raise NotImplementedError("f: replace this line with your code")\n'
+                                      "    return None\n")
+    nested = "def outer():\n    @triton.jit\n    def inner(p):\n        ### BEGIN SOLUTION\n        x = 1\n        ### END SOLUTION\n"
+    assert "        pass" in strip_solutions(nested)
+    with pytest.raises(MarkerError, match="no matching"):
+        strip_solutions("### BEGIN SOLUTION\nx = 1\n")
+    with pytest.raises(MarkerError, match="without a BEGIN"):
+        strip_solutions("x = 1\n### END SOLUTION\n")
+    with pytest.raises(MarkerError, match="no matching"):
+        strip_solutions("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n")

@@ -1,0 +1,322 @@
+"""The grader: solutions score full marks, untouched exercises zero, and wrong or cheating answers fail.
+
+Wrong answers are made from the solution notebooks with one piece swapped. Most are graded in this
+process through ``grader.checks.grade`` (the cells are written to a module in a tmp dir and imported:
+Triton needs kernel source in a file); the rest go through ``python -m grader`` on tmp notebooks, each in
+its own Jupyter kernel, as a learner's notebook would.
+"""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from grader import checks
+from grader.guard import Refused, Sandbox, Timeout, is_denied, time_limit
+from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
+
+ROOT = Path(__file__).resolve().parent.parent
+CH01 = ROOT / "solutions" / "ch01_naive_matmul.ipynb"
+CH02 = ROOT / "solutions" / "ch02_tiled_matmul.ipynb"
+
+
+def variant(src: Path, swaps: dict) -> nbformat.NotebookNode:
+    """The notebook ``src`` with, in the cell with id ``cell_id``, each ``old`` replaced by ``new``."""
+    nb = nbformat.read(str(src), as_version=4)
+    for cell_id, pairs in swaps.items():
+        cell = next(c for c in nb.cells if c.get("id") == cell_id)
+        for old, new in pairs:
+            assert old in cell.source, f"{old!r} is not in cell {cell_id}: the solution changed"
+            cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def as_module(nb, path: Path):
+    """Import a notebook's definitions (no self-checks, no demo runs) as a module from a file."""
+    skip = {SELF_CHECK_TAG, SOLUTION_ONLY_TAG}
+    code = [c.source for c in nb.cells if c.cell_type == "code"
+            and not skip & set(c.metadata.get("tags", [])) and not c.get("id", "").endswith("try-code")]
+    path.write_text("\n\n".join(code) + "\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_count = iter(range(10**6))
+
+
+def grade_variant(src, swaps, name, tmp_path, seed=1234):
+    module = as_module(variant(src, swaps), tmp_path / f"answer_{name}_{next(_count)}.py")
+    return checks.grade(name, getattr(module, name), seed=seed)
+
+
+def run_grader(*args, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", "grader", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    return proc
+
+
+def graded(proc):
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    return report, {(Path(nb["path"]).stem, r["name"]): r for nb in report["notebooks"] for r in nb["exercises"]}
+
+
+# ------------------------------------------------------------------------------------------------
+# the headless path: python -m grader
+# ------------------------------------------------------------------------------------------------
+def test_solutions_score_full_marks_headless():
+    report, results = graded(run_grader(CH01, CH02, "--json"))
+    assert set(results) == {("ch01_naive_matmul", "naive_matmul"), ("ch02_tiled_matmul", "tiled_matmul"),
+                            ("ch02_tiled_matmul", "grouped_tile")}
+    for r in results.values():
+        assert r["status"] == "pass", r
+    assert report["score"] == report["max_points"] == sum(e.points for e in EXERCISES.values())
+    assert all(not nb["cell_issues"] for nb in report["notebooks"])
+    # the bf16 sub-checks need a GPU: without one they say SKIP, never ok
+    if not checks.ON_GPU:
+        for name in ("naive_matmul", "tiled_matmul"):
+            bf16 = [s for r in results.values() if r["name"] == name for s in r["subchecks"] if "bfloat16" in s["label"]]
+            assert bf16 and all(s["status"] == "skip" for s in bf16)
+
+
+def test_untouched_exercises_score_zero_without_crashing():
+    proc = run_grader(ROOT / "exercises" / CH01.name, ROOT / "exercises" / CH02.name, "--json")
+    report, results = graded(proc)
+    assert report["score"] == 0 and report["max_points"] > 0
+    assert {r["status"] for r in results.values()} == {"not_implemented"}
+    assert all(not nb["cell_issues"] for nb in report["notebooks"])
+
+
+def test_text_report_and_misuse(tmp_path):
+    proc = run_grader(tmp_path / "nope.ipynb")
+    assert proc.returncode != 0 and "no such notebook" in proc.stderr
+    assert run_grader().returncode != 0
+
+
+CHEAT_WRAPPERS = {
+    "torch_matmul": [("    naive_matmul_kernel[(M, N)](", "    return torch.matmul(a, b)\n    naive_matmul_kernel[(M, N)](")],
+    "at_operator": [("    naive_matmul_kernel[(M, N)](", "    return a @ b\n    naive_matmul_kernel[(M, N)](")],
+    # launch a (trivial) Triton kernel, so "a kernel ran" holds, then return PyTorch's product
+    "kernel_then_at": [("def naive_matmul(", "@triton.jit\ndef _touch(x_ptr):\n    pass\n\n\ndef naive_matmul("),
+                       ("    naive_matmul_kernel[(M, N)](", "    _touch[(1,)](out)\n    return a @ b\n    naive_matmul_kernel[(M, N)](")],
+}
+
+
+def test_answers_that_call_pytorch_score_zero_headless(tmp_path):
+    paths = []
+    for label, swaps in CHEAT_WRAPPERS.items():
+        path = tmp_path / f"ch01_{label}.ipynb"
+        nbformat.write(variant(CH01, {"ch01-wrapper": swaps}), str(path))
+        paths.append(path)
+    report, results = graded(run_grader(*paths, "--json"))
+    assert report["score"] == 0
+    for path in paths:
+        r = results[(path.stem, "naive_matmul")]
+        assert r["status"] == "refused", r
+        assert "torch's `mm`" in r["message"] and "matmul" in r["message"], r["message"]
+
+
+def test_hanging_and_crashing_answers_score_zero_and_the_rest_is_graded(tmp_path):
+    doc = '    """C = a @ b with one Triton program per BLOCK_M x BLOCK_N tile of C."""'
+    answers = {
+        "loops": "    while True:\n        pass",
+        # swallows KeyboardInterrupt and the in-kernel alarm: only killing the kernel stops it
+        "stubborn": "    import time\n    while True:\n        try:\n            time.sleep(0.1)\n"
+                    "        except BaseException:\n            pass",
+        "crashes": "    import os\n    os._exit(3)",
+    }
+    paths = []
+    for label, body in answers.items():
+        path = tmp_path / f"ch02_{label}.ipynb"
+        nbformat.write(variant(CH02, {"ch02-wrapper": [(doc, body)]}), str(path))
+        paths.append(path)
+    proc = run_grader(*paths, "--json", "--timeout", 3, "--cell-timeout", 4, "--hard-margin", 3, "--grace", 2)
+    report, results = graded(proc)
+    expected = {"loops": "timeout", "stubborn": "timeout", "crashes": "crashed"}
+    for path in paths:
+        label = path.stem.split("_", 1)[1]
+        assert results[(path.stem, "tiled_matmul")]["status"] == expected[label]
+        assert results[(path.stem, "tiled_matmul")]["points"] == 0
+        assert results[(path.stem, "grouped_tile")]["status"] == "pass", label  # graded all the same
+        notes = next(nb for nb in report["notebooks"] if Path(nb["path"]) == path)["cell_issues"]
+        assert len(notes) == 1 and ("time limit" in notes[0] or "crashed" in notes[0])  # the demo cell
+    assert report["score"] == 3 * EXERCISES["grouped_tile"].points
+
+
+# ------------------------------------------------------------------------------------------------
+# wrong answers, graded in this process
+# ------------------------------------------------------------------------------------------------
+def test_solution_variants_pass_in_process(tmp_path):
+    for src, name in ((CH01, "naive_matmul"), (CH02, "tiled_matmul"), (CH02, "grouped_tile")):
+        r = grade_variant(src, {}, name, tmp_path)
+        assert r.passed and r.points == EXERCISES[name].points, r.report()
+
+
+WRONG_NAIVE = {
+    "k_mask_short": ([("inside = ks < K", "inside = ks < K - 1")], "fail", "wrong values"),
+    "k_mask_long": ([("inside = ks < K", "inside = ks <= K")], "fail", "wrong values"),
+    "last_row_unwritten": ([("tl.store(c_ptr + m * stride_cm + n * stride_cn, total.to(c_ptr.dtype.element_ty))",
+                             "tl.store(c_ptr + m * stride_cm + n * stride_cn, total.to(c_ptr.dtype.element_ty), "
+                             "mask=m < M - 1)")], "fail", "last row"),
+    "contiguous_only": ([("row_a = a_ptr + m * stride_am", "row_a = a_ptr + m * K")], "fail", "wrong values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_NAIVE))
+def test_wrong_naive_kernels_fail(case, tmp_path):
+    swaps, status, words = WRONG_NAIVE[case]
+    r = grade_variant(CH01, {"ch01-kernel": swaps}, "naive_matmul", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+WRONG_TILED = {
+    "rows_le_M": ([("row_ok = rows < M", "row_ok = rows <= M")], "fail", "wrote outside C: at row"),
+    "cols_le_N": ([("col_ok = cols < N", "col_ok = cols <= N")], "fail", "wrote outside C"),
+    "last_row_unwritten": ([("row_ok = rows < M", "row_ok = rows < M - 1")], "fail", "the whole last row"),
+    "last_col_unwritten": ([("col_ok = cols < N", "col_ok = cols < N - 1")], "fail", "the whole last column"),
+    "k_mask_short": ([("k_ok = ks < K", "k_ok = ks < K - 1")], "fail", "wrong values"),
+    "no_k_mask": ([("k_ok = ks < K", "k_ok = ks >= 0")], "fail", "wrong values"),
+    "forgets_accumulate": ([("acc = tl.dot(a, b, acc)", "acc = tl.dot(a, b)")], "fail", "wrong values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TILED))
+def test_wrong_tiled_kernels_fail(case, tmp_path):
+    swaps, status, words = WRONG_TILED[case]
+    r = grade_variant(CH02, {"ch02-kernel": swaps}, "tiled_matmul", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+LAUNCH = "    naive_matmul_kernel[(M, N)]("
+CHEATS = {
+    "torch.matmul": ([(LAUNCH, "    return torch.matmul(a, b)\n" + LAUNCH)], "`mm`"),
+    "@": ([(LAUNCH, "    return a @ b\n" + LAUNCH)], "`mm`"),
+    "a.mm(b)": ([(LAUNCH, "    return a.mm(b)\n" + LAUNCH)], "`mm`"),
+    "einsum": ([(LAUNCH, "    return torch.einsum('mk,kn->mn', a, b)\n" + LAUNCH)], "mm"),
+    "broadcast_sum": ([(LAUNCH, "    return (a[:, :, None] * b[None, :, :]).sum(1)\n" + LAUNCH)], "`mul`"),
+    "numpy": ([(LAUNCH, "    return torch.from_numpy(a.numpy() @ b.numpy())\n" + LAUNCH)], "numpy"),
+    "python_loops": ([(LAUNCH, "    return torch.tensor([[sum(float(a[i, k]) * float(b[k, j]) for k in range(K)) "
+                               "for j in range(N)] for i in range(M)], dtype=a.dtype)\n" + LAUNCH)], ".item()"),
+    "copy_after_kernel": ([("    return out", "    out.copy_(a @ b)\n    return out")], "`mm`"),
+    "falls_back_after_refusal": ([(LAUNCH, "    try:\n        return a @ b\n    except Exception:\n        pass\n"
+                                   + LAUNCH)], "`mm`"),
+    "library_kernel": ([(LAUNCH, "    from kernels.naive import naive_matmul as lib\n"
+                                 "    return lib(a, b, out=out)\n" + LAUNCH)], "course's own"),
+    "no_kernel_at_all": ([(LAUNCH, "    return out\n" + LAUNCH)], "no Triton kernel was launched"),
+    "trivial_kernel_then_at": ([("def naive_matmul(", "@triton.jit\ndef _touch(x_ptr):\n    pass\n\n\ndef naive_matmul("),
+                                (LAUNCH, "    _touch[(1,)](out)\n    return a @ b\n" + LAUNCH)], "`mm`"),
+    # a kernel's output, then overwritten in place by code that is not a kernel
+    "kernel_then_overwrite": ([("    return out", "    out.fill_(0.5)\n    return out")], "changed after"),
+    "returns_a_new_tensor": ([("    return out", "    return out.clone()")], "never passed to a Triton kernel"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHEATS))
+def test_answers_that_do_not_compute_with_their_kernel_are_refused(case, tmp_path):
+    swaps, words = CHEATS[case]
+    r = grade_variant(CH01, {"ch01-wrapper": swaps}, "naive_matmul", tmp_path)
+    assert r.status == "refused" and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+def test_tiled_cheat_is_refused_too(tmp_path):
+    launch = "    tiled_matmul_kernel[grid]("
+    r = grade_variant(CH02, {"ch02-wrapper": [(launch, "    return torch.mm(a, b)\n" + launch)]},
+                      "tiled_matmul", tmp_path)
+    assert r.status == "refused" and "`mm`" in r.message
+
+
+GROUPED = '    tiles_per_group = group_m * grid_n'
+WRONG_GROUPED = {
+    "row_major": ("    return pid // grid_n, pid % grid_n\n", "fail", "in grouped order"),
+    "no_short_group": ("    return (pid // (group_m * grid_n)) * group_m + pid % group_m, (pid % (group_m * grid_n)) // group_m\n",
+                       "fail", "outside the"),
+    "collides": ("    return pid % grid_m, 0\n", "fail", "computed by programs"),
+    "library": ("    from kernels.schedule import grouped_tile as lib\n    return lib(pid, grid_m, grid_n, group_m)\n",
+                "refused", "kernels.schedule.grouped_tile"),
+    "not_a_pair": ("    return pid\n", "fail", "pair of ints"),
+    "raises": ("    return 1 // 0\n", "error", "ZeroDivisionError"),
+    "not_implemented": ("    raise NotImplementedError\n", "not_implemented", "not implemented"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_GROUPED))
+def test_wrong_grouped_tile_fails(case, tmp_path):
+    body, status, words = WRONG_GROUPED[case]
+    r = grade_variant(CH02, {"ch02-grouped": [(GROUPED, body + GROUPED)]}, "grouped_tile", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+def test_errors_and_timeouts_are_results_not_exceptions(tmp_path):
+    r = grade_variant(CH01, {"ch01-wrapper": [(LAUNCH, "    raise ValueError('oops')\n" + LAUNCH)]},
+                      "naive_matmul", tmp_path)
+    assert r.status == "error" and "ValueError: oops" in r.message and "line" in r.message
+    r = grade_variant(CH01, {"ch01-kernel": [("    m = tl.program_id(0)", "    m = tl.program_id(0) + undefined")]},
+                      "naive_matmul", tmp_path)
+    assert r.status == "error" and "undefined" in r.message
+    module = as_module(variant(CH02, {}), tmp_path / "answer_timeout.py")
+    loop = lambda *a: [None for _ in iter(int, 1)]  # noqa: E731  (loops forever)
+    r = checks.grade("grouped_tile", loop, limit=1)
+    assert r.status == "timeout" and r.points == 0
+    assert checks.grade("grouped_tile", None).status == "missing"
+    assert checks.grade("no_such_exercise", module.grouped_tile).status == "error"
+
+
+def test_check_prints_and_remembers(capsys, tmp_path):
+    module = as_module(variant(CH02, {}), tmp_path / "answer_print.py")
+    result = checks.check("grouped_tile", module.grouped_tile, seed=7)
+    out = capsys.readouterr().out
+    assert "grouped_tile: PASS" in out and "seed 7" in out
+    assert checks.last("grouped_tile") is result and result.passed
+    failing = checks.check("grouped_tile", lambda pid, gm, gn, g: (0, 0), seed=7)
+    assert "FAIL" in capsys.readouterr().out and not failing.passed
+
+
+def test_same_seed_same_shapes_new_seed_new_shapes(tmp_path):
+    module = as_module(variant(CH02, {}), tmp_path / "answer_seed.py")
+    labels = lambda r: [s.label for s in r.subchecks]  # noqa: E731
+    a = checks.grade("tiled_matmul", module.tiled_matmul, seed=11)
+    b = checks.grade("tiled_matmul", module.tiled_matmul, seed=11)
+    c = checks.grade("tiled_matmul", module.tiled_matmul, seed=12)
+    assert labels(a) == labels(b) != labels(c)
+
+
+# ------------------------------------------------------------------------------------------------
+# the guard itself
+# ------------------------------------------------------------------------------------------------
+def test_deny_list_refuses_compute_and_allows_allocation():
+    for op in ("mm", "bmm", "addmm", "matmul", "dot", "mv", "einsum", "linear", "mul", "mul_", "add_", "sum",
+               "cumsum", "_local_scalar_dense", "convolution", "_scaled_mm", "scatter_add"):
+        assert is_denied(op), op
+    for op in ("empty", "empty_strided", "full", "fill_", "zero_", "copy_", "_to_copy", "clone", "view",
+               "as_strided", "set_", "new_empty", "select", "slice", "t", "transpose", "permute", "detach",
+               "isnan", "eq", "resize_", "lift_fresh"):
+        assert not is_denied(op), op
+
+
+def test_sandbox_refuses_and_restores():
+    a = torch.randn(3, 3)
+    numpy_before = torch.Tensor.numpy
+    with Sandbox() as box:
+        c = torch.full((3, 3), float("nan"))
+        c.copy_(a.t())
+        with pytest.raises(Refused):
+            a @ a
+        with pytest.raises(Refused):
+            a.numpy()
+    assert len(box.refusals) == 2 and not box.launches
+    assert torch.Tensor.numpy is numpy_before and (a @ a).shape == (3, 3)  # everything is back
+    with pytest.raises(Timeout):
+        with time_limit(0.2):
+            while True:
+                pass
