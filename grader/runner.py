@@ -121,6 +121,7 @@ class NotebookReport:
     cells_run: int = 0
     cells_skipped: int = 0
     seconds: float = 0.0
+    kernel_failed: bool = False
 
     @property
     def score(self):
@@ -134,7 +135,8 @@ class NotebookReport:
         return {
             "path": self.path, "seed": self.seed, "score": self.score, "max_points": self.max_points,
             "cells_run": self.cells_run, "cells_skipped": self.cells_skipped, "seconds": round(self.seconds, 2),
-            "cell_issues": self.cell_issues, "exercises": [r.to_dict() for r in self.exercises],
+            "kernel_failed": self.kernel_failed, "cell_issues": self.cell_issues,
+            "exercises": [r.to_dict() for r in self.exercises],
         }
 
     def text(self) -> str:
@@ -209,7 +211,13 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = 300.0, timeout: 
         log("   (restarting the kernel)")
         fresh_kernel()
 
-    fresh_kernel()
+    try:
+        fresh_kernel()
+    except Exception as exc:  # no kernel, no grading: say so (and exit non-zero: nothing was graded)
+        report.kernel_failed = True
+        report.cell_issues.append(f"could not start a Jupyter kernel ({kernel_name!r}): {type(exc).__name__}: {exc}")
+        report.exercises = [_zero(n, "error", "not graded: no Jupyter kernel could be started", seed) for n in names]
+        return report
     try:
         for index, source in cells:
             result = state["kernel"].run(source, cell_timeout)
@@ -226,11 +234,10 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = 300.0, timeout: 
 
         for name in names:
             marker = f"@@TTC-RESULT-{secrets.token_hex(8)}@@"
-            soft = timeout if timeout is not None else None
             hard = (timeout if timeout is not None
                     else max(EXERCISES[name].time_limit_cpu, EXERCISES[name].time_limit_gpu)) + hard_margin
             code = (f"import grader.checks as _ttc_checks\n"
-                    f"_ttc_checks.headless({name!r}, globals().get({name!r}), {seed}, {soft!r}, {marker!r})")
+                    f"_ttc_checks.headless({name!r}, globals().get({name!r}), {seed}, {timeout!r}, {marker!r})")
             log(f"   grading {name} ...")
             began = time.monotonic()
             result = state["kernel"].run(code, hard)
@@ -250,6 +257,12 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = 300.0, timeout: 
                 report.exercises.append(_zero(name, "error", f"the grader could not run in the notebook's "
                                               f"kernel: {result.error or 'no result'}", seed))
             report.exercises[-1].seconds = time.monotonic() - began
+    except Exception as exc:  # the kernel machinery itself failed (e.g. a restart): report, do not crash
+        report.kernel_failed = True
+        report.cell_issues.append(f"grading stopped: {type(exc).__name__}: {exc}")
+        done = {r.name for r in report.exercises}
+        report.exercises += [_zero(n, "error", "not graded: the Jupyter kernel failed", seed)
+                             for n in names if n not in done]
     finally:
         if state["kernel"] is not None:
             state["kernel"].shutdown()
@@ -258,6 +271,8 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = 300.0, timeout: 
 
 
 def main(argv=None) -> int:
+    """Exit status: 0 when every notebook was graded (whatever the score), 2 for a bad command line,
+    1 when no Jupyter kernel could be started."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m grader",
@@ -299,4 +314,4 @@ def main(argv=None) -> int:
         print()
     else:
         print(f"== total: {score}/{top}")
-    return 0
+    return 1 if any(r.kernel_failed for r in reports) else 0
