@@ -80,36 +80,49 @@ def _accepts(fn, name) -> bool:
 # --------------------------------------------------------------------------------------------------
 # matmul exercises
 # --------------------------------------------------------------------------------------------------
-_IN_PAD = 1000.0  # what surrounds padded inputs: reading past an edge changes the result a lot
-_OUT_PAD = -4096.0  # what surrounds a padded output: writing past an edge shows up
+_IN_PAD = 1000.0  # what surrounds the inputs: reading past an edge changes the result a lot
+_IN_GUARD_ROWS = 64  # rows of _IN_PAD below an input: a K loop that runs a block too far stays inside
+_OUT_PAD = -4096.0  # what surrounds a guarded output: writing past an edge shows up
+# The NaN a guarded output starts as, with a payload of our own: an element that still holds exactly
+# these bits was never written, while a NaN the kernel computed (from garbage it read) has other bits.
+_POISON = {torch.float32: (torch.int32, 0x7FC0DEAD), torch.float16: (torch.int16, 0x7E5A),
+           torch.bfloat16: (torch.int16, 0x7FDA)}
 
 
 def _make_input(rows, cols, dtype, padded, gen):
     """Random values in a view with guard rows above and below (and, if ``padded``, guard columns:
-    a strided view). Reading past an edge then reads ``_IN_PAD``, never memory outside the buffer."""
+    a strided view). Reading a little past an edge reads ``_IN_PAD``, not memory outside the buffer."""
     values = torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(dtype)
     c0 = 1 if padded else 0
-    big = torch.full((rows + 2, cols + 3 * c0), _IN_PAD, dtype=dtype, device=DEVICE)
+    big = torch.full((rows + 1 + _IN_GUARD_ROWS, cols + 3 * c0), _IN_PAD, dtype=dtype, device=DEVICE)
     view = big[1 : rows + 1, c0 : c0 + cols]
     view.copy_(values)
     return view
 
 
 def _make_out(M, N, dtype, padded):
-    """A NaN-filled output view inside a buffer of ``_OUT_PAD``: (big, view, first column)."""
+    """A poisoned (NaN) output view inside a buffer of ``_OUT_PAD``: (big, view, first column)."""
     c0 = 1 if padded else 0
     big = torch.full((M + 2, N + 3 * c0), _OUT_PAD, dtype=dtype, device=DEVICE)
     view = big[1 : M + 1, c0 : c0 + N]
-    view.fill_(float("nan"))
+    int_dtype, bits = _POISON[dtype]
+    view.view(int_dtype).fill_(bits)
     return big, view, c0
+
+
+def _unwritten(res, poisoned: bool):
+    """Elements still holding the poison: our exact NaN bits if we made the output, else any NaN."""
+    if poisoned and res.dtype in _POISON:
+        int_dtype, bits = _POISON[res.dtype]
+        return res.view(int_dtype) == bits
+    return torch.isnan(res)
 
 
 def _first(mask):
     return tuple(int(i) for i in mask.nonzero()[0].tolist())
 
 
-def _unwritten_message(res, M, N):
-    nan = torch.isnan(res)
+def _unwritten_message(nan, M, N):
     count = int(nan.sum())
     i, j = _first(nan)
     hint = ""
@@ -214,17 +227,22 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
     why = box.written_by_kernel(res)
     if why:
         stop("refused", "refused: " + why)
-    nan = torch.isnan(res)
+    nan = _unwritten(res, poisoned=big is not None and res.data_ptr() == kwargs["out"].data_ptr())
     if bool(nan.all()):
         status = "not_implemented" if first else "fail"
         stop(status, "the kernel wrote nothing: every output is still the NaN the output was filled with "
                      "(not implemented yet, or a store mask that is never true?)")
     if bool(nan.any()):
-        stop("fail", _unwritten_message(res, M, N))
+        stop("fail", _unwritten_message(nan, M, N))
     if big is not None:
         msg = _canary_message(big, c0, M, N)
         if msg:
             stop("fail", msg)
+    bad = ~torch.isfinite(res)
+    if bool(bad.any()):
+        i, j = _first(bad)
+        stop("fail", f"{int(bad.sum())} outputs are NaN or inf although the kernel wrote them, first at [{i}, {j}] "
+                     f"(got {float(res[i, j])}): did a load read outside A or B (missing mask or `other=0.0`)?")
     ref = T.matmul_reference(a, b)
     msg = _values_message(res, ref, dtype)
     if msg:

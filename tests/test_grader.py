@@ -185,6 +185,9 @@ WRONG_TILED = {
     "k_mask_short": ([("k_ok = ks < K", "k_ok = ks < K - 1")], "fail", "wrong values"),
     "no_k_mask": ([("k_ok = ks < K", "k_ok = ks >= 0")], "fail", "wrong values"),
     "forgets_accumulate": ([("acc = tl.dot(a, b, acc)", "acc = tl.dot(a, b)")], "fail", "wrong values"),
+    # NaN the kernel computes is told apart from NaN it never wrote (the poison has its own bits)
+    "computes_nan": ([("tl.store(c_tile, acc.to(", "tl.store(c_tile, (acc * 0.0 / 0.0).to(")], "fail",
+                     "NaN or inf although the kernel wrote them"),
 }
 
 
