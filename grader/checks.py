@@ -23,7 +23,7 @@ from kernels import testing as T
 
 from .guard import Refused, Sandbox, Timeout, learner_frame, time_limit, watch_calls
 from .registry import EXERCISES, HEADLESS_ENV, exercise
-from .report import Result, SubCheck
+from .report import Result, SubCheck, new_seed
 
 _LAST: dict[str, Result] = {}
 
@@ -35,10 +35,6 @@ class _Stop(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-def new_seed() -> int:
-    return int(time.time() * 1000) % 1_000_000_007
 
 
 def _not_implemented(exc: BaseException) -> bool:
@@ -146,6 +142,7 @@ def _canary_message(big, c0, M, N):
 
 
 def _values_message(res, ref, dtype):
+    """``None`` if ``res`` is within the dtype's tolerance of the float64 ``ref``; else what is wrong."""
     tol = T.tolerance(dtype)
     err = T.rel_error(res, ref)
     if err <= tol:
@@ -156,8 +153,9 @@ def _values_message(res, ref, dtype):
     rms = float(ref.pow(2).mean().sqrt()) or 1.0
     bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
     i, j = _first(bad) if bool(bad.any()) else _first(diff == diff.max())
+    hint = " (reading past an edge of A or B? what surrounds them here is 1000)" if err > 10 else ""
     return (f"wrong values: relative error {err:.2e} > tolerance {tol:.0e} for {str(dtype)[6:]}; "
-            f"first bad element [{i}, {j}]: expected {float(ref[i, j]):.6g}, got {float(got[i, j]):.6g}")
+            f"first bad element [{i}, {j}]: expected {float(ref[i, j]):.6g}, got {float(got[i, j]):.6g}{hint}")
 
 
 def _dims(rng, lo, hi, avoid=16):
@@ -193,6 +191,8 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
 
     a = _make_input(M, K, dtype, case.padded, gen)
     b = _make_input(K, N, dtype, case.padded, gen)
+    a_before, b_before = a.clone(), b.clone()
+    ref = T.matmul_reference(a, b)  # before the call: an answer that writes into A or B cannot move it
     kwargs = dict(case.kwargs)
     big = None
     if not case.own_out and _accepts(fn, "out"):
@@ -243,11 +243,12 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         i, j = _first(bad)
         stop("fail", f"{int(bad.sum())} outputs are NaN or inf although the kernel wrote them, first at [{i}, {j}] "
                      f"(got {float(res[i, j])}): did a load read outside A or B (missing mask or `other=0.0`)?")
-    ref = T.matmul_reference(a, b)
+    for label, now, before in (("A", a, a_before), ("B", b, b_before)):
+        if not torch.equal(now.view(_POISON[dtype][0]), before.view(_POISON[dtype][0])):
+            stop("fail", f"the kernel changed the input {label}: a matmul must only read A and B")
     msg = _values_message(res, ref, dtype)
     if msg:
-        far_off = T.rel_error(res, ref) > 10  # the 1000s around A and B got into the sums
-        stop("fail", msg + (" (reading past an edge of A or B? what surrounds them here is 1000)" if far_off else ""))
+        stop("fail", msg)
     subchecks.append(SubCheck(title, "pass"))
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ast
 import copy
+import os
 import re
 import sys
 from pathlib import Path
@@ -132,7 +133,7 @@ def main(argv=None) -> int:
         elif not dest.exists() or dest.read_text(encoding="utf-8") != text:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_text(text, encoding="utf-8")
-            print(f"wrote {dest}")
+            print(f"wrote {os.path.relpath(dest)}")
     names = {s.name for s in sources}
     for extra in sorted(args.exercises.glob("*.ipynb")):
         if extra.name not in names:
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
             print("exercises/ is out of date: run `python -m grader.generate`", file=sys.stderr)
         return 1
     if args.check:
-        print(f"{args.exercises} is up to date ({len(sources)} notebooks)")
+        print(f"{os.path.relpath(args.exercises)} is up to date ({len(sources)} notebooks)")
     return 0
 
 

@@ -4,7 +4,13 @@ This module imports nothing heavy: the headless runner (``python -m grader``) us
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
+
+
+def new_seed() -> int:
+    """A fresh seed for the random shapes, from the clock (printed, so a run can be repeated)."""
+    return int(time.time() * 1000) % 1_000_000_007
 
 # status -> what the report prints. Only "pass" scores points; "skip" is for a sub-check that
 # cannot run here (e.g. bf16 on a GPU, with no GPU) and never counts as a pass.

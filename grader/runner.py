@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .registry import EXERCISES, HEADLESS_ENV, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
-from .report import Result
+from .report import Result, new_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 HARD_MARGIN = 15.0  # seconds past the soft limit before the runner interrupts the kernel (--hard-margin)
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
             p.error(f"no such notebook: {nb}")
         if nb.suffix != ".ipynb":
             p.error(f"not a notebook (.ipynb): {nb}")
-    seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000_007
+    seed = args.seed if args.seed is not None else new_seed()
 
     def log(line):
         if not args.json:

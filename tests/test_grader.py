@@ -186,11 +186,14 @@ WRONG_TILED = {
     "no_k_mask": ([("k_ok = ks < K", "k_ok = ks >= 0")], "fail", "wrong values"),
     "forgets_accumulate": ([("acc = tl.dot(a, b, acc)", "acc = tl.dot(a, b)")], "fail", "wrong values"),
     # NaN the kernel computes is told apart from NaN it never wrote (the poison has its own bits)
+    "zeroes_its_inputs": ([("    c_tile = c_ptr", "    tl.store(a_ptr + rows[:, None] * stride_am, 0.0, mask=row_ok[:, None])\n"
+                                                    "    c_tile = c_ptr")], "fail", "changed the input A"),
     "computes_nan": ([("tl.store(c_tile, acc.to(", "tl.store(c_tile, (acc * 0.0 / 0.0).to(")], "fail",
                      "NaN or inf although the kernel wrote them"),
 }
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy, inside the interpreter, on the NaN/overflow cases
 @pytest.mark.parametrize("case", sorted(WRONG_TILED))
 def test_wrong_tiled_kernels_fail(case, tmp_path):
     swaps, status, words = WRONG_TILED[case]
