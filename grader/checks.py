@@ -22,7 +22,7 @@ from kernels import schedule as _schedule
 from kernels import testing as T
 
 from .guard import Refused, Sandbox, Timeout, learner_frame, time_limit, watch_calls
-from .registry import EXERCISES, HEADLESS_ENV, exercise
+from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
 _LAST: dict[str, Result] = {}
@@ -366,7 +366,7 @@ def grade(name: str, fn, seed: int | None = None, limit: float | None = None) ->
     if name not in EXERCISES:
         return Result(name, "error", 0, 0, f"unknown exercise {name!r}; known: {', '.join(EXERCISES)}",
                       seed=seed)
-    ex = exercise(name)
+    ex = EXERCISES[name]
     result = Result(name, "pass", 0, ex.points, seed=seed)
     if fn is None:
         result.status, result.message = "missing", f"no function named {name} is defined"

@@ -26,6 +26,7 @@ import contextlib
 import os
 import re
 import signal
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -62,8 +63,9 @@ _FRIENDLY = {
 
 def is_denied(op_name: str) -> bool:
     """Whether the aten op ``op_name`` (e.g. ``"mm"``, ``"add_"``) counts as compute."""
-    base = op_name.rstrip("_") if not op_name.startswith("_") else op_name
-    return base in _ARITHMETIC or bool(_PRODUCTS.search(base))
+    base = op_name.rstrip("_")  # in-place variants: add_ is add
+    words = base.strip("_").split("_")  # _foreach_mul, index_add, floor_divide: any arithmetic word
+    return any(w in _ARITHMETIC for w in words) or bool(_PRODUCTS.search(base))
 
 
 class Refused(RuntimeError):
@@ -253,8 +255,6 @@ def watch_calls(codes):
     def profile(frame, event, arg):
         if event == "call" and frame.f_code in codes:
             seen.append(frame.f_code.co_name)
-
-    import sys
 
     previous = sys.getprofile()
     sys.setprofile(profile)

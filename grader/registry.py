@@ -34,9 +34,3 @@ EXERCISES = {
     ]
 }
 
-
-def exercise(name: str) -> Exercise:
-    try:
-        return EXERCISES[name]
-    except KeyError:
-        raise KeyError(f"unknown exercise {name!r}; known: {', '.join(EXERCISES)}") from None

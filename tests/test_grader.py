@@ -302,7 +302,8 @@ def test_same_seed_same_shapes_new_seed_new_shapes(tmp_path):
 # ------------------------------------------------------------------------------------------------
 def test_deny_list_refuses_compute_and_allows_allocation():
     for op in ("mm", "bmm", "addmm", "matmul", "dot", "mv", "einsum", "linear", "mul", "mul_", "add_", "sum",
-               "cumsum", "_local_scalar_dense", "convolution", "_scaled_mm", "scatter_add"):
+               "cumsum", "_local_scalar_dense", "convolution", "_scaled_mm", "scatter_add", "_foreach_mul_",
+               "index_add", "floor_divide"):
         assert is_denied(op), op
     for op in ("empty", "empty_strided", "full", "fill_", "zero_", "copy_", "_to_copy", "clone", "view",
                "as_strided", "set_", "new_empty", "select", "slice", "t", "transpose", "permute", "detach",
