@@ -62,3 +62,10 @@ def test_plots_draw_recorded_results():
         assert doc["environment"]["gpu"], f"{name} has no GPU name"
         ax = fn(doc)
         assert ax.get_title()
+
+
+def test_readme_figures_draw(tmp_path):
+    from benchmarks import figures
+
+    figures.main(["--out", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"{n}.png" for n in figures.FIGURES)

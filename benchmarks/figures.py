@@ -1,0 +1,44 @@
+"""Draw the recorded results as PNG figures for the README (no GPU needed).
+
+    python -m benchmarks.figures            # writes docs/figures/*.png from results/*.json
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import kernels  # noqa: E402,F401
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from kernels import bench, plots  # noqa: E402
+
+FIGURES = {
+    "ch01_naive": lambda doc, ax: (plots.plot_versus_library(doc, ax=ax, label="naive Triton"), ax.set_yscale("log")),
+    "ch02_tiled": lambda doc, ax: plots.plot_versus_library(doc, ax=ax, label="tiled (ours)", graph=True),
+    "ch02_sweep": lambda doc, ax: plots.plot_sweep(doc, ax=ax),
+    "ch02_order": lambda doc, ax: plots.plot_order(doc, ax=ax),
+}
+SIZES = {"ch02_sweep": (8, 7)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.figures")
+    p.add_argument("--out", default=str(bench.REPO / "docs" / "figures"))
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, draw in FIGURES.items():
+        fig, ax = plt.subplots(figsize=SIZES.get(name, (8, 4)), layout="constrained")
+        draw(bench.load(name), ax)
+        path = out / f"{name}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
