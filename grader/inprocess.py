@@ -9,6 +9,7 @@ check runs on the function they define, plus a cheating answer that must be refu
 from __future__ import annotations
 
 import json
+import linecache
 import sys
 from pathlib import Path
 
@@ -23,14 +24,17 @@ ROOT = Path(__file__).resolve().parent.parent
 def notebook_namespace(path: Path) -> dict:
     ns: dict = {"__name__": "__main__"}
     nb = json.loads(path.read_text())
-    for cell in nb["cells"]:
+    for i, cell in enumerate(nb["cells"]):
         if cell["cell_type"] != "code":
             continue
         if set(cell.get("metadata", {}).get("tags", [])) & {SELF_CHECK_TAG, SOLUTION_ONLY_TAG}:
             continue
         src = "".join(cell["source"])
-        lines = [ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))]
-        exec(compile("\n".join(lines), f"{path.name}", "exec"), ns)  # noqa: S102 (our own notebooks)
+        text = "\n".join(ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!"))) + "\n"
+        # Triton reads a kernel's source through inspect/linecache, as IPython arranges for cells
+        fname = f"<{path.parent.name}/{path.name} cell {i}>"
+        linecache.cache[fname] = (len(text), None, text.splitlines(True), fname)
+        exec(compile(text, fname, "exec"), ns)  # noqa: S102 (our own notebooks)
     return ns
 
 
