@@ -67,8 +67,15 @@ def plot_order(doc, ax=None):
         rs = [r for r in doc["records"] if r["M"] == n]
         row = [r for r in rs if r["order"] == "row"]
         grp = sorted((r for r in rs if r["order"] == "grouped"), key=lambda r: r["group_m"])
-        ax.plot([r["group_m"] for r in grp], [r["tflops"] for r in grp], "o-", color=f"C{i}",
-                label=f"grouped, {n}^3")
+        x = [r["group_m"] for r in grp]
+        y = [r["tflops"] for r in grp]
+        if all("repeats_tflops" in r for r in grp):  # min-max of the repeats as error bars
+            lo = [r["tflops"] - min(r["repeats_tflops"]) for r in grp]
+            hi = [max(r["repeats_tflops"]) - r["tflops"] for r in grp]
+            ax.errorbar(x, y, yerr=[lo, hi], fmt="o-", color=f"C{i}", capsize=3,
+                        label=f"grouped, {n}^3 (median, min-max of repeats)")
+        else:
+            ax.plot(x, y, "o-", color=f"C{i}", label=f"grouped, {n}^3")
         if row:
             ax.axhline(row[0]["tflops"], color=f"C{i}", ls=":", label=f"row-major, {n}^3")
     ax.set_xscale("log", base=2)
