@@ -23,8 +23,11 @@ $(VENV)/.installed: pyproject.toml scripts/check_system.sh
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@touch $@
 
+# Jupyter refuses to run as root unless told (containers, WSL as root)
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab chapters/00_gpu_in_one_page.ipynb
+	$(BIN)/jupyter lab $(LAB_ARGS) chapters/00_gpu_in_one_page.ipynb
 
 # The whole suite: kernels, schedule, grader, exercise generation, animations (pytest), then every
 # notebook in chapters/ and solutions/ run top to bottom with nbval, and exercises/ executed.
