@@ -216,7 +216,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, order: str = "grouped",
     return c
 
 
-def best_config(a_shape_mnk=None) -> TileConfig | None:
+def best_config() -> TileConfig | None:
     """The configuration the autotuner picked last (GPU only), as a ``TileConfig``."""
     if _tiled_autotuned is None or _tiled_autotuned.best_config is None:
         return None
