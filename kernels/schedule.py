@@ -102,3 +102,31 @@ def wave_footprints(grid_m, grid_n, programs_at_once, K, block_m, block_n, order
         footprint(order_list[i : i + programs_at_once], K, block_m, block_n, elem_bytes)
         for i in range(0, len(order_list), programs_at_once)
     ]
+
+
+# ---------------------------------------------------------------- persistent kernels (chapter 03)
+def persistent_tiles(program, num_programs, num_tiles):
+    """Tile ids that persistent program ``program`` computes, in order.
+
+    A persistent launch starts only ``num_programs`` programs (one per SM); program ``p`` takes tiles
+    ``p, p + num_programs, p + 2*num_programs, ...`` (the kernel's loop is
+    ``for tile_id in range(program_id, num_tiles, num_programs)``). Each tile id then goes through
+    ``grouped_tile`` to become a ``(pid_m, pid_n)``, exactly as a program id does in chapter 02.
+    """
+    if num_programs < 1 or not 0 <= program < num_programs:
+        raise ValueError(f"need 0 <= program < num_programs, got program={program}, num_programs={num_programs}")
+    return list(range(program, num_tiles, num_programs))
+
+
+def waves(num_tiles, slots):
+    """``(number of waves, fraction of the last wave that has work)`` when ``slots`` run at once.
+
+    With ``num_tiles = 133`` and ``slots = 132`` that is ``(2, 1/132)``: a second wave for one tile,
+    during which 131 SMs idle.
+    """
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1, got {slots}")
+    if num_tiles <= 0:
+        return 0, 0.0
+    n = cdiv(num_tiles, slots)
+    return n, (num_tiles - (n - 1) * slots) / slots

@@ -25,24 +25,16 @@ _row_major_tile = device_fn(row_major_tile)
 
 
 @triton.jit
-def tiled_matmul_kernel(
-    a_ptr, b_ptr, c_ptr,
+def matmul_tile(
+    a_ptr, b_ptr, c_ptr, pid_m, pid_n,
     M, N, K,
     stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    GROUP_M: tl.constexpr,
-    GROUPED: tl.constexpr,    # True: grouped order; False: row-major
     EVEN_K: tl.constexpr,     # K % BLOCK_K == 0: no mask needed along K
     UPCAST: tl.constexpr,     # load bf16, compute the dot in fp32 (the interpreter's bf16 dot is wrong)
 ):
-    pid = tl.program_id(0)
-    grid_m = tl.cdiv(M, BLOCK_M)
-    grid_n = tl.cdiv(N, BLOCK_N)
-    if GROUPED:
-        pid_m, pid_n = _grouped_tile(pid, grid_m, grid_n, GROUP_M)
-    else:
-        pid_m, pid_n = _row_major_tile(pid, grid_m, grid_n)
-
+    """Compute and store tile ``(pid_m, pid_n)`` of C: the work of one program of the tiled kernel
+    (and of one loop iteration of the persistent kernel in chapter 03)."""
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
@@ -71,6 +63,30 @@ def tiled_matmul_kernel(
     c = acc.to(c_ptr.dtype.element_ty)
     c_tile = c_ptr + rows[:, None] * stride_cm + cols[None, :] * stride_cn
     tl.store(c_tile, c, mask=(rows[:, None] < M) & (cols[None, :] < N))
+
+
+@triton.jit
+def tiled_matmul_kernel(
+    a_ptr, b_ptr, c_ptr,
+    M, N, K,
+    stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    GROUPED: tl.constexpr,    # True: grouped order; False: row-major
+    EVEN_K: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    """One program per tile of C; which tile comes from the schedule."""
+    pid = tl.program_id(0)
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(N, BLOCK_N)
+    if GROUPED:
+        pid_m, pid_n = _grouped_tile(pid, grid_m, grid_n, GROUP_M)
+    else:
+        pid_m, pid_n = _row_major_tile(pid, grid_m, grid_n)
+    matmul_tile(a_ptr, b_ptr, c_ptr, pid_m, pid_n, M, N, K,
+                stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+                BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K, UPCAST)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""Chapter 03's persistent matmul and its schedule (interpreter on CPU, compiled on a GPU)."""
+import numpy as np
+import pytest
+import torch
+
+from kernels import testing as T
+from kernels.persistent import INTERPRETER_SMS, matmul_persistent, sm_count
+from kernels.schedule import persistent_tiles, waves
+from kernels.tiled import TileConfig
+
+
+@pytest.mark.parametrize("num_tiles,num_programs", [(1, 1), (1, 4), (7, 3), (132, 132), (133, 132),
+                                                    (512, 132), (5, 8)])
+def test_every_tile_exactly_once_across_programs(num_tiles, num_programs):
+    got = [t for p in range(num_programs) for t in persistent_tiles(p, num_programs, num_tiles)]
+    assert sorted(got) == list(range(num_tiles))
+    loads = [len(persistent_tiles(p, num_programs, num_tiles)) for p in range(num_programs)]
+    assert max(loads) - min(loads) <= 1  # the round-robin split is as even as it can be
+
+
+def test_waves():
+    assert waves(132, 132) == (1, 1.0)
+    assert waves(133, 132) == (2, 1 / 132)
+    assert waves(512, 132) == (4, (512 - 396) / 132)
+    assert waves(0, 132) == (0, 0.0)
+    with pytest.raises(ValueError):
+        waves(10, 0)
+    with pytest.raises(ValueError):
+        persistent_tiles(3, 3, 10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_persistent_random_ragged(dtype):
+    rng = np.random.default_rng(7)
+    for M, N, K in [(1, 1, 1), (64, 64, 64)] + T.ragged_shapes(rng, 3):
+        a, b = T.randn(M, K, dtype=dtype), T.randn(K, N, dtype=dtype)
+        out = T.poisoned_empty((M, N), dtype)
+        matmul_persistent(a, b, out=out)
+        T.assert_close_matmul(out, a, b, label=f"persistent {M}x{N}x{K}")
+
+
+@pytest.mark.parametrize("num_programs", [1, 2, 3, 5, 64])
+def test_any_number_of_programs_covers_all_tiles(num_programs):
+    a, b = T.randn(100, 70), T.randn(70, 90)  # 4x3 = 12 tiles of 32x32 in the interpreter config
+    cfg = TileConfig(32, 32, 32, 2, 4, 1)
+    out = T.poisoned_empty((100, 90), torch.float32)
+    matmul_persistent(a, b, cfg, num_programs=num_programs, out=out)
+    T.assert_close_matmul(out, a, b)
+
+
+def test_default_programs_and_bad_input():
+    assert sm_count() >= 1
+    if not torch.cuda.is_available():
+        assert sm_count() == INTERPRETER_SMS
+    with pytest.raises(ValueError, match="num_programs"):
+        matmul_persistent(T.randn(8, 8), T.randn(8, 8), num_programs=0)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        matmul_persistent(T.randn(8, 8), T.randn(9, 8))
