@@ -14,7 +14,7 @@ import triton.language as tl
 
 from . import ON_GPU
 from .schedule import cdiv
-from .tiled import TileConfig, _args, _check_config, _flags, _grouped_tile, _prepare, matmul_tile
+from .tiled import TileConfig, _args, _check_config, _flags, _grouped_tile, _prepare, default_config, matmul_tile
 
 
 @triton.jit
@@ -53,9 +53,7 @@ def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | Non
                       num_programs: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` with the persistent kernel: ``num_programs`` (default: one per SM, or fewer if there are
     fewer tiles) programs loop over the tiles in grouped order."""
-    from .tiled import INTERPRETER_CONFIG
-
-    cfg = config or (TileConfig(128, 256, 64, 8, 8, 3) if ON_GPU else INTERPRETER_CONFIG)
+    cfg = config or default_config(a.dtype, big=True)
     _check_config(cfg)
     M, N, K, c = _prepare(a, b, out, "matmul_persistent")
     num_tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
