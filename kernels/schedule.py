@@ -130,3 +130,63 @@ def waves(num_tiles, slots):
         return 0, 0.0
     n = cdiv(num_tiles, slots)
     return n, (num_tiles - (n - 1) * slots) / slots
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile computed on one SM from ``start`` to ``end`` (arbitrary time units)."""
+
+    sm: int
+    start: float
+    end: float
+    tile: int
+    program: int
+
+
+def simulate_launch(num_tiles, num_sms, tile_time=1.0, block_overhead=0.1, persistent=False,
+                    durations=None):
+    """A simple model of how tiles land on SMs over time, for pictures and widgets (not a profiler).
+
+    * one program per tile (``persistent=False``): programs start in ``pid`` order, each on the SM that
+      frees up first, and each pays ``block_overhead`` (starting a program, its prologue) before its
+      tile's work;
+    * persistent: ``min(num_sms, num_tiles)`` programs start once, pay the overhead once, and then
+      compute their tiles back to back (``persistent_tiles``).
+
+    ``durations`` (optional, one per tile) replaces the uniform ``tile_time``. Returns ``Span``s sorted
+    by start time.
+    """
+    import heapq
+
+    if num_sms < 1 or num_tiles < 0:
+        raise ValueError(f"need num_sms >= 1 and num_tiles >= 0, got {num_sms}, {num_tiles}")
+    dur = (lambda t: durations[t]) if durations is not None else (lambda t: tile_time)
+    spans = []
+    if not persistent:
+        free = [(0.0, sm) for sm in range(num_sms)]
+        heapq.heapify(free)
+        for pid in range(num_tiles):
+            t, sm = heapq.heappop(free)
+            start = t + block_overhead
+            end = start + dur(pid)
+            spans.append(Span(sm, start, end, pid, pid))
+            heapq.heappush(free, (end, sm))
+    else:
+        programs = min(num_sms, num_tiles)
+        for p in range(programs):
+            t = block_overhead
+            for tile in persistent_tiles(p, programs, num_tiles):
+                spans.append(Span(p, t, t + dur(tile), tile, p))
+                t += dur(tile)
+    return sorted(spans, key=lambda s: (s.start, s.sm))
+
+
+def makespan(spans) -> float:
+    """When the last tile finishes."""
+    return max((s.end for s in spans), default=0.0)
+
+
+def utilisation(spans, num_sms) -> float:
+    """Fraction of SM-time spent computing tiles, up to the makespan."""
+    total = makespan(spans) * num_sms
+    return sum(s.end - s.start for s in spans) / total if total else 0.0

@@ -56,3 +56,27 @@ def test_default_programs_and_bad_input():
         matmul_persistent(T.randn(8, 8), T.randn(8, 8), num_programs=0)
     with pytest.raises(ValueError, match="inner dimensions"):
         matmul_persistent(T.randn(8, 8), T.randn(9, 8))
+
+
+def test_simulated_launches():
+    from kernels.schedule import makespan, simulate_launch, utilisation
+
+    for persistent in (False, True):
+        spans = simulate_launch(10, 4, tile_time=1.0, block_overhead=0.1, persistent=persistent)
+        assert sorted(s.tile for s in spans) == list(range(10))
+        for sm in range(4):  # no SM runs two tiles at once
+            mine = sorted((s.start, s.end) for s in spans if s.sm == sm)
+            assert all(a[1] <= b[0] + 1e-12 for a, b in zip(mine, mine[1:]))
+    naive = simulate_launch(10, 4, 1.0, 0.1)
+    pers = simulate_launch(10, 4, 1.0, 0.1, persistent=True)
+    assert makespan(naive) == pytest.approx(3 * 1.1)  # 3 waves, each paying the overhead
+    assert makespan(pers) == pytest.approx(0.1 + 3.0)  # the overhead once, then 3 tiles back to back
+    assert utilisation(pers, 4) == pytest.approx(10 / (4 * 3.1))
+    # 5 tiles on 4 SMs: a second wave with one tile, whichever way they are launched
+    assert makespan(simulate_launch(5, 4, 1.0, 0.0)) == pytest.approx(2.0)
+    # uneven tiles: the naive launch balances (a free SM takes the next tile), round-robin does not
+    d = [3.0, 1.0, 1.0, 1.0]
+    assert makespan(simulate_launch(4, 2, durations=d, block_overhead=0)) == pytest.approx(3.0)
+    assert makespan(simulate_launch(4, 2, durations=d, block_overhead=0, persistent=True)) == pytest.approx(4.0)
+    with pytest.raises(ValueError):
+        simulate_launch(3, 0)
