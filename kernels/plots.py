@@ -84,3 +84,35 @@ def plot_order(doc, ax=None):
     ax.legend(fontsize=8)
     _title(ax, "tile order: row-major vs grouped", doc)
     return ax
+
+
+def plot_persistent(doc, config=None, ax=None, graph=True):
+    """Tiled vs persistent vs the library per shape, for one tile configuration."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    config = config or recs[0]["config"]
+    recs = [r for r in recs if r["config"] == config]
+    key = "graph_tflops" if graph else "tflops"
+    base = "baseline_graph_tflops" if graph else "baseline_tflops"
+    shapes = []
+    for r in recs:
+        s = (r["M"], r["N"], r["K"])
+        if s not in shapes:
+            shapes.append(s)
+    ax = ax or plt.subplots(figsize=(11, 4))[1]
+    w = 0.27
+    for i, s in enumerate(shapes):
+        rs = {r["kernel"]: r for r in recs if (r["M"], r["N"], r["K"]) == s}
+        for j, (name, color) in enumerate((("tiled", "C0"), ("persistent", "C2"))):
+            if name in rs:
+                ax.bar(i + (j - 1) * w, rs[name][key], w, color=color, label=name if i == 0 else None)
+        lib = next(iter(rs.values()))[base]
+        ax.bar(i + w, lib, w, color="gray", label=recs[0]["baseline"] if i == 0 else None)
+        t = next(iter(rs.values()))
+        ax.text(i, 5, f"{t['tiles']} tiles\n{t['tiles'] / 132:.2f} waves", ha="center", fontsize=7, color="white")
+    ax.set_xticks(range(len(shapes)), [f"{m}x{n}x{k}" for m, n, k in shapes], fontsize=7, rotation=20)
+    ax.set_ylabel("TFLOP/s" + (" (CUDA graph)" if graph else ""))
+    ax.legend(fontsize=8)
+    _title(ax, f"persistent vs one program per tile, same tiles ({config})", doc)
+    return ax

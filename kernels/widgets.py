@@ -180,3 +180,67 @@ def tile_size_widget(sweep_doc=None):
         num_warps=W.Dropdown(options=[1, 2, 4, 8], value=8, description="warps"),
         num_stages=W.Dropdown(options=[1, 2, 3, 4, 5], value=3, description="stages"),
     )
+
+
+# ---------------------------------------------------------------- waves and persistence (chapter 03)
+def wave_report(M, N, block_m, block_n, num_sms=H100_SMS):
+    """Tiles, waves and the tail for a one-program-per-tile launch, and tiles per SM if persistent."""
+    from .schedule import persistent_tiles, waves
+
+    tiles = cdiv(M, block_m) * cdiv(N, block_n)
+    n, fill = waves(tiles, num_sms)
+    programs = min(num_sms, tiles)
+    per_sm = [len(persistent_tiles(p, programs, tiles)) for p in range(programs)]
+    return dict(tiles=tiles, waves=n, last_wave_fill=fill, persistent_programs=programs,
+                tiles_per_program=(min(per_sm), max(per_sm)),
+                ideal_waves=tiles / num_sms)
+
+
+def waves_figure(M=1152, N=4096, block_m=128, block_n=256, num_sms=H100_SMS, block_overhead=0.05,
+                 max_rows=24):
+    """Timelines of a one-program-per-tile launch and a persistent one (``simulate_launch``).
+
+    Time is in units of one tile's work; ``block_overhead`` is what starting a program costs in those
+    units. Only the first ``max_rows`` SMs are drawn.
+    """
+    import matplotlib.pyplot as plt
+
+    from .schedule import makespan, simulate_launch, utilisation
+
+    r = wave_report(M, N, block_m, block_n, num_sms)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True, layout="constrained")
+    for ax, persistent in zip(axes, (False, True)):
+        spans = simulate_launch(r["tiles"], num_sms, 1.0, block_overhead, persistent=persistent)
+        for s in spans:
+            if s.sm < max_rows:
+                ax.broken_barh([(s.start, s.end - s.start)], (s.sm - 0.4, 0.8),
+                               facecolors=f"C{(s.tile // num_sms) % 10}", edgecolor="white", lw=0.3)
+        ax.set_xlim(0, max(makespan(spans), 1) * 1.05)
+        ax.set_ylim(min(num_sms, max_rows) - 0.5, -0.5)
+        ax.set_xlabel("time (one tile's work = 1)")
+        name = "persistent: one program per SM" if persistent else "one program per tile"
+        launched = min(num_sms, r["tiles"]) if persistent else r["tiles"]
+        ax.set_title(f"{name}\n{launched} programs launched, finishes at {makespan(spans):.2f}, "
+                     f"SMs busy {utilisation(spans, num_sms):.0%}", fontsize=9)
+    axes[0].set_ylabel(f"SM (first {min(num_sms, max_rows)} of {num_sms})")
+    fig.suptitle(f"C {M}x{N} in {block_m}x{block_n} tiles: {r['tiles']} tiles = {r['ideal_waves']:.2f} "
+                 f"waves of {num_sms}; last wave {r['last_wave_fill']:.0%} full (colour = wave)", fontsize=10)
+    return fig
+
+
+def waves_widget():
+    """Sliders for ``waves_figure``."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    def show(M, N, block, num_sms, block_overhead):
+        plt.show(waves_figure(M, N, block, block * 2, num_sms, block_overhead))
+
+    return W.interactive(
+        show,
+        M=W.IntSlider(value=1152, min=128, max=8192, step=128, description="M"),
+        N=W.IntSlider(value=4096, min=256, max=8192, step=256, description="N"),
+        block=W.SelectionSlider(options=[64, 128], value=128, description="tile BM (BN=2BM)"),
+        num_sms=W.IntSlider(value=H100_SMS, min=1, max=264, description="SMs"),
+        block_overhead=W.FloatSlider(value=0.05, min=0, max=0.5, step=0.01, description="start cost"),
+    )

@@ -69,3 +69,21 @@ def test_readme_figures_draw(tmp_path):
 
     figures.main(["--out", str(tmp_path)])
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"{n}.png" for n in figures.FIGURES)
+
+
+def test_wave_report_and_figure():
+    from kernels.widgets import wave_report, waves_figure, waves_widget
+
+    r = wave_report(1152, 4096, 128, 256, 132)
+    assert r["tiles"] == 9 * 16 and r["waves"] == 2
+    assert r["last_wave_fill"] == pytest.approx(12 / 132)
+    assert r["tiles_per_program"] == (1, 2) and r["persistent_programs"] == 132
+    fig = waves_figure(1152, 4096, 128, 256, 132)
+    assert "144 programs launched" in fig.axes[0].get_title()
+    assert "132 programs launched" in fig.axes[1].get_title()
+    assert waves_widget().children
+
+
+def test_plot_persistent_draws_recorded_results():
+    doc = bench.load("ch03_persistent")
+    assert plots.plot_persistent(doc).get_title()
