@@ -1,0 +1,86 @@
+"""Chapter 04 (groundwork): the persistent TMA kernel, its pipeline depth, and warp specialization.
+
+Besides timings, ``inspect_code`` reads the compiled kernel (TTGIR and PTX) for the marks of real
+warp specialization on Hopper: a ``ttg.warp_specialize`` region in the TTGIR and ``setmaxnreg`` in the
+PTX (producer warps give registers to the consumer warpgroups), and for TMA (``cp.async.bulk.tensor``)
+and wgmma instructions.
+"""
+import torch
+
+from kernels import testing as T
+from kernels.tiled import TileConfig, matmul
+from kernels.tma import launch, matmul_tma
+
+from ._common import matmul_case, table, tqdm
+
+VARIANTS = [  # (config, warp_specialize)
+    (TileConfig(128, 256, 64, 8, 8, 3), False),
+    (TileConfig(128, 256, 64, 8, 8, 4), False),
+    (TileConfig(128, 256, 64, 8, 4, 3), True),
+    (TileConfig(128, 256, 64, 8, 4, 4), True),
+    (TileConfig(128, 128, 64, 8, 4, 2), False),
+    (TileConfig(128, 128, 64, 8, 4, 3), False),
+    (TileConfig(128, 128, 64, 8, 4, 4), False),
+    (TileConfig(128, 128, 64, 8, 4, 5), False),
+    (TileConfig(128, 128, 64, 8, 4, 4), True),
+]
+SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192)]
+
+MARKS = {"ttgir": ["ttg.warp_specialize", "nvws."], "ptx": ["setmaxnreg", "cp.async.bulk.tensor", "wgmma.mma_async"]}
+
+
+def inspect_code(cfg, ws, n=1024):
+    a = T.randn(n, n, dtype=torch.bfloat16)
+    b = T.randn(n, n, dtype=torch.bfloat16)
+    c = torch.empty(n, n, dtype=torch.bfloat16, device=a.device)
+    k = launch(a, b, c, cfg, 132, ws)
+    out = {}
+    for ir, marks in MARKS.items():
+        text = k.asm.get(ir, "") if hasattr(k, "asm") else ""
+        for m in marks:
+            out[f"{ir}:{m}"] = text.count(m)
+    out["num_warps_total"] = getattr(k.metadata, "num_warps", None)
+    return out
+
+
+def run(quick=False):
+    recs = []
+    shapes = SHAPES[:1] if quick else SHAPES
+    for M, N, K in shapes:
+        recs.append(matmul_case("tiled (autotuned)", matmul, M, N, K, config="autotuned"))
+        for cfg, ws in tqdm(VARIANTS, desc=f"tma {M}x{N}x{K}"):
+            name = "tma persistent" + (" + warp_specialize" if ws else "")
+            try:
+                recs.append(matmul_case(name, lambda a, b, out, cfg=cfg, ws=ws: matmul_tma(
+                    a, b, cfg, warp_specialize=ws, out=out), M, N, K, config=cfg.short(),
+                    warp_specialize=ws, **cfg.as_dict()))
+            except Exception as exc:
+                recs.append(dict(kernel=name, M=M, N=N, K=K, config=cfg.short(), warp_specialize=ws,
+                                 error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+    return recs
+
+
+def run_code():
+    recs = []
+    for cfg, ws in VARIANTS:
+        try:
+            recs.append(dict(config=cfg.short(), warp_specialize=ws, **inspect_code(cfg, ws)))
+        except Exception as exc:
+            recs.append(dict(config=cfg.short(), warp_specialize=ws,
+                             error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+    return recs
+
+
+def run_all(quick=False):
+    return {
+        "ch04_tma": (run(quick), {"what": "persistent TMA kernel (device descriptors), stages and warp "
+                                          "specialization, vs the ch02 kernel and torch.matmul, bf16"}),
+        "ch04_code": (run_code(), {"what": "marks of TMA, wgmma and warp specialization in the compiled code"}),
+    }
+
+
+def summary(name, records):
+    if name == "ch04_code":
+        cols = ["config", "warp_specialize"] + [f"{ir}:{m}" for ir, ms in MARKS.items() for m in ms] + ["error"]
+        return f"{name}\n" + "\n".join(str({c: r.get(c) for c in cols}) for r in records)
+    return f"{name}\n" + table(records, ["kernel", "config", "M", "tflops", "ratio", "ratio_graph", "error"])

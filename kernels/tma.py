@@ -1,0 +1,134 @@
+"""Chapter 04 (groundwork): a persistent matmul that loads and stores tiles through TMA descriptors.
+
+On Hopper, the Tensor Memory Accelerator (TMA) copies a whole tile between global and shared memory
+from one instruction, given a *tensor descriptor* (base, shape, strides, tile shape). Out-of-bounds
+parts of a tile are zero-filled on load and dropped on store, so ragged edges need no masks. This
+kernel builds its descriptors on the device (``tl.make_tensor_descriptor``), loops over tiles like
+chapter 03's persistent kernel, and lets Triton pipeline the K loop (``num_stages``).
+``warp_specialize=True`` asks Triton to split each program into a producer warp (issuing the TMA
+loads) and consumer warpgroups (the math): chapter 05's subject.
+
+Constraints of TMA, checked by the wrapper: the last dimension of A, B and C is contiguous, every other
+stride and the base address are 16-byte aligned.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from . import ON_GPU
+from ._jit import check_matmul_inputs, check_out
+from .persistent import sm_count
+from .schedule import cdiv
+from .tiled import TileConfig, _check_config, _grouped_tile
+
+
+@triton.jit
+def tma_persistent_matmul_kernel(
+    a_ptr, b_ptr, c_ptr,
+    M, N, K,
+    stride_am, stride_bk, stride_cm,
+    num_programs,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+    NUM_STAGES: tl.constexpr,
+    WARP_SPECIALIZE: tl.constexpr,
+    UPCAST: tl.constexpr,
+):
+    a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[stride_am, 1],
+                                       block_shape=[BLOCK_M, BLOCK_K])
+    b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1],
+                                       block_shape=[BLOCK_K, BLOCK_N])
+    c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                       block_shape=[BLOCK_M, BLOCK_N])
+    grid_m = tl.cdiv(M, BLOCK_M)
+    grid_n = tl.cdiv(N, BLOCK_N)
+    num_tiles = grid_m * grid_n
+    k_steps = tl.cdiv(K, BLOCK_K)
+    for tile_id in tl.range(tl.program_id(0), num_tiles, num_programs, flatten=False,
+                            warp_specialize=WARP_SPECIALIZE):
+        pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
+        row0 = pid_m * BLOCK_M
+        col0 = pid_n * BLOCK_N
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for ks in tl.range(k_steps, num_stages=NUM_STAGES):
+            a = a_desc.load([row0, ks * BLOCK_K])  # zero-filled past the edges of A
+            b = b_desc.load([ks * BLOCK_K, col0])
+            if UPCAST:
+                a = a.to(tl.float32)
+                b = b.to(tl.float32)
+            acc = tl.dot(a, b, acc)
+        c_desc.store([row0, col0], acc.to(c_desc.dtype))  # clipped at the edges of C
+
+
+_allocator_set = False
+
+
+def _ensure_allocator():
+    """Device-side descriptors need a little global scratch memory per program; Triton asks for it
+    through an allocator we register once."""
+    global _allocator_set
+    if _allocator_set or not ON_GPU:
+        return
+
+    def alloc(size: int, alignment: int, stream):
+        return torch.empty(size, device="cuda", dtype=torch.int8)
+
+    triton.set_allocator(alloc)
+    _allocator_set = True
+
+
+def _check_tma(t: torch.Tensor, label: str, name: str):
+    es = t.element_size()
+    if t.stride(1) != 1:
+        raise ValueError(f"{name}: {label} must be contiguous along its last dimension for TMA "
+                         f"(strides {t.stride()}); pass {label}.contiguous()")
+    if (t.stride(0) * es) % 16:
+        raise ValueError(f"{name}: {label}'s row stride is {t.stride(0) * es} bytes; TMA needs a multiple of "
+                         f"16 (for {t.dtype}, a row length that is a multiple of {16 // es})")
+    if t.data_ptr() % 16:
+        raise ValueError(f"{name}: {label}'s data does not start on a 16-byte boundary")
+
+
+def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
+               num_programs: int | None = None, warp_specialize: bool = False,
+               out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the persistent TMA kernel."""
+    name = "matmul_tma"
+    check_matmul_inputs(a, b, name)
+    M, K = a.shape
+    N = b.shape[1]
+    check_out(out, (M, N), a.dtype, a.device, name)
+    c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
+    for label, t in (("a", a), ("b", b), ("out", c)):
+        _check_tma(t, label, name)
+    if ON_GPU:
+        default = (TileConfig(128, 128, 32, 8, 4, 3) if a.dtype == torch.float32
+                   else TileConfig(128, 256, 64, 8, 8, 3))
+    else:
+        default = TileConfig(32, 32, 32, 4, 4, 1)
+    cfg = config or default
+    _check_config(cfg)
+    tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
+    if num_programs is None:
+        num_programs = min(sm_count(), tiles)
+    if not isinstance(num_programs, int) or num_programs < 1:
+        raise ValueError(f"{name}: num_programs must be a positive int, got {num_programs!r}")
+    launch(a, b, c, cfg, num_programs, warp_specialize)
+    return c
+
+
+def launch(a, b, c, cfg: TileConfig, num_programs: int, warp_specialize: bool):
+    """Launch the kernel (inputs already checked) and return what Triton returns: on a GPU the
+    compiled kernel, whose ``.asm`` holds the TTGIR/PTX/SASS to inspect."""
+    _ensure_allocator()
+    M, K = a.shape
+    N = b.shape[1]
+    return tma_persistent_matmul_kernel[(num_programs,)](
+        a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0), num_programs,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        NUM_STAGES=cfg.num_stages, WARP_SPECIALIZE=warp_specialize,
+        UPCAST=(not ON_GPU) and a.dtype == torch.bfloat16,
+        num_warps=cfg.num_warps,
+    )

@@ -1,0 +1,46 @@
+"""The TMA persistent kernel (chapter 04 groundwork): ragged shapes need no masks, bad layouts fail clearly."""
+import numpy as np
+import pytest
+import torch
+
+import kernels
+from kernels import testing as T
+from kernels.tiled import TileConfig
+from kernels.tma import matmul_tma
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("warp_specialize", [False, True])
+def test_tma_random_ragged(dtype, warp_specialize):
+    rng = np.random.default_rng(11)
+    hi = kernels.pick(cpu=90, gpu=700)
+    shapes = [(8, 8, 8), (64, 64, 64)] + [tuple(int(8 * x) for x in rng.integers(1, hi // 8, 3)) for _ in range(2)]
+    shapes += [(37, 8 * 5, 8 * 9)]  # M need not be aligned, only the row strides
+    for M, N, K in shapes:
+        a, b = T.randn(M, K, dtype=dtype), T.randn(K, N, dtype=dtype)
+        out = T.poisoned_empty((M, N), dtype)
+        matmul_tma(a, b, warp_specialize=warp_specialize, out=out)
+        T.assert_close_matmul(out, a, b, label=f"tma {M}x{N}x{K}")
+
+
+@pytest.mark.parametrize("num_programs", [1, 3, 7])
+def test_tma_program_counts(num_programs):
+    a, b = T.randn(70, 48, dtype=torch.float16), T.randn(48, 56, dtype=torch.float16)
+    out = T.poisoned_empty((70, 56), torch.float16)
+    cfg = TileConfig(32, 32, 16, 2, 4, 1) if not kernels.ON_GPU else TileConfig(64, 64, 32, 2, 4, 3)
+    matmul_tma(a, b, cfg, num_programs=num_programs, out=out)
+    T.assert_close_matmul(out, a, b)
+
+
+def test_tma_rejects_layouts_it_cannot_describe():
+    a = T.randn(16, 12, dtype=torch.float16)  # rows of 24 bytes: not a multiple of 16
+    b = T.randn(12, 16, dtype=torch.float16)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        matmul_tma(a, b)
+    a = T.randn(16, 16, dtype=torch.float16)
+    with pytest.raises(ValueError, match="contiguous along its last dimension"):
+        matmul_tma(a.t(), T.randn(16, 16, dtype=torch.float16))
+    with pytest.raises(ValueError, match="inner dimensions"):
+        matmul_tma(a, T.randn(8, 16, dtype=torch.float16))
+    with pytest.raises(ValueError, match="num_programs"):
+        matmul_tma(a, a, num_programs=0)
