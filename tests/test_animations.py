@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from animations import SCENE_NAMES
-from animations.plan import fmt_bytes, kloop_plan, wave_plan
-from kernels.schedule import cdiv, tile_order, wave_footprints
+from animations.plan import fmt_bytes, kloop_plan, launch_plan, wave_plan
+from kernels.schedule import (cdiv, makespan, persistent_tiles, simulate_launch, tile_order, utilisation,
+                              wave_footprints)
+from kernels.schedule import waves as count_waves
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = {"pixel_width": 256, "pixel_height": 144, "frame_rate": 5}
@@ -52,6 +54,31 @@ def test_kloop_plan_is_the_schedule(shape, order, group_m):
         kloop_plan(M, N, K, bm, bn, bk, gm * gn)
 
 
+@pytest.mark.parametrize("grid", [(1, 1), (2, 7), (5, 3), (4, 4)])
+@pytest.mark.parametrize("num_sms", [1, 4, 6, 132])
+@pytest.mark.parametrize("persistent", [False, True])
+def test_launch_plan_is_the_schedule(grid, num_sms, persistent):
+    gm, gn = grid
+    n = gm * gn
+    p = launch_plan(gm, gn, num_sms, persistent, 1.0, 0.25, "grouped", 2)
+    spans = simulate_launch(n, num_sms, 1.0, 0.25, persistent=persistent)
+    assert list(p.spans) == spans
+    assert p.tile_pos == tuple(tile_order(gm, gn, "grouped", 2))
+    assert (p.makespan, p.utilisation) == (makespan(spans), utilisation(spans, num_sms))
+    if persistent:
+        programs = min(num_sms, n)
+        assert p.program_tiles == tuple(tuple(persistent_tiles(q, programs, n)) for q in range(programs))
+        assert p.launches == tuple((0.0, q, q) for q in range(programs))
+    else:
+        assert p.program_tiles == tuple((t,) for t in range(n))
+        assert sorted(q for _, q, _ in p.launches) == list(range(n))
+        assert {(s.sm, s.start - 0.25) for s in spans} == {(sm, t) for t, _, sm in p.launches}
+    assert p.overheads == tuple((sm, t, t + 0.25) for t, _, sm in p.launches)
+    # every SM is either busy or idle up to the end of the launch
+    for sm, start, end in p.idle:
+        assert start == max((s.end for s in spans if s.sm == sm), default=0.0) and end == makespan(spans)
+
+
 def test_scene_parameters_come_from_the_plans():
     from animations.scenes import KLoopScene, TileOrderScene
 
@@ -67,6 +94,18 @@ def test_scene_parameters_come_from_the_plans():
     p = K.plan()
     assert p.tile == tile_order(cdiv(K.M, K.BLOCK_M), cdiv(K.N, K.BLOCK_N), K.ORDER, K.GROUP_M)[K.PID]
     assert p.n_steps >= 3  # enough steps to see a loop
+
+    from animations.scenes import PersistentScene as PS
+
+    plans = PS.plans()
+    n_tiles = PS.GRID_M * PS.GRID_N
+    for persistent, lp in plans.items():
+        assert list(lp.spans) == simulate_launch(n_tiles, PS.NUM_SMS, PS.TILE_TIME, PS.BLOCK_OVERHEAD,
+                                                 persistent=persistent)
+    # the lesson: persistent launches one program per SM and ends sooner, and a ragged wave is visible
+    assert (plans[False].programs, plans[True].programs) == (n_tiles, PS.NUM_SMS)
+    assert plans[True].makespan < plans[False].makespan
+    assert count_waves(n_tiles, PS.NUM_SMS)[1] <= 0.5 and plans[False].idle and plans[True].idle
 
 
 def test_fmt_bytes():
@@ -120,6 +159,31 @@ def test_kloop_scene_drew_the_schedule(rendered):
     assert scene.drawn_steps == [(k, min(k + S.BLOCK_K, S.K)) for k in range(0, S.K, S.BLOCK_K)]
 
 
+def test_persistent_scene_drew_the_schedule(rendered):
+    from animations.scenes import PersistentScene as S
+
+    scene = rendered["PersistentScene"].scene
+    n = S.GRID_M * S.GRID_N
+    order = tile_order(S.GRID_M, S.GRID_N, S.ORDER, S.GROUP_M)
+    for persistent in (False, True):
+        spans = simulate_launch(n, S.NUM_SMS, S.TILE_TIME, S.BLOCK_OVERHEAD, persistent=persistent)
+        assert scene.drawn_blocks[persistent] == [(s.sm, s.start, s.end, s.tile) for s in spans]
+        assert scene.drawn_grid[persistent] == dict(enumerate(order))
+        # every C tile lit up, in the order the tiles finish
+        lit = scene.drawn_lit[persistent]
+        assert sorted(lit) == list(range(n))
+        end_of = {s.tile: s.end for s in spans}
+        assert [end_of[t] for t in lit] == sorted(end_of[t] for t in lit)
+        assert scene.drawn_finish[persistent] == makespan(spans)
+        programs = {s.program for s in spans}
+        assert scene.drawn_launched[persistent] == len(programs)
+        starts = sorted((min(s.start for s in spans if s.program == p), p) for p in programs)
+        assert len(scene.drawn_overheads[persistent]) == len(programs)
+        assert sorted(scene.drawn_overheads[persistent]) == sorted(
+            (next(s.sm for s in spans if s.program == p), t - S.BLOCK_OVERHEAD, t) for t, p in starts)
+    assert scene.drawn_launched == {False: n, True: S.NUM_SMS}
+
+
 # ---- the command line -----------------------------------------------------------------------------
 
 def test_unknown_scene_fails_clearly(tmp_path):
@@ -132,7 +196,7 @@ def test_unknown_scene_fails_clearly(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "unknown scene" in proc.stderr and "NoSuchScene" in proc.stderr
-    assert "KLoopScene" in proc.stderr and "TileOrderScene" in proc.stderr
+    assert all(name in proc.stderr for name in SCENE_NAMES)
     assert not list(tmp_path.iterdir())
 
 

@@ -118,3 +118,15 @@ def test_stub_rules():
         strip_solutions("x = 1\n### END SOLUTION\n")
     with pytest.raises(MarkerError, match="no matching"):
         strip_solutions("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n")
+
+
+def test_persistent_exercise_keeps_the_given_parts_and_drops_the_loop():
+    nb = nbformat.read(str(ROOT / "exercises" / "ch03_persistent_matmul.ipynb"), as_version=4)
+    cells = {c.get("id"): c.source for c in nb.cells}
+    kernel = cells["ch03-kernel"]
+    assert "num_tiles = grid_m * grid_n" in kernel and kernel.rstrip().endswith("# YOUR CODE HERE\n    pass")
+    assert "for tile_id" not in kernel and "matmul_tile(" not in kernel
+    # the wrapper and the helpers are given: the learner writes only the loop
+    assert "persistent_matmul_kernel[(num_programs,)](" in cells["ch03-wrapper"]
+    assert "grouped_tile_jit = device_fn(grouped_tile)" in cells["ch03-helpers"]
+    assert "from kernels.tiled import matmul_tile" in cells["ch03-imports"]

@@ -22,6 +22,7 @@ from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
 ROOT = Path(__file__).resolve().parent.parent
 CH01 = ROOT / "solutions" / "ch01_naive_matmul.ipynb"
 CH02 = ROOT / "solutions" / "ch02_tiled_matmul.ipynb"
+CH03 = ROOT / "solutions" / "ch03_persistent_matmul.ipynb"
 
 
 def variant(src: Path, swaps: dict) -> nbformat.NotebookNode:
@@ -72,22 +73,22 @@ def graded(proc):
 # the headless path: python -m grader
 # ------------------------------------------------------------------------------------------------
 def test_solutions_score_full_marks_headless():
-    report, results = graded(run_grader(CH01, CH02, "--json"))
+    report, results = graded(run_grader(CH01, CH02, CH03, "--json"))
     assert set(results) == {("ch01_naive_matmul", "naive_matmul"), ("ch02_tiled_matmul", "tiled_matmul"),
-                            ("ch02_tiled_matmul", "grouped_tile")}
+                            ("ch02_tiled_matmul", "grouped_tile"), ("ch03_persistent_matmul", "persistent_matmul")}
     for r in results.values():
         assert r["status"] == "pass", r
     assert report["score"] == report["max_points"] == sum(e.points for e in EXERCISES.values())
     assert all(not nb["cell_issues"] for nb in report["notebooks"])
     # the bf16 sub-checks need a GPU: without one they say SKIP, never ok
     if not checks.ON_GPU:
-        for name in ("naive_matmul", "tiled_matmul"):
+        for name in ("naive_matmul", "tiled_matmul", "persistent_matmul"):
             bf16 = [s for r in results.values() if r["name"] == name for s in r["subchecks"] if "bfloat16" in s["label"]]
             assert bf16 and all(s["status"] == "skip" for s in bf16)
 
 
 def test_untouched_exercises_score_zero_without_crashing():
-    proc = run_grader(ROOT / "exercises" / CH01.name, ROOT / "exercises" / CH02.name, "--json")
+    proc = run_grader(*(ROOT / "exercises" / nb.name for nb in (CH01, CH02, CH03)), "--json")
     report, results = graded(proc)
     assert report["score"] == 0 and report["max_points"] > 0
     assert {r["status"] for r in results.values()} == {"not_implemented"}
@@ -154,7 +155,8 @@ def test_hanging_and_crashing_answers_score_zero_and_the_rest_is_graded(tmp_path
 # wrong answers, graded in this process
 # ------------------------------------------------------------------------------------------------
 def test_solution_variants_pass_in_process(tmp_path):
-    for src, name in ((CH01, "naive_matmul"), (CH02, "tiled_matmul"), (CH02, "grouped_tile")):
+    for src, name in ((CH01, "naive_matmul"), (CH02, "tiled_matmul"), (CH02, "grouped_tile"),
+                      (CH03, "persistent_matmul")):
         r = grade_variant(src, {}, name, tmp_path)
         assert r.passed and r.points == EXERCISES[name].points, r.report()
 
@@ -239,6 +241,46 @@ def test_tiled_cheat_is_refused_too(tmp_path):
     r = grade_variant(CH02, {"ch02-wrapper": [(launch, "    return torch.mm(a, b)\n" + launch)]},
                       "tiled_matmul", tmp_path)
     assert r.status == "refused" and "`mm`" in r.message
+
+
+P_LOOP = "    for tile_id in range(tl.program_id(0), num_tiles, num_programs):\n"
+P_LAUNCH = "    persistent_matmul_kernel[(num_programs,)]("
+P_FIRST_TILE_ONLY = "    for tile_id in range(tl.program_id(0), tl.program_id(0) + 1):\n"
+P_LIBRARY = "    from kernels.persistent import matmul_persistent\n    return matmul_persistent(a, b, out=out)\n"
+WRONG_PERSISTENT = {
+    # chapter 02's schedule: one program per tile, each computing only its own tile
+    "one_program_per_tile": ({"ch03-kernel": [(P_LOOP, P_FIRST_TILE_ONLY)],
+                              "ch03-wrapper": [(P_LAUNCH, "    persistent_matmul_kernel[(num_tiles,)](")]},
+                             "refused", "one program per tile is chapter 02's kernel"),
+    # the right grid, but each program stops after its first tile
+    "no_stride": ({"ch03-kernel": [(P_LOOP, P_FIRST_TILE_ONLY)]}, "fail", "stop after its first tile"),
+    "no_loop": ({"ch03-kernel": [(P_LOOP, "    tile_id = tl.program_id(0)\n    if tile_id < num_tiles:\n")]},
+                "fail", "never written"),
+    "torch_matmul": ({"ch03-wrapper": [(P_LAUNCH, "    return torch.matmul(a, b)\n" + P_LAUNCH)]}, "refused", "`mm`"),
+    "library_kernel": ({"ch03-wrapper": [(P_LAUNCH, P_LIBRARY + P_LAUNCH)]}, "refused", "course's own"),
+    # its own kernel runs (with the right grid), then the course's overwrites C
+    "own_kernel_then_library": ({"ch03-wrapper": [("    return out", P_LIBRARY)]}, "refused",
+                                "last written by the course's own kernel"),
+    "no_num_programs": ({"ch03-wrapper": [("out=None, num_programs=None):", "out=None):\n    num_programs = None")]},
+                        "fail", "num_programs="),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_PERSISTENT))
+def test_wrong_persistent_answers_fail(case, tmp_path):
+    swaps, status, words = WRONG_PERSISTENT[case]
+    r = grade_variant(CH03, swaps, "persistent_matmul", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+def test_persistent_grid_is_read_from_a_grid_function_too(tmp_path):
+    # kernel[lambda meta: ...]: the recorder keeps what the function returned
+    swaps = {"ch03-wrapper": [(P_LAUNCH, "    persistent_matmul_kernel[lambda meta: (num_programs,)](")]}
+    assert grade_variant(CH03, swaps, "persistent_matmul", tmp_path).passed
+    swaps = {"ch03-wrapper": [(P_LAUNCH, "    persistent_matmul_kernel[lambda meta: (num_programs + 1,)](")]}
+    r = grade_variant(CH03, swaps, "persistent_matmul", tmp_path)
+    assert r.status == "refused" and "programs" in r.message, r.report()
 
 
 GROUPED = '    tiles_per_group = group_m * grid_n'

@@ -12,6 +12,10 @@ from kernels.tma import matmul_tma
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("warp_specialize", [False, True])
 def test_tma_random_ragged(dtype, warp_specialize):
+    if warp_specialize and dtype == torch.float32 and kernels.ON_GPU:
+        with pytest.raises(ValueError, match="does not compile for float32"):
+            matmul_tma(T.randn(64, 64), T.randn(64, 64), warp_specialize=True)
+        return
     rng = np.random.default_rng(11)
     hi = kernels.pick(cpu=90, gpu=700)
     shapes = [(8, 8, 8), (64, 64, 64)] + [tuple(int(8 * x) for x in rng.integers(1, hi // 8, 3)) for _ in range(2)]
