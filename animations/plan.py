@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernels.schedule import Footprint, cdiv, footprint, tile_order
+from kernels.schedule import (Footprint, Span, cdiv, footprint, makespan, persistent_tiles,
+                              simulate_launch, tile_order, utilisation)
 
 # --------------------------------------------------------------------------------------------------
 # One program walking K (KLoopScene)
@@ -116,6 +117,67 @@ def wave_plan(grid_m, grid_n, programs_at_once, K, block_m, block_n, order="grou
             footprint=footprint(tiles, K, block_m, block_n, elem_bytes),
         ))
     return waves
+
+
+# --------------------------------------------------------------------------------------------------
+# One program per tile vs persistent programs on the SMs (PersistentScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """One launch of ``num_tiles`` tiles on ``num_sms`` SMs, as ``kernels.schedule.simulate_launch``
+    lays it out over time: what each SM computes when, and when each program was started."""
+
+    persistent: bool
+    num_tiles: int
+    num_sms: int
+    tile_time: float
+    block_overhead: float
+    grid_m: int
+    grid_n: int
+    tile_pos: tuple  # tile id -> (pid_m, pid_n) in the C grid (tile_order)
+    spans: tuple  # Span, as simulate_launch returns them (sorted by start)
+    launches: tuple  # (time, program, sm): each program starting, in time order
+    overheads: tuple  # (sm, start, end): a program paying its start overhead
+    program_tiles: tuple  # program -> tile ids it computes, in order
+    idle: tuple  # (sm, start, end): an SM with nothing left to do before the launch ends
+
+    @property
+    def programs(self) -> int:
+        return len(self.launches)
+
+    @property
+    def makespan(self) -> float:
+        return makespan(self.spans)
+
+    @property
+    def utilisation(self) -> float:
+        return utilisation(self.spans, self.num_sms)
+
+
+def launch_plan(grid_m, grid_n, num_sms, persistent, tile_time=1.0, block_overhead=0.1,
+                order="grouped", group_m=8) -> LaunchPlan:
+    """``simulate_launch`` for a ``grid_m x grid_n`` grid of C tiles, with the programs' starts, their
+    overheads and the idle tail of each SM derived from its spans."""
+    if num_sms < 1:
+        raise ValueError(f"num_sms must be >= 1, got {num_sms}")
+    tile_pos = tuple(tile_order(grid_m, grid_n, order, group_m))
+    num_tiles = len(tile_pos)
+    spans = tuple(simulate_launch(num_tiles, num_sms, tile_time, block_overhead, persistent))
+    by_program = {}
+    for s in spans:  # spans are in start order, so each program's tiles come in order
+        by_program.setdefault(s.program, []).append(s)
+    launches = sorted((ss[0].start - block_overhead, p, ss[0].sm) for p, ss in by_program.items())
+    overheads = tuple((sm, t, t + block_overhead) for t, _, sm in launches)
+    end = makespan(spans)
+    last = {}
+    for s in spans:
+        last[s.sm] = max(last.get(s.sm, 0.0), s.end)
+    idle = tuple((sm, last.get(sm, 0.0), end) for sm in range(num_sms) if last.get(sm, 0.0) < end)
+    program_tiles = tuple(tuple(s.tile for s in by_program[p]) for p in sorted(by_program))
+    return LaunchPlan(bool(persistent), num_tiles, num_sms, tile_time, block_overhead, grid_m, grid_n,
+                      tile_pos, spans, tuple(launches), overheads, program_tiles, idle)
 
 
 def fmt_bytes(n) -> str:

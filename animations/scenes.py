@@ -11,13 +11,13 @@ import kernels  # noqa: F401  (decides the Triton world before anything imports 
 import numpy as np
 from manim import (
     DOWN, LEFT, RIGHT, UP, UR, WHITE, GREY_B, GREY_C, GREY_D, GREY_E, YELLOW,
-    AnimationGroup, FadeIn, FadeOut, LaggedStart, Line, Rectangle, Scene, Text, Transform, VGroup,
-    ManimColor,
+    AnimationGroup, DashedLine, FadeIn, FadeOut, LaggedStart, Line, Rectangle, Scene, Text, Transform,
+    ValueTracker, VGroup, ManimColor, linear,
 )
 
 from kernels.schedule import footprint
 
-from .plan import KLoopPlan, Wave, fmt_bytes, kloop_plan, wave_plan
+from .plan import KLoopPlan, LaunchPlan, Wave, fmt_bytes, kloop_plan, launch_plan, wave_plan
 
 FONT = "DejaVu Sans"
 TIMES = "\u00d7"  # multiplication sign
@@ -356,3 +356,221 @@ class TileOrderScene(Scene):
         colors = [WHITE, YELLOW, GREY_B]
         return VGroup(*[text(r, 19, c) for r, c in zip(rows, colors)]).arrange(
             DOWN, aligned_edge=LEFT, buff=0.1)
+
+
+IDLE_COLOR = ManimColor("#c23b5a")
+OVERHEAD_COLOR = GREY_C
+
+
+def fmt_t(t) -> str:
+    """A time of the launch model, short: ``3.75``, ``3.2``, ``3``."""
+    return f"{t:.2f}".rstrip("0").rstrip(".")
+
+
+def set_box(mob, x0, x1, y_mid, h):
+    """Make ``mob`` (a Rectangle) the box ``[x0, x1] x [y_mid - h/2, y_mid + h/2]``."""
+    top, bot = y_mid + h / 2, y_mid - h / 2
+    mob.set_points_as_corners([[x0, top, 0], [x1, top, 0], [x1, bot, 0], [x0, bot, 0], [x0, top, 0]])
+    return mob
+
+
+class PersistentScene(Scene):
+    """One program per tile vs one persistent program per SM: the same tiles on the same SMs, drawn
+    as a timeline per SM from ``kernels.schedule.simulate_launch``."""
+
+    GRID_M, GRID_N = 2, 7  # 14 tiles of C
+    NUM_SMS = 6  # 14 = 2 full waves of 6 + a ragged wave of 2
+    TILE_TIME, BLOCK_OVERHEAD = 1.0, 0.25
+    ORDER, GROUP_M = "grouped", 2
+    RUN_SECONDS = 15.0  # the whole launch, played at a constant speed
+    SIDES = ((False, "one program per tile"), (True, "persistent: one program per SM"))
+
+    @classmethod
+    def plans(cls) -> dict:
+        """``{persistent: LaunchPlan}`` for the two launches the scene shows."""
+        return {persistent: launch_plan(cls.GRID_M, cls.GRID_N, cls.NUM_SMS, persistent,
+                                        cls.TILE_TIME, cls.BLOCK_OVERHEAD, cls.ORDER, cls.GROUP_M)
+                for persistent, _ in cls.SIDES}
+
+    def construct(self):
+        plans = self.plans()
+        P = self.NUM_SMS
+        t_end = max(p.makespan for p in plans.values())
+        self.drawn_blocks = {k: [] for k in plans}  # (sm, start, end, tile) of each tile block
+        self.drawn_overheads = {k: [] for k in plans}  # (sm, start, end) of each grey start block
+        self.drawn_grid = {k: {} for k in plans}  # tile id -> (pid_m, pid_n) where it is drawn
+        self.drawn_lit = {k: [] for k in plans}  # tile ids in the order their C tile lit up
+        self.drawn_launched = {k: 0 for k in plans}  # the last value of the programs counter
+        self.drawn_finish = {}  # the finish time written under each side
+
+        title = text("One program per tile vs persistent programs", 32).to_edge(UP, buff=0.2)
+        sub = (f"{plans[False].num_tiles} tiles of C on {P} SMs. A tile takes "
+               f"{fmt_t(self.TILE_TIME)} time unit; starting a program costs "
+               f"{fmt_t(self.BLOCK_OVERHEAD)} (grey).")
+        subtitle = fit_width(text(sub, 19, GREY_B), 13.6).next_to(title, DOWN, buff=0.12)
+
+        time = ValueTracker(0.0)
+        row_h, row_gap = 0.36, 0.06
+        t_scale = 5.2 / t_end  # scene units per time unit, the same on both sides
+        ct = 0.36  # C tile size
+        sides = {}
+        for (persistent, label), cx in zip(self.SIDES, (-3.55, 3.55)):
+            plan = plans[persistent]
+            left = cx - 3.3
+            x0 = left + 0.75  # time 0 on this side's timeline
+            head = text(label, 23, YELLOW).move_to([cx, 2.45, 0])
+
+            # the C grid: tiles light up when they are finished
+            grid_org = np.array([left + 0.1, 2.1, 0])
+            c_tiles, c_labels = {}, VGroup()
+            for tile, (m, n) in enumerate(plan.tile_pos):
+                r = Rectangle(width=ct, height=ct, stroke_color=GREY_C, stroke_width=1,
+                              fill_color=GREY_E, fill_opacity=0.5)
+                r.move_to(grid_org + RIGHT * (n + 0.5) * ct + DOWN * (m + 0.5) * ct)
+                c_tiles[tile] = r
+                c_labels.add(text(str(tile), 13, WHITE).move_to(r))
+                self.drawn_grid[persistent][tile] = (m, n)
+            c_key = text("C tiles", 16, C_COLOR).next_to(VGroup(*c_tiles.values()), DOWN, buff=0.06)
+            c_key.align_to(grid_org, LEFT)
+
+            # the programs counter, right of the grid
+            count_lab = text("programs launched", 18, GREY_B)
+            count_lab.move_to([grid_org[0] + self.GRID_N * ct + 0.3, 1.98, 0], aligned_edge=LEFT)
+            count = text("0", 30, WHITE).next_to(count_lab, DOWN, buff=0.08).align_to(count_lab, LEFT)
+
+            # one row per SM
+            rows_top = 0.98
+            y_of = [rows_top - (sm + 0.5) * (row_h + row_gap) for sm in range(P)]
+            bottom = rows_top - P * (row_h + row_gap)
+            sm_labels = VGroup(*[text(f"SM {sm}", 15, GREY_B).move_to([left + 0.33, y_of[sm], 0])
+                                 for sm in range(P)])
+            lanes = VGroup(*[Line([x0, y, 0], [x0 + t_end * t_scale, y, 0], stroke_width=1,
+                                  stroke_color=GREY_D) for y in y_of])
+            axis = Line([x0, bottom, 0], [x0 + t_end * t_scale + 0.15, bottom, 0], stroke_width=2,
+                        stroke_color=GREY_B)
+            ticks = VGroup()
+            for k in range(int(t_end) + 1):
+                x = x0 + k * t_scale
+                ticks.add(Line([x, bottom, 0], [x, bottom - 0.08, 0], stroke_width=2, stroke_color=GREY_B))
+                ticks.add(text(str(k), 14, GREY_B).move_to([x, bottom - 0.22, 0]))
+            ticks.add(text("time", 14, GREY_B).next_to(axis, RIGHT, buff=0.08))
+
+            # the blocks, drawn growing from their start to the current time
+            blocks = []
+            for sm, start, end in plan.overheads:
+                self.drawn_overheads[persistent].append((sm, start, end))
+                blocks.append((sm, start, end, None, OVERHEAD_COLOR))
+            for s in plan.spans:
+                self.drawn_blocks[persistent].append((s.sm, s.start, s.end, s.tile))
+                blocks.append((s.sm, s.start, s.end, s.tile, WAVE_COLORS[(s.tile // P) % len(WAVE_COLORS)]))
+            block_mobs, tile_labels = VGroup(), VGroup()
+            for sm, start, end, tile, color in blocks:
+                rect = Rectangle(width=0.1, height=row_h, stroke_color=WHITE, stroke_width=1,
+                                 fill_color=color, fill_opacity=0.9)
+                rect.add_updater(self._grow(time, rect, x0, t_scale, start, end, y_of[sm], row_h))
+                block_mobs.add(rect)
+                if tile is not None:
+                    lab = text(str(tile), 16, WHITE).move_to(
+                        [x0 + (start + end) / 2 * t_scale, y_of[sm], 0])
+                    lab.add_updater(self._show_after(time, (start + end) / 2))  # once the block reaches it
+                    tile_labels.add(lab)
+            for s in sorted(plan.spans, key=lambda s: (s.end, s.tile)):
+                color = WAVE_COLORS[(s.tile // P) % len(WAVE_COLORS)]
+                c_tiles[s.tile].add_updater(self._light(time, s.end, color, persistent, s.tile))
+            launch_times = [t for t, _, _ in plan.launches]
+            count.add_updater(self._counter(time, count, launch_times, persistent))
+            now = Line([x0, rows_top + 0.05, 0], [x0, bottom, 0], stroke_width=2, stroke_color=YELLOW)
+            now.add_updater(lambda m, x0=x0: m.set_x(x0 + time.get_value() * t_scale))
+
+            sides[persistent] = dict(
+                plan=plan, x0=x0, y_of=y_of, bottom=bottom, rows_top=rows_top, cx=cx, now=now,
+                static=VGroup(head, *c_tiles.values(), c_labels, c_key, count_lab, sm_labels, lanes,
+                              axis, ticks),
+                dynamic=[block_mobs, tile_labels, count, now], c_labels=c_labels)
+
+        self.play(FadeIn(title), FadeIn(subtitle), run_time=0.8)
+        self.play(*[FadeIn(sd["static"]) for sd in sides.values()], run_time=1.0)
+        for sd in sides.values():
+            self.add(*sd["dynamic"])
+            self.add(sd["c_labels"])  # keep the C tile ids on top of the tiles
+        caption = self._caption(
+            f"Left: every tile is its own program, started when an SM frees up. Right: {P} programs "
+            f"stay resident, program p loops over tiles p, p+{P}, p+{2 * P}, ...")
+        self.play(FadeIn(caption), run_time=0.6)
+        self.wait(1.2)
+
+        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
+        for sd in sides.values():
+            for mob in sd["dynamic"]:
+                mob.clear_updaters()
+            for mob in sd["static"]:
+                mob.clear_updaters()
+
+        # ---- where each launch ends, and the idle tail ----
+        finish_anims, idle_anims = [], []
+        for persistent, sd in sides.items():
+            plan = sd["plan"]
+            end = plan.makespan
+            self.drawn_finish[persistent] = end
+            xe = sd["x0"] + end * t_scale
+            line = DashedLine([xe, sd["rows_top"] + 0.05, 0], [xe, sd["bottom"], 0], stroke_width=2, stroke_color=YELLOW)
+            fin = text(f"done at t = {fmt_t(end)}:  {plan.programs} programs,  SMs busy "
+                       f"{plan.utilisation:.0%}", 19, YELLOW)
+            fit_width(fin, 6.5).move_to([sd["cx"], sd["bottom"] - 0.62, 0])
+            finish_anims += [FadeOut(sd["now"]), FadeIn(line), FadeIn(fin)]
+            for sm, start, stop in plan.idle:
+                box = Rectangle(width=(stop - start) * t_scale, height=row_h, stroke_color=IDLE_COLOR,
+                                stroke_width=1.5, fill_color=IDLE_COLOR, fill_opacity=0.25)
+                box.move_to([sd["x0"] + (start + stop) / 2 * t_scale, sd["y_of"][sm], 0])
+                idle_anims += [FadeIn(box), FadeIn(text("idle", 14, WHITE).move_to(box))]
+        self.play(*finish_anims, run_time=0.8)
+        self.wait(1.0)
+        self.play(*idle_anims, run_time=0.8)
+        n, f = plans[False], plans[True]
+        final = self._caption(
+            f"Persistent: {f.programs} launches, not {n.programs}; the start cost is paid once, done at "
+            f"t = {fmt_t(f.makespan)} vs {fmt_t(n.makespan)}. Both keep the ragged last wave "
+            f"({n.num_tiles} tiles, {P} SMs) until tiles are split (later chapters).",
+            color=YELLOW)
+        self.play(Transform(caption, final), run_time=0.8)
+        self.wait(4.5)
+
+    # ---- updaters: everything moving is a function of the launch's time ----
+    @staticmethod
+    def _grow(time, rect, x0, t_scale, start, end, y, h):
+        def update(m):
+            t = time.get_value()
+            if t <= start:
+                m.set_fill(opacity=0).set_stroke(opacity=0)
+                return
+            stop = min(t, end)
+            set_box(m, x0 + start * t_scale, x0 + stop * t_scale, y, h)
+            m.set_fill(opacity=0.9).set_stroke(opacity=1)
+        update(rect)
+        return update
+
+    @staticmethod
+    def _show_after(time, start):
+        def update(m):
+            m.set_opacity(1.0 if time.get_value() > start else 0.0)
+        return update
+
+    def _light(self, time, end, color, side, tile):
+        def update(m):
+            if time.get_value() >= end - 1e-9 and tile not in self.drawn_lit[side]:
+                m.set_fill(color, opacity=0.95)
+                self.drawn_lit[side].append(tile)
+        return update
+
+    def _counter(self, time, count, launch_times, side):
+        state = {"n": None}
+
+        def update(m):
+            n = sum(1 for t in launch_times if t <= time.get_value() + 1e-9)
+            if n != state["n"]:
+                state["n"] = n
+                self.drawn_launched[side] = n
+                m.become(text(str(n), 30, WHITE).move_to(m, aligned_edge=LEFT))
+        return update
+
+    _caption = staticmethod(KLoopScene._caption)
