@@ -116,3 +116,34 @@ def plot_persistent(doc, config=None, ax=None, graph=True):
     ax.legend(fontsize=8)
     _title(ax, f"persistent vs one program per tile, same tiles ({config})", doc)
     return ax
+
+
+def plot_variants(doc, M, ax=None, graph=True):
+    """Every kernel variant recorded at one shape (rows with ``M``), as horizontal bars, fastest on top,
+    with the library's speed as a line; variants that failed to compile are listed in the title."""
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in doc["records"] if r["M"] == M]
+    ok = [r for r in rows if "tflops" in r]
+    bad = [r for r in rows if "tflops" not in r]
+    key = "graph_tflops" if graph and all("graph_tflops" in r for r in ok) else "tflops"
+    base = "baseline_graph_tflops" if key == "graph_tflops" else "baseline_tflops"
+    ok.sort(key=lambda r: r[key])
+
+    def label(r):
+        return f"{r['kernel']} {r.get('config', '')}".replace("(autotuned) autotuned", "(autotuned)")
+
+    ax = ax or plt.subplots(figsize=(9, 0.35 * len(ok) + 1.6))[1]
+    ax.barh([label(r) for r in ok], [r[key] for r in ok],
+            color=["C2" if r.get("warp_specialize") else ("C0" if "tma" in r["kernel"] else "C7") for r in ok])
+    lib = sum(r[base] for r in ok) / len(ok)
+    ax.axvline(lib, color="gray", ls="--", label=f"{ok[0]['baseline']} ({lib:.0f} TFLOP/s)")
+    for i, r in enumerate(ok):
+        ax.text(r[key], i, f" {r[key] / r[base]:.2f}x", va="center", fontsize=8)
+    r0 = ok[0]
+    ax.set_xlabel(f"TFLOP/s at {r0['M']}x{r0['N']}x{r0['K']} {r0['dtype']}"
+                  + (" (CUDA graph)" if key == "graph_tflops" else ""))
+    ax.legend(fontsize=8, loc="lower right")
+    failed = "; ".join(f"{label(r)}: {r['error'].split(',')[0]}" for r in bad)
+    _title(ax, "variants (green: warp-specialized)" + (f"\nfailed: {failed}" if failed else ""), doc)
+    return ax

@@ -87,3 +87,9 @@ def test_wave_report_and_figure():
 def test_plot_persistent_draws_recorded_results():
     doc = bench.load("ch03_persistent")
     assert plots.plot_persistent(doc).get_title()
+
+
+def test_plot_variants_draws_recorded_results():
+    doc = bench.load("ch04_tma")
+    for M in sorted({r["M"] for r in doc["records"]}):
+        assert plots.plot_variants(doc, M).get_title()
