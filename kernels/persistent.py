@@ -49,6 +49,16 @@ def sm_count() -> int:
     return INTERPRETER_SMS
 
 
+def resolve_programs(num_programs, num_tiles: int, name: str) -> int:
+    """How many persistent programs to launch: ``num_programs`` if given (a positive int), else one
+    per SM, or fewer when there are fewer tiles than SMs."""
+    if num_programs is None:
+        return min(sm_count(), num_tiles)
+    if not isinstance(num_programs, int) or num_programs < 1:
+        raise ValueError(f"{name}: num_programs must be a positive int, got {num_programs!r}")
+    return num_programs
+
+
 def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
                       num_programs: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` with the persistent kernel: ``num_programs`` (default: one per SM, or fewer if there are
@@ -57,10 +67,7 @@ def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | Non
     _check_config(cfg)
     M, N, K, c = _prepare(a, b, out, "matmul_persistent")
     num_tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
-    if num_programs is None:
-        num_programs = min(sm_count(), num_tiles)
-    if not isinstance(num_programs, int) or num_programs < 1:
-        raise ValueError(f"matmul_persistent: num_programs must be a positive int, got {num_programs!r}")
+    num_programs = resolve_programs(num_programs, num_tiles, "matmul_persistent")
     persistent_matmul_kernel[(num_programs,)](
         *_args(a, b, c, M, N, K), num_programs,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,

@@ -19,7 +19,7 @@ import triton.language as tl
 
 from . import ON_GPU
 from ._jit import check_matmul_inputs, check_out
-from .persistent import sm_count
+from .persistent import resolve_programs
 from .schedule import cdiv
 from .tiled import TileConfig, _check_config, _grouped_tile
 
@@ -115,10 +115,7 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
         raise ValueError(f"{name}: warp_specialize=True does not compile for float32 with this Triton "
                          f"on Hopper; use float16/bfloat16 inputs or warp_specialize=False")
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
-    if num_programs is None:
-        num_programs = min(sm_count(), tiles)
-    if not isinstance(num_programs, int) or num_programs < 1:
-        raise ValueError(f"{name}: num_programs must be a positive int, got {num_programs!r}")
+    num_programs = resolve_programs(num_programs, tiles, name)
     launch(a, b, c, cfg, num_programs, warp_specialize)
     return c
 
