@@ -118,7 +118,7 @@ def _first(mask):
     return tuple(int(i) for i in mask.nonzero()[0].tolist())
 
 
-def _unwritten_message(nan, M, N):
+def _unwritten_message(nan, M, N, persistent=None):
     count = int(nan.sum())
     i, j = _first(nan)
     hint = ""
@@ -126,6 +126,10 @@ def _unwritten_message(nan, M, N):
         hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask / grid"
     elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
         hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask / grid"
+    if persistent is not None:  # the loop, not the masks, is what a persistent answer gets wrong
+        hint = (f"; {persistent} program(s) ran, and each must compute every tile of its loop, tile ids "
+                "program_id, program_id + num_programs, program_id + 2 * num_programs, ... up to num_tiles: "
+                "does each program stop after its first tile (a missing stride or loop)?")
     return (f"{count} of {M * N} outputs never written (still the NaN the output was filled with), "
             f"first at [{i}, {j}]{hint}")
 
@@ -166,16 +170,44 @@ def _dims(rng, lo, hi, avoid=16):
 
 class _Case:
     """One call of the learner's function. ``padded``: a, b and out are strided views inside larger
-    buffers; ``own_out``: the wrapper allocates C itself (no guard around it, so it runs last)."""
+    buffers; ``own_out``: the wrapper allocates C itself (no guard around it, so it runs last);
+    ``programs``: a persistent launch, whose kernels must start exactly ``kwargs["num_programs"]``
+    programs in all, or at most ``programs`` when no ``num_programs`` is passed (one per SM)."""
 
-    def __init__(self, label, M, N, K, dtype, padded=False, kwargs=None, gpu_only=False, own_out=False):
+    def __init__(self, label, M, N, K, dtype, padded=False, kwargs=None, gpu_only=False, own_out=False,
+                 programs=None):
         self.label, self.M, self.N, self.K, self.dtype = label, M, N, K, dtype
         self.padded, self.kwargs, self.gpu_only, self.own_out = padded, kwargs or {}, gpu_only, own_out
+        self.programs = programs
 
     def title(self):
         kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
         lay = ", strided views in padded buffers" if self.padded else ""
         return f"{str(self.dtype)[6:]} {self.M}x{self.N}x{self.K} ({self.label}{lay}{kw})"
+
+
+def _programs_message(case, launches, res):
+    """``None`` if the learner's kernels that got C started as many programs as a persistent launch
+    should (``case.programs``); else what is wrong."""
+    own = [l for l in launches if not l.from_library and l.touches(res)]
+    if not own:
+        return None  # reported elsewhere (the result never went through a kernel of the learner's)
+    if any(l.programs is None for l in own):
+        return "could not read the launch grid of your kernel: launch it as kernel[(num_programs,)](...)"
+    total = sum(l.programs for l in own)
+    grids = ", ".join(f"{l.kernel}[{l.grid[0]}, {l.grid[1]}, {l.grid[2]}]" for l in own[:3])
+    if len(own) > 3:
+        grids += f", ... ({len(own)} launches)"
+    loop = ("a persistent kernel launches exactly num_programs programs, and each one loops over the tiles "
+            "`for tile_id in range(tl.program_id(0), num_tiles, num_programs)`; one program per tile is "
+            "chapter 02's kernel")
+    wanted = case.kwargs.get("num_programs")
+    if wanted is not None and total != wanted:
+        return f"num_programs={wanted} was asked for, but your kernel started {total} programs ({grids}): {loop}"
+    if wanted is None and total > case.programs:
+        return (f"without num_programs the wrapper should start one program per SM (at most {case.programs} "
+                f"here), but your kernel started {total} programs ({grids}): {loop}")
+    return None
 
 
 def _run_matmul_case(fn, case, gen, subchecks, first):
@@ -218,6 +250,15 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         names = ", ".join(sorted({f"{l.module}.{l.kernel}" for l in box.launches}))
         stop("refused", f"refused: the only kernels launched were the course's own ({names}); "
                         "write and launch your own kernel")
+    if isinstance(res, torch.Tensor):
+        writer = next((l for l in reversed(box.launches) if l.touches(res)), None)
+        if writer is not None and writer.from_library:
+            stop("refused", f"refused: the result was last written by the course's own kernel "
+                            f"({writer.module}.{writer.kernel}); it must come from your kernel")
+        if case.programs is not None:
+            msg = _programs_message(case, box.launches, res)
+            if msg:
+                stop("refused", "refused: " + msg)
     if not isinstance(res, torch.Tensor):
         stop("fail", f"the function returned {type(res).__name__}, not a torch.Tensor")
     if tuple(res.shape) != (M, N):
@@ -233,7 +274,8 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         stop(status, "the kernel wrote nothing: every output is still the NaN the output was filled with "
                      "(not implemented yet, or a store mask that is never true?)")
     if bool(nan.any()):
-        stop("fail", _unwritten_message(nan, M, N))
+        ran = sum(l.programs or 0 for l in box.launches if not l.from_library and l.touches(res))
+        stop("fail", _unwritten_message(nan, M, N, ran if case.programs is not None else None))
     if big is not None:
         msg = _canary_message(big, c0, M, N)
         if msg:
@@ -290,6 +332,44 @@ def check_tiled_matmul(fn, rng, gen, subchecks):
     extra = [_Case("multiples of the block", even, even, even, torch.float32)]
     cases = _matmul_cases(rng, hi, 2, hi, [{"block_m": 16, "block_n": 32, "block_k": 16}], extra)
     _check_matmul(fn, rng, gen, cases, subchecks)
+
+
+def check_persistent_matmul(fn, rng, gen, subchecks):
+    from kernels.persistent import sm_count
+
+    if not _accepts(fn, "num_programs"):
+        subchecks.append(SubCheck("the wrapper takes num_programs=", "fail", "it does not"))
+        raise _Stop("fail", "the function must take a keyword argument num_programs= (how many persistent "
+                            "programs to launch); keep the given wrapper's signature")
+    sms = sm_count()
+    hi = pick(cpu=100, gpu=700)
+    lo_loop = pick(cpu=70, gpu=400)  # with the course's blocks: at least 9 tiles, so programs loop
+
+    def dims():
+        return _dims(rng, 2, hi), _dims(rng, 2, hi), _dims(rng, 2, hi)
+
+    def looping():
+        return _dims(rng, lo_loop, hi), _dims(rng, lo_loop, hi), _dims(rng, 2, hi)
+
+    def case(label, shape, dtype, num_programs=None, **kw):
+        kwargs = {"num_programs": num_programs} if num_programs is not None else None
+        what = f"{label}, one program per SM" if num_programs is None else label
+        return _Case(what, *shape, dtype, kwargs=kwargs, programs=sms, **kw)
+
+    small = (_dims(rng, 2, 9), _dims(rng, 2, 9), _dims(rng, 2, 9))
+    cases = [
+        case("small", small, torch.float32, padded=True),  # first: writing nothing there is "not implemented"
+        case("smallest", (1, 1, 1), torch.float32),
+        case("ragged", dims(), torch.float32),
+        case("one program does every tile", looping(), torch.float32, 1, padded=True),
+        case("programs loop", looping(), torch.float16, 3, padded=True),
+        case("programs loop", looping(), torch.float32, 5),
+        case("programs loop", looping(), torch.float16, rng.choice([2, 4, 6, 7])),
+        case("bf16 on a GPU", looping(), torch.bfloat16, 3, padded=True, gpu_only=True),
+        case("the wrapper allocates C", dims(), torch.float16, own_out=True),
+    ]
+    for i, c in enumerate(cases):
+        _run_matmul_case(fn, c, gen, subchecks, first=i == 0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,10 +9,10 @@
 * ``Tensor.numpy()``, ``__array__``, ``tolist()`` and ``__dlpack__`` are refused too, so the
   answer cannot hand the work to NumPy;
 * every Triton launch is recorded, compiled (``JITFunction.run``) or interpreted
-  (``InterpretedFunction.run``, ``TRITON_INTERPRET=1``), with which kernel ran and a snapshot of
-  the tensors it was given, taken right after it finished. The check then asks that a kernel of the
-  learner's own was launched, that the result's memory was passed to it, and that nothing changed
-  that memory after the kernel ran.
+  (``InterpretedFunction.run``, ``TRITON_INTERPRET=1``), with which kernel ran, its grid (so a check
+  can count the programs a launch started) and a snapshot of the tensors it was given, taken right
+  after it finished. The check then asks that a kernel of the learner's own was launched, that the
+  result's memory was passed to it, and that nothing changed that memory after the kernel ran.
 
 Every refusal is recorded, so an answer that catches the error and falls back still scores zero.
 
@@ -101,10 +101,34 @@ class Launch:
     kernel: str  # qualified name of the @triton.jit function
     module: str
     snapshots: list = field(default_factory=list)  # (storage data_ptr, uint8 copy of the storage)
+    grid: tuple | None = None  # the launch grid as 3 ints (None if it could not be read)
 
     @property
     def from_library(self) -> bool:
         return self.module.split(".")[0] in ("kernels", "triton", "grader")
+
+    @property
+    def programs(self) -> int | None:
+        """How many programs the launch started (the product of the grid)."""
+        if self.grid is None:
+            return None
+        return self.grid[0] * self.grid[1] * self.grid[2]
+
+    def touches(self, result: torch.Tensor) -> bool:
+        """Whether ``result``'s memory was one of the tensors this launch was given."""
+        ptr = result.untyped_storage().data_ptr()
+        return any(p == ptr for p, _ in self.snapshots)
+
+
+def _grid3(grid):
+    """A launch grid as 3 ints, or None."""
+    try:
+        dims = tuple(int(g) for g in grid)
+    except Exception:
+        return None
+    if not 1 <= len(dims) <= 3:
+        return None
+    return dims + (1,) * (3 - len(dims))
 
 
 def _storage_bytes(t: torch.Tensor) -> torch.Tensor:
@@ -157,9 +181,10 @@ class Sandbox:
         return refused
 
     # -- launches ---------------------------------------------------------------------------------
-    def _record(self, jit_fn, args, kwargs):
+    def _record(self, jit_fn, args, kwargs, grid=None):
         fn = getattr(jit_fn, "fn", None)
-        launch = Launch(getattr(fn, "__qualname__", repr(jit_fn)), getattr(fn, "__module__", "") or "")
+        launch = Launch(getattr(fn, "__qualname__", repr(jit_fn)), getattr(fn, "__module__", "") or "",
+                        grid=_grid3(grid))
         self.internal += 1
         try:
             tensors = [v for v in list(args) + list(kwargs.values()) if isinstance(v, torch.Tensor)]
@@ -176,9 +201,17 @@ class Sandbox:
         sandbox = self
 
         def run(self_, *args, grid, warmup, **kwargs):
+            seen = [grid]
+            if callable(grid):  # grid(meta): Triton calls it with the bound arguments; keep its answer
+                given = grid
+
+                def grid(meta):
+                    seen[0] = given(meta)
+                    return seen[0]
+
             result = original(self_, *args, grid=grid, warmup=warmup, **kwargs)
             if not warmup:
-                sandbox._record(self_, args, kwargs)
+                sandbox._record(self_, args, kwargs, None if callable(seen[0]) else seen[0])
             return result
 
         self._patch(cls, "run", run)

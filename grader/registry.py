@@ -31,6 +31,8 @@ EXERCISES = {
                  "tiled Triton matmul with tl.dot and masked ragged edges"),
         Exercise("grouped_tile", 5, "check_grouped_tile", "ch02_tiled_matmul", 30, 30,
                  "grouped (L2-friendly) tile order, plain Python"),
+        Exercise("persistent_matmul", 10, "check_persistent_matmul", "ch03_persistent_matmul", 120, 180,
+                 "persistent Triton matmul: num_programs programs loop over the tiles in grouped order"),
     ]
 }
 
