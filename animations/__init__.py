@@ -3,7 +3,8 @@
 * ``animations.plan``: pure functions (no Manim) that turn the shared schedule into what the scenes
   draw: which tiles a program walks, which tiles each wave of programs computes, which panels of A
   and B that wave touches. The tests check these against ``kernels.schedule`` directly.
-* ``animations.scenes``: the Manim scenes (``KLoopScene``, ``TileOrderScene``, ``PersistentScene``).
+* ``animations.scenes``: the Manim scenes (``KLoopScene``, ``TileOrderScene``, ``PersistentScene``,
+  ``PipelineScene``).
 * ``animations.render``: ``python -m animations.render [--quality low|medium|high] [Scene ...]``
   writes ``chapters/media/<Scene>.mp4``.
 
@@ -12,6 +13,6 @@ anything could import ``triton`` (the animations themselves only need the pure-P
 """
 import kernels  # noqa: F401  (must come before anything that imports triton)
 
-SCENE_NAMES = ("KLoopScene", "TileOrderScene", "PersistentScene")
+SCENE_NAMES = ("KLoopScene", "TileOrderScene", "PersistentScene", "PipelineScene")
 
 __all__ = ["SCENE_NAMES"]

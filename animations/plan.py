@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernels.schedule import (Footprint, Span, cdiv, footprint, makespan, persistent_tiles,
-                              simulate_launch, tile_order, utilisation)
+from kernels.schedule import (Footprint, PipelineSpan, Span, cdiv, footprint, makespan, mma_busy,
+                              persistent_tiles, pipeline_time, pipeline_timeline, simulate_launch,
+                              tile_order, utilisation)
 
 # --------------------------------------------------------------------------------------------------
 # One program walking K (KLoopScene)
@@ -178,6 +179,53 @@ def launch_plan(grid_m, grid_n, num_sms, persistent, tile_time=1.0, block_overhe
     program_tiles = tuple(tuple(s.tile for s in by_program[p]) for p in sorted(by_program))
     return LaunchPlan(bool(persistent), num_tiles, num_sms, tile_time, block_overhead, grid_m, grid_n,
                       tile_pos, spans, tuple(launches), overheads, program_tiles, idle)
+
+
+# --------------------------------------------------------------------------------------------------
+# One program's K loop with a multi-stage buffer (PipelineScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """One program's K loop with ``stages`` shared-memory slots, as
+    ``kernels.schedule.pipeline_timeline`` lays it out: when each K step's tile is loaded (into which
+    slot) and when the tensor cores compute it, and when they wait."""
+
+    k_steps: int
+    stages: int
+    load_time: float
+    mma_time: float
+    spans: tuple  # PipelineSpan, as pipeline_timeline returns them
+    loads: tuple  # the "load" spans, by k
+    mmas: tuple  # the "mma" spans, by k
+    mma_waits: tuple  # (start, end): the tensor cores waiting for a tile, before the loop ends
+    in_flight: tuple  # k -> the later steps whose loads are issued while step k is computed
+
+    @property
+    def total(self) -> float:
+        return pipeline_time(self.spans)
+
+    @property
+    def mma_busy(self) -> float:
+        return mma_busy(self.spans)
+
+
+def pipeline_plan(k_steps, stages, load_time=1.0, mma_time=1.0) -> PipelinePlan:
+    """``pipeline_timeline`` split by engine, with the tensor cores' waits and, for each step, which
+    later loads overlap its math."""
+    spans = tuple(pipeline_timeline(k_steps, stages, load_time, mma_time))
+    loads = tuple(sorted((s for s in spans if s.engine == "load"), key=lambda s: s.k))
+    mmas = tuple(sorted((s for s in spans if s.engine == "mma"), key=lambda s: s.k))
+    waits, t = [], 0.0
+    for m in mmas:
+        if m.start > t:
+            waits.append((t, m.start))
+        t = m.end
+    in_flight = tuple(tuple(ld.k for ld in loads if ld.k > m.k and ld.start < m.end and ld.end > m.start)
+                      for m in mmas)
+    return PipelinePlan(k_steps, stages, load_time, mma_time, spans, loads, mmas, tuple(waits),
+                        in_flight)
 
 
 def fmt_bytes(n) -> str:

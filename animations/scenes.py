@@ -17,7 +17,8 @@ from manim import (
 
 from kernels.schedule import footprint
 
-from .plan import KLoopPlan, LaunchPlan, Wave, fmt_bytes, kloop_plan, launch_plan, wave_plan
+from .plan import (KLoopPlan, LaunchPlan, PipelinePlan, Wave, fmt_bytes, kloop_plan, launch_plan,
+                   pipeline_plan, wave_plan)
 
 FONT = "DejaVu Sans"
 TIMES = "\u00d7"  # multiplication sign
@@ -572,5 +573,173 @@ class PersistentScene(Scene):
                 self.drawn_launched[side] = n
                 m.become(text(str(n), 30, WHITE).move_to(m, aligned_edge=LEFT))
         return update
+
+    _caption = staticmethod(KLoopScene._caption)
+
+
+SLOT_COLORS = [WAVE_COLORS[i] for i in (0, 3, 1, 5, 6, 2, 4, 7)]  # shared-memory slot 0, 1, 2, ...
+
+
+def grow_box(time, rect, x0, t_scale, start, end, y, h, opacity=0.9):
+    """Updater: ``rect`` covers ``[start, min(time, end)]`` of a timeline row, invisible before."""
+    def update(m):
+        t = time.get_value()
+        if t <= start:
+            m.set_fill(opacity=0).set_stroke(opacity=0)
+            return
+        set_box(m, x0 + start * t_scale, x0 + min(t, end) * t_scale, y, h)
+        m.set_fill(opacity=opacity).set_stroke(opacity=1)
+    update(rect)
+    return update
+
+
+def show_after(time, t0):
+    """Updater: the mobject is visible once the time has passed ``t0``."""
+    def update(m):
+        m.set_opacity(1.0 if time.get_value() > t0 else 0.0)
+    return update
+
+
+class PipelineScene(Scene):
+    """Software pipelining: one program's K loop with 1 and with 3 shared-memory slots, drawn as
+    timelines of the copy engine (TMA) and the tensor cores from ``kernels.schedule.pipeline_timeline``."""
+
+    K_STEPS = 6
+    LOAD_TIME, MMA_TIME = 1.5, 1.0  # a tile takes longer to arrive than the math on it
+    STAGES = (1, 3)
+    LABELS = {1: "no pipelining (1 stage)", 3: "3 stages (num_stages=3)"}
+    RUN_SECONDS = 14.0  # the slower loop, played at a constant speed
+
+    @classmethod
+    def plans(cls) -> dict:
+        """``{stages: PipelinePlan}`` for the two loops the scene shows."""
+        return {st: pipeline_plan(cls.K_STEPS, st, cls.LOAD_TIME, cls.MMA_TIME) for st in cls.STAGES}
+
+    def construct(self):
+        plans = self.plans()
+        t_end = max(p.total for p in plans.values())
+        self.drawn_blocks = {st: [] for st in plans}  # (engine, k, slot, start, end) of each block
+        self.drawn_held = {st: [] for st in plans}  # (slot, start, end): a tile in shared memory
+        self.drawn_waits = {st: [] for st in plans}  # (start, end): tensor cores waiting
+        self.drawn_finish = {}  # stages -> the finish time written on that timeline
+        self.drawn_busy = {}  # stages -> the tensor-core busy fraction written
+
+        title = text("Software pipelining: keep the tensor cores fed", 32).to_edge(UP, buff=0.2)
+        sub = (f"One program's K loop, {self.K_STEPS} steps. A tile takes {fmt_t(self.LOAD_TIME)} "
+               f"time units to arrive (TMA), the math on it {fmt_t(self.MMA_TIME)} (tensor cores).")
+        subtitle = fit_width(text(sub, 19, GREY_B), 13.6).next_to(title, DOWN, buff=0.12)
+
+        time = ValueTracker(0.0)
+        row_h, row_gap = 0.36, 0.08
+        x0, x_right = -4.75, 6.55  # time 0 and the end of the longest loop
+        t_scale = (x_right - x0) / t_end
+        label_x = x0 - 0.15  # lane labels end here
+        tops = {self.STAGES[0]: 2.25, self.STAGES[1]: 0.25}
+        sides = {}
+        for st in self.STAGES:
+            plan = plans[st]
+            top = tops[st]
+            head = text(self.LABELS[st], 22, YELLOW).move_to([-6.9, top + 0.3, 0], aligned_edge=LEFT)
+            y_slot = [top - (i + 0.5) * (row_h + row_gap) for i in range(st)]
+            y_mma = top - st * (row_h + row_gap) - 0.1 - (row_h + row_gap) / 2
+            bottom = y_mma - (row_h + row_gap) / 2
+            labels = VGroup(*[text(f"TMA {ARROW} slot {i}", 15, SLOT_COLORS[i]).move_to(
+                [label_x, y, 0], aligned_edge=RIGHT) for i, y in enumerate(y_slot)])
+            labels.add(text("tensor cores", 15, WHITE).move_to([label_x, y_mma, 0], aligned_edge=RIGHT))
+            lanes = VGroup(*[Line([x0, y, 0], [x_right, y, 0], stroke_width=1, stroke_color=GREY_D)
+                             for y in (*y_slot, y_mma)])
+            axis = Line([x0, bottom, 0], [x_right + 0.1, bottom, 0], stroke_width=2, stroke_color=GREY_B)
+            ticks = VGroup()
+            for k in range(int(t_end) + 1):
+                x = x0 + k * t_scale
+                ticks.add(Line([x, bottom, 0], [x, bottom - 0.07, 0], stroke_width=2, stroke_color=GREY_B))
+                ticks.add(text(str(k), 13, GREY_B).move_to([x, bottom - 0.2, 0]))
+
+            boxes, labs = VGroup(), VGroup()
+            mma_of = {m.k: m for m in plan.mmas}
+            # a tile sits in its slot from its arrival until the math that reads it is done
+            for ld in plan.loads:
+                end = mma_of[ld.k].end
+                self.drawn_held[st].append((ld.slot, ld.end, end))
+                r = Rectangle(width=0.1, height=row_h * 0.7, stroke_color=SLOT_COLORS[ld.slot],
+                              stroke_width=1, fill_color=SLOT_COLORS[ld.slot])
+                r.add_updater(grow_box(time, r, x0, t_scale, ld.end, end, y_slot[ld.slot], row_h * 0.7,
+                                       opacity=0.25))
+                boxes.add(r)
+            for w0, w1 in plan.mma_waits:
+                self.drawn_waits[st].append((w0, w1))
+                r = Rectangle(width=0.1, height=row_h, stroke_color=IDLE_COLOR, stroke_width=1,
+                              fill_color=IDLE_COLOR)
+                r.add_updater(grow_box(time, r, x0, t_scale, w0, w1, y_mma, row_h, opacity=0.3))
+                boxes.add(r)
+            for sp in plan.spans:
+                self.drawn_blocks[st].append((sp.engine, sp.k, sp.slot, sp.start, sp.end))
+                y = y_slot[sp.slot] if sp.engine == "load" else y_mma
+                r = Rectangle(width=0.1, height=row_h, stroke_color=WHITE, stroke_width=1,
+                              fill_color=SLOT_COLORS[sp.slot])
+                r.add_updater(grow_box(time, r, x0, t_scale, sp.start, sp.end, y, row_h))
+                boxes.add(r)
+                lab = text(f"k{sp.k}", 15, WHITE).move_to([x0 + (sp.start + sp.end) / 2 * t_scale, y, 0])
+                lab.add_updater(show_after(time, (sp.start + sp.end) / 2))
+                labs.add(lab)
+
+            total = plan.total
+            self.drawn_finish[st], self.drawn_busy[st] = total, plan.mma_busy
+            xe = x0 + total * t_scale
+            fin_line = DashedLine([xe, top + 0.05, 0], [xe, bottom, 0], stroke_width=2, stroke_color=YELLOW)
+            fin = text(f"done at t = {fmt_t(total)},  tensor cores busy {plan.mma_busy:.0%}", 19, YELLOW)
+            fin.move_to([x_right, top + 0.3, 0], aligned_edge=RIGHT)
+            for m in (fin_line, fin):
+                m.add_updater(show_after(time, total - 1e-9))
+            sides[st] = dict(static=VGroup(head, labels, lanes, axis, ticks),
+                             dynamic=[boxes, labs, fin_line, fin], top=top, bottom=bottom)
+
+        # key, under the second timeline
+        def chip(color, opacity, h=0.22):
+            return Rectangle(width=0.4, height=h, stroke_color=color, stroke_width=1, fill_color=color,
+                             fill_opacity=opacity)
+        key = VGroup(
+            VGroup(chip(SLOT_COLORS[0], 0.9), text("loading (TMA) / math (tensor cores)", 15, GREY_B)),
+            VGroup(chip(SLOT_COLORS[0], 0.25, 0.16), text("tile waiting in its slot until its math is done", 15, GREY_B)),
+            VGroup(chip(IDLE_COLOR, 0.3), text("tensor cores waiting", 15, GREY_B)),
+        )
+        for item in key:
+            item.arrange(RIGHT, buff=0.12)
+        key.arrange(RIGHT, buff=0.45)
+        fit_width(key, 13.4).move_to([0, sides[self.STAGES[1]]["bottom"] - 0.65, 0])
+
+        # the time cursor: one segment per timeline (it must not cross the headers)
+        now = VGroup(*[Line([x0, sd["top"] + 0.05, 0], [x0, sd["bottom"], 0], stroke_width=2,
+                            stroke_color=YELLOW) for sd in sides.values()])
+        now.add_updater(lambda m: m.set_x(x0 + time.get_value() * t_scale))
+
+        self.play(FadeIn(title), FadeIn(subtitle), run_time=0.8)
+        self.play(*[FadeIn(sd["static"]) for sd in sides.values()], FadeIn(key), run_time=1.0)
+        for sd in sides.values():
+            self.add(*sd["dynamic"])
+        self.add(now)
+        s1, s2 = self.STAGES
+        caption = self._caption(
+            f"Top: load step k, compute it, then load k+1: the tensor cores wait for every tile. "
+            f"Bottom: {s2} slots in shared memory; a slot is refilled as soon as the math that read "
+            f"it is done.")
+        self.play(FadeIn(caption), run_time=0.6)
+        self.wait(1.5)
+
+        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
+        for sd in sides.values():
+            for mob in sd["dynamic"]:
+                mob.clear_updaters()
+                for sub_mob in mob.get_family():
+                    sub_mob.clear_updaters()
+        now.clear_updaters()
+
+        a, b = plans[s1], plans[s2]
+        final = self._caption(
+            f"With {s2} stages, the loads of steps k+1..k+{s2 - 1} are in flight while the tensor cores "
+            f"work on step k, so they rarely wait: done at t = {fmt_t(b.total)} instead of "
+            f"{fmt_t(a.total)} (busy {b.mma_busy:.0%} vs {a.mma_busy:.0%}).", color=YELLOW)
+        self.play(FadeOut(now), Transform(caption, final), run_time=0.8)
+        self.wait(4.5)
 
     _caption = staticmethod(KLoopScene._caption)

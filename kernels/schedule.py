@@ -190,3 +190,61 @@ def utilisation(spans, num_sms) -> float:
     """Fraction of SM-time spent computing tiles, up to the makespan."""
     total = makespan(spans) * num_sms
     return sum(s.end - s.start for s in spans) / total if total else 0.0
+
+
+# ---------------------------------------------------------------- software pipelining (chapter 04)
+@dataclass(frozen=True)
+class PipelineSpan:
+    """One piece of work in one program's K loop: a load (TMA, into shared-memory ``slot``) or the
+    math (``"mma"``, the tensor cores reading ``slot``) of K step ``k``, from ``start`` to ``end``."""
+
+    engine: str  # "load" or "mma"
+    k: int
+    slot: int
+    start: float
+    end: float
+
+
+def pipeline_timeline(k_steps, stages, load_time=1.0, mma_time=1.0):
+    """A simple model of one program's K loop with a ``stages``-deep buffer (``num_stages``), for
+    pictures and widgets (not a profiler).
+
+    * shared memory holds ``stages`` slots; step ``k`` is loaded into slot ``k % stages``;
+    * a load (TMA: a request to the copy engine) takes ``load_time`` from issue to arrival. Loads are
+      issued in K order, each as soon as its slot is free; several can be in flight at once;
+    * a slot is free again only when the math that read it (step ``k - stages``) is done;
+    * the tensor cores compute the steps one after the other, step ``k`` once its tile has arrived,
+      for ``mma_time`` each.
+
+    ``stages=1`` is no overlap at all: load k, compute k, load k+1, ... (``k_steps * (load + mma)``).
+    With ``stages >= 2`` the loads of the next steps are in flight while step ``k`` is computed; with
+    enough stages (``stages * mma_time >= load_time + mma_time``) the tensor cores only wait for the
+    first tile: ``load_time + k_steps * mma_time``.
+
+    Returns ``PipelineSpan``s sorted by start time (at equal times, loads first, then by ``k``).
+    """
+    if k_steps < 0 or stages < 1:
+        raise ValueError(f"need k_steps >= 0 and stages >= 1, got {k_steps}, {stages}")
+    if load_time < 0 or mma_time < 0:
+        raise ValueError(f"times must be >= 0, got load_time={load_time}, mma_time={mma_time}")
+    loads, mmas = [], []
+    for k in range(k_steps):
+        slot = k % stages
+        issue = loads[-1].start if loads else 0.0  # in K order
+        if k >= stages:
+            issue = max(issue, mmas[k - stages].end)  # the slot's previous tile has been used
+        loads.append(PipelineSpan("load", k, slot, issue, issue + load_time))
+        start = max(loads[k].end, mmas[-1].end if mmas else 0.0)
+        mmas.append(PipelineSpan("mma", k, slot, start, start + mma_time))
+    return sorted(loads + mmas, key=lambda s: (s.start, s.engine != "load", s.k))
+
+
+def pipeline_time(spans) -> float:
+    """When the last step's math is done (the K loop's total time)."""
+    return max((s.end for s in spans), default=0.0)
+
+
+def mma_busy(spans) -> float:
+    """Fraction of the K loop's time the tensor cores spend computing (the rest they wait)."""
+    total = pipeline_time(spans)
+    return sum(s.end - s.start for s in spans if s.engine == "mma") / total if total else 0.0

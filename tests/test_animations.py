@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from animations import SCENE_NAMES
-from animations.plan import fmt_bytes, kloop_plan, launch_plan, wave_plan
-from kernels.schedule import (cdiv, makespan, persistent_tiles, simulate_launch, tile_order, utilisation,
-                              wave_footprints)
+from animations.plan import fmt_bytes, kloop_plan, launch_plan, pipeline_plan, wave_plan
+from kernels.schedule import (cdiv, makespan, mma_busy, persistent_tiles, pipeline_time, pipeline_timeline,
+                              simulate_launch, tile_order, utilisation, wave_footprints)
 from kernels.schedule import waves as count_waves
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +79,27 @@ def test_launch_plan_is_the_schedule(grid, num_sms, persistent):
         assert start == max((s.end for s in spans if s.sm == sm), default=0.0) and end == makespan(spans)
 
 
+@pytest.mark.parametrize("k_steps", [0, 1, 6, 11])
+@pytest.mark.parametrize("stages", [1, 2, 3, 5])
+@pytest.mark.parametrize("load_time,mma_time", [(1.0, 1.0), (1.5, 1.0), (0.5, 2.0)])
+def test_pipeline_plan_is_the_schedule(k_steps, stages, load_time, mma_time):
+    p = pipeline_plan(k_steps, stages, load_time, mma_time)
+    spans = pipeline_timeline(k_steps, stages, load_time, mma_time)
+    assert list(p.spans) == spans
+    assert list(p.loads) == sorted((s for s in spans if s.engine == "load"), key=lambda s: s.k)
+    assert list(p.mmas) == sorted((s for s in spans if s.engine == "mma"), key=lambda s: s.k)
+    assert (p.total, p.mma_busy) == (pipeline_time(spans), mma_busy(spans))
+    # the waits are exactly the gaps of the tensor-core lane before the loop ends
+    busy = sum(m.end - m.start for m in p.mmas)
+    assert sum(b - a for a, b in p.mma_waits) == pytest.approx(p.total - busy)
+    for a, b in p.mma_waits:
+        assert a < b and not any(m.start < b and m.end > a for m in p.mmas)
+    for m, ks in zip(p.mmas, p.in_flight):
+        assert all(k > m.k and p.loads[k].start < m.end and p.loads[k].end > m.start for k in ks)
+        if stages == 1:
+            assert ks == ()
+
+
 def test_scene_parameters_come_from_the_plans():
     from animations.scenes import KLoopScene, TileOrderScene
 
@@ -106,6 +127,18 @@ def test_scene_parameters_come_from_the_plans():
     assert (plans[False].programs, plans[True].programs) == (n_tiles, PS.NUM_SMS)
     assert plans[True].makespan < plans[False].makespan
     assert count_waves(n_tiles, PS.NUM_SMS)[1] <= 0.5 and plans[False].idle and plans[True].idle
+
+    from animations.scenes import PipelineScene as PP
+
+    plans = PP.plans()
+    assert set(plans) == set(PP.STAGES) and PP.STAGES[0] == 1 and PP.K_STEPS >= 4
+    for st, pp in plans.items():
+        assert list(pp.spans) == pipeline_timeline(PP.K_STEPS, st, PP.LOAD_TIME, PP.MMA_TIME)
+    # the lesson: without stages the tensor cores wait for every load; with them, only for the first
+    one, many = plans[PP.STAGES[0]], plans[PP.STAGES[1]]
+    assert one.total == pytest.approx(PP.K_STEPS * (PP.LOAD_TIME + PP.MMA_TIME))
+    assert len(one.mma_waits) == PP.K_STEPS and len(many.mma_waits) == 1
+    assert many.total < 0.6 * one.total and any(many.in_flight)
 
 
 def test_fmt_bytes():
@@ -182,6 +215,23 @@ def test_persistent_scene_drew_the_schedule(rendered):
         assert sorted(scene.drawn_overheads[persistent]) == sorted(
             (next(s.sm for s in spans if s.program == p), t - S.BLOCK_OVERHEAD, t) for t, p in starts)
     assert scene.drawn_launched == {False: n, True: S.NUM_SMS}
+
+
+def test_pipeline_scene_drew_the_schedule(rendered):
+    from animations.scenes import PipelineScene as S
+
+    scene = rendered["PipelineScene"].scene
+    assert set(scene.drawn_blocks) == set(S.STAGES)
+    for st in S.STAGES:
+        spans = pipeline_timeline(S.K_STEPS, st, S.LOAD_TIME, S.MMA_TIME)
+        assert scene.drawn_blocks[st] == [(s.engine, s.k, s.slot, s.start, s.end) for s in spans]
+        assert scene.drawn_finish[st] == pipeline_time(spans)
+        assert scene.drawn_busy[st] == mma_busy(spans)
+        # each tile is held in its slot from its arrival until the math that read it is done
+        mma_end = {s.k: s.end for s in spans if s.engine == "mma"}
+        loads = sorted((s for s in spans if s.engine == "load"), key=lambda s: s.k)
+        assert scene.drawn_held[st] == [(s.slot, s.end, mma_end[s.k]) for s in loads]
+        assert scene.drawn_waits[st] == list(pipeline_plan(S.K_STEPS, st, S.LOAD_TIME, S.MMA_TIME).mma_waits)
 
 
 # ---- the command line -----------------------------------------------------------------------------

@@ -79,3 +79,88 @@ def test_device_mapping_equals_python(grid, order, group_m):
     _schedule_probe[(gm * gn,)](out, gm, gn, GROUP_M=group_m, GROUPED=order == "grouped")
     got = [tuple(p) for p in out.view(-1, 2).cpu().tolist()]
     assert got == tile_order(gm, gn, order, group_m)
+
+
+# ---- software pipelining (chapter 04) -------------------------------------------------------------
+from kernels.schedule import mma_busy, pipeline_time, pipeline_timeline  # noqa: E402
+
+PIPE_CASES = [(k, s, lt, mt) for k in (0, 1, 2, 6, 17) for s in (1, 2, 3, 4, 8)
+              for lt, mt in ((1.0, 1.0), (1.5, 1.0), (3.0, 1.0), (0.5, 2.0))]
+
+
+@pytest.mark.parametrize("k_steps,stages,load_time,mma_time", PIPE_CASES)
+def test_pipeline_every_step_loaded_and_computed_once_in_order(k_steps, stages, load_time, mma_time):
+    spans = pipeline_timeline(k_steps, stages, load_time, mma_time)
+    loads = sorted((s for s in spans if s.engine == "load"), key=lambda s: s.k)
+    mmas = sorted((s for s in spans if s.engine == "mma"), key=lambda s: s.k)
+    assert len(spans) == 2 * k_steps and {s.engine for s in spans} <= {"load", "mma"}
+    assert [s.k for s in loads] == [s.k for s in mmas] == list(range(k_steps))
+    assert all(s.slot == s.k % stages for s in spans)
+    assert [s.end - s.start for s in loads] == [load_time] * k_steps
+    assert [s.end - s.start for s in mmas] == [mma_time] * k_steps
+    # loads are issued in K order; the tensor cores do one step at a time, in K order
+    assert all(a.start <= b.start for a, b in zip(loads, loads[1:]))
+    assert all(a.end <= b.start for a, b in zip(mmas, mmas[1:]))
+    # step k is computed only once its tile has arrived
+    assert all(m.start >= ld.end for ld, m in zip(loads, mmas))
+    assert [(s.start, s.engine != "load", s.k) for s in spans] == sorted(
+        (s.start, s.engine != "load", s.k) for s in spans)
+
+
+@pytest.mark.parametrize("k_steps,stages,load_time,mma_time", PIPE_CASES)
+def test_pipeline_no_slot_overwritten_before_its_math_is_done(k_steps, stages, load_time, mma_time):
+    spans = pipeline_timeline(k_steps, stages, load_time, mma_time)
+    mma_of = {s.k: s for s in spans if s.engine == "mma"}
+    for ld in (s for s in spans if s.engine == "load"):
+        if ld.k >= stages:  # the previous tile in this slot, step k - stages, must have been used
+            prev = mma_of[ld.k - stages]
+            assert prev.slot == ld.slot and ld.start >= prev.end
+    # at no time are more than `stages` tiles loading or waiting in shared memory
+    for t in sorted({s.start for s in spans}):
+        held = [s.k for s in spans if s.engine == "load" and s.start <= t < mma_of[s.k].end]
+        assert len(held) <= stages
+
+
+@pytest.mark.parametrize("k_steps", [1, 2, 6, 17])
+@pytest.mark.parametrize("load_time,mma_time", [(1.0, 1.0), (1.5, 1.0), (0.5, 2.0)])
+def test_one_stage_is_no_overlap(k_steps, load_time, mma_time):
+    spans = pipeline_timeline(k_steps, 1, load_time, mma_time)
+    assert pipeline_time(spans) == pytest.approx(k_steps * (load_time + mma_time))
+    # load k, compute k, load k+1, ...: nothing overlaps
+    seq = sorted(spans, key=lambda s: s.start)
+    assert [(s.engine, s.k) for s in seq] == [(e, k) for k in range(k_steps) for e in ("load", "mma")]
+    assert all(a.end <= b.start for a, b in zip(seq, seq[1:]))
+    assert mma_busy(spans) == pytest.approx(mma_time / (load_time + mma_time))
+
+
+@pytest.mark.parametrize("k_steps", [1, 2, 6, 17, 64])
+@pytest.mark.parametrize("stages", [2, 3, 4, 8])
+@pytest.mark.parametrize("t", [1.0, 0.25])
+def test_stages_overlap_loads_with_math(k_steps, stages, t):
+    spans = pipeline_timeline(k_steps, stages, t, t)
+    # load == mma: (k_steps + 1) * max(load, mma), i.e. only the first load is exposed
+    assert pipeline_time(spans) == pytest.approx((k_steps + 1) * t)
+    assert pipeline_time(spans) <= pipeline_time(pipeline_timeline(k_steps, 1, t, t))
+    assert mma_busy(spans) == pytest.approx(k_steps / (k_steps + 1))
+
+
+def test_more_stages_never_slower_and_enough_stages_hide_the_loads():
+    for lt, mt in ((1.0, 1.0), (1.5, 1.0), (3.0, 1.0), (0.5, 2.0)):
+        times = [pipeline_time(pipeline_timeline(12, s, lt, mt)) for s in range(1, 9)]
+        assert all(a >= b - 1e-12 for a, b in zip(times, times[1:]))
+        for s in range(1, 9):
+            if s * mt >= lt + mt:  # a slot comes round no sooner than its next tile is needed
+                assert times[s - 1] == pytest.approx(lt + 12 * mt)
+    # loads 3x longer than the math: 2 stages still leave the tensor cores waiting, 4 do not
+    assert pipeline_time(pipeline_timeline(12, 2, 3.0, 1.0)) > 3.0 + 12
+    assert pipeline_time(pipeline_timeline(12, 4, 3.0, 1.0)) == pytest.approx(3.0 + 12)
+
+
+def test_pipeline_bad_arguments():
+    with pytest.raises(ValueError):
+        pipeline_timeline(4, 0)
+    with pytest.raises(ValueError):
+        pipeline_timeline(-1, 2)
+    with pytest.raises(ValueError):
+        pipeline_timeline(4, 2, load_time=-1.0)
+    assert pipeline_timeline(0, 3) == [] and pipeline_time([]) == 0.0 and mma_busy([]) == 0.0
