@@ -1,0 +1,68 @@
+"""Read Triton's compiled code for the marks of warp specialization, TMA and wgmma (chapter 05).
+
+``summarize_ttgir`` splits a TTGIR module at its ``ttg.warp_specialize`` op into the default region and
+each ``partitionN`` region, and counts the operations in each, so a reader can see which warps load
+(``async_tma_copy_global_to_local``) and which compute (``warp_group_dot``). ``setmaxnreg`` lists the
+register moves in the PTX: the producer giving registers up, the consumers taking them.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+INTERESTING = (
+    "ttng.async_tma_copy_global_to_local", "ttng.async_tma_copy_local_to_global", "ttng.warp_group_dot",
+    "ttng.barrier_expect", "ttng.wait_barrier", "ttng.arrive_barrier", "ttng.tensormap_create",
+)
+
+
+@dataclass
+class Region:
+    name: str
+    num_warps: int | None
+    ops: Counter = field(default_factory=Counter)
+
+    def role(self) -> str:
+        loads = self.ops["ttng.async_tma_copy_global_to_local"]
+        dots = self.ops["ttng.warp_group_dot"]
+        if loads and not dots:
+            return "producer: issues TMA loads"
+        if dots and not loads:
+            return "consumer: wgmma" + (" + TMA store" if self.ops["ttng.async_tma_copy_local_to_global"] else "")
+        return "mixed"
+
+
+def summarize_ttgir(text: str) -> dict:
+    """Regions of a warp-specialized kernel, with their warps and operation counts.
+
+    Returns ``{"specialized": bool, "requested_registers": [..], "regions": [Region, ...]}``; an
+    unspecialized kernel gives one region, ``whole kernel``.
+    """
+    lines = text.splitlines()
+    ws_at = next((i for i, ln in enumerate(lines) if "ttg.warp_specialize(" in ln), None)
+    func_warps = re.search(r'"ttg.num-warps"\s*=\s*(\d+)', text)
+    if ws_at is None:
+        ops = Counter(op for ln in lines for op in re.findall(r"\b(?:ttng|ttg|tt)\.[a-z_]+", ln))
+        return {"specialized": False, "requested_registers": [],
+                "regions": [Region("whole kernel", int(func_warps.group(1)) if func_warps else None, ops)]}
+    regs = re.search(r"requestedRegisters = array<i32: ([\d, ]+)>", lines[ws_at])
+    starts = [(ws_at, "default", int(func_warps.group(1)) if func_warps else None)]
+    for i, ln in enumerate(lines[ws_at + 1:], ws_at + 1):
+        m = re.match(r"\s*(partition\d+)\(.*num_warps\((\d+)\)", ln)
+        if m:
+            starts.append((i, m.group(1), int(m.group(2))))
+    regions = []
+    for j, (i, name, warps) in enumerate(starts):
+        end = starts[j + 1][0] if j + 1 < len(starts) else len(lines)
+        ops = Counter(op for ln in lines[i + (0 if j else 1):end]
+                      for op in re.findall(r"\b(?:ttng|ttg|tt)\.[a-z_]+", ln))
+        regions.append(Region(name, warps, ops))
+    return {"specialized": True,
+            "requested_registers": [int(x) for x in regs.group(1).split(",")] if regs else [],
+            "regions": regions}
+
+
+def setmaxnreg(ptx: str) -> list[tuple[str, int]]:
+    """The ``setmaxnreg`` instructions in PTX, in order: ``[("dec", 40), ("inc", 232), ...]``."""
+    return [(m.group(1), int(m.group(2))) for m in re.finditer(r"setmaxnreg\.(inc|dec)\.sync\.aligned\.u32\s+(\d+)", ptx)]
