@@ -9,31 +9,34 @@ import torch
 
 from kernels import testing as T
 from kernels.tiled import TileConfig, matmul
-from kernels.tma import launch, matmul_tma
+from kernels.tma import launch, matmul_tma, matmul_tma_tuned, tuned_config
 
 from ._common import matmul_case, table, tqdm
 
-VARIANTS = [  # (config, warp_specialize); the s4 128x256 variants overflow shared memory: kept as a lesson
-    (TileConfig(128, 256, 64, 8, 8, 3), False),
-    (TileConfig(128, 256, 64, 8, 8, 4), False),
-    (TileConfig(128, 256, 64, 8, 4, 3), True),
-    (TileConfig(128, 256, 64, 8, 4, 4), True),
-    (TileConfig(128, 128, 64, 8, 4, 2), False),
-    (TileConfig(128, 128, 64, 8, 4, 3), False),
-    (TileConfig(128, 128, 64, 8, 4, 4), False),
-    (TileConfig(128, 128, 64, 8, 4, 5), False),
-    (TileConfig(128, 128, 64, 8, 4, 4), True),
+VARIANTS = [  # (config, warp_specialize, epilogue_subtile); 128x256 with 4 stages fits only with the
+    # epilogue subtiled (the whole-tile variants are kept: their failure to compile is part of the lesson)
+    (TileConfig(128, 256, 64, 8, 8, 3), False, False),
+    (TileConfig(128, 256, 64, 8, 8, 4), False, False),
+    (TileConfig(128, 256, 64, 8, 8, 4), False, True),
+    (TileConfig(128, 256, 64, 8, 4, 3), True, False),
+    (TileConfig(128, 256, 64, 8, 4, 4), True, False),
+    (TileConfig(128, 256, 64, 8, 4, 4), True, True),
+    (TileConfig(128, 128, 64, 8, 4, 2), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 3), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 4), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 5), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 4), True, False),
 ]
-SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192)]
+SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024)]
 
 MARKS = {"ttgir": ["ttg.warp_specialize", "nvws."], "ptx": ["setmaxnreg", "cp.async.bulk.tensor", "wgmma.mma_async"]}
 
 
-def inspect_code(cfg, ws, n=1024):
+def inspect_code(cfg, ws, sub=False, n=1024):
     a = T.randn(n, n, dtype=torch.bfloat16)
     b = T.randn(n, n, dtype=torch.bfloat16)
     c = torch.empty(n, n, dtype=torch.bfloat16, device=a.device)
-    k = launch(a, b, c, cfg, 132, ws)
+    k = launch(a, b, c, cfg, 132, ws, sub)
     out = {}
     for ir, marks in MARKS.items():
         text = k.asm.get(ir, "") if hasattr(k, "asm") else ""
@@ -43,30 +46,40 @@ def inspect_code(cfg, ws, n=1024):
     return out
 
 
+def _label(cfg, sub):
+    return cfg.short() + (" sub" if sub else "")
+
+
 def run(quick=False):
     recs = []
     shapes = SHAPES[:1] if quick else SHAPES
     for M, N, K in shapes:
         recs.append(matmul_case("tiled (autotuned)", matmul, M, N, K, config="autotuned"))
-        for cfg, ws in tqdm(VARIANTS, desc=f"tma {M}x{N}x{K}"):
+        for ws in (False, True):
+            name = "tma tuned" + (" + warp_specialize" if ws else "")
+            rec = matmul_case(name, lambda a, b, out, ws=ws: matmul_tma_tuned(a, b, warp_specialize=ws, out=out),
+                              M, N, K, warp_specialize=ws)
+            rec["config"] = tuned_config(ws)
+            recs.append(rec)
+        for cfg, ws, sub in tqdm(VARIANTS, desc=f"tma {M}x{N}x{K}"):
             name = "tma persistent" + (" + warp_specialize" if ws else "")
             try:
-                recs.append(matmul_case(name, lambda a, b, out, cfg=cfg, ws=ws: matmul_tma(
-                    a, b, cfg, warp_specialize=ws, out=out), M, N, K, config=cfg.short(),
-                    warp_specialize=ws, **cfg.as_dict()))
+                recs.append(matmul_case(name, lambda a, b, out, cfg=cfg, ws=ws, sub=sub: matmul_tma(
+                    a, b, cfg, warp_specialize=ws, epilogue_subtile=sub, out=out), M, N, K,
+                    config=_label(cfg, sub), warp_specialize=ws, epilogue_subtile=sub, **cfg.as_dict()))
             except Exception as exc:
-                recs.append(dict(kernel=name, M=M, N=N, K=K, config=cfg.short(), warp_specialize=ws,
-                                 error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+                recs.append(dict(kernel=name, M=M, N=N, K=K, config=_label(cfg, sub), warp_specialize=ws,
+                                 epilogue_subtile=sub, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
     return recs
 
 
 def run_code():
     recs = []
-    for cfg, ws in VARIANTS:
+    for cfg, ws, sub in VARIANTS:
         try:
-            recs.append(dict(config=cfg.short(), warp_specialize=ws, **inspect_code(cfg, ws)))
+            recs.append(dict(config=_label(cfg, sub), warp_specialize=ws, **inspect_code(cfg, ws, sub)))
         except Exception as exc:
-            recs.append(dict(config=cfg.short(), warp_specialize=ws,
+            recs.append(dict(config=_label(cfg, sub), warp_specialize=ws,
                              error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
     return recs
 

@@ -19,7 +19,7 @@ import triton.language as tl
 
 from . import ON_GPU
 from ._jit import check_matmul_inputs, check_out
-from .persistent import resolve_programs
+from .persistent import resolve_programs, sm_count
 from .schedule import cdiv
 from .tiled import TileConfig, _check_config, _grouped_tile
 
@@ -29,24 +29,29 @@ def tma_persistent_matmul_kernel(
     a_ptr, b_ptr, c_ptr,
     M, N, K,
     stride_am, stride_bk, stride_cm,
-    num_programs,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     NUM_STAGES: tl.constexpr,
     WARP_SPECIALIZE: tl.constexpr,
+    EPILOGUE_SUBTILE: tl.constexpr,  # store the C tile as two halves: half the shared memory for it
     UPCAST: tl.constexpr,
 ):
     a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[stride_am, 1],
                                        block_shape=[BLOCK_M, BLOCK_K])
     b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1],
                                        block_shape=[BLOCK_K, BLOCK_N])
-    c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
-                                       block_shape=[BLOCK_M, BLOCK_N])
+    if EPILOGUE_SUBTILE:
+        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                           block_shape=[BLOCK_M, BLOCK_N // 2])
+    else:
+        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                           block_shape=[BLOCK_M, BLOCK_N])
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
     num_tiles = grid_m * grid_n
     k_steps = tl.cdiv(K, BLOCK_K)
-    for tile_id in tl.range(tl.program_id(0), num_tiles, num_programs, flatten=False,
+    # as many programs as were launched (one per SM, or fewer when there are fewer tiles)
+    for tile_id in tl.range(tl.program_id(0), num_tiles, tl.num_programs(0), flatten=False,
                             warp_specialize=WARP_SPECIALIZE):
         pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
         row0 = pid_m * BLOCK_M
@@ -59,7 +64,13 @@ def tma_persistent_matmul_kernel(
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
             acc = tl.dot(a, b, acc)
-        c_desc.store([row0, col0], acc.to(c_desc.dtype))  # clipped at the edges of C
+        if EPILOGUE_SUBTILE:
+            halves = tl.permute(tl.reshape(acc, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1))
+            left, right = tl.split(halves)
+            c_desc.store([row0, col0], left.to(c_desc.dtype))
+            c_desc.store([row0, col0 + BLOCK_N // 2], right.to(c_desc.dtype))
+        else:
+            c_desc.store([row0, col0], acc.to(c_desc.dtype))  # clipped at the edges of C
 
 
 _allocator_set = False
@@ -91,11 +102,7 @@ def _check_tma(t: torch.Tensor, label: str, name: str):
         raise ValueError(f"{name}: {label}'s data does not start on a 16-byte boundary")
 
 
-def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
-               num_programs: int | None = None, warp_specialize: bool = False,
-               out: torch.Tensor | None = None) -> torch.Tensor:
-    """``a @ b`` with the persistent TMA kernel."""
-    name = "matmul_tma"
+def _prepare_tma(a, b, out, name):
     check_matmul_inputs(a, b, name)
     M, K = a.shape
     N = b.shape[1]
@@ -103,6 +110,22 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
     c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
     for label, t in (("a", a), ("b", b), ("out", c)):
         _check_tma(t, label, name)
+    return M, N, K, c
+
+
+def _check_ws(a, warp_specialize, name):
+    if warp_specialize and ON_GPU and a.dtype == torch.float32:
+        # measured on the H100 with Triton 3.6: the compiler fails in ConvertNVGPUToLLVM
+        raise ValueError(f"{name}: warp_specialize=True does not compile for float32 with this Triton "
+                         f"on Hopper; use float16/bfloat16 inputs or warp_specialize=False")
+
+
+def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
+               num_programs: int | None = None, warp_specialize: bool = False,
+               epilogue_subtile: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the persistent TMA kernel and one explicit configuration."""
+    name = "matmul_tma"
+    M, N, K, c = _prepare_tma(a, b, out, name)
     if ON_GPU:
         default = (TileConfig(128, 128, 32, 8, 4, 3) if a.dtype == torch.float32
                    else TileConfig(128, 256, 64, 8, 8, 3))
@@ -110,26 +133,86 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
         default = TileConfig(32, 32, 32, 4, 4, 1)
     cfg = config or default
     _check_config(cfg)
-    if warp_specialize and ON_GPU and a.dtype == torch.float32:
-        # measured on the H100 with Triton 3.6: the compiler fails in ConvertNVGPUToLLVM
-        raise ValueError(f"{name}: warp_specialize=True does not compile for float32 with this Triton "
-                         f"on Hopper; use float16/bfloat16 inputs or warp_specialize=False")
+    _check_ws(a, warp_specialize, name)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     num_programs = resolve_programs(num_programs, tiles, name)
-    launch(a, b, c, cfg, num_programs, warp_specialize)
+    launch(a, b, c, cfg, num_programs, warp_specialize, epilogue_subtile)
     return c
 
 
-def launch(a, b, c, cfg: TileConfig, num_programs: int, warp_specialize: bool):
+def launch(a, b, c, cfg: TileConfig, num_programs: int, warp_specialize: bool, epilogue_subtile=False):
     """Launch the kernel (inputs already checked) and return what Triton returns: on a GPU the
     compiled kernel, whose ``.asm`` holds the TTGIR/PTX/SASS to inspect."""
     _ensure_allocator()
     M, K = a.shape
     N = b.shape[1]
     return tma_persistent_matmul_kernel[(num_programs,)](
-        a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0), num_programs,
+        a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        NUM_STAGES=cfg.num_stages, WARP_SPECIALIZE=warp_specialize,
+        NUM_STAGES=cfg.num_stages, WARP_SPECIALIZE=warp_specialize, EPILOGUE_SUBTILE=epilogue_subtile,
         UPCAST=(not ON_GPU) and a.dtype == torch.bfloat16,
         num_warps=cfg.num_warps,
     )
+
+
+# Candidates for the autotuned TMA kernel (16-bit inputs), as (config, epilogue_subtile). With
+# warp_specialize only num_warps=4 specializes on Hopper with Triton 3.6.
+TUNED_CONFIGS = [
+    (TileConfig(128, 256, 64, 8, 8, 3), False),
+    (TileConfig(128, 256, 64, 8, 8, 4), True),
+    (TileConfig(128, 128, 64, 8, 4, 4), False),
+    (TileConfig(128, 128, 64, 8, 4, 5), True),
+    (TileConfig(64, 128, 64, 8, 4, 5), False),
+    (TileConfig(128, 64, 64, 8, 4, 5), False),
+]
+TUNED_CONFIGS_WS = [
+    (TileConfig(128, 256, 64, 8, 4, 3), False),
+    (TileConfig(128, 256, 64, 8, 4, 4), True),
+    (TileConfig(128, 128, 64, 8, 4, 4), False),
+    (TileConfig(128, 128, 64, 8, 4, 5), True),
+    (TileConfig(64, 128, 64, 8, 4, 5), False),
+]
+_tuned = {}
+
+
+def _tuned_kernel(warp_specialize: bool):
+    if warp_specialize not in _tuned:
+        from .tiled import _tuning_bench
+
+        configs = [
+            triton.Config(dict(BLOCK_M=c.block_m, BLOCK_N=c.block_n, BLOCK_K=c.block_k, GROUP_M=c.group_m,
+                               NUM_STAGES=c.num_stages, EPILOGUE_SUBTILE=sub), num_warps=c.num_warps)
+            for c, sub in (TUNED_CONFIGS_WS if warp_specialize else TUNED_CONFIGS)
+        ]
+        _tuned[warp_specialize] = triton.autotune(configs=configs, key=["M", "N", "K", "WARP_SPECIALIZE"],
+                                                  do_bench=_tuning_bench)(tma_persistent_matmul_kernel)
+    return _tuned[warp_specialize]
+
+
+def matmul_tma_tuned(a: torch.Tensor, b: torch.Tensor, warp_specialize: bool = False,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the persistent TMA kernel, autotuned over ``TUNED_CONFIGS`` on a GPU (16-bit
+    inputs). In the interpreter, and for float32, it runs ``matmul_tma``'s default configuration."""
+    if not ON_GPU or a.dtype == torch.float32:
+        return matmul_tma(a, b, warp_specialize=warp_specialize, out=out)
+    name = "matmul_tma_tuned"
+    M, N, K, c = _prepare_tma(a, b, out, name)
+    _ensure_allocator()
+    sms = sm_count()
+
+    def grid(meta):
+        return (min(sms, cdiv(M, meta["BLOCK_M"]) * cdiv(N, meta["BLOCK_N"])),)
+
+    _tuned_kernel(warp_specialize)[grid](a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0),
+                                         WARP_SPECIALIZE=warp_specialize, UPCAST=False)
+    return c
+
+
+def tuned_config(warp_specialize: bool = False) -> str | None:
+    """The configuration the autotuner picked last, as a short string."""
+    k = _tuned.get(warp_specialize)
+    if k is None or k.best_config is None:
+        return None
+    kw, cfg = k.best_config.kwargs, k.best_config
+    return (f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{kw['NUM_STAGES']}"
+            + (" sub" if kw["EPILOGUE_SUBTILE"] else ""))

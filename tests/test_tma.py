@@ -48,3 +48,24 @@ def test_tma_rejects_layouts_it_cannot_describe():
         matmul_tma(a, T.randn(8, 16, dtype=torch.float16))
     with pytest.raises(ValueError, match="num_programs"):
         matmul_tma(a, a, num_programs=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_tma_epilogue_subtile(dtype):
+    cfg = TileConfig(32, 32, 32, 2, 4, 1) if not kernels.ON_GPU else TileConfig(128, 256, 64, 8, 8, 4)
+    for M, N, K in [(70, 48, 40), (33, 104, 64)] + ([(1000, 1000, 520)] if kernels.ON_GPU else []):
+        a, b = T.randn(M, K, dtype=dtype), T.randn(K, N, dtype=dtype)
+        out = T.poisoned_empty((M, N), dtype)
+        matmul_tma(a, b, cfg, epilogue_subtile=True, out=out)
+        T.assert_close_matmul(out, a, b, label=f"tma subtile {M}x{N}x{K}")
+
+
+@pytest.mark.parametrize("warp_specialize", [False, True])
+def test_tma_tuned(warp_specialize):
+    from kernels.tma import matmul_tma_tuned
+
+    for M, N, K in [(64, 64, 64), kernels.pick((72, 40, 56), (2000, 1032, 1000))]:
+        a, b = T.randn(M, K, dtype=torch.bfloat16), T.randn(K, N, dtype=torch.bfloat16)
+        out = T.poisoned_empty((M, N), torch.bfloat16)
+        matmul_tma_tuned(a, b, warp_specialize=warp_specialize, out=out)
+        T.assert_close_matmul(out, a, b, label=f"tma tuned {M}x{N}x{K}")
