@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernels.schedule import (Footprint, PipelineSpan, Span, cdiv, footprint, makespan, mma_busy,
-                              persistent_tiles, pipeline_time, pipeline_timeline, simulate_launch,
-                              tile_order, utilisation)
+from kernels.schedule import (WARP_ROLES, Footprint, PipelineSpan, Span, cdiv, footprint, makespan, mma_busy,
+                              persistent_tiles, pipeline_time, pipeline_timeline, roles_finish,
+                              simulate_launch, tile_order, utilisation, warp_roles_timeline)
 
 # --------------------------------------------------------------------------------------------------
 # One program walking K (KLoopScene)
@@ -226,6 +226,53 @@ def pipeline_plan(k_steps, stages, load_time=1.0, mma_time=1.0) -> PipelinePlan:
                       for m in mmas)
     return PipelinePlan(k_steps, stages, load_time, mma_time, spans, loads, mmas, tuple(waits),
                         in_flight)
+
+
+# --------------------------------------------------------------------------------------------------
+# Producer and consumer warpgroups: cooperative vs ping-pong (WarpRolesScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WarpRolesPlan:
+    """A warp-specialized program computing ``tiles`` tiles, as ``kernels.schedule.warp_roles_timeline``
+    lays it out: what each warpgroup does when, and when the tensor cores have nothing to compute."""
+
+    mode: str
+    tiles: int
+    k_steps: int
+    stages: int
+    load_time: float
+    mma_time: float
+    epilogue_time: float
+    spans: tuple  # WarpRoleSpan, as warp_roles_timeline returns them
+    lanes: dict  # role -> its spans, in start order
+    tensor_idle: tuple  # (start, end): no consumer computing, between the first and the last math
+
+    @property
+    def finish(self) -> float:
+        return roles_finish(self.spans)
+
+    def label(self, span) -> str:
+        """``L t.k`` for a load, ``M t.k`` for math, ``E t`` for an epilogue."""
+        if span.what == "epilogue":
+            return f"E{span.tile}"
+        return f"{'L' if span.what == 'load' else 'M'}{span.tile}.{span.k}"
+
+
+def warp_roles_plan(tiles, k_steps, stages=3, load_time=1.0, mma_time=1.0, epilogue_time=1.5,
+                    mode="cooperative") -> WarpRolesPlan:
+    """``warp_roles_timeline`` split by warpgroup, with the gaps of the tensor cores."""
+    spans = tuple(warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, mode))
+    lanes = {r: tuple(s for s in spans if s.role == r) for r in WARP_ROLES}
+    busy = sorted({(s.start, s.end) for s in spans if s.what == "mma"})
+    idle, t = [], busy[0][0] if busy else 0.0
+    for a, b in busy:
+        if a > t:
+            idle.append((t, a))
+        t = max(t, b)
+    return WarpRolesPlan(mode, tiles, k_steps, stages, load_time, mma_time, epilogue_time, spans, lanes,
+                         tuple(idle))
 
 
 def fmt_bytes(n) -> str:

@@ -17,8 +17,8 @@ from manim import (
 
 from kernels.schedule import footprint
 
-from .plan import (KLoopPlan, LaunchPlan, PipelinePlan, Wave, fmt_bytes, kloop_plan, launch_plan,
-                   pipeline_plan, wave_plan)
+from .plan import (KLoopPlan, LaunchPlan, PipelinePlan, Wave, WarpRolesPlan, fmt_bytes, kloop_plan,
+                   launch_plan, pipeline_plan, wave_plan, warp_roles_plan)
 
 FONT = "DejaVu Sans"
 TIMES = "\u00d7"  # multiplication sign
@@ -739,6 +739,159 @@ class PipelineScene(Scene):
             f"With {s2} stages, the loads of steps k+1..k+{s2 - 1} are in flight while the tensor cores "
             f"work on step k, so they rarely wait: done at t = {fmt_t(b.total)} instead of "
             f"{fmt_t(a.total)} (busy {b.mma_busy:.0%} vs {a.mma_busy:.0%}).", color=YELLOW)
+        self.play(FadeOut(now), Transform(caption, final), run_time=0.8)
+        self.wait(4.5)
+
+    _caption = staticmethod(KLoopScene._caption)
+
+
+TILE_COLORS = [WAVE_COLORS[i] for i in (0, 3, 6, 2, 7, 1)]  # output tile 0, 1, 2, ...
+
+
+class WarpRolesScene(Scene):
+    """Warp specialization: a producer warpgroup (TMA loads) and two consumer warpgroups (wgmma,
+    epilogue), cooperative (what Triton 3.6 builds) vs ping-pong (CUTLASS's alternative), drawn as one
+    lane per warpgroup from ``kernels.schedule.warp_roles_timeline``."""
+
+    TILES, K_STEPS, STAGES = 3, 4, 3
+    LOAD_TIME, MMA_TIME, EPILOGUE_TIME = 1.0, 0.5, 1.5  # a whole tile's K step: 2 * MMA_TIME
+    MODES = ("cooperative", "pingpong")
+    LABELS = {"cooperative": "cooperative (what Triton 3.6 builds here)",
+              "pingpong": "ping-pong (CUTLASS's alternative)"}
+    # measured, not modelled: setmaxnreg.dec / .inc in Triton 3.6's compiled code of the course's
+    # warp-specialized TMA matmul on the H100 (128x256x64 tile, 3 stages, 12 warps)
+    PRODUCER_REGS, CONSUMER_REGS = 40, 232
+    RUN_SECONDS = 16.0  # the slower schedule, played at a constant speed
+
+    @classmethod
+    def plans(cls) -> dict:
+        """``{mode: WarpRolesPlan}`` for the two schedules the scene shows."""
+        return {m: warp_roles_plan(cls.TILES, cls.K_STEPS, cls.STAGES, cls.LOAD_TIME, cls.MMA_TIME,
+                                   cls.EPILOGUE_TIME, m) for m in cls.MODES}
+
+    def construct(self):
+        plans = self.plans()
+        t_end = max(p.finish for p in plans.values())
+        self.drawn_blocks = {m: [] for m in plans}  # (role, what, tile, k, start, end, label)
+        self.drawn_idle = {m: [] for m in plans}  # (start, end): tensor cores with nothing to compute
+        self.drawn_finish = {}  # mode -> the finish time written on that timeline
+        self.drawn_regs = (self.PRODUCER_REGS, self.CONSUMER_REGS)
+
+        title = text("Warp specialization: one producer, two consumer warpgroups", 30).to_edge(UP, buff=0.18)
+
+        time = ValueTracker(0.0)
+        slot_h, lane_h = 0.3, 0.42
+        x0, x_right = -4.55, 6.6
+        t_scale = (x_right - x0) / t_end
+        label_x = x0 - 0.15
+        sides, top = {}, 2.85
+        for mode in self.MODES:
+            plan = plans[mode]
+            head = text(self.LABELS[mode], 21, YELLOW).move_to([-6.9, top + 0.25, 0], aligned_edge=LEFT)
+            y_slot = [top - (i + 0.5) * slot_h for i in range(self.STAGES)]
+            y_c0 = top - self.STAGES * slot_h - 0.1 - lane_h / 2
+            y_lane = {"consumer0": y_c0, "consumer1": y_c0 - lane_h}
+            bottom = y_c0 - 1.5 * lane_h - 0.1  # room for the tensor cores' idle bar above the axis
+            prod_mid = top - self.STAGES * slot_h / 2
+            labels = VGroup(
+                VGroup(text("producer WG0", 16), text(f"TMA {ARROW} {self.STAGES} slots", 13, GREY_B))
+                .arrange(DOWN, buff=0.06, aligned_edge=RIGHT).move_to([label_x, prod_mid, 0], aligned_edge=RIGHT),
+                text("consumer WG1", 16).move_to([label_x, y_lane["consumer0"], 0], aligned_edge=RIGHT),
+                text("consumer WG2", 16).move_to([label_x, y_lane["consumer1"], 0], aligned_edge=RIGHT),
+            )
+            lanes = VGroup(*[Line([x0, y, 0], [x_right, y, 0], stroke_width=1, stroke_color=GREY_D)
+                             for y in (*y_slot, *y_lane.values())])
+            axis = Line([x0, bottom, 0], [x_right + 0.1, bottom, 0], stroke_width=2, stroke_color=GREY_B)
+            ticks = VGroup()
+            for k in range(0, int(t_end) + 1, 2):
+                x = x0 + k * t_scale
+                ticks.add(Line([x, bottom, 0], [x, bottom - 0.06, 0], stroke_width=2, stroke_color=GREY_B))
+                ticks.add(text(str(k), 12, GREY_B).move_to([x, bottom - 0.17, 0]))
+
+            boxes, labs = VGroup(), VGroup()
+            for i0, i1 in plan.tensor_idle:
+                self.drawn_idle[mode].append((i0, i1))
+                r = Rectangle(width=0.1, height=0.09, stroke_color=IDLE_COLOR, stroke_width=1,
+                              fill_color=IDLE_COLOR)
+                r.add_updater(grow_box(time, r, x0, t_scale, i0, i1, bottom + 0.05, 0.08))
+                boxes.add(r)
+            for sp in plan.spans:
+                label = plan.label(sp)
+                self.drawn_blocks[mode].append((sp.role, sp.what, sp.tile, sp.k, sp.start, sp.end, label))
+                if sp.what == "load":
+                    y, h = y_slot[sp.slot], slot_h * 0.86
+                else:
+                    y, h = y_lane[sp.role], lane_h * 0.86
+                color = TILE_COLORS[sp.tile % len(TILE_COLORS)]
+                epi = sp.what == "epilogue"
+                r = Rectangle(width=0.1, height=h, stroke_color=color if epi else WHITE, stroke_width=1.5 if epi else 1,
+                              fill_color=color)
+                r.add_updater(grow_box(time, r, x0, t_scale, sp.start, sp.end, y, h,
+                                       opacity=0.45 if epi else 0.9))
+                boxes.add(r)
+                lab = text(label, 12 if sp.what == "load" else 14, WHITE)
+                lab.move_to([x0 + (sp.start + sp.end) / 2 * t_scale, y, 0])
+                lab.add_updater(show_after(time, (sp.start + sp.end) / 2))
+                labs.add(lab)
+
+            finish = plan.finish
+            self.drawn_finish[mode] = finish
+            xe = x0 + finish * t_scale
+            fin_line = DashedLine([xe, top + 0.05, 0], [xe, bottom, 0], stroke_width=2, stroke_color=YELLOW)
+            fin = text(f"done at t = {fmt_t(finish)}", 19, YELLOW)
+            fin.move_to([x_right, top + 0.25, 0], aligned_edge=RIGHT)
+            for m in (fin_line, fin):
+                m.add_updater(show_after(time, finish - 1e-9))
+            sides[mode] = dict(static=VGroup(head, labels, lanes, axis, ticks),
+                               dynamic=[boxes, labs, fin_line, fin], top=top, bottom=bottom)
+            top = bottom - 0.68
+
+        # key, under the second timeline: the tiles' colours, the block letters, the register split
+        def chip(color, opacity, h=0.2):
+            return Rectangle(width=0.34, height=h, stroke_color=color, stroke_width=1, fill_color=color,
+                             fill_opacity=opacity)
+        row1 = VGroup(*[VGroup(chip(TILE_COLORS[t], 0.9), text(f"tile {t}", 15, GREY_B))
+                        for t in range(self.TILES)])
+        row1.add(text("L t.k: TMA load of tile t, step k    M t.k: wgmma on it    E t: epilogue (store)",
+                      15, GREY_B))
+        row1.add(VGroup(chip(IDLE_COLOR, 0.9, 0.09), text("tensor cores idle", 15, GREY_B)))
+        for item in row1:
+            if isinstance(item, VGroup):
+                item.arrange(RIGHT, buff=0.1)
+        row1.arrange(RIGHT, buff=0.3)
+        row2 = text(f"Registers per thread (measured, setmaxnreg in Triton 3.6's code on H100): "
+                    f"producer {self.PRODUCER_REGS}, consumers {self.CONSUMER_REGS}", 15, WHITE)
+        key = VGroup(fit_width(row1, 13.6), fit_width(row2, 13.6)).arrange(DOWN, buff=0.14)
+        key.move_to([0, sides[self.MODES[1]]["bottom"] - 0.72, 0])
+
+        now = VGroup(*[Line([x0, sd["top"] + 0.05, 0], [x0, sd["bottom"], 0], stroke_width=2,
+                            stroke_color=YELLOW) for sd in sides.values()])
+        now.add_updater(lambda m: m.set_x(x0 + time.get_value() * t_scale))
+
+        self.play(FadeIn(title), run_time=0.8)
+        self.play(*[FadeIn(sd["static"]) for sd in sides.values()], FadeIn(key), run_time=1.0)
+        for sd in sides.values():
+            self.add(*sd["dynamic"])
+        self.add(now)
+        caption = self._caption(
+            "Top: WG1 and WG2 each compute half of every tile (sharing the tensor cores), then both "
+            "store it. Bottom: they take alternate tiles and use the tensor cores in turn.")
+        self.play(FadeIn(caption), run_time=0.6)
+        self.wait(1.5)
+
+        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
+        for sd in sides.values():
+            for mob in sd["dynamic"]:
+                mob.clear_updaters()
+                for sub_mob in mob.get_family():
+                    sub_mob.clear_updaters()
+        now.clear_updaters()
+
+        a, b = plans[self.MODES[0]], plans[self.MODES[1]]
+        final = self._caption(
+            f"Cooperative: the tensor cores stop for every epilogue (done at t = {fmt_t(a.finish)}). "
+            f"Ping-pong: one warpgroup's epilogue runs under the other's math (t = {fmt_t(b.finish)}).",
+            color=YELLOW)
         self.play(FadeOut(now), Transform(caption, final), run_time=0.8)
         self.wait(4.5)
 

@@ -248,3 +248,97 @@ def mma_busy(spans) -> float:
     """Fraction of the K loop's time the tensor cores spend computing (the rest they wait)."""
     total = pipeline_time(spans)
     return sum(s.end - s.start for s in spans if s.engine == "mma") / total if total else 0.0
+
+
+# ---------------------------------------------------------------- warp specialization (chapter 04)
+WARP_ROLES = ("producer", "consumer0", "consumer1")
+WS_MODES = ("cooperative", "pingpong")
+
+
+@dataclass(frozen=True)
+class WarpRoleSpan:
+    """One piece of work of one warpgroup in a warp-specialized persistent matmul, from ``start`` to
+    ``end``: a TMA load (``"load"``, by the producer, into shared-memory ``slot``), the math on one K
+    step (``"mma"``, by a consumer, reading ``slot``) or a tile's epilogue (``"epilogue"``: the
+    accumulator stored to C; ``k`` and ``slot`` are ``None``)."""
+
+    role: str  # "producer", "consumer0" or "consumer1"
+    what: str  # "load", "mma" or "epilogue"
+    tile: int
+    k: int | None
+    start: float
+    end: float
+    slot: int | None = None
+
+
+def warp_roles_timeline(tiles, k_steps, stages=3, load_time=1.0, mma_time=1.0, epilogue_time=1.5,
+                        mode="cooperative"):
+    """A simple model of a warp-specialized matmul program (one producer warpgroup, two consumer
+    warpgroups) computing ``tiles`` output tiles of ``k_steps`` K steps each, for pictures and tests
+    (not a profiler).
+
+    * the producer issues one TMA load per (tile, K step), in K order across the tiles, into a
+      ``stages``-slot ring (step ``g = tile * k_steps + k`` goes to slot ``g % stages``); a load takes
+      ``load_time``, several can be in flight, and a slot is free again only when the math that read
+      it is done;
+    * ``mma_time`` is the tensor-core time of one K step of one *half* tile (64 rows) when it has the
+      SM's tensor cores to itself. The tensor cores are shared by the warpgroups, so a K step of a
+      whole tile costs ``2 * mma_time`` of tensor-core time in both modes;
+    * ``"cooperative"`` (what Triton 3.6 builds): both consumers work on the same tile, each on its
+      half, at the same time; as they share the tensor cores, a step takes ``2 * mma_time`` for both.
+      After the last K step both do the tile's ``epilogue_time`` before the next tile's math starts;
+    * ``"pingpong"`` (CUTLASS's alternative): consumer0 takes the even tiles, consumer1 the odd ones;
+      a step of a whole tile takes ``2 * mma_time``, and only one consumer computes at a time (the
+      steps go to the tensor cores in K order across the tiles). A consumer's epilogue therefore runs
+      while the other consumer computes the next tile.
+
+    Returns ``WarpRoleSpan``s sorted by start time (then role, what, tile, k).
+    """
+    for name, v in (("tiles", tiles), ("k_steps", k_steps), ("stages", stages)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{name} must be an int, got {v!r}")
+    if tiles < 0 or k_steps < 1 or stages < 1:
+        raise ValueError(f"need tiles >= 0, k_steps >= 1 and stages >= 1, got {tiles}, {k_steps}, {stages}")
+    for name, v in (("load_time", load_time), ("mma_time", mma_time), ("epilogue_time", epilogue_time)):
+        if not v >= 0:
+            raise ValueError(f"times must be >= 0, got {name}={v}")
+    if mode not in WS_MODES:
+        raise ValueError(f"mode must be one of {WS_MODES}, not {mode!r}")
+
+    step = 2 * mma_time  # tensor-core time of one K step of a whole tile
+    spans, loads, mma_end = [], [], []  # mma_end[g]: when the math that read step g's slot is done
+    busy_until = {"consumer0": 0.0, "consumer1": 0.0}  # each consumer's last span
+    tensor_free = 0.0  # pingpong: when the tensor cores are free again
+    for t in range(tiles):
+        for k in range(k_steps):
+            g = t * k_steps + k
+            slot = g % stages
+            issue = loads[-1].start if loads else 0.0  # the producer issues in K order
+            if g >= stages:
+                issue = max(issue, mma_end[g - stages])  # the slot's previous tile has been used
+            ld = WarpRoleSpan("producer", "load", t, k, issue, issue + load_time, slot)
+            loads.append(ld)
+            spans.append(ld)
+            if mode == "cooperative":
+                start = max(ld.end, *busy_until.values())
+                for role in ("consumer0", "consumer1"):
+                    spans.append(WarpRoleSpan(role, "mma", t, k, start, start + step, slot))
+                    busy_until[role] = start + step
+            else:
+                role = f"consumer{t % 2}"
+                start = max(ld.end, busy_until[role], tensor_free)
+                spans.append(WarpRoleSpan(role, "mma", t, k, start, start + step, slot))
+                busy_until[role] = tensor_free = start + step
+            mma_end.append(start + step)
+        for role in (("consumer0", "consumer1") if mode == "cooperative" else (f"consumer{t % 2}",)):
+            e0 = busy_until[role]
+            spans.append(WarpRoleSpan(role, "epilogue", t, None, e0, e0 + epilogue_time))
+            busy_until[role] = e0 + epilogue_time
+    what_order = {"load": 0, "mma": 1, "epilogue": 2}
+    return sorted(spans, key=lambda s: (s.start, WARP_ROLES.index(s.role), what_order[s.what], s.tile,
+                                        -1 if s.k is None else s.k))
+
+
+def roles_finish(spans) -> float:
+    """When the last span (a tile's epilogue) ends."""
+    return max((s.end for s in spans), default=0.0)

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from animations import SCENE_NAMES
-from animations.plan import fmt_bytes, kloop_plan, launch_plan, pipeline_plan, wave_plan
-from kernels.schedule import (cdiv, makespan, mma_busy, persistent_tiles, pipeline_time, pipeline_timeline,
-                              simulate_launch, tile_order, utilisation, wave_footprints)
+from animations.plan import fmt_bytes, kloop_plan, launch_plan, pipeline_plan, warp_roles_plan, wave_plan
+from kernels.schedule import (WARP_ROLES, cdiv, makespan, mma_busy, persistent_tiles, pipeline_time,
+                              pipeline_timeline, roles_finish, simulate_launch, tile_order, utilisation,
+                              warp_roles_timeline, wave_footprints)
 from kernels.schedule import waves as count_waves
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +142,47 @@ def test_scene_parameters_come_from_the_plans():
     assert many.total < 0.6 * one.total and any(many.in_flight)
 
 
+@pytest.mark.parametrize("mode", ["cooperative", "pingpong"])
+@pytest.mark.parametrize("tiles,k_steps,stages", [(0, 1, 1), (1, 4, 3), (3, 4, 3), (5, 2, 2)])
+@pytest.mark.parametrize("load_time,mma_time,epilogue_time", [(1.0, 0.5, 1.5), (3.0, 1.0, 0.0)])
+def test_warp_roles_plan_is_the_schedule(mode, tiles, k_steps, stages, load_time, mma_time, epilogue_time):
+    p = warp_roles_plan(tiles, k_steps, stages, load_time, mma_time, epilogue_time, mode)
+    spans = warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, mode)
+    assert list(p.spans) == spans and p.finish == roles_finish(spans)
+    assert {r: list(v) for r, v in p.lanes.items()} == {r: [s for s in spans if s.role == r] for r in WARP_ROLES}
+    # the idle gaps are exactly the times between the first and the last math with no math running
+    mmas = [s for s in spans if s.what == "mma"]
+    for a, b in p.tensor_idle:
+        assert a < b and not any(m.start < b and m.end > a for m in mmas)
+        assert any(m.end == a for m in mmas) and any(m.start == b for m in mmas)
+    if mmas:
+        busy = sum(e - s for s, e in {(m.start, m.end) for m in mmas})
+        span = max(m.end for m in mmas) - min(m.start for m in mmas)
+        assert sum(b - a for a, b in p.tensor_idle) == pytest.approx(span - busy)
+    for s in spans:
+        lab = p.label(s)
+        assert lab == {"load": f"L{s.tile}.{s.k}", "mma": f"M{s.tile}.{s.k}", "epilogue": f"E{s.tile}"}[s.what]
+
+
+def test_warp_roles_scene_parameters_come_from_the_plans():
+    from animations.scenes import WarpRolesScene as W
+
+    plans = W.plans()
+    assert tuple(plans) == W.MODES == ("cooperative", "pingpong")
+    for mode, wp in plans.items():
+        assert list(wp.spans) == warp_roles_timeline(W.TILES, W.K_STEPS, W.STAGES, W.LOAD_TIME, W.MMA_TIME,
+                                                     W.EPILOGUE_TIME, mode)
+    # the lesson: ping-pong hides all but the last epilogue; cooperative's tensor cores wait for them
+    coop, ping = plans["cooperative"], plans["pingpong"]
+    assert W.TILES >= 3 and W.K_STEPS >= 3 and W.EPILOGUE_TIME > 0
+    assert ping.finish < coop.finish
+    assert len(coop.tensor_idle) == W.TILES - 1 and ping.tensor_idle == ()
+    # the register split is the measured one (setmaxnreg in Triton 3.6's compiled code), as captioned
+    assert (W.PRODUCER_REGS, W.CONSUMER_REGS) == (40, 232)
+    # 4 producer warps and 8 consumer warps of 32 threads fit the SM's 64K-register file
+    assert 4 * 32 * W.PRODUCER_REGS + 8 * 32 * W.CONSUMER_REGS <= 64 * 1024
+
+
 def test_fmt_bytes():
     assert fmt_bytes(9 << 20) == "9.0 MiB"
     assert fmt_bytes(1536) == "1.5 KiB"
@@ -232,6 +274,22 @@ def test_pipeline_scene_drew_the_schedule(rendered):
         loads = sorted((s for s in spans if s.engine == "load"), key=lambda s: s.k)
         assert scene.drawn_held[st] == [(s.slot, s.end, mma_end[s.k]) for s in loads]
         assert scene.drawn_waits[st] == list(pipeline_plan(S.K_STEPS, st, S.LOAD_TIME, S.MMA_TIME).mma_waits)
+
+
+def test_warp_roles_scene_drew_the_schedule(rendered):
+    from animations.scenes import WarpRolesScene as S
+
+    scene = rendered["WarpRolesScene"].scene
+    assert set(scene.drawn_blocks) == set(S.MODES)
+    for mode in S.MODES:
+        plan = warp_roles_plan(S.TILES, S.K_STEPS, S.STAGES, S.LOAD_TIME, S.MMA_TIME, S.EPILOGUE_TIME, mode)
+        spans = warp_roles_timeline(S.TILES, S.K_STEPS, S.STAGES, S.LOAD_TIME, S.MMA_TIME, S.EPILOGUE_TIME, mode)
+        assert [b[:6] for b in scene.drawn_blocks[mode]] == [
+            (s.role, s.what, s.tile, s.k, s.start, s.end) for s in spans]
+        assert [b[6] for b in scene.drawn_blocks[mode]] == [plan.label(s) for s in spans]
+        assert scene.drawn_finish[mode] == roles_finish(spans)
+        assert scene.drawn_idle[mode] == list(plan.tensor_idle)
+    assert scene.drawn_regs == (40, 232)
 
 
 # ---- the command line -----------------------------------------------------------------------------

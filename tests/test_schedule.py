@@ -164,3 +164,119 @@ def test_pipeline_bad_arguments():
     with pytest.raises(ValueError):
         pipeline_timeline(4, 2, load_time=-1.0)
     assert pipeline_timeline(0, 3) == [] and pipeline_time([]) == 0.0 and mma_busy([]) == 0.0
+
+
+# ---- warp specialization: producer / consumer warpgroups -------------------------------------------
+from kernels.schedule import WARP_ROLES, WS_MODES, roles_finish, warp_roles_timeline  # noqa: E402
+
+WS_CASES = [(t, k, s, lt, mt, et) for t in (1, 2, 3, 5) for k in (1, 2, 4, 7) for s in (1, 2, 3, 4)
+            for lt, mt, et in ((1.0, 1.0, 1.5), (1.0, 0.5, 1.5), (3.0, 0.5, 0.0), (0.5, 2.0, 4.0))]
+
+
+def _overlap(a, b):
+    return a.start < b.end and b.start < a.end
+
+
+@pytest.mark.parametrize("mode", WS_MODES)
+@pytest.mark.parametrize("tiles,k_steps,stages,load_time,mma_time,epilogue_time", WS_CASES)
+def test_warp_roles_every_step_loaded_once_and_computed_once(mode, tiles, k_steps, stages, load_time,
+                                                            mma_time, epilogue_time):
+    spans = warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, mode)
+    steps = [(t, k) for t in range(tiles) for k in range(k_steps)]
+    loads = [s for s in spans if s.what == "load"]
+    assert all(s.role == "producer" for s in loads)
+    assert sorted((s.tile, s.k) for s in loads) == steps
+    assert all(s.role != "producer" for s in spans if s.what != "load")
+    mmas = [s for s in spans if s.what == "mma"]
+    epis = [s for s in spans if s.what == "epilogue"]
+    if mode == "cooperative":  # both consumers compute their half of every step, at the same time
+        for role in ("consumer0", "consumer1"):
+            assert sorted((s.tile, s.k) for s in mmas if s.role == role) == steps
+            assert sorted(s.tile for s in epis if s.role == role) == list(range(tiles))
+        by_step = {}
+        for s in mmas:
+            by_step.setdefault((s.tile, s.k), []).append((s.start, s.end))
+        assert all(len(v) == 2 and v[0] == v[1] for v in by_step.values())
+    else:  # one consumer per tile: even tiles on consumer0, odd on consumer1
+        assert sorted((s.tile, s.k) for s in mmas) == steps
+        assert sorted(s.tile for s in epis) == list(range(tiles))
+        assert all(s.role == f"consumer{s.tile % 2}" for s in mmas + epis)
+    assert all(s.end - s.start == pytest.approx(2 * mma_time) for s in mmas)
+    assert all(s.end - s.start == pytest.approx(epilogue_time) for s in epis)
+    assert all(s.end - s.start == pytest.approx(load_time) for s in loads)
+    load_of = {(s.tile, s.k): s for s in loads}
+    # a step's math starts only once its tile has arrived, in the slot it was loaded into
+    for m in mmas:
+        assert m.start >= load_of[(m.tile, m.k)].end and m.slot == load_of[(m.tile, m.k)].slot
+    # each consumer does one thing at a time: its steps in K order, then the tile's epilogue
+    for role in ("consumer0", "consumer1"):
+        own = sorted((s for s in spans if s.role == role), key=lambda s: (s.start, s.end))
+        assert all(a.end <= b.start + 1e-12 for a, b in zip(own, own[1:]))
+        for e in (s for s in own if s.what == "epilogue"):
+            assert e.start >= max(m.end for m in own if m.what == "mma" and m.tile == e.tile)
+    # loads are issued in K order across the tiles
+    order = sorted(loads, key=lambda s: (s.tile, s.k))
+    assert all(a.start <= b.start for a, b in zip(order, order[1:]))
+    assert roles_finish(spans) == max(s.end for s in spans)
+    key = [(s.start, WARP_ROLES.index(s.role)) for s in spans]
+    assert key == sorted(key)
+
+
+@pytest.mark.parametrize("mode", WS_MODES)
+@pytest.mark.parametrize("tiles,k_steps,stages,load_time,mma_time,epilogue_time", WS_CASES)
+def test_warp_roles_no_slot_overwritten_early(mode, tiles, k_steps, stages, load_time, mma_time,
+                                             epilogue_time):
+    spans = warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, mode)
+    loads = sorted((s for s in spans if s.what == "load"), key=lambda s: (s.tile, s.k))
+    used = {}  # step -> when the last math reading its slot is done
+    for s in spans:
+        if s.what == "mma":
+            used[(s.tile, s.k)] = max(used.get((s.tile, s.k), 0.0), s.end)
+    for g, ld in enumerate(loads):
+        assert ld.slot == g % stages
+        if g >= stages:  # the previous tile in this slot must have been read by all its math
+            prev = loads[g - stages]
+            assert prev.slot == ld.slot and ld.start >= used[(prev.tile, prev.k)]
+    # at no time are more than `stages` tiles loading or waiting in shared memory
+    for t in sorted({s.start for s in spans}):
+        assert sum(1 for ld in loads if ld.start <= t < used[(ld.tile, ld.k)]) <= stages
+
+
+@pytest.mark.parametrize("tiles,k_steps,stages,load_time,mma_time,epilogue_time", WS_CASES)
+def test_pingpong_shares_the_tensor_cores_and_hides_the_epilogue(tiles, k_steps, stages, load_time,
+                                                                mma_time, epilogue_time):
+    spans = warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, "pingpong")
+    m0 = [s for s in spans if s.what == "mma" and s.role == "consumer0"]
+    m1 = [s for s in spans if s.what == "mma" and s.role == "consumer1"]
+    assert not any(_overlap(a, b) for a in m0 for b in m1)  # one consumer on the tensor cores at a time
+    if tiles >= 2 and epilogue_time > 0:
+        # some epilogue runs while the other consumer computes
+        epis = [s for s in spans if s.what == "epilogue"]
+        assert any(_overlap(e, m) for e in epis for m in (m1 if e.role == "consumer0" else m0))
+        coop = warp_roles_timeline(tiles, k_steps, stages, load_time, mma_time, epilogue_time, "cooperative")
+        assert roles_finish(spans) <= roles_finish(coop) + 1e-9
+        # in cooperative every epilogue stops both consumers' math
+        c_mmas = [s for s in coop if s.what == "mma"]
+        assert not any(_overlap(e, m) for e in coop if e.what == "epilogue" for m in c_mmas)
+
+
+def test_warp_roles_example_numbers():
+    # 3 tiles x 4 steps, the tensor cores never wait for a load once started: cooperative pays every
+    # epilogue, ping-pong only the last one
+    coop = warp_roles_timeline(3, 4, 3, 1.0, 0.5, 1.5, "cooperative")
+    ping = warp_roles_timeline(3, 4, 3, 1.0, 0.5, 1.5, "pingpong")
+    assert roles_finish(coop) == pytest.approx(1.0 + 3 * (4 * 1.0 + 1.5))
+    assert roles_finish(ping) == pytest.approx(1.0 + 3 * 4 * 1.0 + 1.5)
+    assert warp_roles_timeline(0, 4) == [] and roles_finish([]) == 0.0
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(tiles=-1, k_steps=4), dict(tiles=2, k_steps=0), dict(tiles=2, k_steps=4, stages=0),
+    dict(tiles=2, k_steps=4, load_time=-1.0), dict(tiles=2, k_steps=4, mma_time=-0.5),
+    dict(tiles=2, k_steps=4, epilogue_time=-1.0), dict(tiles=2, k_steps=4, mode="ping-pong"),
+    dict(tiles=2.5, k_steps=4), dict(tiles=2, k_steps=4, stages=True),
+    dict(tiles=2, k_steps=4, load_time=float("nan")),
+])
+def test_warp_roles_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        warp_roles_timeline(**kwargs)
