@@ -66,6 +66,15 @@ def matrix_with_grid(origin, scale, rows, cols, row_step, col_step, color) -> VG
     return VGroup(outline, lines)
 
 
+
+def _run_clock(scene, time, t_end, run_seconds, mobs):
+    """Advance the scene's clock to ``t_end`` at a steady pace, then freeze every mobject that was
+    following it (the timeline scenes all draw from one clock value)."""
+    scene.play(time.animate.set_value(t_end), run_time=run_seconds, rate_func=linear)
+    for mob in mobs:
+        for m in mob.get_family():
+            m.clear_updaters()
+
 class KLoopScene(Scene):
     """One program of the tiled matmul walks K: load an A tile and a B tile, accumulate, repeat."""
 
@@ -500,12 +509,8 @@ class PersistentScene(Scene):
         self.play(FadeIn(caption), run_time=0.6)
         self.wait(1.2)
 
-        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
-        for sd in sides.values():
-            for mob in sd["dynamic"]:
-                mob.clear_updaters()
-            for mob in sd["static"]:
-                mob.clear_updaters()
+        _run_clock(self, time, t_end, self.RUN_SECONDS,
+                   [m for sd in sides.values() for group in (sd["dynamic"], sd["static"]) for m in group])
 
         # ---- where each launch ends, and the idle tail ----
         finish_anims, idle_anims = [], []
@@ -726,13 +731,7 @@ class PipelineScene(Scene):
         self.play(FadeIn(caption), run_time=0.6)
         self.wait(1.5)
 
-        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
-        for sd in sides.values():
-            for mob in sd["dynamic"]:
-                mob.clear_updaters()
-                for sub_mob in mob.get_family():
-                    sub_mob.clear_updaters()
-        now.clear_updaters()
+        _run_clock(self, time, t_end, self.RUN_SECONDS, [m for sd in sides.values() for m in sd["dynamic"]] + [now])
 
         a, b = plans[s1], plans[s2]
         final = self._caption(
@@ -879,13 +878,7 @@ class WarpRolesScene(Scene):
         self.play(FadeIn(caption), run_time=0.6)
         self.wait(1.5)
 
-        self.play(time.animate.set_value(t_end), run_time=self.RUN_SECONDS, rate_func=linear)
-        for sd in sides.values():
-            for mob in sd["dynamic"]:
-                mob.clear_updaters()
-                for sub_mob in mob.get_family():
-                    sub_mob.clear_updaters()
-        now.clear_updaters()
+        _run_clock(self, time, t_end, self.RUN_SECONDS, [m for sd in sides.values() for m in sd["dynamic"]] + [now])
 
         a, b = plans[self.MODES[0]], plans[self.MODES[1]]
         final = self._caption(

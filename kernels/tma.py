@@ -18,10 +18,9 @@ import triton
 import triton.language as tl
 
 from . import ON_GPU
-from ._jit import check_matmul_inputs, check_out
 from .persistent import resolve_programs, sm_count
 from .schedule import cdiv
-from .tiled import TileConfig, _check_config, _grouped_tile
+from .tiled import TileConfig, _check_config, _grouped_tile, _prepare
 
 
 @triton.jit
@@ -103,11 +102,7 @@ def _check_tma(t: torch.Tensor, label: str, name: str):
 
 
 def _prepare_tma(a, b, out, name):
-    check_matmul_inputs(a, b, name)
-    M, K = a.shape
-    N = b.shape[1]
-    check_out(out, (M, N), a.dtype, a.device, name)
-    c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
+    M, N, K, c = _prepare(a, b, out, name)
     for label, t in (("a", a), ("b", b), ("out", c)):
         _check_tma(t, label, name)
     return M, N, K, c
