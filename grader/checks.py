@@ -6,10 +6,12 @@ does (it returns a ``Result``); only a KeyboardInterrupt goes through.
 """
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import os
 import random
+import textwrap
 import time
 import zlib
 
@@ -85,21 +87,30 @@ _POISON = {torch.float32: (torch.int32, 0x7FC0DEAD), torch.float16: (torch.int16
            torch.bfloat16: (torch.int16, 0x7FDA)}
 
 
-def _make_input(rows, cols, dtype, padded, gen):
+def _pad_columns(padded, aligned):
+    """(first column, extra columns) of a view inside a larger buffer. ``aligned``: TMA's rules hold,
+    every row starts on a 16-byte boundary (8 elements before and after each row; the caller keeps
+    the row length a multiple of 8)."""
+    if not padded:
+        return 0, 0
+    return (8, 16) if aligned else (1, 3)
+
+
+def _make_input(rows, cols, dtype, padded, gen, aligned=False):
     """Random values in a view with guard rows above and below (and, if ``padded``, guard columns:
     a strided view). Reading a little past an edge reads ``_IN_PAD``, not memory outside the buffer."""
     values = torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(dtype)
-    c0 = 1 if padded else 0
-    big = torch.full((rows + 1 + _IN_GUARD_ROWS, cols + 3 * c0), _IN_PAD, dtype=dtype, device=DEVICE)
+    c0, extra = _pad_columns(padded, aligned)
+    big = torch.full((rows + 1 + _IN_GUARD_ROWS, cols + extra), _IN_PAD, dtype=dtype, device=DEVICE)
     view = big[1 : rows + 1, c0 : c0 + cols]
     view.copy_(values)
     return view
 
 
-def _make_out(M, N, dtype, padded):
+def _make_out(M, N, dtype, padded, aligned=False):
     """A poisoned (NaN) output view inside a buffer of ``_OUT_PAD``: (big, view, first column)."""
-    c0 = 1 if padded else 0
-    big = torch.full((M + 2, N + 3 * c0), _OUT_PAD, dtype=dtype, device=DEVICE)
+    c0, extra = _pad_columns(padded, aligned)
+    big = torch.full((M + 2, N + extra), _OUT_PAD, dtype=dtype, device=DEVICE)
     view = big[1 : M + 1, c0 : c0 + N]
     int_dtype, bits = _POISON[dtype]
     view.view(int_dtype).fill_(bits)
@@ -118,11 +129,15 @@ def _first(mask):
     return tuple(int(i) for i in mask.nonzero()[0].tolist())
 
 
-def _unwritten_message(nan, M, N, persistent=None):
+def _unwritten_message(nan, M, N, persistent=None, tma=False):
     count = int(nan.sum())
     i, j = _first(nan)
     hint = ""
-    if M > 1 and bool(nan[M - 1].all()) and not bool(nan[: M - 1].all()):
+    if tma:  # no masks to blame: the store's offsets are what a TMA answer gets wrong
+        hint = ("; with TMA every tile is stored by c_desc.store([row0, col0], ...) at its first row and "
+                "column, in elements (the descriptor clips what lies past the edges): is that where your "
+                "store goes?")
+    elif M > 1 and bool(nan[M - 1].all()) and not bool(nan[: M - 1].all()):
         hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask / grid"
     elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
         hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask / grid"
@@ -172,17 +187,21 @@ class _Case:
     """One call of the learner's function. ``padded``: a, b and out are strided views inside larger
     buffers; ``own_out``: the wrapper allocates C itself (no guard around it, so it runs last);
     ``programs``: a persistent launch, whose kernels must start exactly ``kwargs["num_programs"]``
-    programs in all, or at most ``programs`` when no ``num_programs`` is passed (one per SM)."""
+    programs in all, or at most ``programs`` when no ``num_programs`` is passed (one per SM);
+    ``tma``: the learner's kernel must go through TMA descriptors, and padded views keep every row
+    16-byte aligned."""
 
     def __init__(self, label, M, N, K, dtype, padded=False, kwargs=None, gpu_only=False, own_out=False,
-                 programs=None):
+                 programs=None, tma=False):
         self.label, self.M, self.N, self.K, self.dtype = label, M, N, K, dtype
         self.padded, self.kwargs, self.gpu_only, self.own_out = padded, kwargs or {}, gpu_only, own_out
-        self.programs = programs
+        self.programs, self.tma = programs, tma
 
     def title(self):
         kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
-        lay = ", strided views in padded buffers" if self.padded else ""
+        lay = ""
+        if self.padded:
+            lay = ", row-aligned views in padded buffers" if self.tma else ", strided views in padded buffers"
         return f"{str(self.dtype)[6:]} {self.M}x{self.N}x{self.K} ({self.label}{lay}{kw})"
 
 
@@ -221,14 +240,14 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         subchecks.append(SubCheck(title, "fail", message))
         raise _Stop(status, f"{title}: {message}")
 
-    a = _make_input(M, K, dtype, case.padded, gen)
-    b = _make_input(K, N, dtype, case.padded, gen)
+    a = _make_input(M, K, dtype, case.padded, gen, aligned=case.tma)
+    b = _make_input(K, N, dtype, case.padded, gen, aligned=case.tma)
     a_before, b_before = a.clone(), b.clone()
     ref = T.matmul_reference(a, b)  # before the call: an answer that writes into A or B cannot move it
     kwargs = dict(case.kwargs)
     big = None
     if not case.own_out and _accepts(fn, "out"):
-        big, kwargs["out"], c0 = _make_out(M, N, dtype, case.padded)
+        big, kwargs["out"], c0 = _make_out(M, N, dtype, case.padded, aligned=case.tma)
     res, error = None, None
     with Sandbox() as box:
         try:
@@ -273,8 +292,14 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         status = "not_implemented" if first else "fail"
         stop(status, "the kernel wrote nothing: every output is still the NaN the output was filled with "
                      "(not implemented yet, or a store mask that is never true?)")
+    if case.tma:
+        msg = _tma_message(box.launches, res)
+        if msg:
+            stop("refused", "refused: " + msg)
     if bool(nan.any()):
         ran = sum(l.programs or 0 for l in box.launches if not l.from_library and l.touches(res))
+        if case.tma:
+            stop("fail", _unwritten_message(nan, M, N, tma=True))
         stop("fail", _unwritten_message(nan, M, N, ran if case.programs is not None else None))
     if big is not None:
         msg = _canary_message(big, c0, M, N)
@@ -366,6 +391,109 @@ def check_persistent_matmul(fn, rng, gen, subchecks):
         case("programs loop", looping(), torch.float32, 5),
         case("programs loop", looping(), torch.float16, rng.choice([2, 4, 6, 7])),
         case("bf16 on a GPU", looping(), torch.bfloat16, 3, padded=True, gpu_only=True),
+        case("the wrapper allocates C", dims(), torch.float16, own_out=True),
+    ]
+    for i, c in enumerate(cases):
+        _run_matmul_case(fn, c, gen, subchecks, first=i == 0)
+
+
+_TMA_REFUSAL = ("this exercise is about TMA: build descriptors with tl.make_tensor_descriptor and load "
+                "through them (a_desc.load([row, col])) instead of tl.load on pointers with masks")
+
+
+def _jit_sources(jit, seen=None, depth=0):
+    """Source trees of a launched kernel and of the @triton.jit helpers it names (a few levels deep)."""
+    seen = set() if seen is None else seen
+    fn = getattr(jit, "fn", None)
+    if fn is None or id(fn) in seen or depth > 4:
+        return []
+    seen.add(id(fn))
+    src = getattr(jit, "src", None)
+    try:
+        src = src or inspect.getsource(fn)
+        tree = ast.parse(textwrap.dedent(src))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    trees = [tree]
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    space = getattr(fn, "__globals__", {})
+    for name in sorted(names):
+        helper = space.get(name)
+        if helper is not jit and hasattr(helper, "fn") and callable(getattr(helper, "fn", None)):
+            trees += _jit_sources(helper, seen, depth + 1)
+    return trees
+
+
+def _uses_tma(trees):
+    """(builds a descriptor, loads through one): calls of ``*.make_tensor_descriptor(...)`` and of
+    ``x.load(...)`` on something other than ``tl`` / ``triton.language``."""
+    builds = loads = False
+    for tree in trees:
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name == "make_tensor_descriptor":
+                builds = True
+            if isinstance(f, ast.Attribute) and f.attr == "load":
+                owner = ast.unparse(f.value)
+                if owner not in ("tl", "triton.language", "language"):
+                    loads = True
+    return builds, loads
+
+
+def _tma_message(launches, res):
+    """``None`` if the learner's kernel that wrote ``res`` builds TMA descriptors and loads through
+    them; else why it is refused."""
+    own = [l for l in launches if not l.from_library and l.touches(res)]
+    if not own:
+        return None  # reported elsewhere
+    trees = []
+    for launch in own:
+        trees += _jit_sources(launch.jit)
+    if not trees:
+        return f"could not read the source of your kernel ({own[0].kernel}) to see that it uses TMA"
+    builds, loads = _uses_tma(trees)
+    if not builds:
+        return f"your kernel never calls tl.make_tensor_descriptor: {_TMA_REFUSAL}"
+    if not loads:
+        return f"your kernel builds descriptors but never loads through them (desc.load): {_TMA_REFUSAL}"
+    return None
+
+
+def _dims8(rng, lo, hi, avoid=32):
+    """A multiple of 8 in [lo, hi] (TMA: 16-byte rows for 16-bit types) that is not a multiple of
+    ``avoid`` (so not of any block >= 32 either)."""
+    x = 8 * rng.randint(max(1, lo // 8), max(1, hi // 8))
+    return x + 8 if x % avoid == 0 else x
+
+
+def check_tma_matmul(fn, rng, gen, subchecks):
+    from kernels.persistent import sm_count
+
+    sms = sm_count()
+    hi = pick(cpu=100, gpu=700)
+    lo_loop = pick(cpu=70, gpu=400)  # with the course's blocks: at least 9 tiles, so programs loop
+
+    def dims():
+        return _dims(rng, 2, hi), _dims8(rng, 8, hi), _dims8(rng, 8, hi)
+
+    def looping():
+        return _dims(rng, lo_loop, hi), _dims8(rng, lo_loop, hi), _dims8(rng, 8, hi)
+
+    def case(label, shape, dtype, **kw):
+        return _Case(label, *shape, dtype, programs=sms, tma=True, **kw)
+
+    small = (_dims(rng, 2, 9), 8, _dims8(rng, 8, 24))
+    cases = [
+        case("small", small, torch.float32, padded=True),  # first: writing nothing there is "not implemented"
+        case("smallest", (1, 8, 8), torch.float32),
+        case("ragged", dims(), torch.float32),
+        case("ragged", dims(), torch.float16, padded=True),
+        case("programs loop", looping(), torch.float32, padded=True),
+        case("programs loop", looping(), torch.float16),
+        case("bf16 on a GPU", looping(), torch.bfloat16, padded=True, gpu_only=True),
         case("the wrapper allocates C", dims(), torch.float16, own_out=True),
     ]
     for i, c in enumerate(cases):

@@ -102,6 +102,7 @@ class Launch:
     module: str
     snapshots: list = field(default_factory=list)  # (storage data_ptr, uint8 copy of the storage)
     grid: tuple | None = None  # the launch grid as 3 ints (None if it could not be read)
+    jit: object = None  # the launched JITFunction / InterpretedFunction (its ``.fn`` holds the source)
 
     @property
     def from_library(self) -> bool:
@@ -184,7 +185,7 @@ class Sandbox:
     def _record(self, jit_fn, args, kwargs, grid=None):
         fn = getattr(jit_fn, "fn", None)
         launch = Launch(getattr(fn, "__qualname__", repr(jit_fn)), getattr(fn, "__module__", "") or "",
-                        grid=_grid3(grid))
+                        grid=_grid3(grid), jit=jit_fn)
         self.internal += 1
         try:
             tensors = [v for v in list(args) + list(kwargs.values()) if isinstance(v, torch.Tensor)]

@@ -33,6 +33,8 @@ EXERCISES = {
                  "grouped (L2-friendly) tile order, plain Python"),
         Exercise("persistent_matmul", 10, "check_persistent_matmul", "ch03_persistent_matmul", 120, 180,
                  "persistent Triton matmul: num_programs programs loop over the tiles in grouped order"),
+        Exercise("tma_matmul", 10, "check_tma_matmul", "ch04_tma_matmul", 120, 180,
+                 "persistent Triton matmul that loads and stores its tiles through TMA tensor descriptors"),
     ]
 }
 

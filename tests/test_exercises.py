@@ -130,3 +130,17 @@ def test_persistent_exercise_keeps_the_given_parts_and_drops_the_loop():
     assert "persistent_matmul_kernel[(num_programs,)](" in cells["ch03-wrapper"]
     assert "grouped_tile_jit = device_fn(grouped_tile)" in cells["ch03-helpers"]
     assert "from kernels.tiled import matmul_tile" in cells["ch03-imports"]
+
+
+def test_tma_exercise_keeps_the_given_parts_and_drops_the_tma_code():
+    nb = nbformat.read(str(ROOT / "exercises" / "ch04_tma_matmul.ipynb"), as_version=4)
+    cells = {c.get("id"): c.source for c in nb.cells}
+    kernel = cells["ch04-kernel"]
+    # given: the persistent loop and the grouped order; to write: descriptors, K loop, store
+    assert "for tile_id in range(tl.program_id(0), num_tiles, tl.num_programs(0)):" in kernel
+    assert "grouped_tile_jit(tile_id, grid_m, grid_n, GROUP_M)" in kernel
+    assert kernel.count("# YOUR CODE HERE") == 2
+    assert "make_tensor_descriptor" not in kernel and ".load(" not in kernel and ".store(" not in kernel
+    wrapper = cells["ch04-wrapper"]
+    assert "tma_matmul_kernel[(num_programs,)](" in wrapper and "_ensure_allocator()" in wrapper
+    assert "% 16" in wrapper  # the 16-byte rule is checked before the launch

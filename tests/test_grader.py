@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CH01 = ROOT / "solutions" / "ch01_naive_matmul.ipynb"
 CH02 = ROOT / "solutions" / "ch02_tiled_matmul.ipynb"
 CH03 = ROOT / "solutions" / "ch03_persistent_matmul.ipynb"
+CH04 = ROOT / "solutions" / "ch04_tma_matmul.ipynb"
 
 
 def variant(src: Path, swaps: dict) -> nbformat.NotebookNode:
@@ -73,22 +74,23 @@ def graded(proc):
 # the headless path: python -m grader
 # ------------------------------------------------------------------------------------------------
 def test_solutions_score_full_marks_headless():
-    report, results = graded(run_grader(CH01, CH02, CH03, "--json"))
+    report, results = graded(run_grader(CH01, CH02, CH03, CH04, "--json"))
     assert set(results) == {("ch01_naive_matmul", "naive_matmul"), ("ch02_tiled_matmul", "tiled_matmul"),
-                            ("ch02_tiled_matmul", "grouped_tile"), ("ch03_persistent_matmul", "persistent_matmul")}
+                            ("ch02_tiled_matmul", "grouped_tile"), ("ch03_persistent_matmul", "persistent_matmul"),
+                            ("ch04_tma_matmul", "tma_matmul")}
     for r in results.values():
         assert r["status"] == "pass", r
     assert report["score"] == report["max_points"] == sum(e.points for e in EXERCISES.values())
     assert all(not nb["cell_issues"] for nb in report["notebooks"])
     # the bf16 sub-checks need a GPU: without one they say SKIP, never ok
     if not checks.ON_GPU:
-        for name in ("naive_matmul", "tiled_matmul", "persistent_matmul"):
+        for name in ("naive_matmul", "tiled_matmul", "persistent_matmul", "tma_matmul"):
             bf16 = [s for r in results.values() if r["name"] == name for s in r["subchecks"] if "bfloat16" in s["label"]]
             assert bf16 and all(s["status"] == "skip" for s in bf16)
 
 
 def test_untouched_exercises_score_zero_without_crashing():
-    proc = run_grader(*(ROOT / "exercises" / nb.name for nb in (CH01, CH02, CH03)), "--json")
+    proc = run_grader(*(ROOT / "exercises" / nb.name for nb in (CH01, CH02, CH03, CH04)), "--json")
     report, results = graded(proc)
     assert report["score"] == 0 and report["max_points"] > 0
     assert {r["status"] for r in results.values()} == {"not_implemented"}
@@ -156,7 +158,7 @@ def test_hanging_and_crashing_answers_score_zero_and_the_rest_is_graded(tmp_path
 # ------------------------------------------------------------------------------------------------
 def test_solution_variants_pass_in_process(tmp_path):
     for src, name in ((CH01, "naive_matmul"), (CH02, "tiled_matmul"), (CH02, "grouped_tile"),
-                      (CH03, "persistent_matmul")):
+                      (CH03, "persistent_matmul"), (CH04, "tma_matmul")):
         r = grade_variant(src, {}, name, tmp_path)
         assert r.passed and r.points == EXERCISES[name].points, r.report()
 
@@ -281,6 +283,72 @@ def test_persistent_grid_is_read_from_a_grid_function_too(tmp_path):
     swaps = {"ch03-wrapper": [(P_LAUNCH, "    persistent_matmul_kernel[lambda meta: (num_programs + 1,)](")]}
     r = grade_variant(CH03, swaps, "persistent_matmul", tmp_path)
     assert r.status == "refused" and "programs" in r.message, r.report()
+
+
+T_DESCS = """    a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[stride_am, 1],
+                                       block_shape=[BLOCK_M, BLOCK_K])
+    b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1],
+                                       block_shape=[BLOCK_K, BLOCK_N])
+    c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                       block_shape=[BLOCK_M, BLOCK_N])
+"""
+T_K_LOOP = """        for ks in range(k_steps):
+            a = a_desc.load([row0, ks * BLOCK_K])  # zero-filled past the edges of A
+            b = b_desc.load([ks * BLOCK_K, col0])
+"""
+# chapter 02's way: pointers and masks
+T_POINTER_LOOP = """        rows = row0 + tl.arange(0, BLOCK_M)
+        cols = col0 + tl.arange(0, BLOCK_N)
+        for ks in range(k_steps):
+            kk = ks * BLOCK_K + tl.arange(0, BLOCK_K)
+            a = tl.load(a_ptr + rows[:, None] * stride_am + kk[None, :],
+                        mask=(rows[:, None] < M) & (kk[None, :] < K), other=0.0)
+            b = tl.load(b_ptr + kk[:, None] * stride_bk + cols[None, :],
+                        mask=(kk[:, None] < K) & (cols[None, :] < N), other=0.0)
+"""
+T_STORE = "        c_desc.store([row0, col0], acc.to(c_desc.dtype))"
+T_POINTER_STORE = ("        tl.store(c_ptr + rows[:, None] * stride_cm + cols[None, :], acc.to(c_ptr.dtype.element_ty),\n"
+                   "                 mask=(rows[:, None] < M) & (cols[None, :] < N))")
+T_LAUNCH = "    tma_matmul_kernel[(num_programs,)]("
+WRONG_TMA = {
+    # a correct matmul, without TMA: pointer loads and stores with masks
+    "pointer_loads": ({"ch04-kernel": [(T_DESCS, ""), (T_K_LOOP, T_POINTER_LOOP), (T_STORE, T_POINTER_STORE)]},
+                      "refused", "never calls tl.make_tensor_descriptor: this exercise is about TMA"),
+    # descriptors made (and used for the store), but the tiles are loaded through pointers
+    "descriptors_unused": ({"ch04-kernel": [(T_K_LOOP, T_POINTER_LOOP)]}, "refused",
+                           "never loads through them"),
+    "torch_matmul": ({"ch04-wrapper": [(T_LAUNCH, "    return torch.matmul(a, b)\n" + T_LAUNCH)]}, "refused", "`mm`"),
+    "library_kernel": ({"ch04-wrapper": [(T_LAUNCH, "    from kernels.tma import matmul_tma\n"
+                                                    "    return matmul_tma(a, b, out=out)\n" + T_LAUNCH)]},
+                       "refused", "course's own"),
+    # the last, partial K step is left out (and with K < BLOCK_K, every step)
+    "no_partial_k_step": ({"ch04-kernel": [("for ks in range(k_steps):", "for ks in range(K // BLOCK_K):")]},
+                          "fail", "wrong values"),
+    # every tile of a row of tiles stored over the first one
+    "store_at_column_0": ({"ch04-kernel": [("c_desc.store([row0, col0]", "c_desc.store([row0, 0]")]},
+                          "fail", "c_desc.store([row0, col0], ...)"),
+    "store_transposed": ({"ch04-kernel": [("c_desc.store([row0, col0]", "c_desc.store([col0, row0]")]},
+                         "fail", "never written"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TMA))
+def test_wrong_tma_answers_fail(case, tmp_path):
+    swaps, status, words = WRONG_TMA[case]
+    r = grade_variant(CH04, swaps, "tma_matmul", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert words in r.message, r.report()
+
+
+def test_tma_source_check_sees_helpers(tmp_path):
+    # the descriptors and loads may live in a @triton.jit helper the kernel calls
+    helper = ("@triton.jit\ndef load_tiles(a_desc, b_desc, row0, col0, ks, BLOCK_K: tl.constexpr):\n"
+              "    return a_desc.load([row0, ks * BLOCK_K]), b_desc.load([ks * BLOCK_K, col0])\n\n\n")
+    swaps = {"ch04-kernel": [("@triton.jit\ndef tma_matmul_kernel(", helper + "@triton.jit\ndef tma_matmul_kernel("),
+                             (T_K_LOOP, "        for ks in range(k_steps):\n"
+                                        "            a, b = load_tiles(a_desc, b_desc, row0, col0, ks, BLOCK_K)\n")]}
+    r = grade_variant(CH04, swaps, "tma_matmul", tmp_path)
+    assert r.passed, r.report()
 
 
 GROUPED = '    tiles_per_group = group_m * grid_n'
