@@ -244,3 +244,55 @@ def waves_widget():
         num_sms=W.IntSlider(value=H100_SMS, min=1, max=264, description="SMs"),
         block_overhead=W.FloatSlider(value=0.05, min=0, max=0.5, step=0.01, description="start cost"),
     )
+
+
+# ---------------------------------------------------------------- software pipelining (chapter 04)
+def pipeline_figure(k_steps=8, stages=(1, 2, 3, 4), load_time=2.0, mma_time=1.0):
+    """Timelines of one program's K loop for several pipeline depths (``schedule.pipeline_timeline``).
+
+    Time is in units of one K-step's math; ``load_time`` is a load's latency from issue to arrival in the
+    same units. Each row pair shows the loads (coloured by shared-memory slot) and the tensor cores.
+    """
+    import matplotlib.pyplot as plt
+
+    from .schedule import mma_busy, pipeline_time, pipeline_timeline
+
+    stages = list(stages)
+    fig, axes = plt.subplots(len(stages), 1, figsize=(11, 1.3 * len(stages) + 0.8), sharex=True,
+                             layout="constrained", squeeze=False)
+    end = max(pipeline_time(pipeline_timeline(k_steps, s, load_time, mma_time)) for s in stages)
+    for ax, s in zip(axes[:, 0], stages):
+        spans = pipeline_timeline(k_steps, s, load_time, mma_time)
+        h = 0.8 / s  # the loads lane (y from 0.6 to 1.4) has one sub-row per shared-memory slot
+        for sp in spans:
+            if sp.engine == "load":
+                y0, height, color = 0.6 + sp.slot * h, h * 0.9, f"C{sp.slot % 10}"
+            else:
+                y0, height, color = -0.35, 0.7, "C7"
+            ax.broken_barh([(sp.start, sp.end - sp.start)], (y0, height), facecolors=color,
+                           edgecolor="white", lw=0.5)
+            ax.text((sp.start + sp.end) / 2, y0 + height / 2, f"k{sp.k}", ha="center", va="center",
+                    fontsize=7 if height > 0.3 else 5, color="white")
+        ax.set_yticks([0, 1], ["tensor cores", "TMA loads\n(row = slot)"])
+        ax.set_ylim(-0.5, 1.5)
+        ax.set_xlim(0, end * 1.02)
+        ax.set_title(f"{s} stage{'s' if s > 1 else ''}: done at {pipeline_time(spans):.1f}, tensor cores busy "
+                     f"{mma_busy(spans):.0%}", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("time (one K-step's math = 1)")
+    return fig
+
+
+def pipeline_widget():
+    """Sliders for ``pipeline_figure``: K steps, the deepest pipeline shown, load latency."""
+    import ipywidgets as W
+    import matplotlib.pyplot as plt
+
+    def show(k_steps, max_stages, load_time):
+        plt.show(pipeline_figure(k_steps, range(1, max_stages + 1), load_time, 1.0))
+
+    return W.interactive(
+        show,
+        k_steps=W.IntSlider(value=8, min=1, max=16, description="K steps"),
+        max_stages=W.IntSlider(value=4, min=1, max=6, description="stages up to"),
+        load_time=W.FloatSlider(value=2.0, min=0.25, max=6.0, step=0.25, description="load latency"),
+    )

@@ -93,3 +93,13 @@ def test_plot_variants_draws_recorded_results():
     doc = bench.load("ch04_tma")
     for M in sorted({r["M"] for r in doc["records"]}):
         assert plots.plot_variants(doc, M).get_title()
+
+
+def test_pipeline_figure_and_widget():
+    from kernels.widgets import pipeline_figure, pipeline_widget
+
+    fig = pipeline_figure(6, (1, 3), load_time=2.0, mma_time=1.0)
+    titles = [ax.get_title(loc="left") for ax in fig.axes]
+    assert titles[0].startswith("1 stage: done at 18.0")  # 6 * (2 + 1): nothing overlaps
+    assert titles[1].startswith("3 stages: done at 8.0")  # first load exposed, then the math back to back
+    assert pipeline_widget().children
