@@ -47,9 +47,9 @@ animations: setup
 grade: setup
 	$(BIN)/python -m grader $(NB)
 
-# On a CUDA GPU: re-measure chapters 01-02 and rewrite results/*.json
+# On a CUDA GPU: re-measure chapters 01-04 and rewrite results/*.json
 bench: setup
-	$(BIN)/python -m benchmarks 01 02
+	$(BIN)/python -m benchmarks 01 02 03 04
 
 clean:
 	rm -rf $(VENV) .pytest_cache

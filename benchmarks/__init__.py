@@ -2,7 +2,7 @@
 
 Run on a GPU machine from the repository root::
 
-    python -m benchmarks 01 02          # writes results/ch01_*.json, results/ch02_*.json
+    python -m benchmarks 01 02 03 04    # writes results/ch01_*.json ... results/ch04_*.json
 
 Notebooks import the same functions to measure afresh (``quick=True``) when a GPU is present, and read
 the recorded JSON otherwise.
