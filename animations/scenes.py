@@ -605,6 +605,17 @@ def show_after(time, t0):
     return update
 
 
+def finish_marker(time, t_end, x, top, bottom, label_at, label):
+    """A dashed yellow line at ``x`` (the finish time) and a right-aligned label at ``label_at``;
+    both appear when the scene's clock reaches ``t_end``."""
+    line = DashedLine([x, top + 0.05, 0], [x, bottom, 0], stroke_width=2, stroke_color=YELLOW)
+    fin = text(label, 19, YELLOW)
+    fin.move_to(label_at, aligned_edge=RIGHT)
+    for m in (line, fin):
+        m.add_updater(show_after(time, t_end - 1e-9))
+    return line, fin
+
+
 class PipelineScene(Scene):
     """Software pipelining: one program's K loop with 1 and with 3 shared-memory slots, drawn as
     timelines of the copy engine (TMA) and the tensor cores from ``kernels.schedule.pipeline_timeline``."""
@@ -690,12 +701,9 @@ class PipelineScene(Scene):
 
             total = plan.total
             self.drawn_finish[st], self.drawn_busy[st] = total, plan.mma_busy
-            xe = x0 + total * t_scale
-            fin_line = DashedLine([xe, top + 0.05, 0], [xe, bottom, 0], stroke_width=2, stroke_color=YELLOW)
-            fin = text(f"done at t = {fmt_t(total)},  tensor cores busy {plan.mma_busy:.0%}", 19, YELLOW)
-            fin.move_to([x_right, top + 0.3, 0], aligned_edge=RIGHT)
-            for m in (fin_line, fin):
-                m.add_updater(show_after(time, total - 1e-9))
+            fin_line, fin = finish_marker(
+                time, total, x0 + total * t_scale, top, bottom, [x_right, top + 0.3, 0],
+                f"done at t = {fmt_t(total)},  tensor cores busy {plan.mma_busy:.0%}")
             sides[st] = dict(static=VGroup(head, labels, lanes, axis, ticks),
                              dynamic=[boxes, labs, fin_line, fin], top=top, bottom=bottom)
 
@@ -835,12 +843,8 @@ class WarpRolesScene(Scene):
 
             finish = plan.finish
             self.drawn_finish[mode] = finish
-            xe = x0 + finish * t_scale
-            fin_line = DashedLine([xe, top + 0.05, 0], [xe, bottom, 0], stroke_width=2, stroke_color=YELLOW)
-            fin = text(f"done at t = {fmt_t(finish)}", 19, YELLOW)
-            fin.move_to([x_right, top + 0.25, 0], aligned_edge=RIGHT)
-            for m in (fin_line, fin):
-                m.add_updater(show_after(time, finish - 1e-9))
+            fin_line, fin = finish_marker(time, finish, x0 + finish * t_scale, top, bottom,
+                                          [x_right, top + 0.25, 0], f"done at t = {fmt_t(finish)}")
             sides[mode] = dict(static=VGroup(head, labels, lanes, axis, ticks),
                                dynamic=[boxes, labs, fin_line, fin], top=top, bottom=bottom)
             top = bottom - 0.68
