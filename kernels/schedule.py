@@ -118,6 +118,19 @@ def persistent_tiles(program, num_programs, num_tiles):
     return list(range(program, num_tiles, num_programs))
 
 
+
+def pingpong_tiles(program, num_programs, num_tiles, consumer):
+    """Tile ids that consumer warpgroup ``consumer`` (0 or 1) of persistent program ``program`` computes
+    in the ping-pong kernel (``kernels.pingpong``), in order.
+
+    The program's tiles are ``persistent_tiles(program, num_programs, num_tiles)``; consumer 0 takes the
+    1st, 3rd, 5th, ... of them and consumer 1 the 2nd, 4th, ... (the kernel's loop is
+    ``for tile_id in range(program_id + consumer * P, num_tiles, 2 * P)``), so the two take turns.
+    """
+    if consumer not in (0, 1):
+        raise ValueError(f"consumer must be 0 or 1, got {consumer!r}")
+    return persistent_tiles(program, num_programs, num_tiles)[consumer::2]
+
 def waves(num_tiles, slots):
     """``(number of waves, fraction of the last wave that has work)`` when ``slots`` run at once.
 

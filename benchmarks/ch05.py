@@ -1,0 +1,78 @@
+"""Chapter 05: warp specialization, cooperative (Triton's ``warp_specialize``) vs ping-pong (Gluon).
+
+For each shape: cuBLAS (``torch.matmul``) in the same run, the chapter 04 TMA kernel without
+specialization, Triton's cooperative warp specialization (autotuned), and the hand-written Gluon
+ping-pong kernel, every configuration and the tuned pick. ``code`` records what the compiled ping-pong
+kernel is made of (regions, warps, registers), read from its TTGIR and PTX.
+"""
+import torch
+
+from kernels import inspect_code as ic
+from kernels import pingpong as pp
+from kernels.tma import matmul_tma_tuned, tuned_config
+
+from ._common import matmul_case, table, tqdm
+
+SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024),
+          (1152, 4096, 4096)]
+
+
+def _error(name, M, N, K, exc, **fields):
+    return dict(kernel=name, M=M, N=N, K=K, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                **fields)
+
+
+def run(quick=False):
+    recs = []
+    for M, N, K in tqdm(SHAPES[:1] if quick else SHAPES, desc="ch05 shapes"):
+        for ws in (False, True):
+            name = "tma tuned" + (" + warp_specialize (cooperative)" if ws else "")
+            try:
+                rec = matmul_case(name, lambda a, b, out, ws=ws: matmul_tma_tuned(a, b, warp_specialize=ws, out=out),
+                                  M, N, K)
+                rec["config"] = tuned_config(ws)
+            except Exception as exc:
+                rec = _error(name, M, N, K, exc)
+            recs.append(rec)
+        try:
+            rec = matmul_case("pingpong tuned (gluon)", lambda a, b, out: pp.matmul_pingpong_tuned(a, b, out=out),
+                              M, N, K)
+            rec["config"] = pp.tuned_config((M, K), (K, N), torch.bfloat16)
+        except Exception as exc:
+            rec = _error("pingpong tuned (gluon)", M, N, K, exc)
+        recs.append(rec)
+        for cfg in pp.PINGPONG_CONFIGS:
+            label = "{}x{}x{} g{} s{}".format(*cfg)
+            try:
+                recs.append(matmul_case("pingpong (gluon)", lambda a, b, out, cfg=cfg: pp.matmul_pingpong(
+                    a, b, cfg, out=out), M, N, K, config=label))
+            except Exception as exc:
+                recs.append(_error("pingpong (gluon)", M, N, K, exc, config=label))
+    return recs
+
+
+def run_code():
+    recs = []
+    for cfg in pp.PINGPONG_CONFIGS:
+        k = pp.compile_for_hopper(cfg)
+        s = ic.summarize_ttgir(k.asm["ttgir"])
+        recs.append(dict(config="{}x{}x{} g{} s{}".format(*cfg), specialized=s["specialized"],
+                         requested_registers=s["requested_registers"],
+                         regions=[dict(name=r.name, warps=r.num_warps, role=r.role()) for r in s["regions"]],
+                         setmaxnreg=ic.setmaxnreg(k.asm["ptx"]), num_warps_total=k.metadata.num_warps,
+                         shared_bytes=k.metadata.shared, wgmma=k.asm["ptx"].count("wgmma.mma_async")))
+    return recs
+
+
+def run_all(quick=False):
+    return {
+        "ch05_pingpong": (run(quick), {"what": "warp specialization: Triton's cooperative schedule vs a "
+                                               "hand-written Gluon ping-pong kernel, vs torch.matmul, bf16"}),
+        "ch05_code": (run_code(), {"what": "the compiled Gluon ping-pong kernel: regions, warps, registers"}),
+    }
+
+
+def summary(name, records):
+    if name == "ch05_code":
+        return f"{name}\n" + "\n".join(str(r) for r in records)
+    return f"{name}\n" + table(records, ["kernel", "config", "M", "N", "tflops", "ratio", "ratio_graph", "error"])

@@ -1,0 +1,92 @@
+"""Time Triton's own persistent-matmul tutorial kernels beside the course's, in one process.
+
+The tutorial is not part of this repository. Take ``python/tutorials/09-persistent-matmul.py`` from the
+Triton source of the version you have installed (for Triton 3.6: the ``release/3.6.x`` branch) and run
+
+    python -m benchmarks.peer_tutorial09 --tutorial path/to/09-persistent-matmul.py
+
+Every kernel is called the same way, allocating its output like ``torch.matmul`` does, and timed with
+``do_bench`` and CUDA-graph replay beside ``torch.matmul`` on the same bf16 inputs. The tutorial's TMA
+kernels take B transposed, ``(N, K)``; that copy is made once, outside the timing. Results go to
+``results/peer_tutorial09.json`` with the path and a hash of the tutorial file that ran.
+"""
+import argparse
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import kernels  # noqa: E402  (must come before triton)
+import torch  # noqa: E402
+
+from kernels import bench, pingpong as pp  # noqa: E402
+from kernels import testing as T  # noqa: E402
+from kernels.tma import matmul_tma_tuned  # noqa: E402
+
+SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024)]
+
+
+def load_tutorial(path):
+    spec = importlib.util.spec_from_file_location("triton_tutorial_09", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def candidates(t09):
+    """(name, fn(a, b, bT) -> C) for the tutorial's kernels and the course's."""
+    out = [
+        ("tutorial 09: descriptor persistent", lambda a, b, bT: t09.matmul_descriptor_persistent(a, bT, False)),
+        ("tutorial 09: descriptor persistent + warp_specialize",
+         lambda a, b, bT: t09.matmul_descriptor_persistent(a, bT, True)),
+        ("tutorial 09: TMA persistent (host descriptors)", lambda a, b, bT: t09.matmul_tma_persistent(a, bT, False)),
+        ("tutorial 09: persistent, pointer loads", lambda a, b, bT: t09.matmul_persistent(a, b)),
+        ("course ch04: TMA tuned", lambda a, b, bT: matmul_tma_tuned(a, b)),
+        ("course ch05: TMA + warp_specialize (cooperative) tuned",
+         lambda a, b, bT: matmul_tma_tuned(a, b, warp_specialize=True)),
+    ]
+    if pp.available()[0]:
+        out.append(("course ch05: ping-pong (gluon) tuned", lambda a, b, bT: pp.matmul_pingpong_tuned(a, b)))
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.peer_tutorial09", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tutorial", required=True, help="path to Triton's python/tutorials/09-persistent-matmul.py")
+    p.add_argument("--dry-run", action="store_true", help="measure but do not write results/")
+    args = p.parse_args(argv)
+    if not kernels.ON_GPU:
+        p.error("needs a CUDA GPU")
+    src = Path(args.tutorial).read_bytes()
+    t09 = load_tutorial(args.tutorial)
+    recs = []
+    for M, N, K in SHAPES:
+        a = T.randn(M, K, dtype=torch.bfloat16, seed=0)
+        b = T.randn(K, N, dtype=torch.bfloat16, seed=1)
+        bT = b.T.contiguous()
+        ref = T.matmul_reference(a, b)
+        for name, fn in candidates(t09):
+            try:
+                err = T.rel_error(fn(a, b, bT), ref)
+                rec = bench.compare(name, lambda: fn(a, b, bT), lambda: torch.matmul(a, b),
+                                    flops=bench.matmul_flops(M, N, K), M=M, N=N, K=K, dtype="bfloat16",
+                                    rel_error=err)
+            except Exception as exc:
+                rec = dict(kernel=name, M=M, N=N, K=K, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            recs.append(rec)
+            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()
+                   if k in ("kernel", "M", "N", "K", "ratio", "ratio_graph", "tflops", "rel_error", "error")},
+                  flush=True)
+    meta = {"what": "Triton's tutorial 09 kernels beside the course's, vs torch.matmul, bf16",
+            "tutorial": str(args.tutorial), "tutorial_sha256": hashlib.sha256(src).hexdigest()}
+    if not args.dry_run:
+        path = bench.save(recs, "peer_tutorial09", script="python -m benchmarks.peer_tutorial09 --tutorial PATH",
+                          meta=meta)
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

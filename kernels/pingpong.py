@@ -1,0 +1,300 @@
+"""Chapter 05: a ping-pong warp-specialized matmul, written by hand in Gluon (Hopper GPUs only).
+
+Triton's ``tl.range(..., warp_specialize=True)`` (``kernels.tma``) builds the *cooperative* schedule on
+Hopper: both consumer warpgroups work on halves of the same tile, so the tensor cores sit idle while they
+both run the epilogue. The *ping-pong* schedule gives each consumer warpgroup whole tiles of its own,
+in turn: while one consumer runs its K loop on the tensor cores, the other stores its finished tile. The
+Triton compiler does not build it, so this module writes it with Gluon
+(``triton.experimental.gluon``), Triton's lower-level dialect where the programmer places the warps, the
+shared memory, the barriers and every TMA copy and ``wgmma`` by hand.
+
+One program per SM (persistent), three partitions (warp roles):
+
+* **producer** (1 warp, few registers): walks the program's tiles in grouped order and, for every K step,
+  waits until a slot of the shared-memory ring is free (``empty``), then issues the two TMA loads into
+  it; the hardware signals ``ready`` when the bytes have landed;
+* **consumer 0** (the default partition, 4 warps = one warpgroup) takes the program's even tiles (its
+  1st, 3rd, ... tile), **consumer 1** (4 warps) the odd ones. A consumer waits for its *turn*, runs the
+  tile's K loop with asynchronous ``wgmma`` (``ready`` -> MMA -> ``empty`` per slot), hands the turn to
+  the other consumer and only then runs its epilogue (fp32 accumulator -> 16 bit -> shared memory ->
+  TMA store), which overlaps the other consumer's K loop.
+
+The ring is shared: the producer fills it in the order the consumers use it (tile by tile), so the two
+consumers read the slots alternately, one tile's worth at a time. ``kernels.schedule.pingpong_tiles``
+is the same assignment in plain Python (tests, pictures).
+
+Gluon does not run in Triton's interpreter: on a machine without a Hopper GPU, ``matmul_pingpong``
+raises a clear error, and the chapter shows the numbers recorded on the H100.
+"""
+from __future__ import annotations
+
+import functools
+import types
+
+import torch
+
+from . import ON_GPU
+from .schedule import cdiv, grouped_tile
+
+try:  # Gluon is experimental: present in Triton 3.6 (the H100) and 3.9 (this course's CPU pin)
+    from triton.experimental import gluon
+    from triton.experimental.gluon import language as gl
+    from triton.experimental.gluon.language.nvidia.hopper import (
+        fence_async_shared, mbarrier, tma, warpgroup_mma, warpgroup_mma_wait,
+    )
+    from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+    # Triton 3.6 names the TMA copies async_copy_global_to_shared / async_copy_shared_to_global;
+    # later versions renamed them async_load / async_store (and removed the old store name)
+    _tma_load = getattr(tma, "async_load", None) or tma.async_copy_global_to_shared
+    _tma_store = getattr(tma, "async_store", None) or tma.async_copy_shared_to_global
+    HAVE_GLUON = True
+except ImportError as exc:  # pragma: no cover - older Triton
+    HAVE_GLUON = False
+    _GLUON_ERROR = exc
+
+
+def _gluon_fn(py_fn):
+    """The plain-Python schedule function, compiled as a Gluon helper (same source as the kernels'
+    ``triton.jit`` copy: ``kernels._jit.device_fn``)."""
+    g = dict(py_fn.__globals__)
+    f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__, py_fn.__closure__)
+    functools.update_wrapper(f, py_fn)
+    return gluon.jit(f)
+
+
+if HAVE_GLUON:
+    _grouped_tile = _gluon_fn(grouped_tile)
+
+    @gluon.jit
+    def _producer(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K,
+                  GROUP_M: gl.constexpr, STAGES: gl.constexpr):
+        BM: gl.constexpr = a_desc.block_type.shape[0]
+        BK: gl.constexpr = a_desc.block_type.shape[1]
+        BN: gl.constexpr = b_desc.block_type.shape[1]
+        grid_m = gl.cdiv(M, BM)
+        grid_n = gl.cdiv(N, BN)
+        k_steps = gl.cdiv(K, BK)
+        g = 0  # ring step: the g-th K step this program loads, over all its tiles
+        for tile_id in range(gl.program_id(0), grid_m * grid_n, gl.num_programs(0)):
+            pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
+            for ks in range(k_steps):
+                s = g % STAGES
+                # wait until the consumers released this slot's previous contents (the first pass
+                # through the ring waits on the phase "before" the first one, which is complete)
+                mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)
+                mbarrier.expect(ready.index(s), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+                _tma_load(a_desc, [pid_m * BM, ks * BK], ready.index(s), a_bufs.index(s))
+                _tma_load(b_desc, [ks * BK, pid_n * BN], ready.index(s), b_bufs.index(s))
+                g += 1
+
+    @gluon.jit
+    def _consumer(a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
+                  GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMER: gl.constexpr,
+                  acc_layout: gl.constexpr):
+        BM: gl.constexpr = c_desc.block_type.shape[0]
+        BN: gl.constexpr = c_desc.block_type.shape[1]
+        BK: gl.constexpr = a_bufs.shape[2]
+        grid_m = gl.cdiv(M, BM)
+        grid_n = gl.cdiv(N, BN)
+        k_steps = gl.cdiv(K, BK)
+        P = gl.num_programs(0)
+        c_smem = c_bufs.index(CONSUMER)
+        j = CONSUMER  # the program's tile ordinal: consumer 0 takes 0, 2, 4, ...; consumer 1 1, 3, 5, ...
+        n = 0  # tiles this consumer has done
+        for tile_id in range(gl.program_id(0) + CONSUMER * P, grid_m * grid_n, 2 * P):
+            pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
+            g0 = j * k_steps  # ring step of this tile's first K step
+            # wait for our turn on the tensor cores: consumer 0's first wait passes at once, every
+            # later one waits for the other consumer to finish a K loop
+            mbarrier.wait(turn.index(CONSUMER), (n & 1) ^ (1 - CONSUMER))
+            acc = gl.zeros([BM, BN], gl.float32, acc_layout)
+            for ks in range(k_steps):
+                g = g0 + ks
+                s = g % STAGES
+                mbarrier.wait(ready.index(s), (g // STAGES) & 1)
+                acc = warpgroup_mma(a_bufs.index(s), b_bufs.index(s), acc, is_async=True)
+                # keep one wgmma in flight: when this returns, the previous step's has finished ...
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=[acc])
+                # ... so its slot can be refilled
+                mbarrier.arrive(empty.index((g + STAGES - 1) % STAGES), count=1, pred=ks > 0)
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+            mbarrier.arrive(empty.index((g0 + k_steps - 1) % STAGES), count=1)
+            # the K loop is done: the other consumer may use the tensor cores while we store
+            mbarrier.arrive(turn.index(1 - CONSUMER), count=1)
+            tma.store_wait(0)  # our previous tile's store has left c_smem
+            c_smem.store(acc.to(c_desc.dtype))
+            fence_async_shared()  # make the shared-memory writes visible to the TMA engine
+            _tma_store(c_desc, [pid_m * BM, pid_n * BN], c_smem)  # clipped at C's edges
+            j += 2
+            n += 1
+        tma.store_wait(0)
+
+    @gluon.jit
+    def pingpong_matmul_kernel(a_desc, b_desc, c_desc, M, N, K,
+                               GROUP_M: gl.constexpr, STAGES: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+                               CONSUMER_REGS: gl.constexpr):
+        BM: gl.constexpr = c_desc.block_type.shape[0]
+        BN: gl.constexpr = c_desc.block_type.shape[1]
+        BK: gl.constexpr = a_desc.block_type.shape[1]
+        dtype: gl.constexpr = a_desc.dtype
+        # shared memory: a STAGES-slot ring for A and B tiles, one C tile per consumer, and barriers
+        a_bufs = gl.allocate_shared_memory(dtype, [STAGES, BM, BK], a_desc.layout)
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
+        c_bufs = gl.allocate_shared_memory(dtype, [2, BM, BN], c_desc.layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        turn = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES):
+            mbarrier.init(ready.index(i), count=1)
+            mbarrier.init(empty.index(i), count=1)
+        for i in gl.static_range(2):
+            mbarrier.init(turn.index(i), count=1)
+        # the accumulator of one warpgroup (4 warps) computing a whole BM x BN tile with wgmma
+        acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                             instr_shape=[16, BN, 16])
+        gl.warp_specialize([
+            (_consumer, (a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
+                         GROUP_M, STAGES, 0, acc_layout)),  # default partition: the kernel's 4 warps
+            (_consumer, (a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
+                         GROUP_M, STAGES, 1, acc_layout)),
+            (_producer, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, GROUP_M, STAGES)),
+        ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(ready.index(i))
+            mbarrier.invalidate(empty.index(i))
+        for i in gl.static_range(2):
+            mbarrier.invalidate(turn.index(i))
+
+
+# (block_m, block_n, block_k, group_m, stages): block_m x block_n is ONE consumer's tile; its fp32
+# accumulator takes block_m * block_n / 128 registers per thread of the warpgroup (128 for 128 x 128)
+PINGPONG_CONFIGS = [
+    (128, 128, 64, 8, 4),
+    (128, 128, 64, 8, 5),
+    (128, 64, 64, 8, 6),
+    (64, 256, 64, 8, 4),
+]
+DEFAULT_PINGPONG = PINGPONG_CONFIGS[0]
+_GL_DTYPES = {}
+
+
+def available() -> tuple[bool, str]:
+    """Whether the Gluon ping-pong kernel can run here, and if not, why."""
+    if not HAVE_GLUON:
+        return False, f"this Triton has no Gluon ({_GLUON_ERROR})"
+    if not ON_GPU:
+        return False, "Gluon kernels run only on a GPU (Triton's interpreter does not run Gluon)"
+    major, minor = torch.cuda.get_device_capability()
+    if major != 9:
+        return False, f"the kernel uses Hopper's wgmma and TMA (compute capability 9.x); this GPU is {major}.{minor}"
+    return True, "Hopper GPU with Gluon"
+
+
+def _descriptor(t, block):
+    if not _GL_DTYPES:
+        _GL_DTYPES.update({torch.float16: gl.float16, torch.bfloat16: gl.bfloat16})
+    layout = gl.NVMMASharedLayout.get_default_for(list(block), _GL_DTYPES[t.dtype])
+    return TensorDescriptor.from_tensor(t, list(block), layout)
+
+
+def check_config(config, elem_bytes=2, name="matmul_pingpong"):
+    """Check a ``(block_m, block_n, block_k, group_m, stages)`` tuple; return it as a tuple."""
+    try:
+        bm, bn, bk, group_m, stages = (int(v) for v in config)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: config must be (block_m, block_n, block_k, group_m, stages), got {config!r}")
+    for label, v in (("block_m", bm), ("block_n", bn), ("block_k", bk)):
+        if v not in (64, 128, 256):
+            raise ValueError(f"{name}: {label}={v}; this kernel takes 64, 128 or 256")
+    if bm * bn // 128 > 128:
+        raise ValueError(f"{name}: a {bm}x{bn} tile needs {bm * bn // 128} fp32 accumulator registers per "
+                         f"thread of one warpgroup; keep block_m * block_n <= 16384")
+    if group_m < 1 or stages < 2:
+        raise ValueError(f"{name}: need group_m >= 1 and stages >= 2, got {group_m}, {stages}")
+    smem = (stages * (bm * bk + bk * bn) + 2 * bm * bn) * elem_bytes
+    if smem > 227 * 1024:
+        raise ValueError(f"{name}: {stages} stages of {bm}x{bk} + {bk}x{bn} tiles and two {bm}x{bn} C tiles "
+                         f"need {smem // 1024} KiB of shared memory; Hopper has 227 KiB per block")
+    return bm, bn, bk, group_m, stages
+
+
+def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs: int | None = None,
+                    out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40):
+    """``a @ b`` (float16/bfloat16) with the hand-written ping-pong kernel. ``config`` is a
+    ``(block_m, block_n, block_k, group_m, stages)`` tuple (default ``DEFAULT_PINGPONG``)."""
+    name = "matmul_pingpong"
+    from .persistent import resolve_programs
+    from .tma import _prepare_tma
+
+    M, N, K, c = _prepare_tma(a, b, out, name)
+    if a.dtype not in (torch.float16, torch.bfloat16):
+        raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
+    bm, bn, bk, group_m, stages = check_config(config or DEFAULT_PINGPONG, a.element_size(), name)
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(f"{name}: {why}. Use kernels.tma.matmul_tma_tuned(warp_specialize=True) for "
+                           f"the cooperative kernel, or see the recorded H100 numbers.")
+    tiles = cdiv(M, bm) * cdiv(N, bn)
+    programs = resolve_programs(num_programs, tiles, name)
+    a_desc = _descriptor(a, (bm, bk))
+    b_desc = _descriptor(b, (bk, bn))
+    c_desc = _descriptor(c, (bm, bn))
+    pingpong_matmul_kernel[(programs,)](a_desc, b_desc, c_desc, M, N, K, GROUP_M=group_m, STAGES=stages,
+                                        PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs,
+                                        num_warps=4)
+    return c
+
+
+_best = {}
+
+
+def matmul_pingpong_tuned(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None):
+    """``a @ b`` with the ping-pong kernel and the fastest of ``PINGPONG_CONFIGS`` for this shape,
+    found by timing each once per (M, N, K, dtype) (like ``triton.autotune``, with the same longer
+    measurement as the course's other tuned kernels)."""
+    key = (a.shape[0], b.shape[1], a.shape[1], a.dtype)
+    if key not in _best:
+        ok, why = available()
+        if not ok:
+            raise RuntimeError(f"matmul_pingpong_tuned: {why}")
+        from .tiled import _tuning_bench
+
+        c = torch.empty((key[0], key[1]), dtype=a.dtype, device=a.device)
+        times = {}
+        for cfg in PINGPONG_CONFIGS:
+            times[cfg] = _tuning_bench(lambda cfg=cfg: matmul_pingpong(a, b, cfg, out=c), None)
+        _best[key] = min(times, key=times.get)
+    return matmul_pingpong(a, b, _best[key], out=out)
+
+
+def tuned_config(a_shape, b_shape, dtype):
+    """The configuration ``matmul_pingpong_tuned`` picked for these shapes, as a short string."""
+    cfg = _best.get((a_shape[0], b_shape[1], a_shape[1], dtype))
+    return None if cfg is None else "{}x{}x{} g{} s{}".format(*cfg)
+
+
+def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232, producer_regs: int = 40):
+    """Compile the kernel for an H100 (sm_90) *without a GPU*, with Triton's own compiler and ptxas,
+    and return the compiled kernel: ``.asm["ttgir"]``, ``.asm["ptx"]``, ``.metadata``. Works on any
+    machine with Triton (Gluon kernels cannot run in the interpreter, but they can be compiled)."""
+    if not HAVE_GLUON:
+        raise RuntimeError(f"compile_for_hopper: this Triton has no Gluon ({_GLUON_ERROR})")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.experimental.gluon._runtime import GluonASTSource
+
+    bm, bn, bk, group_m, stages = config or DEFAULT_PINGPONG
+    el = {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype]
+
+    def desc(shape):
+        layout = gl.NVMMASharedLayout.get_default_for(list(shape), el)
+        return f"tensordesc<{dtype}[{shape[0]}, {shape[1]}],{layout!r}>"
+
+    signature = {"a_desc": desc((bm, bk)), "b_desc": desc((bk, bn)), "c_desc": desc((bm, bn)),
+                 "M": "i32", "N": "i32", "K": "i32", "GROUP_M": "constexpr", "STAGES": "constexpr",
+                 "PRODUCER_REGS": "constexpr", "CONSUMER_REGS": "constexpr"}
+    constants = {"GROUP_M": group_m, "STAGES": stages, "PRODUCER_REGS": producer_regs,
+                 "CONSUMER_REGS": consumer_regs}
+    src = GluonASTSource(pingpong_matmul_kernel, signature, constants)
+    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})

@@ -1,0 +1,123 @@
+"""The hand-written ping-pong kernel (chapter 05, Gluon, Hopper only).
+
+On any machine: its schedule (every tile once, the two consumers alternating), its input checks, and
+its compiled code for sm_90 (Triton compiles Gluon without a GPU; it only cannot *run* it), which must
+show a real warp-specialized kernel: two 4-warp consumer regions with wgmma and TMA stores, a 1-warp
+producer region with the TMA loads, and the register moves. On a Hopper GPU: results on random ragged
+shapes, every configuration, and program counts that make each consumer wrap around the ring.
+"""
+import numpy as np
+import pytest
+import torch
+
+import kernels
+from kernels import inspect_code as ic
+from kernels import pingpong as pp
+from kernels import testing as T
+from kernels.schedule import persistent_tiles, pingpong_tiles
+
+RUNS, WHY_NOT = pp.available()
+gpu_only = pytest.mark.skipif(not RUNS, reason=f"needs a Hopper GPU: {WHY_NOT}")
+
+
+@pytest.mark.parametrize("num_programs,num_tiles", [(1, 1), (1, 7), (4, 19), (132, 1024), (132, 133), (5, 3)])
+def test_pingpong_tiles_cover_every_tile_once(num_programs, num_tiles):
+    got = [t for p in range(num_programs) for c in (0, 1) for t in pingpong_tiles(p, num_programs, num_tiles, c)]
+    assert sorted(got) == list(range(num_tiles))
+    for p in range(num_programs):
+        mine = persistent_tiles(p, num_programs, num_tiles)
+        c0, c1 = pingpong_tiles(p, num_programs, num_tiles, 0), pingpong_tiles(p, num_programs, num_tiles, 1)
+        assert mine[0::2] == c0 and mine[1::2] == c1  # they alternate through the program's tiles
+        assert 0 <= len(c0) - len(c1) <= 1
+        # the kernel's loop: range(program_id + consumer * P, num_tiles, 2 * P)
+        assert c0 == list(range(p, num_tiles, 2 * num_programs))
+        assert c1 == list(range(p + num_programs, num_tiles, 2 * num_programs))
+
+
+def test_pingpong_tiles_rejects_a_third_consumer():
+    with pytest.raises(ValueError, match="consumer must be 0 or 1"):
+        pingpong_tiles(0, 4, 10, 2)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return pp.compile_for_hopper()
+
+
+def test_compiled_code_is_warp_specialized_ping_pong(compiled):
+    s = ic.summarize_ttgir(compiled.asm["ttgir"])
+    assert s["specialized"]
+    assert s["requested_registers"] == [232, 40]
+    roles = [(r.name, r.num_warps, r.role()) for r in s["regions"]]
+    assert roles == [("default", 4, "consumer: wgmma + TMA store"),
+                     ("partition0", 4, "consumer: wgmma + TMA store"),
+                     ("partition1", 1, "producer: issues TMA loads")]
+    assert compiled.metadata.num_warps == 12  # 4 + 4 + 1 warps, in whole warpgroups
+    moves = ic.setmaxnreg(compiled.asm["ptx"])
+    assert ("dec", 40) in moves and ("inc", 232) in moves
+    assert compiled.asm["ptx"].count("wgmma.mma_async") > 0
+    assert compiled.asm["ptx"].count("cp.async.bulk.tensor") > 0
+
+
+@pytest.mark.parametrize("config", pp.PINGPONG_CONFIGS)
+def test_every_config_compiles_within_shared_memory(config):
+    k = pp.compile_for_hopper(config)
+    assert k.metadata.shared <= 227 * 1024
+
+
+def test_bad_input_fails_clearly():
+    a = T.randn(64, 64, dtype=torch.float16)
+    with pytest.raises(TypeError, match="16-bit inputs only"):
+        pp.matmul_pingpong(T.randn(64, 64), T.randn(64, 64))
+    with pytest.raises(ValueError, match="64, 128 or 256"):
+        pp.matmul_pingpong(a, a, (96, 128, 64, 8, 4))
+    with pytest.raises(ValueError, match="accumulator registers"):
+        pp.matmul_pingpong(a, a, (128, 256, 64, 8, 3))
+    with pytest.raises(ValueError, match="shared memory"):
+        pp.matmul_pingpong(a, a, (128, 128, 64, 8, 6))
+    with pytest.raises(ValueError, match="config must be"):
+        pp.matmul_pingpong(a, a, (128, 128))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        pp.matmul_pingpong(T.randn(16, 12, dtype=torch.float16), T.randn(12, 16, dtype=torch.float16))
+    with pytest.raises(ValueError, match="inner dimensions"):
+        pp.matmul_pingpong(a, T.randn(32, 64, dtype=torch.float16))
+
+
+@pytest.mark.skipif(RUNS, reason="checks the message a machine without a Hopper GPU gets")
+def test_without_hopper_it_says_so():
+    a = T.randn(64, 64, dtype=torch.float16)
+    with pytest.raises(RuntimeError, match="matmul_pingpong: .*recorded H100 numbers"):
+        pp.matmul_pingpong(a, a)
+    assert not kernels.ON_GPU or torch.cuda.get_device_capability()[0] != 9
+
+
+@gpu_only
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("config", pp.PINGPONG_CONFIGS)
+def test_pingpong_random_ragged(dtype, config):
+    rng = np.random.default_rng(5)
+    shapes = [(8, 8, 8), (128, 128, 64), (37, 40, 72), (1000, 1000, 520), (64, 8192, 1024)]
+    shapes += [tuple(int(8 * x) for x in rng.integers(1, 300, 3)) for _ in range(3)]
+    for M, N, K in shapes:
+        a, b = T.randn(M, K, dtype=dtype), T.randn(K, N, dtype=dtype)
+        out = T.poisoned_empty((M, N), dtype)
+        pp.matmul_pingpong(a, b, config, out=out)
+        T.assert_close_matmul(out, a, b, label=f"pingpong {config} {M}x{N}x{K}")
+
+
+@gpu_only
+@pytest.mark.parametrize("num_programs", [1, 2, 3, 7])
+def test_pingpong_few_programs_many_tiles(num_programs):
+    # each program loops over many tiles: the ring wraps many times and the turn passes back and forth
+    a, b = T.randn(1000, 264, dtype=torch.bfloat16), T.randn(264, 904, dtype=torch.bfloat16)
+    out = T.poisoned_empty((1000, 904), torch.bfloat16)
+    pp.matmul_pingpong(a, b, num_programs=num_programs, out=out)
+    T.assert_close_matmul(out, a, b)
+
+
+@gpu_only
+def test_pingpong_tuned_picks_a_config():
+    a, b = T.randn(512, 512, dtype=torch.bfloat16), T.randn(512, 512, dtype=torch.bfloat16)
+    out = pp.matmul_pingpong_tuned(a, b)
+    T.assert_close_matmul(out, a, b)
+    assert pp.tuned_config(a.shape, b.shape, a.dtype) is not None
