@@ -32,11 +32,19 @@ SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192,
 MARKS = {"ttgir": ["ttg.warp_specialize", "nvws."], "ptx": ["setmaxnreg", "cp.async.bulk.tensor", "wgmma.mma_async"]}
 
 
-def inspect_code(cfg, ws, sub=False, n=1024):
+# combinations the wrappers refuse, launched directly to record what the compiler does with them
+CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, flatten)
+    (TileConfig(128, 128, 64, 8, 4, 4), True, False, True, False),
+    (TileConfig(128, 128, 64, 8, 4, 4), True, False, False, True),
+    (TileConfig(128, 256, 64, 8, 8, 3), False, False, True, True),
+]
+
+
+def inspect_code(cfg, ws, sub=False, n=1024, host=False, flat=False):
     a = T.randn(n, n, dtype=torch.bfloat16)
     b = T.randn(n, n, dtype=torch.bfloat16)
     c = torch.empty(n, n, dtype=torch.bfloat16, device=a.device)
-    k = launch(a, b, c, cfg, 132, ws, sub)
+    k = launch(a, b, c, cfg, 132, ws, sub, host, flat)
     out = {}
     for ir, marks in MARKS.items():
         text = k.asm.get(ir, "") if hasattr(k, "asm") else ""
@@ -55,6 +63,14 @@ def run(quick=False):
     shapes = SHAPES[:1] if quick else SHAPES
     for M, N, K in shapes:
         recs.append(matmul_case("tiled (autotuned)", matmul, M, N, K, config="autotuned"))
+        try:
+            rec = matmul_case("tma tuned, host descriptors", lambda a, b, out: matmul_tma_tuned(
+                a, b, out=out, host_descriptors=True), M, N, K, host_descriptors=True)
+            rec["config"] = tuned_config(False, True)
+        except Exception as exc:
+            rec = dict(kernel="tma tuned, host descriptors", M=M, N=N, K=K,
+                       error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        recs.append(rec)
         for ws in (False, True):
             name = "tma tuned" + (" + warp_specialize" if ws else "")
             try:
@@ -79,12 +95,12 @@ def run(quick=False):
 
 def run_code():
     recs = []
-    for cfg, ws, sub in VARIANTS:
+    for cfg, ws, sub, host, flat in [v + (False, False) for v in VARIANTS] + CODE_ONLY:
+        fields = dict(config=_label(cfg, sub), warp_specialize=ws, host_descriptors=host, flatten=flat)
         try:
-            recs.append(dict(config=_label(cfg, sub), warp_specialize=ws, **inspect_code(cfg, ws, sub)))
+            recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat)))
         except Exception as exc:
-            recs.append(dict(config=_label(cfg, sub), warp_specialize=ws,
-                             error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            recs.append(dict(**fields, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
     return recs
 
 
@@ -98,6 +114,6 @@ def run_all(quick=False):
 
 def summary(name, records):
     if name == "ch04_code":
-        cols = ["config", "warp_specialize"] + [f"{ir}:{m}" for ir, ms in MARKS.items() for m in ms] + ["error"]
+        cols = ["config", "warp_specialize", "host_descriptors", "flatten"] + [f"{ir}:{m}" for ir, ms in MARKS.items() for m in ms] + ["error"]
         return f"{name}\n" + "\n".join(str({c: r.get(c) for c in cols}) for r in records)
     return f"{name}\n" + table(records, ["kernel", "config", "M", "tflops", "ratio", "ratio_graph", "error"])

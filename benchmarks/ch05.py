@@ -35,6 +35,13 @@ def run(quick=False):
                 rec = _error(name, M, N, K, exc)
             recs.append(rec)
         try:
+            rec = matmul_case("tma tuned, host descriptors", lambda a, b, out: matmul_tma_tuned(
+                a, b, out=out, host_descriptors=True), M, N, K)
+            rec["config"] = tuned_config(False, True)
+        except Exception as exc:
+            rec = _error("tma tuned, host descriptors", M, N, K, exc)
+        recs.append(rec)
+        try:
             rec = matmul_case("pingpong tuned (gluon)", lambda a, b, out: pp.matmul_pingpong_tuned(a, b, out=out),
                               M, N, K)
             rec["config"] = pp.tuned_config((M, K), (K, N), torch.bfloat16)
@@ -48,6 +55,13 @@ def run(quick=False):
                     a, b, cfg, out=out), M, N, K, config=label))
             except Exception as exc:
                 recs.append(_error("pingpong (gluon)", M, N, K, exc, config=label))
+        for cfg in pp.PINGPONG_CONFIGS[:2]:  # the same kernel without the turn-taking between consumers
+            label = "{}x{}x{} g{} s{}".format(*cfg)
+            try:
+                recs.append(matmul_case("pingpong unordered (gluon)", lambda a, b, out, cfg=cfg: pp.matmul_pingpong(
+                    a, b, cfg, out=out, ordered=False), M, N, K, config=label))
+            except Exception as exc:
+                recs.append(_error("pingpong unordered (gluon)", M, N, K, exc, config=label))
     return recs
 
 

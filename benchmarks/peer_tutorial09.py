@@ -44,6 +44,7 @@ def candidates(t09):
         ("tutorial 09: TMA persistent (host descriptors)", lambda a, b, bT: t09.matmul_tma_persistent(a, bT, False)),
         ("tutorial 09: persistent, pointer loads", lambda a, b, bT: t09.matmul_persistent(a, b)),
         ("course ch04: TMA tuned", lambda a, b, bT: matmul_tma_tuned(a, b)),
+        ("course ch04: TMA tuned, host descriptors", lambda a, b, bT: matmul_tma_tuned(a, b, host_descriptors=True)),
         ("course ch05: TMA + warp_specialize (cooperative) tuned",
          lambda a, b, bT: matmul_tma_tuned(a, b, warp_specialize=True)),
     ]
@@ -56,14 +57,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks.peer_tutorial09", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tutorial", required=True, help="path to Triton's python/tutorials/09-persistent-matmul.py")
+    p.add_argument("--shapes", nargs="*", default=None, help="MxNxK shapes (default: the five of the course)")
     p.add_argument("--dry-run", action="store_true", help="measure but do not write results/")
     args = p.parse_args(argv)
     if not kernels.ON_GPU:
         p.error("needs a CUDA GPU")
     src = Path(args.tutorial).read_bytes()
     t09 = load_tutorial(args.tutorial)
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes] if args.shapes else SHAPES
+    meta = {"what": "Triton's tutorial 09 kernels beside the course's, vs torch.matmul, bf16",
+            "tutorial": str(args.tutorial), "tutorial_sha256": hashlib.sha256(src).hexdigest()}
     recs = []
-    for M, N, K in SHAPES:
+    for M, N, K in shapes:
         a = T.randn(M, K, dtype=torch.bfloat16, seed=0)
         b = T.randn(K, N, dtype=torch.bfloat16, seed=1)
         bT = b.T.contiguous()
@@ -80,12 +85,10 @@ def main(argv=None):
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()
                    if k in ("kernel", "M", "N", "K", "ratio", "ratio_graph", "tflops", "rel_error", "error")},
                   flush=True)
-    meta = {"what": "Triton's tutorial 09 kernels beside the course's, vs torch.matmul, bf16",
-            "tutorial": str(args.tutorial), "tutorial_sha256": hashlib.sha256(src).hexdigest()}
-    if not args.dry_run:
-        path = bench.save(recs, "peer_tutorial09", script="python -m benchmarks.peer_tutorial09 --tutorial PATH",
-                          meta=meta)
-        print("wrote", path)
+        if not args.dry_run:  # after every shape, so a run cut short keeps what it measured
+            path = bench.save(recs, "peer_tutorial09",
+                              script="python -m benchmarks.peer_tutorial09 --tutorial PATH", meta=meta)
+            print("wrote", path, flush=True)
 
 
 if __name__ == "__main__":

@@ -34,23 +34,30 @@ def tma_persistent_matmul_kernel(
     WARP_SPECIALIZE: tl.constexpr,
     EPILOGUE_SUBTILE: tl.constexpr,  # store the C tile as two halves: half the shared memory for it
     UPCAST: tl.constexpr,
+    HOST_DESC: tl.constexpr = False,  # a_ptr, b_ptr, c_ptr are descriptors made on the host
+    FLATTEN: tl.constexpr = False,  # pipeline across tiles: the next tile's loads overlap this epilogue
 ):
-    a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[stride_am, 1],
-                                       block_shape=[BLOCK_M, BLOCK_K])
-    b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1],
-                                       block_shape=[BLOCK_K, BLOCK_N])
-    if EPILOGUE_SUBTILE:
-        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
-                                           block_shape=[BLOCK_M, BLOCK_N // 2])
-    else:
-        c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
-                                           block_shape=[BLOCK_M, BLOCK_N])
+    if HOST_DESC:  # built once by the host and passed as kernel arguments
+        a_desc = a_ptr
+        b_desc = b_ptr
+        c_desc = c_ptr
+    else:  # built by every program, in global scratch memory (see _ensure_allocator)
+        a_desc = tl.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[stride_am, 1],
+                                           block_shape=[BLOCK_M, BLOCK_K])
+        b_desc = tl.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[stride_bk, 1],
+                                           block_shape=[BLOCK_K, BLOCK_N])
+        if EPILOGUE_SUBTILE:
+            c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                               block_shape=[BLOCK_M, BLOCK_N // 2])
+        else:
+            c_desc = tl.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[stride_cm, 1],
+                                               block_shape=[BLOCK_M, BLOCK_N])
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
     num_tiles = grid_m * grid_n
     k_steps = tl.cdiv(K, BLOCK_K)
     # as many programs as were launched (one per SM, or fewer when there are fewer tiles)
-    for tile_id in tl.range(tl.program_id(0), num_tiles, tl.num_programs(0), flatten=False,
+    for tile_id in tl.range(tl.program_id(0), num_tiles, tl.num_programs(0), flatten=FLATTEN,
                             warp_specialize=WARP_SPECIALIZE):
         pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
         row0 = pid_m * BLOCK_M
@@ -108,7 +115,15 @@ def _prepare_tma(a, b, out, name):
     return M, N, K, c
 
 
-def _check_ws(a, warp_specialize, epilogue_subtile, name):
+def _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors=False, flatten=False):
+    if warp_specialize and host_descriptors and ON_GPU:
+        # measured on the H100 with Triton 3.6 (results/logs/ws_variants_*.log): does not compile
+        raise ValueError(f"{name}: warp_specialize=True with host_descriptors=True does not compile with "
+                         f"this Triton on Hopper; use device descriptors (the default) with warp_specialize")
+    if warp_specialize and flatten and ON_GPU:
+        # measured on the H100 with Triton 3.6: compiles, but into a kernel without specialized warps
+        raise ValueError(f"{name}: warp_specialize=True with flatten=True compiles a kernel whose warps are "
+                         f"not specialized with this Triton on Hopper; choose one of the two")
     if warp_specialize and ON_GPU and a.dtype == torch.float32:
         # measured on the H100 with Triton 3.6: the compiler fails in ConvertNVGPUToLLVM
         raise ValueError(f"{name}: warp_specialize=True does not compile for float32 with this Triton "
@@ -122,8 +137,14 @@ def _check_ws(a, warp_specialize, epilogue_subtile, name):
 
 def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
                num_programs: int | None = None, warp_specialize: bool = False,
-               epilogue_subtile: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
-    """``a @ b`` with the persistent TMA kernel and one explicit configuration."""
+               epilogue_subtile: bool = False, out: torch.Tensor | None = None,
+               host_descriptors: bool = False, flatten: bool = False) -> torch.Tensor:
+    """``a @ b`` with the persistent TMA kernel and one explicit configuration.
+
+    ``host_descriptors=True`` builds the three TMA descriptors once on the host and passes them to the
+    kernel, instead of every program building them on the device. ``flatten=True`` lets Triton
+    pipeline the tile loop and the K loop as one loop, so the loads of a program's next tile start
+    during the epilogue of the current one."""
     name = "matmul_tma"
     M, N, K, c = _prepare_tma(a, b, out, name)
     if ON_GPU:
@@ -133,85 +154,117 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
         default = TileConfig(32, 32, 32, 4, 4, 1)
     cfg = config or default
     _check_config(cfg)
-    _check_ws(a, warp_specialize, epilogue_subtile, name)
+    _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors, flatten)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     num_programs = resolve_programs(num_programs, tiles, name)
-    launch(a, b, c, cfg, num_programs, warp_specialize, epilogue_subtile)
+    launch(a, b, c, cfg, num_programs, warp_specialize, epilogue_subtile, host_descriptors, flatten)
     return c
 
 
-def launch(a, b, c, cfg: TileConfig, num_programs: int, warp_specialize: bool, epilogue_subtile=False):
+def host_descriptors_for(a, b, c, block_m, block_n, block_k, epilogue_subtile=False):
+    """The three TMA descriptors, made on the host (``triton.tools.tensor_descriptor``)."""
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    M, K = a.shape
+    N = b.shape[1]
+    return (TensorDescriptor(a, [M, K], [a.stride(0), 1], [block_m, block_k]),
+            TensorDescriptor(b, [K, N], [b.stride(0), 1], [block_k, block_n]),
+            TensorDescriptor(c, [M, N], [c.stride(0), 1], [block_m, block_n // (2 if epilogue_subtile else 1)]))
+
+
+def launch(a, b, c, cfg: TileConfig, num_programs: int, warp_specialize: bool, epilogue_subtile=False,
+           host_descriptors=False, flatten=False):
     """Launch the kernel (inputs already checked) and return what Triton returns: on a GPU the
     compiled kernel, whose ``.asm`` holds the TTGIR/PTX/SASS to inspect."""
     _ensure_allocator()
     M, K = a.shape
     N = b.shape[1]
+    args = (host_descriptors_for(a, b, c, cfg.block_m, cfg.block_n, cfg.block_k, epilogue_subtile)
+            if host_descriptors else (a, b, c))
     return tma_persistent_matmul_kernel[(num_programs,)](
-        a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0),
+        *args, M, N, K, a.stride(0), b.stride(0), c.stride(0),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
         NUM_STAGES=cfg.num_stages, WARP_SPECIALIZE=warp_specialize, EPILOGUE_SUBTILE=epilogue_subtile,
-        UPCAST=(not ON_GPU) and a.dtype == torch.bfloat16,
+        UPCAST=(not ON_GPU) and a.dtype == torch.bfloat16, HOST_DESC=host_descriptors, FLATTEN=flatten,
         num_warps=cfg.num_warps,
     )
 
 
-# Candidates for the autotuned TMA kernel (16-bit inputs), as (config, epilogue_subtile). With
-# warp_specialize only num_warps=4 specializes on Hopper with Triton 3.6.
+# Candidates for the autotuned TMA kernel (16-bit inputs), as (config, epilogue_subtile, flatten).
+# With warp_specialize only num_warps=4 and flatten=False specialize on Hopper with Triton 3.6.
 TUNED_CONFIGS = [
-    (TileConfig(128, 256, 64, 8, 8, 3), False),
-    (TileConfig(128, 256, 64, 8, 8, 4), True),
-    (TileConfig(128, 128, 64, 8, 4, 4), False),
-    (TileConfig(128, 128, 64, 8, 4, 5), True),
-    (TileConfig(64, 128, 64, 8, 4, 5), False),
-    (TileConfig(128, 64, 64, 8, 4, 5), False),
+    (TileConfig(128, 256, 64, 8, 8, 3), False, False),
+    (TileConfig(128, 256, 64, 8, 8, 4), True, False),
+    (TileConfig(128, 128, 64, 8, 4, 4), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 5), True, False),
+    (TileConfig(64, 128, 64, 8, 4, 5), False, False),
+    (TileConfig(128, 64, 64, 8, 4, 5), False, False),
+    (TileConfig(128, 256, 64, 8, 8, 3), False, True),
+    (TileConfig(128, 256, 64, 8, 8, 4), True, True),
+    (TileConfig(128, 128, 64, 8, 4, 4), False, True),
 ]
 TUNED_CONFIGS_WS = [  # no epilogue subtiling: it does not compile with warp_specialize (see _check_ws)
-    (TileConfig(128, 256, 64, 8, 4, 3), False),
-    (TileConfig(128, 128, 64, 8, 4, 4), False),
-    (TileConfig(128, 128, 64, 8, 4, 5), False),
-    (TileConfig(64, 128, 64, 8, 4, 5), False),
+    (TileConfig(128, 256, 64, 8, 4, 3), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 4), False, False),
+    (TileConfig(128, 128, 64, 8, 4, 5), False, False),
+    (TileConfig(64, 128, 64, 8, 4, 5), False, False),
 ]
 _tuned = {}
 
 
-def _tuned_kernel(warp_specialize: bool):
-    if warp_specialize not in _tuned:
+def _set_block_shapes(nargs):
+    """Autotuner pre-hook for host descriptors: each candidate has its own tile, so the descriptors'
+    block shapes are set to the candidate's before it runs."""
+    bm, bn, bk = nargs["BLOCK_M"], nargs["BLOCK_N"], nargs["BLOCK_K"]
+    nargs["a_ptr"].block_shape = [bm, bk]
+    nargs["b_ptr"].block_shape = [bk, bn]
+    nargs["c_ptr"].block_shape = [bm, bn // 2 if nargs["EPILOGUE_SUBTILE"] else bn]
+
+
+def _tuned_kernel(warp_specialize: bool, host_descriptors: bool = False):
+    key = (warp_specialize, host_descriptors)
+    if key not in _tuned:
         from .tiled import _tuning_bench
 
         configs = [
             triton.Config(dict(BLOCK_M=c.block_m, BLOCK_N=c.block_n, BLOCK_K=c.block_k, GROUP_M=c.group_m,
-                               NUM_STAGES=c.num_stages, EPILOGUE_SUBTILE=sub), num_warps=c.num_warps)
-            for c, sub in (TUNED_CONFIGS_WS if warp_specialize else TUNED_CONFIGS)
+                               NUM_STAGES=c.num_stages, EPILOGUE_SUBTILE=sub, FLATTEN=flat),
+                          num_warps=c.num_warps, pre_hook=_set_block_shapes if host_descriptors else None)
+            for c, sub, flat in (TUNED_CONFIGS_WS if warp_specialize else TUNED_CONFIGS)
         ]
-        _tuned[warp_specialize] = triton.autotune(configs=configs, key=["M", "N", "K", "WARP_SPECIALIZE"],
-                                                  do_bench=_tuning_bench)(tma_persistent_matmul_kernel)
-    return _tuned[warp_specialize]
+        _tuned[key] = triton.autotune(configs=configs, key=["M", "N", "K", "WARP_SPECIALIZE", "HOST_DESC"],
+                                      do_bench=_tuning_bench)(tma_persistent_matmul_kernel)
+    return _tuned[key]
 
 
 def matmul_tma_tuned(a: torch.Tensor, b: torch.Tensor, warp_specialize: bool = False,
-                     out: torch.Tensor | None = None) -> torch.Tensor:
+                     out: torch.Tensor | None = None, host_descriptors: bool = False) -> torch.Tensor:
     """``a @ b`` with the persistent TMA kernel, autotuned over ``TUNED_CONFIGS`` on a GPU (16-bit
     inputs). In the interpreter, and for float32, it runs ``matmul_tma``'s default configuration."""
     if not ON_GPU or a.dtype == torch.float32:
-        return matmul_tma(a, b, warp_specialize=warp_specialize, out=out)
+        return matmul_tma(a, b, warp_specialize=warp_specialize, out=out, host_descriptors=host_descriptors)
     name = "matmul_tma_tuned"
     M, N, K, c = _prepare_tma(a, b, out, name)
+    _check_ws(a, warp_specialize, False, name, host_descriptors)
     _ensure_allocator()
     sms = sm_count()
 
     def grid(meta):
         return (min(sms, cdiv(M, meta["BLOCK_M"]) * cdiv(N, meta["BLOCK_N"])),)
 
-    _tuned_kernel(warp_specialize)[grid](a, b, c, M, N, K, a.stride(0), b.stride(0), c.stride(0),
-                                         WARP_SPECIALIZE=warp_specialize, UPCAST=False)
+    # host descriptors start with a placeholder tile; _set_block_shapes sets each candidate's
+    args = host_descriptors_for(a, b, c, 64, 64, 64) if host_descriptors else (a, b, c)
+    _tuned_kernel(warp_specialize, host_descriptors)[grid](
+        *args, M, N, K, a.stride(0), b.stride(0), c.stride(0),
+        WARP_SPECIALIZE=warp_specialize, UPCAST=False, HOST_DESC=host_descriptors)
     return c
 
 
-def tuned_config(warp_specialize: bool = False) -> str | None:
+def tuned_config(warp_specialize: bool = False, host_descriptors: bool = False) -> str | None:
     """The configuration the autotuner picked last, as a short string."""
-    k = _tuned.get(warp_specialize)
+    k = _tuned.get((warp_specialize, host_descriptors))
     if k is None or k.best_config is None:
         return None
     kw, cfg = k.best_config.kwargs, k.best_config
     return (f"{kw['BLOCK_M']}x{kw['BLOCK_N']}x{kw['BLOCK_K']} w{cfg.num_warps} s{kw['NUM_STAGES']}"
-            + (" sub" if kw["EPILOGUE_SUBTILE"] else ""))
+            + (" sub" if kw["EPILOGUE_SUBTILE"] else "") + (" flat" if kw["FLATTEN"] else ""))

@@ -72,3 +72,39 @@ def test_tma_tuned(warp_specialize):
         out = T.poisoned_empty((M, N), torch.bfloat16)
         matmul_tma_tuned(a, b, warp_specialize=warp_specialize, out=out)
         T.assert_close_matmul(out, a, b, label=f"tma tuned {M}x{N}x{K}")
+
+
+@pytest.mark.parametrize("host_descriptors", [False, True])
+@pytest.mark.parametrize("flatten", [False, True])
+@pytest.mark.parametrize("epilogue_subtile", [False, True])
+def test_tma_host_descriptors_and_flatten(host_descriptors, flatten, epilogue_subtile):
+    cfg = TileConfig(32, 32, 16, 2, 4, 1) if not kernels.ON_GPU else TileConfig(128, 256, 64, 8, 8, 3)
+    shapes = [(70, 48, 40), (33, 104, 64)] + ([(1000, 1000, 520), (64, 1024, 2048)] if kernels.ON_GPU else [])
+    for M, N, K in shapes:
+        for num_programs in (None, 3):
+            a, b = T.randn(M, K, dtype=torch.bfloat16), T.randn(K, N, dtype=torch.bfloat16)
+            out = T.poisoned_empty((M, N), torch.bfloat16)
+            matmul_tma(a, b, cfg, num_programs=num_programs, out=out, host_descriptors=host_descriptors,
+                       flatten=flatten, epilogue_subtile=epilogue_subtile)
+            T.assert_close_matmul(out, a, b, label=f"tma host={host_descriptors} flat={flatten} {M}x{N}x{K}")
+
+
+@pytest.mark.skipif(not kernels.ON_GPU, reason="the refusals are for combinations that fail on the GPU")
+def test_tma_refuses_ws_with_host_descriptors_or_flatten():
+    a = T.randn(64, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match="host_descriptors=True does not compile"):
+        matmul_tma(a, a, warp_specialize=True, host_descriptors=True)
+    with pytest.raises(ValueError, match="not specialized"):
+        matmul_tma(a, a, warp_specialize=True, flatten=True)
+
+
+@pytest.mark.skipif(not kernels.ON_GPU, reason="the autotuned path runs only on a GPU")
+@pytest.mark.parametrize("host_descriptors", [False, True])
+def test_tma_tuned_on_ragged_shapes(host_descriptors):
+    from kernels.tma import matmul_tma_tuned
+
+    for M, N, K in [(1000, 1000, 520), (64, 8192, 1024), (2048, 1536, 2048)]:
+        a, b = T.randn(M, K, dtype=torch.bfloat16), T.randn(K, N, dtype=torch.bfloat16)
+        out = T.poisoned_empty((M, N), torch.bfloat16)
+        matmul_tma_tuned(a, b, out=out, host_descriptors=host_descriptors)
+        T.assert_close_matmul(out, a, b)
