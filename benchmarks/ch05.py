@@ -55,13 +55,6 @@ def run(quick=False):
                     a, b, cfg, out=out), M, N, K, config=label))
             except Exception as exc:
                 recs.append(_error("pingpong (gluon)", M, N, K, exc, config=label))
-        for cfg in pp.PINGPONG_CONFIGS[:2]:  # the same kernel without the turn-taking between consumers
-            label = "{}x{}x{} g{} s{}".format(*cfg)
-            try:
-                recs.append(matmul_case("pingpong unordered (gluon)", lambda a, b, out, cfg=cfg: pp.matmul_pingpong(
-                    a, b, cfg, out=out, ordered=False), M, N, K, config=label))
-            except Exception as exc:
-                recs.append(_error("pingpong unordered (gluon)", M, N, K, exc, config=label))
     return recs
 
 

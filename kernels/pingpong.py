@@ -91,7 +91,7 @@ if HAVE_GLUON:
     @gluon.jit
     def _consumer(a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
                   GROUP_M: gl.constexpr, STAGES: gl.constexpr, CONSUMER: gl.constexpr,
-                  ORDERED: gl.constexpr, acc_layout: gl.constexpr):
+                  acc_layout: gl.constexpr):
         BM: gl.constexpr = c_desc.block_type.shape[0]
         BN: gl.constexpr = c_desc.block_type.shape[1]
         BK: gl.constexpr = a_bufs.shape[2]
@@ -106,9 +106,10 @@ if HAVE_GLUON:
             pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
             g0 = j * k_steps  # ring step of this tile's first K step
             # wait for our turn on the tensor cores: consumer 0's first wait passes at once, every
-            # later one waits for the other consumer to finish a K loop
-            if ORDERED:
-                mbarrier.wait(turn.index(CONSUMER), (n & 1) ^ (1 - CONSUMER))
+            # later one waits for the other consumer to finish a K loop. The turn also keeps the ring
+            # correct: a slot's barrier is waited on by phase *parity*, so a consumer that ran ahead
+            # could take a phase two laps old (the other consumer's data) for its own.
+            mbarrier.wait(turn.index(CONSUMER), (n & 1) ^ (1 - CONSUMER))
             acc = gl.zeros([BM, BN], gl.float32, acc_layout)
             for ks in range(k_steps):
                 g = g0 + ks
@@ -122,8 +123,7 @@ if HAVE_GLUON:
             acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
             mbarrier.arrive(empty.index((g0 + k_steps - 1) % STAGES), count=1)
             # the K loop is done: the other consumer may use the tensor cores while we store
-            if ORDERED:
-                mbarrier.arrive(turn.index(1 - CONSUMER), count=1)
+            mbarrier.arrive(turn.index(1 - CONSUMER), count=1)
             tma.store_wait(0)  # our previous tile's store has left c_smem
             c_smem.store(acc.to(c_desc.dtype))
             fence_async_shared()  # make the shared-memory writes visible to the TMA engine
@@ -135,7 +135,7 @@ if HAVE_GLUON:
     @gluon.jit
     def pingpong_matmul_kernel(a_desc, b_desc, c_desc, M, N, K,
                                GROUP_M: gl.constexpr, STAGES: gl.constexpr, PRODUCER_REGS: gl.constexpr,
-                               CONSUMER_REGS: gl.constexpr, ORDERED: gl.constexpr = True):
+                               CONSUMER_REGS: gl.constexpr):
         BM: gl.constexpr = c_desc.block_type.shape[0]
         BN: gl.constexpr = c_desc.block_type.shape[1]
         BK: gl.constexpr = a_desc.block_type.shape[1]
@@ -157,9 +157,9 @@ if HAVE_GLUON:
                                                              instr_shape=[16, BN, 16])
         gl.warp_specialize([
             (_consumer, (a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
-                         GROUP_M, STAGES, 0, ORDERED, acc_layout)),  # default partition: the kernel's 4 warps
+                         GROUP_M, STAGES, 0, acc_layout)),  # default partition: the kernel's 4 warps
             (_consumer, (a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
-                         GROUP_M, STAGES, 1, ORDERED, acc_layout)),
+                         GROUP_M, STAGES, 1, acc_layout)),
             (_producer, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, GROUP_M, STAGES)),
         ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(STAGES):
@@ -225,12 +225,9 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong"):
 
 
 def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs: int | None = None,
-                    out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40,
-                    ordered: bool = True):
+                    out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40):
     """``a @ b`` (float16/bfloat16) with the hand-written ping-pong kernel. ``config`` is a
-    ``(block_m, block_n, block_k, group_m, stages)`` tuple (default ``DEFAULT_PINGPONG``).
-    ``ordered=False`` drops the turn-taking (both consumers then issue wgmma whenever their data is
-    there): the experiment that shows what the ordering is worth."""
+    ``(block_m, block_n, block_k, group_m, stages)`` tuple (default ``DEFAULT_PINGPONG``)."""
     name = "matmul_pingpong"
     from .persistent import resolve_programs
     from .tma import _prepare_tma
@@ -250,7 +247,7 @@ def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs:
     c_desc = _descriptor(c, (bm, bn))
     pingpong_matmul_kernel[(programs,)](a_desc, b_desc, c_desc, M, N, K, GROUP_M=group_m, STAGES=stages,
                                         PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs,
-                                        ORDERED=bool(ordered), num_warps=4)
+                                        num_warps=4)
     return c
 
 
@@ -285,8 +282,7 @@ def tuned_config(a_shape, b_shape, dtype):
     return None if cfg is None else "{}x{}x{} g{} s{}".format(*cfg)
 
 
-def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232, producer_regs: int = 40,
-                       ordered: bool = True):
+def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232, producer_regs: int = 40):
     """Compile the kernel for an H100 (sm_90) *without a GPU*, with Triton's own compiler and ptxas,
     and return the compiled kernel: ``.asm["ttgir"]``, ``.asm["ptx"]``, ``.metadata``. Works on any
     machine with Triton (Gluon kernels cannot run in the interpreter, but they can be compiled)."""
@@ -305,8 +301,8 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
 
     signature = {"a_desc": desc((bm, bk)), "b_desc": desc((bk, bn)), "c_desc": desc((bm, bn)),
                  "M": "i32", "N": "i32", "K": "i32", "GROUP_M": "constexpr", "STAGES": "constexpr",
-                 "PRODUCER_REGS": "constexpr", "CONSUMER_REGS": "constexpr", "ORDERED": "constexpr"}
+                 "PRODUCER_REGS": "constexpr", "CONSUMER_REGS": "constexpr"}
     constants = {"GROUP_M": group_m, "STAGES": stages, "PRODUCER_REGS": producer_regs,
-                 "CONSUMER_REGS": consumer_regs, "ORDERED": bool(ordered)}
+                 "CONSUMER_REGS": consumer_regs}
     src = GluonASTSource(pingpong_matmul_kernel, signature, constants)
     return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
