@@ -82,7 +82,8 @@ def describe_world() -> str:
 def source(kernel) -> str:
     """The Python source of a kernel or function (works for ``@triton.jit`` kernels in both worlds)."""
     import inspect
+    import textwrap
 
     while hasattr(kernel, "fn"):  # JITFunction, InterpretedFunction, Autotuner, Heuristics wrap .fn
         kernel = kernel.fn
-    return inspect.getsource(kernel)
+    return textwrap.dedent(inspect.getsource(kernel))

@@ -147,3 +147,36 @@ def plot_variants(doc, M, ax=None, graph=True):
     failed = "; ".join(f"{label(r)}: {r['error'].split(',')[0]}" for r in bad)
     _title(ax, "variants (green: warp-specialized)" + (f"\nfailed: {failed}" if failed else ""), doc)
     return ax
+
+
+def plot_kernels_by_shape(doc, kernels, ax=None, graph=True):
+    """Speed as a fraction of the library's (1.0 = cuBLAS in the same run), one group of bars per
+    shape and one bar per kernel name in ``kernels`` (records with that ``kernel`` field; the first
+    record per shape is used). ``graph=True``: CUDA-graph timings (GPU time only)."""
+    import matplotlib.pyplot as plt
+
+    key = "ratio_graph" if graph else "ratio"
+    shapes = []
+    for r in doc["records"]:
+        s = (r["M"], r["N"], r["K"])
+        if s not in shapes:
+            shapes.append(s)
+    ax = ax or plt.subplots(figsize=(10, 4))[1]
+    w = 0.8 / len(kernels)
+    for i, name in enumerate(kernels):
+        vals = []
+        for s in shapes:
+            hit = [r for r in doc["records"] if r["kernel"] == name and (r["M"], r["N"], r["K"]) == s and key in r]
+            vals.append(hit[0][key] if hit else float("nan"))
+        xs = [j + (i - (len(kernels) - 1) / 2) * w for j in range(len(shapes))]
+        ax.bar(xs, vals, w, label=name)
+        for x, v in zip(xs, vals):
+            if v == v:
+                ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.axhline(1.0, color="gray", ls="--", lw=1)
+    ax.set_xticks(range(len(shapes)), [f"{m}x{n}x{k}" for m, n, k in shapes], fontsize=8)
+    ax.set_ylabel("x cuBLAS speed" + (" (CUDA graph)" if graph else " (do_bench)"))
+    ax.set_ylim(0, 1.25)
+    ax.legend(fontsize=7, loc="lower left")
+    _title(ax, "each kernel as a fraction of cuBLAS, measured in the same run", doc)
+    return ax
