@@ -11,7 +11,9 @@ import torch
 import triton.testing
 
 from kernels import testing as T
+from kernels import pingpong as pp
 from kernels.tiled import TileConfig, matmul, matmul_tiled
+from kernels.tma import matmul_tma_tuned
 
 
 def cpu_launch_us(fn, n=200):
@@ -31,12 +33,20 @@ def run(sizes=(512, 1024, 2048)):
         a, b = T.randn(n, n, dtype=torch.bfloat16), T.randn(n, n, dtype=torch.bfloat16)
         c = torch.empty(n, n, dtype=torch.bfloat16, device="cuda")
         matmul(a, b, out=c)  # autotune first
+        for ws, host in ((False, False), (False, True), (True, False)):
+            matmul_tma_tuned(a, b, warp_specialize=ws, host_descriptors=host, out=c)
         fns = {
             "torch.matmul": lambda: torch.matmul(a, b, out=c),
             "tiled autotuned": lambda: matmul(a, b, out=c),
             "tiled 64x128x64": lambda: matmul_tiled(a, b, TileConfig(64, 128, 64, 8, 4, 4), out=c),
             "tiled 128x128x64": lambda: matmul_tiled(a, b, TileConfig(128, 128, 64, 8, 4, 4), out=c),
+            "tma tuned": lambda: matmul_tma_tuned(a, b, out=c),
+            "tma tuned host desc": lambda: matmul_tma_tuned(a, b, host_descriptors=True, out=c),
+            "tma tuned + ws": lambda: matmul_tma_tuned(a, b, warp_specialize=True, out=c),
         }
+        if pp.available()[0]:
+            pp.matmul_pingpong(a, b, out=c)
+            fns["ping-pong (gluon)"] = lambda: pp.matmul_pingpong(a, b, out=c)
         for name, fn in fns.items():
             ev = triton.testing.do_bench(fn, return_mode="median")
             gr = triton.testing.do_bench_cudagraph(fn, return_mode="median")
@@ -47,7 +57,7 @@ def run(sizes=(512, 1024, 2048)):
 
 if __name__ == "__main__":
     print(kernels.describe_world())
-    print(f"{'n':>5} {'kernel':>18} {'do_bench us':>12} {'cudagraph us':>13} {'cpu launch us':>14}")
+    print(f"{'n':>5} {'kernel':>20} {'do_bench us':>12} {'cudagraph us':>13} {'cpu launch us':>14}")
     for r in run():
-        print(f"{r['n']:5d} {r['kernel']:>18} {r['do_bench_us']:12.1f} {r['cudagraph_us']:13.1f} "
+        print(f"{r['n']:5d} {r['kernel']:>20} {r['do_bench_us']:12.1f} {r['cudagraph_us']:13.1f} "
               f"{r['cpu_launch_us']:14.1f}")
