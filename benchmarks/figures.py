@@ -21,8 +21,11 @@ FIGURES = {
     "ch02_tiled": lambda doc, ax: plots.plot_versus_library(doc, ax=ax, label="tiled (ours)", graph=True),
     "ch02_sweep": lambda doc, ax: plots.plot_sweep(doc, ax=ax),
     "ch02_order": lambda doc, ax: plots.plot_order(doc, ax=ax),
+    "ch05_pingpong": lambda doc, ax: plots.plot_kernels_by_shape(
+        doc, ["tma tuned, host descriptors", "tma tuned", "tma tuned + warp_specialize (cooperative)",
+              "pingpong tuned (gluon)"], ax=ax),
 }
-SIZES = {"ch02_sweep": (8, 7)}
+SIZES = {"ch02_sweep": (8, 7), "ch05_pingpong": (10, 4)}
 
 
 def main(argv=None):
