@@ -47,7 +47,7 @@ animations: setup
 grade: setup
 	$(BIN)/python -m grader $(NB)
 
-# On a CUDA GPU: re-measure chapters 01-04 and rewrite results/*.json
+# On a CUDA GPU: re-measure chapters 01-05 and rewrite results/*.json
 bench: setup
 	$(BIN)/python -m benchmarks 01 02 03 04 05
 

@@ -20,6 +20,7 @@ import kernels  # noqa: F401  (decides the world before triton is imported)
 import torch
 
 from kernels import DEVICE, ON_GPU, pick
+from kernels import protocol as _protocol
 from kernels import schedule as _schedule
 from kernels import testing as T
 
@@ -563,6 +564,46 @@ def check_grouped_tile(fn, rng, gen, subchecks):
                 stop("fail", f"program {pid} should compute tile {tuple(want)} in grouped order, yours "
                              f"returns {tile} (it covers every tile once, but in another order)")
     subchecks.append(SubCheck(f"{len(grids)} grids (8 fixed, 30 random), every program", "pass"))
+
+
+# --------------------------------------------------------------------------------------------------
+# pingpong_consumer
+# --------------------------------------------------------------------------------------------------
+_LIBRARY_PROTOCOL = [_protocol.reference_consumer.__code__]
+
+
+def check_pingpong_consumer(fn, rng, gen, subchecks):
+    cases = [(1, 1, 2, 0, 1), (2, 1, 2, 0, 1), (2, 3, 2, 0, 1), (7, 4, 3, 0, 1), (19, 5, 4, 1, 4),
+             (10, 2, 5, 0, 1), (6, 7, 2, 2, 3), (5, 3, 3, 4, 5)]
+    cases += [(rng.randint(1, 24), rng.randint(1, 8), rng.randint(2, 6), 0, 1) for _ in range(6)]
+    runs = 0
+    for num_tiles, k_steps, stages, program, num_programs in cases:
+        title = (f"{num_tiles} tiles over {num_programs} program(s) (program {program}), "
+                 f"{k_steps} K steps, {stages} stages")
+        for _ in range(12):
+            seed = rng.randrange(2**31)
+
+            def stop(status, message):
+                subchecks.append(SubCheck(title, "fail", message))
+                raise _Stop(status, f"{title}, interleaving seed {seed}: {message}")
+
+            with watch_calls(_LIBRARY_PROTOCOL) as library_calls:
+                try:
+                    _protocol.simulate(fn, num_tiles, k_steps, stages, program, num_programs, seed)
+                except _protocol.ProtocolError as exc:
+                    if library_calls:
+                        stop("refused", "refused: it calls kernels.protocol.reference_consumer, the course's own "
+                                        "answer; write the protocol yourself")
+                    stop("fail", str(exc))
+                except Exception as exc:
+                    if _not_implemented(exc):
+                        stop("not_implemented", "not implemented yet (NotImplementedError)")
+                    stop("error", describe_exception(exc))
+            if library_calls:
+                stop("refused", "refused: it calls kernels.protocol.reference_consumer, the course's own answer; "
+                                "write the protocol yourself")
+            runs += 1
+    subchecks.append(SubCheck(f"{len(cases)} problems (8 fixed, 6 random), {runs} random interleavings", "pass"))
 
 
 # --------------------------------------------------------------------------------------------------

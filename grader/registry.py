@@ -35,6 +35,8 @@ EXERCISES = {
                  "persistent Triton matmul: num_programs programs loop over the tiles in grouped order"),
         Exercise("tma_matmul", 10, "check_tma_matmul", "ch04_tma_matmul", 120, 180,
                  "persistent Triton matmul that loads and stores its tiles through TMA tensor descriptors"),
+        Exercise("pingpong_consumer", 5, "check_pingpong_consumer", "ch05_pingpong_protocol", 60, 60,
+                 "a ping-pong consumer's barrier protocol (waits, arrivals, turns), plain Python"),
     ]
 }
 

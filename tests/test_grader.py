@@ -24,6 +24,7 @@ CH01 = ROOT / "solutions" / "ch01_naive_matmul.ipynb"
 CH02 = ROOT / "solutions" / "ch02_tiled_matmul.ipynb"
 CH03 = ROOT / "solutions" / "ch03_persistent_matmul.ipynb"
 CH04 = ROOT / "solutions" / "ch04_tma_matmul.ipynb"
+CH05 = ROOT / "solutions" / "ch05_pingpong_protocol.ipynb"
 
 
 def variant(src: Path, swaps: dict) -> nbformat.NotebookNode:
@@ -74,10 +75,10 @@ def graded(proc):
 # the headless path: python -m grader
 # ------------------------------------------------------------------------------------------------
 def test_solutions_score_full_marks_headless():
-    report, results = graded(run_grader(CH01, CH02, CH03, CH04, "--json"))
+    report, results = graded(run_grader(CH01, CH02, CH03, CH04, CH05, "--json"))
     assert set(results) == {("ch01_naive_matmul", "naive_matmul"), ("ch02_tiled_matmul", "tiled_matmul"),
                             ("ch02_tiled_matmul", "grouped_tile"), ("ch03_persistent_matmul", "persistent_matmul"),
-                            ("ch04_tma_matmul", "tma_matmul")}
+                            ("ch04_tma_matmul", "tma_matmul"), ("ch05_pingpong_protocol", "pingpong_consumer")}
     for r in results.values():
         assert r["status"] == "pass", r
     assert report["score"] == report["max_points"] == sum(e.points for e in EXERCISES.values())
@@ -90,7 +91,7 @@ def test_solutions_score_full_marks_headless():
 
 
 def test_untouched_exercises_score_zero_without_crashing():
-    proc = run_grader(*(ROOT / "exercises" / nb.name for nb in (CH01, CH02, CH03, CH04)), "--json")
+    proc = run_grader(*(ROOT / "exercises" / nb.name for nb in (CH01, CH02, CH03, CH04, CH05)), "--json")
     report, results = graded(proc)
     assert report["score"] == 0 and report["max_points"] > 0
     assert {r["status"] for r in results.values()} == {"not_implemented"}
@@ -158,7 +159,7 @@ def test_hanging_and_crashing_answers_score_zero_and_the_rest_is_graded(tmp_path
 # ------------------------------------------------------------------------------------------------
 def test_solution_variants_pass_in_process(tmp_path):
     for src, name in ((CH01, "naive_matmul"), (CH02, "tiled_matmul"), (CH02, "grouped_tile"),
-                      (CH03, "persistent_matmul"), (CH04, "tma_matmul")):
+                      (CH03, "persistent_matmul"), (CH04, "tma_matmul"), (CH05, "pingpong_consumer")):
         r = grade_variant(src, {}, name, tmp_path)
         assert r.passed and r.points == EXERCISES[name].points, r.report()
 
@@ -437,3 +438,42 @@ def test_sandbox_refuses_and_restores():
         with time_limit(0.2):
             while True:
                 pass
+
+
+PP_TURN = '        yield ("wait", "turn", consumer, (n & 1) ^ (1 - consumer))\n'
+PP_READY = '            yield ("wait", "ready", s, (g // stages) & 1)\n'
+PP_MMA = '            yield ("mma", s, tile, k)\n'
+PP_EMPTY = '            yield ("arrive", "empty", s)\n'
+PP_PASS = '        yield ("arrive", "turn", 1 - consumer)\n'
+PP_STORE = '        yield ("store", tile)\n'
+WRONG_PINGPONG = {
+    "no_turn_wait": ([(PP_TURN, "")], "fail", ("holds nothing yet", "in the middle of")),
+    "turn_parity_flipped": ([(PP_TURN, PP_TURN.replace("(n & 1) ^ (1 - consumer)", "(n & 1) ^ consumer"))],
+                            "fail", "deadlock"),
+    "ready_parity_flipped": ([(PP_READY, PP_READY.replace("(g // stages) & 1", "((g // stages) & 1) ^ 1"))],
+                             "fail", "ready["),
+    "release_before_mma": ([(PP_MMA + PP_EMPTY, PP_EMPTY + PP_MMA)], "fail", ""),
+    "never_releases": ([(PP_EMPTY, "")], "fail", "deadlock"),
+    "wrong_ring_step": ([("            g = j * k_steps + k\n", "            g = n * k_steps + k\n")], "fail", ""),
+    "store_before_turn": ([(PP_PASS + PP_STORE, PP_STORE + PP_PASS)], "fail", "before passing the turn"),
+    "stores_twice": ([(PP_STORE, PP_STORE + PP_STORE)], "fail", "a second time"),
+    "not_a_generator": ([("def pingpong_consumer(consumer, program, num_programs, num_tiles, k_steps, stages):\n",
+                          "def pingpong_consumer(consumer, program, num_programs, num_tiles, k_steps, stages):\n"
+                          "    return list(_steps(consumer, program, num_programs, num_tiles, k_steps, stages))\n\n\n"
+                          "def _steps(consumer, program, num_programs, num_tiles, k_steps, stages):\n")],
+                        "fail", "not a generator"),
+    "library": ([("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    yield from protocol.reference_consumer("
+                  "consumer, program, num_programs, num_tiles, k_steps, stages)\n    return\n")],
+                "refused", "reference_consumer"),
+    "raises": ([("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    1 // 0\n")], "error", "ZeroDivisionError"),
+    "not_implemented": ([("    ### BEGIN SOLUTION\n", "    ### BEGIN SOLUTION\n    raise NotImplementedError\n")],
+                        "not_implemented", "not implemented"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_PINGPONG))
+def test_wrong_pingpong_consumers_fail(case, tmp_path):
+    swaps, status, words = WRONG_PINGPONG[case]
+    r = grade_variant(CH05, {"ch05-consumer": swaps}, "pingpong_consumer", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert any(w in r.message for w in ((words,) if isinstance(words, str) else words)), r.report()
