@@ -13,8 +13,9 @@ from . import DEVICE, ON_GPU
 SUPPORTED_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def device_fn(py_fn):
-    """Compile a plain-Python integer function (e.g. a tile schedule) into a ``@triton.jit`` helper.
+def device_fn(py_fn, jit=None):
+    """Compile a plain-Python integer function (e.g. a tile schedule) into a ``@triton.jit`` helper
+    (or with another decorator of the same kind, e.g. Gluon's ``gluon.jit``).
 
     The function keeps its own source, so the Python and the device versions cannot drift. Triton's
     interpreter wants ``triton.language`` among the function's globals, so we give it a copy of the
@@ -24,7 +25,7 @@ def device_fn(py_fn):
     g.setdefault("tl", tl)
     f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__, py_fn.__closure__)
     functools.update_wrapper(f, py_fn)
-    return triton.jit(f)
+    return (jit or triton.jit)(f)
 
 
 def check_matmul_inputs(a: torch.Tensor, b: torch.Tensor, name: str = "matmul") -> None:

@@ -29,11 +29,11 @@ raises a clear error, and the chapter shows the numbers recorded on the H100.
 from __future__ import annotations
 
 import functools
-import types
 
 import torch
 
 from . import ON_GPU
+from ._jit import device_fn
 from .schedule import cdiv, grouped_tile
 
 try:  # Gluon is experimental: present in Triton 3.6 (the H100) and 3.9 (this course's CPU pin)
@@ -54,17 +54,9 @@ except ImportError as exc:  # pragma: no cover - older Triton
     _GLUON_ERROR = exc
 
 
-def _gluon_fn(py_fn):
-    """The plain-Python schedule function, compiled as a Gluon helper (same source as the kernels'
-    ``triton.jit`` copy: ``kernels._jit.device_fn``)."""
-    g = dict(py_fn.__globals__)
-    f = types.FunctionType(py_fn.__code__, g, py_fn.__name__, py_fn.__defaults__, py_fn.__closure__)
-    functools.update_wrapper(f, py_fn)
-    return gluon.jit(f)
-
-
 if HAVE_GLUON:
-    _grouped_tile = _gluon_fn(grouped_tile)
+    # the plain-Python schedule, compiled as a Gluon helper (same source as the other kernels' copy)
+    _grouped_tile = device_fn(grouped_tile, jit=gluon.jit)
 
     @gluon.jit
     def _producer(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K,

@@ -131,6 +131,7 @@ def simulate(consumer_fn, num_tiles, k_steps, stages, program=0, num_programs=1,
     done_mma = {0: [], 1: []}
     stored = {}
     last_turn_arrive = {0: -1, 1: -1}  # step of each consumer's last arrival on the other's turn
+    last_mma = {0: -1, 1: -1}  # step of each consumer's last multiplication
     k_loop_of = {0: None, 1: None}  # tile whose K loop a consumer is in
     events = []
     agents = {"producer": producer(program, num_programs, num_tiles, k_steps, stages)}
@@ -216,6 +217,7 @@ def simulate(consumer_fn, num_tiles, k_steps, stages, program=0, num_programs=1,
                                         f"in the middle of tile {k_loop_of[other]}'s K loop: in ping-pong one "
                                         "consumer's whole K loop runs before the other's (the turn)")
                 used[s] = True
+                last_mma[c] = step
                 k_loop_of[c] = tile
                 done_mma[c].append((tile, k))
             else:
@@ -225,8 +227,7 @@ def simulate(consumer_fn, num_tiles, k_steps, stages, program=0, num_programs=1,
                 mine = [k for t, k in done_mma[c] if t == tile]
                 if len(mine) != k_steps:
                     raise ProtocolError(f"consumer {c} stores tile {tile} after {len(mine)} of its {k_steps} K steps")
-                if last_turn_arrive[c] < 0 or any(e.who == who and e.what[0] == "mma" and e.step > last_turn_arrive[c]
-                                                  for e in events):
+                if last_turn_arrive[c] < last_mma[c]:
                     raise ProtocolError(f"consumer {c} stores tile {tile} before passing the turn: the epilogue "
                                         "should overlap the other consumer's K loop, so arrive on its turn first")
                 stored[tile] = c
