@@ -30,6 +30,11 @@ def matmul_case(name, fn, M, N, K, dtype=torch.bfloat16, seed=0, check=True, gra
     return rec
 
 
+def error_text(exc):
+    """A failed case's exception as one short line for its record."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+
+
 def table(records, cols):
     head = " | ".join(f"{c:>10}" for c in cols)
     lines = [head, "-" * len(head)]

@@ -4,7 +4,7 @@ import torch
 from kernels import tiled
 from kernels.tiled import TileConfig, matmul, matmul_tiled
 
-from ._common import matmul_case, table, tqdm
+from ._common import error_text, matmul_case, table, tqdm
 
 SHAPES = [(1024, 1024, 1024), (2048, 2048, 2048), (4096, 4096, 4096), (8192, 8192, 8192),
           (64, 8192, 8192)]
@@ -44,7 +44,7 @@ def run_sweep(quick=False, n=4096):
             rec = matmul_case("tiled", _fixed(cfg), n, n, n, graph=False, config=cfg.short(), **cfg.as_dict())
         except Exception as exc:  # e.g. out of shared memory: record it, it is part of the lesson
             rec = dict(kernel="tiled", M=n, N=n, K=n, dtype="bf16", config=cfg.short(), **cfg.as_dict(),
-                       error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                       error=error_text(exc))
         recs.append(rec)
     return recs
 

@@ -11,7 +11,7 @@ from kernels import testing as T
 from kernels.tiled import TileConfig, matmul
 from kernels.tma import launch, matmul_tma, matmul_tma_tuned, tuned_config
 
-from ._common import matmul_case, table, tqdm
+from ._common import error_text, matmul_case, table, tqdm
 
 VARIANTS = [  # (config, warp_specialize, epilogue_subtile); 128x256 with 4 stages fits only with the
     # epilogue subtiled (the whole-tile variants are kept: their failure to compile is part of the lesson)
@@ -69,7 +69,7 @@ def run(quick=False):
             rec["config"] = tuned_config(False, True)
         except Exception as exc:
             rec = dict(kernel="tma tuned, host descriptors", M=M, N=N, K=K,
-                       error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                       error=error_text(exc))
         recs.append(rec)
         for ws in (False, True):
             name = "tma tuned" + (" + warp_specialize" if ws else "")
@@ -79,7 +79,7 @@ def run(quick=False):
                 rec["config"] = tuned_config(ws)
             except Exception as exc:
                 rec = dict(kernel=name, M=M, N=N, K=K, config="tuned", warp_specialize=ws,
-                           error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                           error=error_text(exc))
             recs.append(rec)
         for cfg, ws, sub in tqdm(VARIANTS, desc=f"tma {M}x{N}x{K}"):
             name = "tma persistent" + (" + warp_specialize" if ws else "")
@@ -89,7 +89,7 @@ def run(quick=False):
                     config=_label(cfg, sub), warp_specialize=ws, epilogue_subtile=sub, **cfg.as_dict()))
             except Exception as exc:
                 recs.append(dict(kernel=name, M=M, N=N, K=K, config=_label(cfg, sub), warp_specialize=ws,
-                                 epilogue_subtile=sub, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+                                 epilogue_subtile=sub, error=error_text(exc)))
     return recs
 
 
@@ -100,7 +100,7 @@ def run_code():
         try:
             recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat)))
         except Exception as exc:
-            recs.append(dict(**fields, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"))
+            recs.append(dict(**fields, error=error_text(exc)))
     return recs
 
 

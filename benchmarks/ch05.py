@@ -11,14 +11,14 @@ from kernels import inspect_code as ic
 from kernels import pingpong as pp
 from kernels.tma import matmul_tma_tuned, tuned_config
 
-from ._common import matmul_case, table, tqdm
+from ._common import error_text, matmul_case, table, tqdm
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024),
           (1152, 4096, 4096)]
 
 
 def _error(name, M, N, K, exc, **fields):
-    return dict(kernel=name, M=M, N=N, K=K, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+    return dict(kernel=name, M=M, N=N, K=K, error=error_text(exc),
                 **fields)
 
 

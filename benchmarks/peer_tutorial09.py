@@ -25,6 +25,8 @@ from kernels import bench, pingpong as pp  # noqa: E402
 from kernels import testing as T  # noqa: E402
 from kernels.tma import matmul_tma_tuned  # noqa: E402
 
+from ._common import error_text  # noqa: E402
+
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024)]
 
 
@@ -80,7 +82,7 @@ def main(argv=None):
                                     flops=bench.matmul_flops(M, N, K), M=M, N=N, K=K, dtype="bfloat16",
                                     rel_error=err)
             except Exception as exc:
-                rec = dict(kernel=name, M=M, N=N, K=K, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+                rec = dict(kernel=name, M=M, N=N, K=K, error=error_text(exc))
             recs.append(rec)
             print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()
                    if k in ("kernel", "M", "N", "K", "ratio", "ratio_graph", "tflops", "rel_error", "error")},

@@ -587,21 +587,21 @@ def check_pingpong_consumer(fn, rng, gen, subchecks):
                 subchecks.append(SubCheck(title, "fail", message))
                 raise _Stop(status, f"{title}, interleaving seed {seed}: {message}")
 
+            failure = None
             with watch_calls(_LIBRARY_PROTOCOL) as library_calls:
                 try:
                     _protocol.simulate(fn, num_tiles, k_steps, stages, program, num_programs, seed)
-                except _protocol.ProtocolError as exc:
-                    if library_calls:
-                        stop("refused", "refused: it calls kernels.protocol.reference_consumer, the course's own "
-                                        "answer; write the protocol yourself")
-                    stop("fail", str(exc))
                 except Exception as exc:
-                    if _not_implemented(exc):
-                        stop("not_implemented", "not implemented yet (NotImplementedError)")
-                    stop("error", describe_exception(exc))
+                    failure = exc
             if library_calls:
                 stop("refused", "refused: it calls kernels.protocol.reference_consumer, the course's own answer; "
                                 "write the protocol yourself")
+            if isinstance(failure, _protocol.ProtocolError):
+                stop("fail", str(failure))
+            if failure is not None:
+                if _not_implemented(failure):
+                    stop("not_implemented", "not implemented yet (NotImplementedError)")
+                stop("error", describe_exception(failure))
             runs += 1
     subchecks.append(SubCheck(f"{len(cases)} problems (8 fixed, 6 random), {runs} random interleavings", "pass"))
 
