@@ -28,7 +28,9 @@ raises a clear error, and the chapter shows the numbers recorded on the H100.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import types
 
 import torch
 
@@ -274,17 +276,23 @@ def tuned_config(a_shape, b_shape, dtype):
     return None if cfg is None else "{}x{}x{} g{} s{}".format(*cfg)
 
 
-def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232, producer_regs: int = 40):
-    """Compile the kernel for an H100 (sm_90) *without a GPU*, with Triton's own compiler and ptxas,
-    and return the compiled kernel: ``.asm["ttgir"]``, ``.asm["ptx"]``, ``.metadata``. Works on any
-    machine with Triton (Gluon kernels cannot run in the interpreter, but they can be compiled)."""
-    if not HAVE_GLUON:
-        raise RuntimeError(f"compile_for_hopper: this Triton has no Gluon ({_GLUON_ERROR})")
+@dataclasses.dataclass(frozen=True)
+class HopperBuild:
+    """What ``compile_for_hopper`` returns: the compiled code (``asm``: ``"ttir"``, ``"ttgir"``,
+    ``"llir"``, ``"ptx"``, ``"cubin"``) and Triton's metadata about it (``metadata.num_warps``,
+    ``metadata.shared`` in bytes, ...), as plain data."""
+
+    asm: dict
+    metadata: types.SimpleNamespace
+
+
+def _build_for_hopper(config, dtype, consumer_regs, producer_regs) -> HopperBuild:
+    """Compile in this process (see ``compile_for_hopper``)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
 
-    bm, bn, bk, group_m, stages = config or DEFAULT_PINGPONG
+    bm, bn, bk, group_m, stages = config
     el = {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype]
 
     def desc(shape):
@@ -297,4 +305,40 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
     constants = {"GROUP_M": group_m, "STAGES": stages, "PRODUCER_REGS": producer_regs,
                  "CONSUMER_REGS": consumer_regs}
     src = GluonASTSource(pingpong_matmul_kernel, signature, constants)
-    return triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+    meta = k.metadata._asdict() if hasattr(k.metadata, "_asdict") else dict(vars(k.metadata))
+    return HopperBuild(asm=dict(k.asm), metadata=types.SimpleNamespace(**meta))
+
+
+def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232,
+                       producer_regs: int = 40) -> HopperBuild:
+    """Compile the kernel for an H100/H200 (sm_90) *without a GPU*, with Triton's own compiler and
+    ptxas, and return its code and metadata (``HopperBuild``: ``.asm["ttgir"]``, ``.asm["ptx"]``,
+    ``.metadata.num_warps``, ``.metadata.shared``). Works on any machine with Triton: Gluon kernels
+    cannot run in the interpreter, but they can be compiled.
+
+    ``config`` is a ``(block_m, block_n, block_k, group_m, stages)`` tuple (default
+    ``DEFAULT_PINGPONG``), ``dtype`` ``"bf16"`` or ``"fp16"``. Raises ``RuntimeError`` when this Triton
+    has no Gluon, ``ValueError`` for a bad config or dtype.
+
+    In the interpreter world the compile runs in a fresh Python process: once Triton's interpreter
+    has run a kernel that calls a ``@triton.jit`` helper, it leaves ``triton.language`` patched for
+    the interpreter (Triton 3.6 and 3.9 alike), and a compile in the same process then fails with
+    "'block_argument' object has no attribute 'dtype'"."""
+    if not HAVE_GLUON:
+        raise RuntimeError(f"compile_for_hopper: this Triton has no Gluon ({_GLUON_ERROR})")
+    config = tuple(check_config(config or DEFAULT_PINGPONG, name="compile_for_hopper"))
+    if dtype not in ("bf16", "fp16"):
+        raise ValueError(f"compile_for_hopper: dtype must be 'bf16' or 'fp16', got {dtype!r}")
+    return _compile_once(config, dtype, int(consumer_regs), int(producer_regs))
+
+
+@functools.lru_cache(maxsize=None)
+def _compile_once(*args) -> HopperBuild:
+    if ON_GPU:
+        return _build_for_hopper(*args)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_build_for_hopper, *args).result()

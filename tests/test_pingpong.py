@@ -121,3 +121,28 @@ def test_pingpong_tuned_picks_a_config():
     out = pp.matmul_pingpong_tuned(a, b)
     T.assert_close_matmul(out, a, b)
     assert pp.tuned_config(a.shape, b.shape, a.dtype) is not None
+
+
+def test_compiles_after_interpreter_kernels_ran_with_a_cold_cache(tmp_path):
+    """Triton's interpreter leaves triton.language patched once a kernel has called a @triton.jit
+    helper; a compile in that process then failed ("'block_argument' object has no attribute
+    'dtype'"), but only with a cold Triton cache. A fresh process with an empty cache directory runs
+    an interpreter kernel that calls helpers, then compiles the Gluon kernel."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import kernels, torch\n"
+        "from kernels import pingpong as pp, testing as T\n"
+        "from kernels.tiled import matmul_tiled\n"
+        "a, b = T.randn(40, 24), T.randn(24, 33)\n"
+        "T.assert_close_matmul(matmul_tiled(a, b), a, b)\n"
+        "k = pp.compile_for_hopper((128, 64, 64, 8, 6))\n"
+        "assert k.metadata.num_warps == 12 and 'wgmma' in k.asm['ptx'], k.metadata\n"
+        "print('compiled', k.metadata.shared)\n"
+    )
+    env = dict(os.environ, TRITON_CACHE_DIR=str(tmp_path / "triton-cache"), TTC_WORLD="interpreter")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "compiled" in proc.stdout
