@@ -3,6 +3,18 @@
     python -m grader.generate            # (re)write exercises/
     python -m grader.generate --check    # exit 1 if exercises/ is not what solutions/ generate
 
+``exercises/`` holds the course's templates; learners work on copies in ``my-work/``
+(``python -m grader.workspace``), which this command never touches. It writes only ``exercises/``, and
+never loses an edited file there: before replacing an exercise notebook that differs from what it
+generates and does not look like a generated template (it has outputs, cells the course did not write,
+or a ``# YOUR CODE HERE`` stub whose stub line was replaced or removed) and is not the version committed
+in git, it keeps the old file beside it as ``<name>.ipynb.bak-<date>-<time>`` (git-ignored) and says so.
+
+``--check`` in a git checkout passes for a notebook when the version committed at ``HEAD`` *or* the file
+on disk is what ``solutions/`` generate: edits to ``exercises/`` that were never committed (a learner's
+answers) do not make it fail, and neither does a regenerated, not yet committed ``exercises/``. Outside
+git (or when git cannot read the repository) it compares the files on disk.
+
 In a solution notebook:
 
 * the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` (both included) become a stub at
@@ -23,7 +35,9 @@ import ast
 import copy
 import os
 import re
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -108,15 +122,85 @@ def render(solution_path: Path) -> str:
     return nbformat.writes(exercise_notebook(solution, solution_path.name)) + "\n"
 
 
+STUB_LINE = re.compile(r"^\s*(pass|raise NotImplementedError\(.*\))\s*$")
+
+
+def committed_versions(directory: Path) -> dict[str, str] | None:
+    """``{name: text}`` of the ``*.ipynb`` committed at git ``HEAD`` in ``directory``; None when git is
+    absent, ``directory`` is not in a git checkout, or git cannot read it (then callers use the disk)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, timeout=60)
+
+    try:
+        listing = git("ls-tree", "--name-only", "HEAD", "./")
+        if listing.returncode != 0:
+            return None
+        found = {}
+        for name in listing.stdout.decode().splitlines():
+            if name.endswith(".ipynb") and "/" not in name:
+                blob = git("show", f"HEAD:./{name}")
+                if blob.returncode != 0:
+                    return None
+                found[name] = blob.stdout.decode("utf-8")
+        return found
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        return None
+
+
+def looks_edited(existing: str, generated: str) -> str | None:
+    """Why the exercise notebook ``existing`` looks like someone's work rather than a template this
+    generator wrote (from this or an earlier version of the solutions); None if it looks generated."""
+    try:
+        nb = nbformat.reads(existing, as_version=4)
+    except Exception:
+        return "it is not a notebook this generator wrote"
+    new = nbformat.reads(generated, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if any(c.get("outputs") or c.get("execution_count") is not None for c in code):
+        return "it has outputs: it was run"
+    known = {c.get("id") for c in new.cells}
+    if any(c.get("id") not in known for c in nb.cells):
+        return "it has cells the course did not write"
+    stubs = 0
+    for cell in code:
+        lines = cell.source.split("\n")
+        for i, line in enumerate(lines):
+            if line.strip() == STUB:
+                stubs += 1
+                if i + 1 >= len(lines) or not STUB_LINE.match(lines[i + 1]):
+                    return f"a `{STUB}` stub was filled in"
+    if stubs < sum(c.source.count(STUB) for c in new.cells if c.cell_type == "code"):
+        return f"a `{STUB}` stub was removed"
+    return None
+
+
+def backup(path: Path) -> Path:
+    """Copy ``path`` to a new ``<path>.bak-<date>-<time>[-n]`` that no file has yet; return it."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        dest = path.with_name(f"{path.name}.bak-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            with open(dest, "xb") as out:
+                out.write(path.read_bytes())
+            return dest
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free backup name for {path}")
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m grader.generate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 if exercises/ is out of date")
+    p = argparse.ArgumentParser(prog="python -m grader.generate", description=__doc__.split("\n\n")[0],
+                                epilog="Never touches my-work/; keeps an edited exercises/ file as "
+                                       "<name>.ipynb.bak-<date>-<time> before replacing it.")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 if exercises/ (as committed in git, or on disk) is out of date")
     p.add_argument("--solutions", type=Path, default=ROOT / "solutions")
     p.add_argument("--exercises", type=Path, default=ROOT / "exercises")
     args = p.parse_args(argv)
     sources = sorted(args.solutions.glob("*.ipynb"))
     if not sources:
         p.error(f"no solution notebooks in {args.solutions}")
+    committed = committed_versions(args.exercises) if args.exercises.is_dir() else None
     problems = []
     for src in sources:
         dest = args.exercises / src.name
@@ -125,18 +209,38 @@ def main(argv=None) -> int:
         except (MarkerError, nbformat.ValidationError) as exc:
             problems.append(str(exc))
             continue
+        on_disk = dest.read_text(encoding="utf-8") if dest.exists() else None
+        in_git = committed.get(src.name) if committed is not None else None
         if args.check:
-            if not dest.exists():
+            if on_disk == text:
+                continue
+            if in_git == text:  # the committed template is up to date; the file on disk was edited
+                print(f"note: {os.path.relpath(dest)} differs from its committed version (edited?); "
+                      "the committed one is up to date", file=sys.stderr)
+                continue
+            if on_disk is None and in_git is None:
                 problems.append(f"{dest} is missing (generated from {src})")
-            elif dest.read_text(encoding="utf-8") != text:
+            elif on_disk is None:
+                problems.append(f"{dest} is missing, and its committed version differs from what {src} generates")
+            else:
                 problems.append(f"{dest} differs from what {src} generates")
-        elif not dest.exists() or dest.read_text(encoding="utf-8") != text:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(text, encoding="utf-8")
-            print(f"wrote {os.path.relpath(dest)}")
+            continue
+        if on_disk == text:
+            continue
+        if on_disk is not None and on_disk != in_git:
+            why = looks_edited(on_disk, text)
+            if why:
+                kept = backup(dest)
+                print(f"{os.path.relpath(dest)} looks edited ({why}): kept it as {os.path.relpath(kept)}. "
+                      "Work on your copies in my-work/ (`python -m grader.workspace`), which this command "
+                      "never touches.", file=sys.stderr)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text, encoding="utf-8")
+        print(f"wrote {os.path.relpath(dest)}")
     names = {s.name for s in sources}
     for extra in sorted(args.exercises.glob("*.ipynb")):
-        if extra.name not in names:
+        # in git, only committed notebooks count: a learner's own notebook in exercises/ is not the course's
+        if extra.name not in names and (committed is None or extra.name in committed):
             problems.append(f"{extra} has no solution notebook in {args.solutions}")
     if problems:
         for problem in problems:
