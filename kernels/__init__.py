@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["WORLD", "DEVICE", "ON_GPU", "pick", "describe_world", "source"]
+__all__ = ["WORLD", "DEVICE", "ON_GPU", "pick", "describe_world", "source", "world_mismatch",
+           "interpreter_numpy_problem"]
 
 
 def _decide_world() -> str:
@@ -57,6 +58,46 @@ if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET", "0") != _want:
 os.environ["TRITON_INTERPRET"] = _want
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """``"3.6.0+git1234"`` -> ``(3, 6, 0)``: the leading numbers of a version string."""
+    import re
+
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
+def interpreter_numpy_problem(world: str, triton_version: str, numpy_version: str) -> str | None:
+    """Why Triton's interpreter cannot run with these versions, or ``None`` when it can.
+
+    Triton < 3.7's interpreter converts one-element arrays to Python numbers in a way numpy >= 2.4
+    refuses: every matmul then fails with "only 0-dimensional arrays can be converted to Python
+    scalars" (triton-lang/triton#9171, fixed in 3.7). Compiled kernels (``world="gpu"``) are unaffected.
+    """
+    if world != "interpreter":
+        return None
+    t, n = _version(triton_version), _version(numpy_version)
+    if not t or not n or t >= (3, 7) or n < (2, 4):
+        return None
+    return (f"Triton {triton_version}'s interpreter cannot run with numpy {numpy_version}: numpy >= 2.4 "
+            f"refuses a conversion it makes, and every kernel fails with \"only 0-dimensional arrays can be "
+            f"converted to Python scalars\". Fix: pip install \"numpy<2.4\" (or a Triton >= 3.7), then "
+            f"restart Python.")
+
+
+def _check_interpreter_numpy() -> None:
+    from importlib import metadata
+
+    try:
+        versions = metadata.version("triton"), metadata.version("numpy")
+    except metadata.PackageNotFoundError:  # pragma: no cover - a source build; nothing to compare
+        return
+    problem = interpreter_numpy_problem(WORLD, *versions)
+    if problem:
+        raise RuntimeError(problem)
+
+
+_check_interpreter_numpy()
+
+
 def pick(cpu, gpu):
     """Return ``gpu`` when running compiled on a GPU, ``cpu`` in the interpreter.
 
@@ -87,3 +128,38 @@ def source(kernel) -> str:
     while hasattr(kernel, "fn"):  # JITFunction, InterpretedFunction, Autotuner, Heuristics wrap .fn
         kernel = kernel.fn
     return textwrap.dedent(inspect.getsource(kernel))
+
+
+def world_mismatch(fn) -> str | None:
+    """Whether the ``@triton.jit`` kernel ``fn`` was made for the other world; ``None`` if it is fine.
+
+    ``@triton.jit`` decides when it runs: in the interpreter world it makes an ``InterpretedFunction``,
+    on a GPU a ``JITFunction``. A kernel decorated in a process that imported ``triton`` before
+    ``kernels`` (which then switched Triton to this process's world) keeps the other kind and fails when
+    launched ("Cannot call @triton.jit'd outside of the scope of a kernel", or "0 active drivers").
+    Wrappers such as ``triton.autotune``/``triton.heuristics`` are looked through (``.fn``). Gluon
+    kernels and anything that is not a Triton kernel give ``None``.
+
+    Returns a one-line message naming the kernel and the fix, for the caller to raise.
+    """
+    from triton.runtime.jit import JITFunction
+
+    try:
+        from triton.runtime.interpreter import InterpretedFunction
+    except ImportError:  # pragma: no cover - every supported Triton has it
+        InterpretedFunction = ()
+    seen = 0
+    while not isinstance(fn, (JITFunction, InterpretedFunction)) and hasattr(fn, "fn") and seen < 10:
+        fn, seen = fn.fn, seen + 1
+    if isinstance(fn, JITFunction) and not ON_GPU:
+        if getattr(fn, "is_gluon", lambda: False)():  # Gluon never runs in the interpreter anyway
+            return None
+        made_for, runs_in = "compiled GPU code", "Triton's interpreter (no GPU)"
+    elif InterpretedFunction and isinstance(fn, InterpretedFunction) and ON_GPU:
+        made_for, runs_in = "Triton's interpreter", "compiled code on the GPU"
+    else:
+        return None
+    name = getattr(getattr(fn, "fn", None), "__name__", None) or repr(fn)
+    return (f"`{name}` was decorated with @triton.jit before `import kernels` ran, so it was made for "
+            f"{made_for}, but this process runs {runs_in}: restart the Python kernel and run "
+            f"`import kernels` first")

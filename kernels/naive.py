@@ -11,7 +11,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._jit import check_matmul_inputs, check_out
+from .operands import check_blocks, check_grid, check_inputs, plan_output
 
 
 @triton.jit
@@ -20,9 +20,14 @@ def naive_matmul_kernel(
     M, N, K,
     stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
     BLOCK_K: tl.constexpr,
+    INT64: tl.constexpr = False,  # an operand spans >= 2**31 elements: offsets in 64 bits (the wrapper decides)
 ):
     m = tl.program_id(0)  # which row of C
     n = tl.program_id(1)  # which column of C
+    if INT64:  # every offset below is an index times a stride: 64-bit strides make them all 64-bit
+        stride_am, stride_ak = tl.cast(stride_am, tl.int64), tl.cast(stride_ak, tl.int64)
+        stride_bk, stride_bn = tl.cast(stride_bk, tl.int64), tl.cast(stride_bn, tl.int64)
+        stride_cm, stride_cn = tl.cast(stride_cm, tl.int64), tl.cast(stride_cn, tl.int64)
     acc = tl.zeros((BLOCK_K,), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
@@ -35,19 +40,26 @@ def naive_matmul_kernel(
 
 def naive_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None,
                  block_k: int = 64) -> torch.Tensor:
-    """``a @ b`` with one Triton program per output element (slow on purpose: chapter 01)."""
-    check_matmul_inputs(a, b, "naive_matmul")
-    if block_k < 1 or block_k & (block_k - 1):
-        raise ValueError(f"naive_matmul: block_k must be a power of two, got {block_k}")
-    M, K = a.shape
-    N = b.shape[1]
-    check_out(out, (M, N), a.dtype, a.device, "naive_matmul")
-    if M > 65535 or N > 65535:
-        raise ValueError(f"naive_matmul: the grid is (M, N) and CUDA allows at most 65535 in y; got {M}x{N}")
-    c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
+    """``a @ b`` with one Triton program per output element (slow on purpose: chapter 01).
+
+    ``a``: ``(M, K)``, ``b``: ``(K, N)``, float32/float16/bfloat16, on ``kernels.DEVICE``; returns C,
+    ``(M, N)`` in the inputs' dtype (``out`` if given; accumulated in float32). ``block_k``: how many
+    products a program takes per step, a power of two. The grid is ``(M, N)``: rows of C on axis x
+    (up to ``2**31 - 1``), columns on axis y, which CUDA limits to 65535, so ``N <= 65535``.
+
+    Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``' contract (an ``out``
+    that shares memory with ``a`` or ``b`` is computed through a temporary), ``ValueError`` for a bad
+    ``block_k`` or a grid CUDA cannot launch.
+    """
+    name = "naive_matmul"
+    M, N, K = check_inputs(name, a, b)
+    check_blocks(name, {"block_k": block_k})
+    check_grid(name, (M, N))
+    call = plan_output(name, a, b, out)
+    c = call.c
     naive_matmul_kernel[(M, N)](
         a, b, c, M, N, K,
         a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
-        BLOCK_K=block_k,
+        BLOCK_K=block_k, INT64=call.int64,
     )
-    return c
+    return call.result()

@@ -14,7 +14,8 @@ import triton.language as tl
 
 from . import ON_GPU
 from .schedule import cdiv
-from .tiled import TileConfig, _args, _check_config, _flags, _grouped_tile, _prepare, default_config, matmul_tile
+from .operands import check_grid, check_inputs, plan_output
+from .tiled import TileConfig, _args, _check_config, _flags, _grouped_tile, default_config, matmul_tile
 
 
 @triton.jit
@@ -28,6 +29,7 @@ def persistent_matmul_kernel(
     GROUPED: tl.constexpr,  # accepted for the same call as the tiled kernel; always grouped here
     EVEN_K: tl.constexpr,
     UPCAST: tl.constexpr,
+    INT64: tl.constexpr = False,  # an operand spans >= 2**31 elements: 64-bit offsets in matmul_tile
 ):
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
@@ -36,7 +38,7 @@ def persistent_matmul_kernel(
         pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
         matmul_tile(a_ptr, b_ptr, c_ptr, pid_m, pid_n, M, N, K,
                     stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
-                    BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K, UPCAST)
+                    BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K, UPCAST, INT64)
 
 
 INTERPRETER_SMS = 4  # a pretend GPU with 4 SMs, so the interpreter shows programs looping
@@ -54,24 +56,31 @@ def resolve_programs(num_programs, num_tiles: int, name: str) -> int:
     per SM, or fewer when there are fewer tiles than SMs."""
     if num_programs is None:
         return min(sm_count(), num_tiles)
-    if not isinstance(num_programs, int) or num_programs < 1:
+    if isinstance(num_programs, bool) or not isinstance(num_programs, int) or num_programs < 1:
         raise ValueError(f"{name}: num_programs must be a positive int, got {num_programs!r}")
+    check_grid(name, (num_programs,))
     return num_programs
 
 
 def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
                       num_programs: int | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` with the persistent kernel: ``num_programs`` (default: one per SM, or fewer if there are
-    fewer tiles) programs loop over the tiles in grouped order."""
+    fewer tiles) programs loop over the tiles in grouped order.
+
+    Operands, result and errors as ``kernels.tiled.matmul_tiled`` (``config`` defaults to
+    ``default_config(a.dtype, big=True)``); ``ValueError`` for a ``num_programs`` that is not a positive int.
+    """
+    name = "matmul_persistent"
+    M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype, big=True)
     _check_config(cfg)
-    M, N, K, c = _prepare(a, b, out, "matmul_persistent")
     num_tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
-    num_programs = resolve_programs(num_programs, num_tiles, "matmul_persistent")
+    num_programs = resolve_programs(num_programs, num_tiles, name)
+    call = plan_output(name, a, b, out)
     persistent_matmul_kernel[(num_programs,)](
-        *_args(a, b, c, M, N, K), num_programs,
+        *_args(a, b, call.c, M, N, K), num_programs,
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, INT64=call.int64,
         **_flags(a, K, cfg.block_k, "grouped"),
     )
-    return c
+    return call.result()

@@ -221,12 +221,19 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong"):
 def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs: int | None = None,
                     out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40):
     """``a @ b`` (float16/bfloat16) with the hand-written ping-pong kernel. ``config`` is a
-    ``(block_m, block_n, block_k, group_m, stages)`` tuple (default ``DEFAULT_PINGPONG``)."""
+    ``(block_m, block_n, block_k, group_m, stages)`` tuple (default ``DEFAULT_PINGPONG``).
+
+    ``a``: ``(M, K)``, ``b``: ``(K, N)`` on a Hopper GPU; returns C, ``(M, N)`` in the inputs' dtype
+    (``out`` if given). Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``'
+    contract (an ``out`` that shares memory with ``a`` or ``b`` is computed through a temporary) or TMA's
+    layout rules (as ``kernels.tma.matmul_tma``), ``TypeError`` for float32, ``ValueError`` for a bad
+    config, ``RuntimeError`` where the kernel cannot run (no Gluon, no Hopper GPU)."""
     name = "matmul_pingpong"
     from .persistent import resolve_programs
     from .tma import _prepare_tma
 
-    M, N, K, c = _prepare_tma(a, b, out, name)
+    M, N, K, call = _prepare_tma(a, b, out, name)
+    c = call.c
     if a.dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
     bm, bn, bk, group_m, stages = check_config(config or DEFAULT_PINGPONG, a.element_size(), name)
@@ -242,7 +249,7 @@ def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs:
     pingpong_matmul_kernel[(programs,)](a_desc, b_desc, c_desc, M, N, K, GROUP_M=group_m, STAGES=stages,
                                         PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs,
                                         num_warps=4)
-    return c
+    return call.result()
 
 
 _best = {}
@@ -252,7 +259,11 @@ def matmul_pingpong_tuned(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | 
     """``a @ b`` with the ping-pong kernel and the fastest of ``PINGPONG_CONFIGS`` for this shape,
     found by timing each once per (M, N, K, dtype), like ``triton.autotune``. The candidates are timed
     as CUDA-graph replays: GPU time only. Timed from Python, small shapes measure the launch cost,
-    the same for every candidate, and the pick would be noise."""
+    the same for every candidate, and the pick would be noise. Operands, result and errors as
+    ``matmul_pingpong``."""
+    from .operands import check_inputs
+
+    check_inputs("matmul_pingpong_tuned", a, b)
     key = (a.shape[0], b.shape[1], a.shape[1], a.dtype)
     if key not in _best:
         ok, why = available()

@@ -17,7 +17,8 @@ import triton
 import triton.language as tl
 
 from . import ON_GPU
-from ._jit import check_matmul_inputs, check_out, device_fn
+from ._jit import device_fn
+from .operands import check_grid, check_inputs, plan_output
 from .schedule import ORDERS, cdiv, grouped_tile, row_major_tile
 
 _grouped_tile = device_fn(grouped_tile)
@@ -32,9 +33,14 @@ def matmul_tile(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     EVEN_K: tl.constexpr,     # K % BLOCK_K == 0: no mask needed along K
     UPCAST: tl.constexpr,     # load bf16, compute the dot in fp32 (the interpreter's bf16 dot is wrong)
+    INT64: tl.constexpr = False,  # an operand spans >= 2**31 elements: 64-bit offsets (the wrapper decides)
 ):
     """Compute and store tile ``(pid_m, pid_n)`` of C: the work of one program of the tiled kernel
     (and of one loop iteration of the persistent kernel in chapter 03)."""
+    if INT64:  # every offset below is an index times a stride: 64-bit strides make them all 64-bit
+        stride_am, stride_ak = tl.cast(stride_am, tl.int64), tl.cast(stride_ak, tl.int64)
+        stride_bk, stride_bn = tl.cast(stride_bk, tl.int64), tl.cast(stride_bn, tl.int64)
+        stride_cm, stride_cn = tl.cast(stride_cm, tl.int64), tl.cast(stride_cn, tl.int64)
     rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     ks = tl.arange(0, BLOCK_K)
@@ -75,6 +81,7 @@ def tiled_matmul_kernel(
     GROUPED: tl.constexpr,    # True: grouped order; False: row-major
     EVEN_K: tl.constexpr,
     UPCAST: tl.constexpr,
+    INT64: tl.constexpr = False,
 ):
     """One program per tile of C; which tile comes from the schedule."""
     pid = tl.program_id(0)
@@ -86,7 +93,7 @@ def tiled_matmul_kernel(
         pid_m, pid_n = _row_major_tile(pid, grid_m, grid_n)
     matmul_tile(a_ptr, b_ptr, c_ptr, pid_m, pid_n, M, N, K,
                 stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
-                BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K, UPCAST)
+                BLOCK_M, BLOCK_N, BLOCK_K, EVEN_K, UPCAST, INT64)
 
 
 @dataclass(frozen=True)
@@ -150,12 +157,16 @@ def _check_config(cfg: TileConfig):
 
 
 def _prepare(a, b, out, name):
-    check_matmul_inputs(a, b, name)
-    M, K = a.shape
-    N = b.shape[1]
-    check_out(out, (M, N), a.dtype, a.device, name)
-    c = out if out is not None else torch.empty((M, N), dtype=a.dtype, device=a.device)
-    return M, N, K, c
+    """The operand contract (``kernels.operands``): ``(M, N, K, call)``; the kernel writes ``call.c``
+    and the wrapper returns ``call.result()``."""
+    M, N, K = check_inputs(name, a, b)
+    return M, N, K, plan_output(name, a, b, out)
+
+
+def _tile_grid(name, M, N, block_m, block_n):
+    grid = (cdiv(M, block_m) * cdiv(N, block_n),)
+    check_grid(name, grid)
+    return grid
 
 
 def _flags(a, K, block_k, order):
@@ -177,19 +188,28 @@ def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = N
                  order: str = "grouped", out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` with the tiled kernel and one explicit configuration (no autotuning).
 
-    ``config`` defaults to ``default_config(a.dtype)``: a small one in the interpreter, 128x128 on a GPU.
+    ``a``: ``(M, K)``, ``b``: ``(K, N)``, float32/float16/bfloat16 on ``kernels.DEVICE``; returns C,
+    ``(M, N)`` in the inputs' dtype (``out`` if given), accumulated in float32. ``config`` defaults to
+    ``default_config(a.dtype)``: a small one in the interpreter, 128x128 on a GPU. ``order``: ``"grouped"``
+    or ``"row"``. Operands spanning ``2**31`` elements or more are indexed with 64-bit offsets.
+
+    Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``' contract (an ``out``
+    that shares memory with ``a`` or ``b`` is computed through a temporary), and ``ValueError`` for a
+    bad config or order.
     """
+    name = "matmul_tiled"
+    M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype)
     _check_config(cfg)
-    M, N, K, c = _prepare(a, b, out, "matmul_tiled")
-    grid = (cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n),)
+    flags = _flags(a, K, cfg.block_k, order)
+    grid = _tile_grid(name, M, N, cfg.block_m, cfg.block_n)
+    call = plan_output(name, a, b, out)
     tiled_matmul_kernel[grid](
-        *_args(a, b, c, M, N, K),
+        *_args(a, b, call.c, M, N, K),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        **_flags(a, K, cfg.block_k, order),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages, INT64=call.int64, **flags,
     )
-    return c
+    return call.result()
 
 
 def _autotune_configs():
@@ -220,7 +240,7 @@ def _autotuned_kernel():
             tiled_matmul_kernel)
         _tiled_autotuned = triton.autotune(
             configs=_autotune_configs(),
-            key=["M", "N", "K", "GROUPED"],
+            key=["M", "N", "K", "GROUPED", "INT64"],
             do_bench=_tuning_bench,
         )(with_even_k)
     return _tiled_autotuned
@@ -230,20 +250,24 @@ def matmul(a: torch.Tensor, b: torch.Tensor, order: str = "grouped",
            out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` with the tiled kernel, autotuned over ``GPU_CONFIGS`` on a GPU.
 
-    In the interpreter it runs ``INTERPRETER_CONFIG`` (autotuning would only time Python).
+    In the interpreter it runs ``INTERPRETER_CONFIG`` (autotuning would only time Python). Operands,
+    result and errors as ``matmul_tiled``.
     """
     if not ON_GPU:
         return matmul_tiled(a, b, INTERPRETER_CONFIG, order=order, out=out)
+    name = "matmul"
+    M, N, K = check_inputs(name, a, b)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
-    M, N, K, c = _prepare(a, b, out, "matmul")
+    _tile_grid(name, M, N, min(c.block_m for c in GPU_CONFIGS), min(c.block_n for c in GPU_CONFIGS))
+    call = plan_output(name, a, b, out)
     kernel = _autotuned_kernel()
 
     def grid(meta):
         return (cdiv(M, meta["BLOCK_M"]) * cdiv(N, meta["BLOCK_N"]),)
 
-    kernel[grid](*_args(a, b, c, M, N, K), GROUPED=order == "grouped", UPCAST=False)
-    return c
+    kernel[grid](*_args(a, b, call.c, M, N, K), GROUPED=order == "grouped", UPCAST=False, INT64=call.int64)
+    return call.result()
 
 
 def best_config() -> TileConfig | None:

@@ -20,7 +20,8 @@ import triton.language as tl
 from . import ON_GPU
 from .persistent import resolve_programs, sm_count
 from .schedule import cdiv
-from .tiled import TileConfig, _check_config, _grouped_tile, _prepare
+from .operands import check_inputs, plan_output
+from .tiled import TileConfig, _check_config, _grouped_tile
 
 
 @triton.jit
@@ -109,10 +110,14 @@ def _check_tma(t: torch.Tensor, label: str, name: str):
 
 
 def _prepare_tma(a, b, out, name):
-    M, N, K, c = _prepare(a, b, out, name)
-    for label, t in (("a", a), ("b", b), ("out", c)):
-        _check_tma(t, label, name)
-    return M, N, K, c
+    """The operand contract (``kernels.operands``), then TMA's layout rules for a, b and where the
+    kernel writes: ``(M, N, K, call)``. The kernel writes ``call.c``; return ``call.result()``."""
+    M, N, K = check_inputs(name, a, b)
+    _check_tma(a, "a", name)
+    _check_tma(b, "b", name)
+    call = plan_output(name, a, b, out)
+    _check_tma(call.c, "out", name)
+    return M, N, K, call
 
 
 def _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors=False, flatten=False):
@@ -144,9 +149,17 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
     ``host_descriptors=True`` builds the three TMA descriptors once on the host and passes them to the
     kernel, instead of every program building them on the device. ``flatten=True`` lets Triton
     pipeline the tile loop and the K loop as one loop, so the loads of a program's next tile start
-    during the epilogue of the current one."""
+    during the epilogue of the current one.
+
+    ``a``: ``(M, K)``, ``b``: ``(K, N)``, float32/float16/bfloat16 on ``kernels.DEVICE``; returns C,
+    ``(M, N)`` in the inputs' dtype (``out`` if given). Raises ``TypeError``/``ValueError`` for operands
+    outside ``kernels.operands``' contract (an ``out`` that shares memory with ``a`` or ``b`` is computed
+    through a temporary), ``ValueError`` for layouts TMA cannot describe (rows not contiguous, row
+    strides or base addresses not multiples of 16 bytes), a bad config or ``num_programs``, and the
+    option combinations that do not compile on Hopper with Triton 3.6.
+    """
     name = "matmul_tma"
-    M, N, K, c = _prepare_tma(a, b, out, name)
+    M, N, K, call = _prepare_tma(a, b, out, name)
     if ON_GPU:
         default = (TileConfig(128, 128, 32, 8, 4, 3) if a.dtype == torch.float32
                    else TileConfig(128, 256, 64, 8, 8, 3))
@@ -157,8 +170,8 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
     _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors, flatten)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     num_programs = resolve_programs(num_programs, tiles, name)
-    launch(a, b, c, cfg, num_programs, warp_specialize, epilogue_subtile, host_descriptors, flatten)
-    return c
+    launch(a, b, call.c, cfg, num_programs, warp_specialize, epilogue_subtile, host_descriptors, flatten)
+    return call.result()
 
 
 def host_descriptors_for(a, b, c, block_m, block_n, block_k, epilogue_subtile=False):
@@ -240,11 +253,14 @@ def _tuned_kernel(warp_specialize: bool, host_descriptors: bool = False):
 def matmul_tma_tuned(a: torch.Tensor, b: torch.Tensor, warp_specialize: bool = False,
                      out: torch.Tensor | None = None, host_descriptors: bool = False) -> torch.Tensor:
     """``a @ b`` with the persistent TMA kernel, autotuned over ``TUNED_CONFIGS`` on a GPU (16-bit
-    inputs). In the interpreter, and for float32, it runs ``matmul_tma``'s default configuration."""
+    inputs). In the interpreter, and for float32, it runs ``matmul_tma``'s default configuration.
+    Operands, result and errors as ``matmul_tma``."""
+    name = "matmul_tma_tuned"
+    check_inputs(name, a, b)
     if not ON_GPU or a.dtype == torch.float32:
         return matmul_tma(a, b, warp_specialize=warp_specialize, out=out, host_descriptors=host_descriptors)
-    name = "matmul_tma_tuned"
-    M, N, K, c = _prepare_tma(a, b, out, name)
+    M, N, K, call = _prepare_tma(a, b, out, name)
+    c = call.c
     _check_ws(a, warp_specialize, False, name, host_descriptors)
     _ensure_allocator()
     sms = sm_count()
@@ -257,7 +273,7 @@ def matmul_tma_tuned(a: torch.Tensor, b: torch.Tensor, warp_specialize: bool = F
     _tuned_kernel(warp_specialize, host_descriptors)[grid](
         *args, M, N, K, a.stride(0), b.stride(0), c.stride(0),
         WARP_SPECIALIZE=warp_specialize, UPCAST=False, HOST_DESC=host_descriptors)
-    return c
+    return call.result()
 
 
 def tuned_config(warp_specialize: bool = False, host_descriptors: bool = False) -> str | None:
