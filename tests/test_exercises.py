@@ -1,6 +1,7 @@
 """Exercise notebooks are generated from the solutions, never edited by hand: the drift test, the
 generator's rules, and the state the notebooks are committed in."""
 import ast
+import copy
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from grader import generate
 from grader.generate import MarkerError, strip_solutions
 from grader.generate import main as generate_main
 from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
@@ -20,9 +22,120 @@ EXERCISE_NBS = sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 def test_committed_exercises_are_up_to_date():
+    """In a git checkout, what solutions/ generate must be the committed exercises/ (or the files on disk,
+    for a regenerated, not yet committed exercises/): a learner's edits to exercises/ do not fail this.
+    Outside git, the files on disk are compared."""
     proc = subprocess.run([sys.executable, "-m", "grader.generate", "--check"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr + "\nrun `python -m grader.generate` and commit exercises/"
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                          capture_output=True, text=True, timeout=60, check=True)
+
+
+def _fill_in(path: Path, code: str = "    return 42") -> None:
+    """Replace the first stub's `raise`/`pass` line in an exercise notebook, as a learner would."""
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "# YOUR CODE HERE" in c.source)
+    lines = cell.source.split("\n")
+    i = lines.index(next(x for x in lines if x.strip() == "# YOUR CODE HERE"))
+    lines[i + 1] = code
+    cell.source = "\n".join(lines)
+    nbformat.write(nb, str(path))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_check_compares_with_the_committed_version_in_git(tmp_path, capsys):
+    def check():
+        code = generate_main(["--check", "--solutions", str(sol), "--exercises", str(ex)])
+        return code, capsys.readouterr().err
+
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", sol, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "course")
+    assert generate.committed_versions(ex).keys() == {p.name for p in SOLUTIONS}
+    assert check()[0] == 0
+
+    name = SOLUTIONS[-1].name
+    _fill_in(ex / name)  # a learner's answer, never committed: still up to date
+    (ex / "my_notes.ipynb").write_text((ex / name).read_text())  # a learner's own notebook: not the course's
+    code, err = check()
+    assert code == 0 and f"{name} differs from its committed version" in err
+
+    nb = nbformat.read(str(sol / name), as_version=4)  # the course changes, exercises/ not regenerated
+    nb.cells[0].source += "\n\nOne more sentence."
+    nbformat.write(nb, str(sol / name))
+    code, err = check()
+    assert code == 1 and f"{name} differs from what" in err
+
+    (ex / name).unlink()  # regenerated (the learner's edit is gone here), not yet committed: up to date
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0
+    assert check()[0] == 0
+
+    _git(tmp_path, "add", "exercises/my_notes.ipynb")  # committed without a solution: a problem again
+    _git(tmp_path, "commit", "-qm", "stray")
+    code, err = check()
+    assert code == 1 and "my_notes.ipynb has no solution notebook" in err
+
+
+def test_outside_git_the_files_on_disk_are_compared(tmp_path):
+    assert generate.committed_versions(tmp_path) is None
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", sol, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0
+    _fill_in(ex / SOLUTIONS[0].name)
+    assert generate_main(["--check", "--solutions", str(sol), "--exercises", str(ex)]) == 1
+
+
+def test_generate_keeps_an_edited_exercise_before_replacing_it(tmp_path, capsys):
+    sol, ex = tmp_path / "solutions", tmp_path / "exercises"
+    shutil.copytree(ROOT / "solutions", sol, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0
+    capsys.readouterr()
+    filled, untouched = ex / SOLUTIONS[0].name, ex / SOLUTIONS[1].name
+    _fill_in(filled, "    return 'my answer'")
+    answer = filled.read_text()
+    for path in (sol / filled.name, sol / untouched.name):  # the course changes both
+        nb = nbformat.read(str(path), as_version=4)
+        nb.cells[0].source += "\n\nOne more sentence."
+        nbformat.write(nb, str(path))
+
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0
+    out = capsys.readouterr()
+    (kept,) = ex.glob(f"{filled.name}.bak-*")
+    assert kept.read_text() == answer, "the learner's answer is kept, byte for byte"
+    assert f"{filled.name} looks edited (a `# YOUR CODE HERE` stub was filled in): kept it as" in out.err
+    assert "my-work/" in out.err
+    assert filled.read_text() == generate.render(sol / filled.name)  # and the template is current
+    assert not list(ex.glob(f"{untouched.name}.bak-*")), "an untouched template is just replaced"
+    assert generate_main(["--check", "--solutions", str(sol), "--exercises", str(ex)]) == 0  # .bak is no notebook
+    assert generate_main(["--solutions", str(sol), "--exercises", str(ex)]) == 0  # in sync: nothing to keep
+    assert len(list(ex.glob("*.bak-*"))) == 1
+
+
+def test_what_counts_as_edited():
+    text = (ROOT / "exercises" / SOLUTIONS[0].name).read_text()
+    assert generate.looks_edited(text, text) is None
+    nb = nbformat.reads(text, as_version=4)
+
+    ran = copy.deepcopy(nb)
+    next(c for c in ran.cells if c.cell_type == "code").execution_count = 1
+    assert "outputs" in generate.looks_edited(nbformat.writes(ran), text)
+
+    added = copy.deepcopy(nb)
+    added.cells.append(nbformat.v4.new_code_cell("x = 1"))
+    assert "cells the course did not write" in generate.looks_edited(nbformat.writes(added), text)
+
+    removed = copy.deepcopy(nb)
+    for c in removed.cells:
+        c.source = re.sub(r"\n\s*# YOUR CODE HERE\n[^\n]*", "\n    return 1", c.source)
+    assert "stub was removed" in generate.looks_edited(nbformat.writes(removed), text)
+    assert "not a notebook" in generate.looks_edited("{", text)
 
 
 def test_check_detects_drift(tmp_path, capsys):
