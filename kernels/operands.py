@@ -94,40 +94,42 @@ def _rows(t: torch.Tensor):
     return pitch, t.data_ptr(), t.shape[0], t.shape[1] * es
 
 
-def _rectangles_overlap(x: torch.Tensor, y: torch.Tensor) -> bool | None:
-    """Exact answer for two row-contiguous views on one grid of rows (one row pitch, rows that do not
-    wrap around it): blocks of one buffer side by side. ``None`` if the views are not of that kind."""
+def _rows_overlap(x: torch.Tensor, y: torch.Tensor) -> bool | None:
+    """Exact answer for two views whose rows are contiguous and equally far apart (blocks of one
+    buffer side by side, say); ``None`` if the views are not of that kind.
+
+    Row ``i`` of ``x`` holds the bytes ``sx + i*P + [0, Wx)``, row ``j`` of ``y`` ``sy + j*P + [0, Wy)``.
+    They meet iff ``sy - sx + (j - i)*P`` lies in ``(-Wy, Wx)`` for some ``i``, ``j``: an interval of
+    ``k = j - i`` to intersect with ``[-(Rx - 1), Ry - 1]``."""
     rx, ry = _rows(x), _rows(y)
     if rx is None or ry is None:
         return None
-    pitch = rx[0] or ry[0]
-    if pitch is None:  # two single rows: their byte ranges are exact
-        return rx[1] < ry[1] + ry[3] and ry[1] < rx[1] + rx[3]
-    if rx[0] not in (None, pitch) or ry[0] not in (None, pitch):
+    (px, sx, nx, wx), (py, sy, ny, wy) = rx, ry
+    if px is not None and py is not None and px != py:
         return None
-    boxes = []
-    for _, start, rows, width in (rx, ry):
-        row0, col0 = divmod(start, pitch)
-        if col0 + width > pitch:  # a row wraps into the next one of the grid
-            return None
-        boxes.append((row0, row0 + rows, col0, col0 + width))
-    (r0, r1, c0, c1), (q0, q1, d0, d1) = boxes
-    return r0 < q1 and q0 < r1 and c0 < d1 and d0 < c1
+    pitch = px or py
+    d = sy - sx
+    if pitch is None:  # two single rows: intervals
+        return -wy < d < wx
+    lo = -((wy - 1 + d) // pitch)  # ceil((-(wy - 1) - d) / pitch)
+    hi = (wx - 1 - d) // pitch
+    return max(lo, -(nx - 1)) <= min(hi, ny - 1)
 
 
 def may_share_memory(x: torch.Tensor, y: torch.Tensor) -> bool:
     """Whether the 2-D views ``x`` and ``y`` may have an element in common.
 
-    Exact for views whose byte ranges do not meet, and for blocks of one row-major (or column-major)
-    buffer; otherwise ``True`` as soon as their byte ranges meet (interleaved views, say), which costs
-    the course's kernels a temporary and never a wrong answer."""
+    Exact when the byte ranges do not meet, and for two views whose rows (or columns) are contiguous
+    and equally far apart, such as blocks of one buffer; otherwise ``True`` as soon as the byte ranges
+    meet (views with other strides that interleave, say), which costs the course's kernels a temporary
+    and never a wrong answer."""
     if x.device != y.device or x.numel() == 0 or y.numel() == 0:
         return False
     (x0, x1), (y0, y1) = byte_range(x), byte_range(y)
     if x1 <= y0 or y1 <= x0:
         return False
     for u, v in ((x, y), (x.t(), y.t())):
-        exact = _rectangles_overlap(u, v)
+        exact = _rows_overlap(u, v)
         if exact is not None:
             return exact
     return True

@@ -197,7 +197,10 @@ def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = N
     that shares memory with ``a`` or ``b`` is computed through a temporary), and ``ValueError`` for a
     bad config or order.
     """
-    name = "matmul_tiled"
+    return _matmul_tiled("matmul_tiled", a, b, config, order, out)
+
+
+def _matmul_tiled(name, a, b, config, order, out):
     M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype)
     _check_config(cfg)
@@ -253,9 +256,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor, order: str = "grouped",
     In the interpreter it runs ``INTERPRETER_CONFIG`` (autotuning would only time Python). Operands,
     result and errors as ``matmul_tiled``.
     """
-    if not ON_GPU:
-        return matmul_tiled(a, b, INTERPRETER_CONFIG, order=order, out=out)
     name = "matmul"
+    if not ON_GPU:
+        return _matmul_tiled(name, a, b, INTERPRETER_CONFIG, order, out)
     M, N, K = check_inputs(name, a, b)
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, not {order!r}")

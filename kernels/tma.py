@@ -158,8 +158,13 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
     strides or base addresses not multiples of 16 bytes), a bad config or ``num_programs``, and the
     option combinations that do not compile on Hopper with Triton 3.6.
     """
-    name = "matmul_tma"
-    M, N, K, call = _prepare_tma(a, b, out, name)
+    return _matmul_tma("matmul_tma", a, b, config, num_programs, warp_specialize, epilogue_subtile, out,
+                       host_descriptors, flatten)
+
+
+def _matmul_tma(name, a, b, config, num_programs, warp_specialize, epilogue_subtile, out, host_descriptors,
+                flatten):
+    check_inputs(name, a, b)
     if ON_GPU:
         default = (TileConfig(128, 128, 32, 8, 4, 3) if a.dtype == torch.float32
                    else TileConfig(128, 256, 64, 8, 8, 3))
@@ -168,6 +173,7 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
     cfg = config or default
     _check_config(cfg)
     _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors, flatten)
+    M, N, K, call = _prepare_tma(a, b, out, name)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     num_programs = resolve_programs(num_programs, tiles, name)
     launch(a, b, call.c, cfg, num_programs, warp_specialize, epilogue_subtile, host_descriptors, flatten)
@@ -258,7 +264,7 @@ def matmul_tma_tuned(a: torch.Tensor, b: torch.Tensor, warp_specialize: bool = F
     name = "matmul_tma_tuned"
     check_inputs(name, a, b)
     if not ON_GPU or a.dtype == torch.float32:
-        return matmul_tma(a, b, warp_specialize=warp_specialize, out=out, host_descriptors=host_descriptors)
+        return _matmul_tma(name, a, b, None, None, warp_specialize, False, out, host_descriptors, False)
     M, N, K, call = _prepare_tma(a, b, out, name)
     c = call.c
     _check_ws(a, warp_specialize, False, name, host_descriptors)
