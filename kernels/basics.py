@@ -58,4 +58,20 @@ def doctor() -> list[tuple[str, bool, str]]:
         rows.append((f"a Triton kernel runs ({WORLD})", ok, "vector add matches torch" if ok else "WRONG RESULT"))
     except Exception as exc:  # pragma: no cover
         rows.append((f"a Triton kernel runs ({WORLD})", False, f"{type(exc).__name__}: {exc}"))
+    rows.append(_matmul_row())
     return rows
+
+
+def _matmul_row() -> tuple[str, bool, str]:
+    """A small fp32 matmul through the course's tiled kernel (``tl.dot``), checked against float64."""
+    item = f"a matmul kernel runs ({WORLD})"
+    try:
+        from .testing import matmul_reference, randn, rel_error, tolerance
+        from .tiled import matmul_tiled
+
+        a, b = randn(40, 24, seed=0), randn(24, 33, seed=1)
+        err = rel_error(matmul_tiled(a, b), matmul_reference(a, b))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return item, False, f"{type(exc).__name__}: {exc}"
+    ok = err <= tolerance(torch.float32)
+    return item, ok, f"tiled 40x33x24 fp32 vs float64: relative error {err:.1e}" + ("" if ok else ", WRONG RESULT")
