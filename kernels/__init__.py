@@ -86,8 +86,12 @@ def interpreter_numpy_problem(world: str, triton_version: str, numpy_version: st
 def _check_interpreter_numpy() -> None:
     from importlib import metadata
 
+    def installed(name):  # the module already imported if there is one, else the installed package
+        module = sys.modules.get(name)
+        return getattr(module, "__version__", None) or metadata.version(name)
+
     try:
-        versions = metadata.version("triton"), metadata.version("numpy")
+        versions = installed("triton"), installed("numpy")
     except metadata.PackageNotFoundError:  # pragma: no cover - a source build; nothing to compare
         return
     problem = interpreter_numpy_problem(WORLD, *versions)
