@@ -413,3 +413,16 @@ def test_lm_head_naive_refuses_the_grid(lm_head):
     a, b = lm_head
     with pytest.raises(ValueError, match="65536 programs along y; CUDA allows at most 65535"):
         naive_matmul(a, b)
+
+
+def test_import_time_check_refuses_the_broken_pair(monkeypatch):
+    import numpy
+    import triton
+
+    monkeypatch.setattr(triton, "__version__", "3.6.0")
+    monkeypatch.setattr(numpy, "__version__", "2.4.1")
+    monkeypatch.setattr(kernels, "WORLD", "interpreter")
+    with pytest.raises(RuntimeError, match=r"Triton 3.6.0's interpreter cannot run with numpy 2.4.1.*numpy<2.4"):
+        kernels._check_interpreter_numpy()
+    monkeypatch.setattr(kernels, "WORLD", "gpu")
+    kernels._check_interpreter_numpy()  # compiled kernels do not care
