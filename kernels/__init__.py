@@ -11,6 +11,10 @@ Triton reads ``TRITON_INTERPRET`` when it is imported, which is why this decisio
 Set ``TTC_WORLD=interpreter`` to force the interpreter on a GPU machine (``TTC_WORLD=gpu`` on a machine
 without a GPU is an error). Notebooks never set ``TRITON_INTERPRET`` themselves: they ask
 ``kernels.WORLD``, ``kernels.DEVICE`` and ``kernels.pick(cpu=..., gpu=...)``.
+
+A kernel decorated with ``@triton.jit`` before this import ran was made for the other world;
+``kernels.world_mismatch(kernel)`` says so. In the interpreter world the import refuses a Triton whose
+interpreter cannot run with the installed numpy (``interpreter_numpy_problem``).
 """
 from __future__ import annotations
 

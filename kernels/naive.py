@@ -54,7 +54,8 @@ def naive_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = No
     name = "naive_matmul"
     M, N, K = check_inputs(name, a, b)
     check_blocks(name, {"block_k": block_k})
-    check_grid(name, (M, N))
+    check_grid(name, (M, N), " (rows of C go on x, columns on y; kernels.tiled.matmul_tiled has no such "
+                             "limit)")
     call = plan_output(name, a, b, out)
     c = call.c
     naive_matmul_kernel[(M, N)](

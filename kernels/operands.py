@@ -210,15 +210,15 @@ def check_out(name: str, out, a: torch.Tensor, b: torch.Tensor) -> list[str]:
     return [label for label, t in (("a", a), ("b", b)) if may_share_memory(out, t)]
 
 
-def check_grid(name: str, grid) -> None:
+def check_grid(name: str, grid, hint: str = "") -> None:
     """Refuse a launch grid CUDA cannot start: at most ``2**31 - 1`` programs along x, 65535 along y
-    and z (``ValueError`` naming the axis). Checked in both worlds, so that code that runs in the
-    interpreter also runs on a GPU."""
+    and z (``ValueError`` naming the axis, followed by ``hint``). Checked in both worlds, so that code
+    that runs in the interpreter also runs on a GPU."""
     for axis, n in zip("xyz", grid):
         limit = GRID_X_MAX if axis == "x" else GRID_YZ_MAX
         if n > limit:
             raise ValueError(f"{name}: the launch grid {tuple(grid)} has {n} programs along {axis}; CUDA "
-                             f"allows at most {limit} along {axis}")
+                             f"allows at most {limit} along {axis}{hint}")
 
 
 @dataclass

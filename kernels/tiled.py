@@ -156,13 +156,6 @@ def _check_config(cfg: TileConfig):
         raise ValueError(f"group_m must be >= 1, got {cfg.group_m}")
 
 
-def _prepare(a, b, out, name):
-    """The operand contract (``kernels.operands``): ``(M, N, K, call)``; the kernel writes ``call.c``
-    and the wrapper returns ``call.result()``."""
-    M, N, K = check_inputs(name, a, b)
-    return M, N, K, plan_output(name, a, b, out)
-
-
 def _tile_grid(name, M, N, block_m, block_n):
     grid = (cdiv(M, block_m) * cdiv(N, block_n),)
     check_grid(name, grid)

@@ -251,7 +251,8 @@ def test_the_32_bit_kernel_would_fail_on_that_layout():
 # --------------------------------------------------------------------------------------------------
 def test_naive_grid_limit_is_on_axis_y_for_columns():
     a = T.randn(2, 1)
-    with pytest.raises(ValueError, match="65536 programs along y; CUDA allows at most 65535 along y"):
+    with pytest.raises(ValueError, match=r"naive_matmul: the launch grid \(2, 65536\) has 65536 programs along y; "
+                                         r"CUDA allows at most 65535 along y \(rows of C go on x, columns on y"):
         naive_matmul(a, T.randn(1, 65536))
     tall = torch.empty(1, 1, device=DEV).expand(2**31, 1)  # stride 0: no memory behind it
     with pytest.raises(ValueError, match="2147483648 programs along x; CUDA allows at most 2147483647 along x"):
