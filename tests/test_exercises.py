@@ -31,8 +31,9 @@ def test_committed_exercises_are_up_to_date():
 
 
 def _git(repo, *args):
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
-                          capture_output=True, text=True, timeout=60, check=True)
+    config = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    return subprocess.run(["git", "-C", str(repo), *config, *args], capture_output=True, text=True, timeout=60,
+                          check=True)
 
 
 def _fill_in(path: Path, code: str = "    return 42") -> None:
