@@ -107,9 +107,9 @@ def _rows_overlap(x: torch.Tensor, y: torch.Tensor) -> bool | None:
     (px, sx, nx, wx), (py, sy, ny, wy) = rx, ry
     if px is not None and py is not None and px != py:
         return None
-    pitch = px or py
+    pitch = px if px is not None else py
     d = sy - sx
-    if pitch is None:  # two single rows: intervals
+    if not pitch:  # single rows, or rows all at one place (stride 0): one interval each
         return -wy < d < wx
     lo = -((wy - 1 + d) // pitch)  # ceil((-(wy - 1) - d) / pitch)
     hi = (wx - 1 - d) // pitch

@@ -83,7 +83,7 @@ def test_may_share_memory_never_misses_and_is_exact_for_rows_equally_apart():
             if rng.random() < 0.6:  # a block of a row-major (or column-major) 16-wide grid
                 strides = (16, 1) if rng.random() < 0.5 else (1, 16)
             else:
-                strides = tuple(int(x) for x in rng.integers(1, 9, 2))
+                strides = tuple(int(x) for x in rng.integers(0, 9, 2))  # 0: expanded views too
             offset = int(rng.integers(0, 120))
             views.append((buf.as_strided(shape, strides, offset), _offsets(shape, strides, offset)))
         (x, ox), (y, oy) = views
@@ -99,6 +99,9 @@ def test_may_share_memory_never_misses_and_is_exact_for_rows_equally_apart():
     side = torch.empty(4, 10)
     assert not O.may_share_memory(side[:, :5], side[:, 5:])  # side by side in one buffer
     assert O.may_share_memory(side[:, :6], side[:, 5:])
+    row = side[0, :4]
+    assert O.may_share_memory(row.expand(3, 4), row[None, 1:3].expand(2, 2))  # stride 0 on both sides
+    assert not O.may_share_memory(row[:2].expand(3, 2), side[0:1, 2:4])
     assert not O.may_share_memory(side[0:1, 5:], side[1:, :5])  # one row beside a block
     assert O.may_share_memory(side[0:1, 5:], side[:, 9:]) and not O.may_share_memory(side[0:1, :9], side[:, 9:])
 
