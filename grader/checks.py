@@ -2,7 +2,17 @@
 
 ``check(name, fn)`` is what a notebook calls; ``headless(...)`` is what ``python -m grader`` runs in
 the kernel it started. Both go through ``grade``, which never raises for anything the learner's code
-does (it returns a ``Result``); only a KeyboardInterrupt goes through.
+does (it returns a ``Result``), ``sys.exit()`` and ``KeyboardInterrupt`` included.
+
+A matmul exercise calls the learner's function on fresh operands (ragged, strided, transposed, every
+other column, one row, one column, a long K, a precision case) inside a ``guard.Sandbox``, then checks,
+in order: nothing refused or out of bounds; a kernel of the learner's own ran and no course kernel did;
+no course ``@triton.jit`` helper the exercise asks the learner to write was called; the launches follow
+the exercise's schedule (persistent: at most ``num_programs`` programs a launch; TMA: every kernel that
+ran loads through descriptors only); the result is the plain tensor a kernel wrote, every element
+written, the values right against a float64 reference computed after the call; in the interpreter,
+each element of C stored exactly once, by the program whose tile it is, from loads of its own rows of A
+and columns of B; and finally a replay: the recorded launches run again on new A and B, and C must follow.
 """
 from __future__ import annotations
 
@@ -11,12 +21,14 @@ import inspect
 import json
 import os
 import random
+import re
 import textwrap
 import time
 import zlib
 
 import kernels  # noqa: F401  (decides the world before triton is imported)
 
+import numpy as np
 import torch
 
 from kernels import DEVICE, ON_GPU, pick
@@ -24,7 +36,7 @@ from kernels import protocol as _protocol
 from kernels import schedule as _schedule
 from kernels import testing as T
 
-from .guard import Refused, Sandbox, Timeout, learner_frame, time_limit, watch_calls
+from .guard import Refused, Sandbox, Timeout, View, learner_frame, time_limit, watch_calls
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -50,22 +62,103 @@ def _not_implemented(exc: BaseException) -> bool:
     return False
 
 
+_DOT_SHAPES = re.compile(r"Input shapes should have M >= (\d+), N >= (\d+) and K >= (\d+)")
+
+
 def describe_exception(exc: BaseException) -> str:
-    """``Type: message (where)`` in one line, from the innermost exception of a chain."""
-    inner = exc
-    while inner.__cause__ is not None:  # Triton's interpreter wraps the real error
-        inner = inner.__cause__
+    """``Type: message (where)`` in one line, from the innermost exception of a chain; the kernel line
+    when Triton's compiler says which (its CompilationError holds the source and a caret)."""
+    chain, seen = [], set()
+    e = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__
+    inner = chain[-1]  # Triton's interpreter and compiler wrap the real error
     lines = str(inner).split("\n")
     where = learner_frame(inner.__traceback__)
-    carets = [i for i, line in enumerate(lines) if line.strip() == "^"]
-    if carets and carets[-1] > 0:  # Triton's CompilationError: "at L:C:", kernel source, "^", message
-        k = carets[-1]
-        where = f"the kernel line `{lines[k - 1].strip()}`"
-        lines = lines[k + 1 :] or ["(no message)"]
+    for e in chain:
+        elines = str(e).split("\n")
+        carets = [i for i, line in enumerate(elines) if line.strip() == "^"]
+        if carets and carets[-1] > 0:  # CompilationError: "at L:C:", kernel source, "^", message
+            k = carets[-1]
+            where = f"the kernel line `{elines[k - 1].strip()}`"
+            if e is inner:
+                lines = elines[k + 1:] or ["(no message)"]
+            break
+    if where == "an unknown place":
+        for e in reversed(chain[:-1]):
+            found = learner_frame(e.__traceback__)
+            if found != "an unknown place":
+                where = found
+                break
     text = " ".join(" ".join(lines).split())
+    dot = _DOT_SHAPES.search(" ".join(str(e) for e in chain))
+    if dot:
+        text = (f"tl.dot needs K (BLOCK_K) >= {dot.group(3)} on a GPU (M >= {dot.group(1)}, N >= "
+                f"{dot.group(2)}): a smaller block runs in the interpreter but does not compile here. " + text)
     if len(text) > 300:
         text = text[:297] + "..."
     return f"{type(inner).__name__}: {text} (at {where})"
+
+
+_WORLD_ERRORS = ("Cannot call @triton.jit'd outside of the scope of a kernel", "0 active drivers")
+
+
+def _world_message(fn, error: BaseException | None = None) -> str | None:
+    """Why the learner's kernel cannot run in this process (decorated before ``import kernels``
+    switched Triton's world), or ``None``."""
+    check = getattr(kernels, "world_mismatch", None)
+    if check is None:
+        check = _world_mismatch
+    for obj in _jit_objects_near(fn):
+        try:
+            msg = check(obj)
+        except Exception:
+            msg = None
+        if msg:
+            return msg
+    text, seen, e = "", set(), error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        text += str(e)
+        e = e.__cause__ or e.__context__
+    if any(w in text for w in _WORLD_ERRORS):
+        return ("a @triton.jit function was made before `import kernels` chose this process's world "
+                "(GPU or interpreter), so it cannot run here: restart the Python kernel and run "
+                "`import kernels` first (the notebook's first cell), then your cells again")
+    return None
+
+
+def _world_mismatch(obj) -> str | None:
+    """``kernels.world_mismatch`` for a ``kernels`` without it: a JITFunction in the interpreter
+    world, or an InterpretedFunction on a GPU."""
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    for _ in range(10):
+        if isinstance(obj, (JITFunction, InterpretedFunction)) or not hasattr(obj, "fn"):
+            break
+        obj = obj.fn
+    wrong = (isinstance(obj, JITFunction) and not ON_GPU) or (isinstance(obj, InterpretedFunction) and ON_GPU)
+    if not wrong:
+        return None
+    name = getattr(getattr(obj, "fn", None), "__name__", "your kernel")
+    return (f"`{name}` was decorated with @triton.jit before `import kernels` chose this process's world: "
+            f"restart the Python kernel and run `import kernels` first")
+
+
+def _jit_objects_near(fn):
+    """@triton.jit objects the learner's function can reach: its globals and closure."""
+    space = dict(getattr(fn, "__globals__", {}) or {})
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            space[id(cell)] = cell.cell_contents
+        except ValueError:
+            pass
+    for value in space.values():
+        if hasattr(value, "fn") and hasattr(value, "run") and not isinstance(value, type):
+            yield value
 
 
 def _accepts(fn, name) -> bool:
@@ -77,7 +170,7 @@ def _accepts(fn, name) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# matmul exercises
+# matmul exercises: operands
 # --------------------------------------------------------------------------------------------------
 _IN_PAD = 1000.0  # what surrounds the inputs: reading past an edge changes the result a lot
 _IN_GUARD_ROWS = 64  # rows of _IN_PAD below an input: a K loop that runs a block too far stays inside
@@ -87,35 +180,63 @@ _OUT_PAD = -4096.0  # what surrounds a guarded output: writing past an edge show
 _POISON = {torch.float32: (torch.int32, 0x7FC0DEAD), torch.float16: (torch.int16, 0x7E5A),
            torch.bfloat16: (torch.int16, 0x7FDA)}
 
+# How an operand sits in memory. "row": rows of the view are contiguous and K (or N) apart;
+# "padded": rows inside a wider buffer (row-aligned for TMA: 16-byte rows); "col": column-major, a
+# transposed view; "every_other": every other column of a wider buffer (column stride 2).
+_LAYOUTS = {
+    "row": "",
+    "padded": "strided views in padded buffers",
+    "col": "column-major views: A, B and C transposed in memory",
+    "every_other": "every other column of wider buffers: column strides 2",
+}
 
-def _pad_columns(padded, aligned):
-    """(first column, extra columns) of a view inside a larger buffer. ``aligned``: TMA's rules hold,
-    every row starts on a 16-byte boundary (8 elements before and after each row; the caller keeps
-    the row length a multiple of 8)."""
-    if not padded:
-        return 0, 0
-    return (8, 16) if aligned else (1, 3)
 
-
-def _make_input(rows, cols, dtype, padded, gen, aligned=False):
-    """Random values in a view with guard rows above and below (and, if ``padded``, guard columns:
-    a strided view). Reading a little past an edge reads ``_IN_PAD``, not memory outside the buffer."""
-    values = torch.randn(rows, cols, generator=gen, dtype=torch.float32).to(dtype)
-    c0, extra = _pad_columns(padded, aligned)
-    big = torch.full((rows + 1 + _IN_GUARD_ROWS, cols + extra), _IN_PAD, dtype=dtype, device=DEVICE)
-    view = big[1 : rows + 1, c0 : c0 + cols]
+def _place(values, pad, layout, aligned=False, guard=_IN_GUARD_ROWS):
+    """``values`` (rows x cols, on the CPU) copied into a view of a larger buffer filled with ``pad``:
+    returns ``(buffer, view)``. Reading a little past an edge of the view reads ``pad``."""
+    rows, cols = values.shape
+    dt = values.dtype
+    if layout == "col":
+        big = torch.full((cols + 1 + guard, rows + 3), pad, dtype=dt, device=DEVICE)
+        view = big[1:cols + 1, 1:rows + 1].t()
+    elif layout == "every_other":
+        big = torch.full((rows + 1 + guard, 2 * cols + 2), pad, dtype=dt, device=DEVICE)
+        view = big[1:rows + 1, 1:2 * cols + 1:2]
+    elif layout == "padded":
+        c0, extra = (8, 16) if aligned else (1, 3)  # TMA: 8 elements before and after each row
+        big = torch.full((rows + 1 + guard, cols + extra), pad, dtype=dt, device=DEVICE)
+        view = big[1:rows + 1, c0:c0 + cols]
+    else:
+        big = torch.full((rows + 1 + guard, cols), pad, dtype=dt, device=DEVICE)
+        view = big[1:rows + 1]
     view.copy_(values)
-    return view
+    return big, view
 
 
-def _make_out(M, N, dtype, padded, aligned=False):
-    """A poisoned (NaN) output view inside a buffer of ``_OUT_PAD``: (big, view, first column)."""
-    c0, extra = _pad_columns(padded, aligned)
-    big = torch.full((M + 2, N + extra), _OUT_PAD, dtype=dtype, device=DEVICE)
-    view = big[1 : M + 1, c0 : c0 + N]
-    int_dtype, bits = _POISON[dtype]
+def _random_operands(case, gen):
+    """Values of A (M x K) and B (K x N) for ``case``, on the CPU in the case's dtype.
+
+    ``precision``: all positive; the first 128 columns of A (rows of B) large, the rest small, so that
+    after the first K steps every small product lies below half a float16 ulp of the running sum: a
+    float16 accumulator drops them (relative error ~1e-2), float32 keeps them (~2e-4)."""
+    M, N, K, dtype = case.M, case.N, case.K, case.dtype
+    if case.values == "precision":
+        big = min(K, 128)
+
+        def make(rows, cols, big_rows):
+            t = torch.rand(rows, cols, generator=gen) * 0.015 + 0.015
+            sl = (slice(None), slice(0, big)) if not big_rows else (slice(0, big), slice(None))
+            t[sl] = torch.rand(t[sl].shape, generator=gen) * 0.5 + 0.5
+            return t
+
+        return make(M, K, False).to(dtype), make(K, N, True).to(dtype)
+    return (torch.randn(M, K, generator=gen, dtype=torch.float32).to(dtype),
+            torch.randn(K, N, generator=gen, dtype=torch.float32).to(dtype))
+
+
+def _poison(view):
+    int_dtype, bits = _POISON[view.dtype]
     view.view(int_dtype).fill_(bits)
-    return big, view, c0
 
 
 def _unwritten(res, poisoned: bool):
@@ -130,38 +251,61 @@ def _first(mask):
     return tuple(int(i) for i in mask.nonzero()[0].tolist())
 
 
-def _unwritten_message(nan, M, N, persistent=None, tma=False):
+def _layout_note(case, what="addresses"):
+    """A hint about the case's memory layout, for messages about wrong addresses or values."""
+    if case.layout == "col":
+        return (f"; here A, B and C are column-major (transposed) views, e.g. A's strides are "
+                f"(1, {case.strides['A'][1]}): do your {what} use stride_am and stride_ak, stride_bk and "
+                f"stride_bn, stride_cm and stride_cn, and never assume a stride of 1?")
+    if case.layout == "every_other":
+        return (f"; here A, B and C take every other column of a wider buffer (A's strides are "
+                f"{case.strides['A']}): do your {what} multiply column indices by stride_ak, stride_bn "
+                f"and stride_cn instead of assuming 1?")
+    if case.layout == "padded" and not case.tma:
+        return (f"; here A, B and C are views inside wider buffers (A's rows are {case.strides['A'][0]} "
+                f"elements apart, not K = {case.K}): do your {what} use the row strides?")
+    return ""
+
+
+def _unwritten_message(nan, case, persistent=None):
+    M, N = case.M, case.N
     count = int(nan.sum())
     i, j = _first(nan)
     hint = ""
-    if tma:  # no masks to blame: the store's offsets are what a TMA answer gets wrong
+    if case.tma:  # no masks to blame: the store's offsets are what a TMA answer gets wrong
         hint = ("; with TMA every tile is stored by c_desc.store([row0, col0], ...) at its first row and "
                 "column, in elements (the descriptor clips what lies past the edges): is that where your "
                 "store goes?")
+    elif case.layout in ("col", "every_other"):
+        hint = _layout_note(case, "stores")
+    elif persistent is not None:  # the loop, not the masks, is what a persistent answer gets wrong
+        hint = (f"; {persistent} program(s) ran, and each must compute every tile of its loop, tile ids "
+                "program_id, program_id + num_programs, program_id + 2 * num_programs, ... up to num_tiles: "
+                "does each program stop after its first tile (a missing stride or loop)?")
     elif M > 1 and bool(nan[M - 1].all()) and not bool(nan[: M - 1].all()):
         hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask / grid"
     elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
         hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask / grid"
-    if persistent is not None:  # the loop, not the masks, is what a persistent answer gets wrong
-        hint = (f"; {persistent} program(s) ran, and each must compute every tile of its loop, tile ids "
-                "program_id, program_id + num_programs, program_id + 2 * num_programs, ... up to num_tiles: "
-                "does each program stop after its first tile (a missing stride or loop)?")
+    elif case.layout != "row":
+        hint = _layout_note(case, "stores")
     return (f"{count} of {M * N} outputs never written (still the NaN the output was filled with), "
             f"first at [{i}, {j}]{hint}")
 
 
-def _canary_message(big, c0, M, N):
-    border = torch.ones_like(big, dtype=torch.bool)
-    border[1 : M + 1, c0 : c0 + N] = False
-    changed = border & ~(big == _OUT_PAD)
+def _canary_message(big, view, M, N):
+    """Where the kernel wrote into the buffer around C, or ``None``."""
+    inside = torch.zeros(big.numel(), dtype=torch.bool, device=big.device)
+    torch.as_strided(inside, view.shape, view.stride(), view.storage_offset() - big.storage_offset()).fill_(True)
+    changed = ~inside & ~(big.reshape(-1) == _OUT_PAD)
     if not bool(changed.any()):
         return None
-    r, c = _first(changed)
-    return (f"the kernel wrote outside C: at row {r - 1}, column {c - c0} (C is {M}x{N}: rows 0..{M - 1}, "
-            f"columns 0..{N - 1}); check the store mask")
+    lin = int(changed.nonzero()[0, 0])
+    ok, rows, cols, _ = View("C", view).index(np.array([big.data_ptr() + lin * big.element_size()], np.uint64))
+    return (f"the kernel wrote outside C: at row {int(rows[0])}, column {int(cols[0])} (C is {M}x{N}: rows "
+            f"0..{M - 1}, columns 0..{N - 1}); check the store mask")
 
 
-def _values_message(res, ref, dtype):
+def _values_message(res, ref, dtype, case=None):
     """``None`` if ``res`` is within the dtype's tolerance of the float64 ``ref``; else what is wrong."""
     tol = T.tolerance(dtype)
     err = T.rel_error(res, ref)
@@ -174,6 +318,12 @@ def _values_message(res, ref, dtype):
     bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
     i, j = _first(bad) if bool(bad.any()) else _first(diff == diff.max())
     hint = " (reading past an edge of A or B? what surrounds them here is 1000)" if err > 10 else ""
+    if case is not None and case.values == "precision" and err < 1:
+        hint = (" (all values are positive and K is long here: a float16 accumulator drops the small late "
+                "terms; accumulate in float32, e.g. tl.zeros(..., dtype=tl.float32), and convert to C's "
+                "dtype only when storing)")
+    elif case is not None and case.layout != "row":
+        hint += _layout_note(case, "loads")
     return (f"wrong values: relative error {err:.2e} > tolerance {tol:.0e} for {str(dtype)[6:]}; "
             f"first bad element [{i}, {j}]: expected {float(ref[i, j]):.6g}, got {float(got[i, j]):.6g}{hint}")
 
@@ -185,52 +335,331 @@ def _dims(rng, lo, hi, avoid=16):
 
 
 class _Case:
-    """One call of the learner's function. ``padded``: a, b and out are strided views inside larger
-    buffers; ``own_out``: the wrapper allocates C itself (no guard around it, so it runs last);
-    ``programs``: a persistent launch, whose kernels must start exactly ``kwargs["num_programs"]``
-    programs in all, or at most ``programs`` when no ``num_programs`` is passed (one per SM);
-    ``tma``: the learner's kernel must go through TMA descriptors, and padded views keep every row
-    16-byte aligned."""
+    """One call of the learner's function. ``layout``: how A, B and C sit in memory (``_LAYOUTS``);
+    ``own_out``: the wrapper allocates C itself (no guard around it); ``programs``: a persistent launch,
+    whose kernels start at most ``programs`` programs (exactly ``kwargs["num_programs"]`` when given);
+    ``tma``: the learner's kernels must load through TMA descriptors, and padded views keep every row
+    16-byte aligned; ``values``: ``"randn"`` or ``"precision"`` (see ``_random_operands``)."""
 
     def __init__(self, label, M, N, K, dtype, padded=False, kwargs=None, gpu_only=False, own_out=False,
-                 programs=None, tma=False):
+                 programs=None, tma=False, layout=None, values="randn"):
         self.label, self.M, self.N, self.K, self.dtype = label, M, N, K, dtype
-        self.padded, self.kwargs, self.gpu_only, self.own_out = padded, kwargs or {}, gpu_only, own_out
-        self.programs, self.tma = programs, tma
+        self.layout = layout or ("padded" if padded else "row")
+        self.kwargs, self.gpu_only, self.own_out = kwargs or {}, gpu_only, own_out
+        self.programs, self.tma, self.values = programs, tma, values
+        self.strides = {}
+
+    @property
+    def padded(self):
+        return self.layout != "row"
 
     def title(self):
         kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
-        lay = ""
-        if self.padded:
-            lay = ", row-aligned views in padded buffers" if self.tma else ", strided views in padded buffers"
-        return f"{str(self.dtype)[6:]} {self.M}x{self.N}x{self.K} ({self.label}{lay}{kw})"
+        lay = _LAYOUTS[self.layout]
+        if self.layout == "padded" and self.tma:
+            lay = "row-aligned views in padded buffers"
+        return f"{str(self.dtype)[6:]} {self.M}x{self.N}x{self.K} ({self.label}{', ' + lay if lay else ''}{kw})"
 
 
-def _programs_message(case, launches, res):
-    """``None`` if the learner's kernels that got C started as many programs as a persistent launch
-    should (``case.programs``); else what is wrong."""
-    own = [l for l in launches if not l.from_library and l.touches(res)]
-    if not own:
-        return None  # reported elsewhere (the result never went through a kernel of the learner's)
-    if any(l.programs is None for l in own):
-        return "could not read the launch grid of your kernel: launch it as kernel[(num_programs,)](...)"
-    total = sum(l.programs for l in own)
-    grids = ", ".join(f"{l.kernel}[{l.grid[0]}, {l.grid[1]}, {l.grid[2]}]" for l in own[:3])
-    if len(own) > 3:
-        grids += f", ... ({len(own)} launches)"
-    loop = ("a persistent kernel launches exactly num_programs programs, and each one loops over the tiles "
-            "`for tile_id in range(tl.program_id(0), num_tiles, num_programs)`; one program per tile is "
-            "chapter 02's kernel")
-    wanted = case.kwargs.get("num_programs")
-    if wanted is not None and total != wanted:
-        return f"num_programs={wanted} was asked for, but your kernel started {total} programs ({grids}): {loop}"
-    if wanted is None and total > case.programs:
-        return (f"without num_programs the wrapper should start one program per SM (at most {case.programs} "
-                f"here), but your kernel started {total} programs ({grids}): {loop}")
+class _Exercise:
+    """What a matmul exercise asks: which programs compute which elements of C (``schedule``: "element",
+    "tile" or "persistent"), and which of the course's ``@triton.jit`` helpers it gives (``given``:
+    prefixes of ``module.qualname``; every other helper from ``kernels`` is the learner's to write)."""
+
+    def __init__(self, name, schedule, given=()):
+        self.name, self.schedule, self.given = name, schedule, tuple(given)
+
+
+_EXERCISE = {
+    "naive_matmul": _Exercise("naive_matmul", "element"),
+    "tiled_matmul": _Exercise("tiled_matmul", "tile"),
+    "persistent_matmul": _Exercise("persistent_matmul", "persistent",
+                                   ("kernels.tiled.matmul_tile", "kernels.schedule.")),
+    "tma_matmul": _Exercise("tma_matmul", "persistent", ("kernels.schedule.",)),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# matmul exercises: what ran
+# --------------------------------------------------------------------------------------------------
+def _program_name(launch, key):
+    x, y, z = key
+    g = launch.grid or (0, 1, 1)
+    where = f"{x}" if g[1] == 1 and g[2] == 1 else (f"({x}, {y})" if g[2] == 1 else f"({x}, {y}, {z})")
+    return f"program {where} of {launch.kernel}"
+
+
+def _jit_helpers(jit, seen=None, depth=0):
+    """(module, qualname) of the @triton.jit functions a kernel's source names, a few levels deep."""
+    seen = set() if seen is None else seen
+    fn = getattr(jit, "fn", None)
+    if fn is None or id(fn) in seen or depth > 4:
+        return []
+    seen.add(id(fn))
+    found = []
+    for tree in _jit_sources(jit, set(), 4):  # only the kernel's own tree (depth 4: no recursion there)
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        attrs = {(ast.unparse(n.value), n.attr) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        space = getattr(fn, "__globals__", {})
+        objs = [space.get(name) for name in sorted(names)]
+        for owner, attr in sorted(attrs):
+            mod = space.get(owner)
+            if inspect.ismodule(mod):
+                objs.append(getattr(mod, attr, None))
+        for helper in objs:
+            inner = getattr(helper, "fn", None)
+            if helper is not jit and callable(inner) and hasattr(helper, "run"):
+                found.append((getattr(inner, "__module__", "") or "", getattr(inner, "__qualname__", "?")))
+                found += _jit_helpers(helper, seen, depth + 1)
+    return found
+
+
+def _helpers_message(ex, launches):
+    """``None`` unless one of the learner's kernels called a course kernel or helper that this exercise
+    asks the learner to write."""
+    for launch in launches:
+        called = launch.trace.helpers if launch.trace is not None and not ON_GPU else _jit_helpers(launch.jit)
+        for module, qualname in called:
+            full = f"{module}.{qualname}"
+            if module.split(".")[0] != "kernels" or full.startswith(ex.given):
+                continue
+            given = ""
+            if ex.given:
+                names = ", ".join(g.rstrip(".") for g in ex.given)
+                given = f" (in this exercise you may call {names})"
+            return (f"your kernel {launch.kernel} calls {full}, the course's own code for what this exercise "
+                    f"asks you to write{given}; write it yourself")
     return None
 
 
-def _run_matmul_case(fn, case, gen, subchecks, first):
+def _programs_message(case, launches, res):
+    """``None`` if the learner's kernels started as many programs as a persistent launch should
+    (``case.programs``); else what is wrong."""
+    wanted = case.kwargs.get("num_programs")
+    limit = wanted if wanted is not None else case.programs
+    loop = ("a persistent kernel launches num_programs programs, and each one loops over the tiles "
+            "`for tile_id in range(tl.program_id(0), num_tiles, num_programs)`; one program per tile is "
+            "chapter 02's kernel")
+    for l in launches:
+        if l.programs is None:
+            return f"could not read the launch grid of your kernel {l.kernel}: launch it as kernel[(num_programs,)](...)"
+        if l.programs > limit:
+            asked = (f"num_programs={wanted} was asked for" if wanted is not None else
+                     f"without num_programs the wrapper should start one program per SM (at most {limit} here)")
+            return f"{asked}, but {l.grid_text()} started {l.programs} programs: {loop}"
+    own = [l for l in launches if l.touches(res)]
+    if not own:
+        return None  # reported elsewhere (the result never went through a kernel of the learner's)
+    total = sum(l.programs for l in own)
+    grids = ", ".join(l.grid_text() for l in own[:3]) + (f", ... ({len(own)} launches)" if len(own) > 3 else "")
+    if wanted is not None and total != wanted:
+        return f"num_programs={wanted} was asked for, but your kernels started {total} programs ({grids}): {loop}"
+    return None
+
+
+_TMA_REFUSAL = ("this exercise is about TMA: load the tiles of A and B through tensor descriptors "
+                "(a_desc.load([row, col]), with descriptors from tl.make_tensor_descriptor or host-side "
+                "TensorDescriptors), not tl.load on pointers")
+_IR_DESCRIPTOR_LOADS = re.compile(r"\btt\.descriptor_load\b|\bttng\.async_tma_copy_global_to_local\b"
+                                  r"|\btt\.descriptor_gather\b")
+_IR_POINTER_LOADS = re.compile(r"\btt\.load\b|\bttg\.async_copy_global_to_local\b|\btt\.atomic_rmw\b"
+                               r"|\btt\.atomic_cas\b")
+
+
+def _ir_loads(launch):
+    """(descriptor loads, pointer loads) in a compiled kernel's TTIR (or TTGIR), or None."""
+    asm = getattr(launch.compiled, "asm", None)
+    if not asm:
+        return None
+    text = asm.get("ttir") or asm.get("ttgir")
+    if not text:
+        return None
+    return len(_IR_DESCRIPTOR_LOADS.findall(text)), len(_IR_POINTER_LOADS.findall(text))
+
+
+def _tma_message(launches):
+    """``None`` if every kernel of the learner's that ran loads through TMA descriptors and through
+    nothing else; else why it is refused. What ran: the interpreter's counts, or the compiled code."""
+    for l in launches:
+        if l.trace is not None and not ON_GPU:
+            desc = sum(p.descriptor_loads for p in l.trace.programs.values())
+            ptr = sum(p.pointer_loads + p.atomics for p in l.trace.programs.values())
+        else:
+            counts = _ir_loads(l)
+            if counts is None:  # no compiled code to read: fall back on the source
+                builds, loads = _uses_tma(_jit_sources(l.jit))
+                desc, ptr = int(loads), 0
+            else:
+                desc, ptr = counts
+        if ptr:
+            return f"your kernel {l.kernel} loaded through pointers ({ptr} tl.load{'s' if ptr > 1 else ''}): {_TMA_REFUSAL}"
+        # a kernel that loads nothing at all is no TMA question: its values (or its stores) are wrong
+    return None
+
+
+def _tile_shape(launch, case):
+    """(BLOCK_M, BLOCK_N) of a launch: its BLOCK_M / BLOCK_N arguments, else the case's block_m /
+    block_n, else None."""
+    from .guard import _arg_names
+
+    named = dict(zip(_arg_names(launch.jit), launch.args))
+    named.update(launch.kwargs)
+    bm = named.get("BLOCK_M", case.kwargs.get("block_m"))
+    bn = named.get("BLOCK_N", case.kwargs.get("block_n"))
+    if isinstance(bm, int) and isinstance(bn, int) and bm > 0 and bn > 0:
+        return bm, bn
+    return None
+
+
+def _bits(values: np.ndarray, itemsize: int):
+    values = np.ascontiguousarray(values)
+    if values.itemsize != itemsize:
+        return None
+    return values.view({2: np.int16, 4: np.int32, 8: np.int64}[itemsize])
+
+
+def _work_message(case, ex, launches, a, b, res):
+    """In the interpreter: ``None`` if every element of C was stored exactly once, by a program of the
+    learner's whose schedule it fits, with the value C now holds, from loads of that program's own rows
+    of A and columns of B; else ``(status, message)``."""
+    traced = [l for l in launches if l.trace is not None and l.trace.programs]
+    if not traced or ON_GPU:
+        return None
+    M, N, K = case.M, case.N, case.K
+    vA, vB, vC = View("A", a), View("B", b), View("C", res)
+    count = np.zeros(M * N, dtype=np.int64)
+    stored_bits = np.zeros(M * N, dtype={2: np.int16, 4: np.int32}[res.element_size()])
+    by_atomic = np.zeros(M * N, dtype=bool)
+    programs = []  # (launch, key, lin of C stored)
+    for l in traced:
+        for key, p in l.trace.programs.items():
+            lins = []
+            for addr, vals in p.stores:
+                inside = vC.in_storage(addr)
+                if not inside.any():
+                    continue
+                ok, rows, cols, _ = vC.index(addr[inside])
+                if not ok.all():
+                    k = int(np.argmin(ok))
+                    return "fail", (f"{_program_name(l, key)} stored into the memory around C (at row "
+                                    f"{int(rows[k])}, column {int(cols[k])}, C is {M}x{N}): check the store mask")
+                lin = rows * N + cols
+                np.add.at(count, lin, 1)
+                if vals is None:
+                    by_atomic[lin] = True
+                else:
+                    bits = _bits(vals[inside], res.element_size())
+                    if bits is not None:
+                        stored_bits[lin] = bits
+                lins.append(lin)
+            if lins:
+                programs.append((l, key, p, np.concatenate(lins)))
+
+    twice = np.nonzero(count > 1)[0]
+    if twice.size:
+        e = int(twice[0])
+        i, j = divmod(e, N)
+        who = [_program_name(l, key) for l, key, _, lin in programs if (lin == e).any()]
+        by = f" (by {who[0]} and {who[1]})" if len(who) > 1 else f" (by {who[0]})" if who else ""
+        return "fail", (f"C[{i}, {j}] was stored {int(count[e])} times{by}: every element of C must be "
+                        f"computed and stored once, by the one program whose {'element' if ex.schedule == 'element' else 'tile'} "
+                        f"it is (programs that redo other programs' work waste the GPU){_layout_note(case, 'stores')}")
+    final = res.detach().view({2: torch.int16, 4: torch.int32}[res.element_size()]).reshape(-1).cpu().numpy()
+    never = np.nonzero(count == 0)[0]
+    if never.size:
+        i, j = divmod(int(never[0]), N)
+        return "refused", (f"C[{i}, {j}] holds a value that no store of your kernels wrote there: C must be "
+                           f"written by your kernel's tl.store (or descriptor store), not by other code")
+    differs = np.nonzero((final != stored_bits) & ~by_atomic)[0]
+    if differs.size:
+        i, j = divmod(int(differs[0]), N)
+        return "refused", (f"C[{i}, {j}] is not the value your kernel stored there: something other than "
+                           f"your kernel's stores changed C")
+
+    for l, key, p, lin in programs:
+        rows, cols = np.unique(lin // N), np.unique(lin % N)
+        name = _program_name(l, key)
+        shape = _tile_shape(l, case)
+        if ex.schedule == "element" and lin.size != 1:
+            return "fail", (f"{name} stored {lin.size} elements of C; in this exercise each program computes "
+                            f"one element, C[m, n] for program (m, n)")
+        if shape is not None and ex.schedule in ("tile", "persistent"):
+            bm, bn = shape
+            tiles = np.unique((lin // N) // bm * (N + bn) + (lin % N) // bn)
+            if ex.schedule == "tile" and tiles.size != 1:
+                return "fail", (f"{name} stored elements of {tiles.size} tiles of C ({bm}x{bn} tiles): in this "
+                                f"exercise each program computes one BLOCK_M x BLOCK_N tile")
+            if ex.schedule == "persistent":
+                num_tiles = -(-M // bm) * -(-N // bn)
+                P = l.programs or 1
+                want = len(range(key[0], num_tiles, P))
+                if tiles.size != want:
+                    return "fail", (f"{name} stored {tiles.size} tile{'s' if tiles.size != 1 else ''} of C, but with "
+                                    f"{P} programs and {num_tiles} tiles ({bm}x{bn}) program {key[0]} computes "
+                                    f"tile ids {key[0]}, {key[0]} + {P}, ...: {want} tile{'s' if want != 1 else ''}")
+        slack = shape[0] if shape is not None else 1
+        slack_n = shape[1] if shape is not None else 1
+        loaded = {}
+        for label, view, R, C_ in (("A", vA, M, K), ("B", vB, K, N)):
+            mask = np.zeros(R * C_, dtype=bool)
+            for addr in p.loads:
+                inside = view.in_storage(addr)
+                if inside.any():
+                    ok, r, c, _ = view.index(addr[inside])
+                    mask[(r * C_ + c)[ok]] = True
+            loaded[label] = mask.reshape(R, C_)
+        la, lb = loaded["A"], loaded["B"]
+        if not la[rows].all():
+            i = int(rows[np.argmin(la[rows].all(axis=1))])
+            return "refused", (f"{name} stored row {i} of C without loading all of row {i} of A (it loaded "
+                               f"{int(la[i].sum())} of its {K} elements): every element of C must come from A and B "
+                               f"through your kernel")
+        if not lb[:, cols].all():
+            j = int(cols[np.argmin(lb[:, cols].all(axis=0))])
+            return "refused", (f"{name} stored column {j} of C without loading all of column {j} of B (it "
+                               f"loaded {int(lb[:, j].sum())} of its {K} elements): every element of C must come "
+                               f"from A and B through your kernel")
+        for label, got, need, extra in (("A", int(la.sum()), rows.size * K, slack * K),
+                                        ("B", int(lb.sum()), cols.size * K, slack_n * K)):
+            if got > 2 * need + extra:
+                return "fail", (f"{name} loaded {got} distinct elements of {label}, but the "
+                                f"{'rows' if label == 'A' else 'columns'} of C it stores need only {need}: it "
+                                f"computes more than its own {'element' if ex.schedule == 'element' else 'tile(s)'}; "
+                                f"each program should load only what its part of C needs")
+    return None
+
+
+def _replay_message(case, box, a, b, res, c_view, gen):
+    """Run every recorded launch again, in order, after restoring what they received and putting new
+    values into A and B: ``None`` if C follows (within tolerance), else why not."""
+    new_a, new_b = _random_operands(case, gen)
+    box.restore()
+    a.copy_(new_a)
+    b.copy_(new_b)
+    if c_view is not None:
+        _poison(c_view)
+    ref = T.matmul_reference(new_a.to(DEVICE), new_b.to(DEVICE))
+    try:
+        box.replay()
+    except Exception as exc:
+        if box.refusals:
+            return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
+        if box.faults:
+            return "fail", box.faults[-1]
+        return "error", ("your kernels failed when the grader launched them again on new A and B: "
+                         + describe_exception(exc))
+    if box.refusals:
+        return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
+    err = T.rel_error(res, ref.to(res.device))
+    if err <= T.tolerance(case.dtype):
+        return None
+    return "refused", (f"when the grader launched your kernels again on new values of A and B, C did not follow "
+                       f"(relative error {err:.2e} against the new product): the result did not come from A and B "
+                       f"through your kernels (work done outside a kernel, or a copy of A or B made before the "
+                       f"launch)")
+
+
+def _run_matmul_case(fn, case, gen, subchecks, first, ex):
     M, N, K, dtype = case.M, case.N, case.K, case.dtype
     title = case.title()
     if case.gpu_only and not ON_GPU:
@@ -241,16 +670,20 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         subchecks.append(SubCheck(title, "fail", message))
         raise _Stop(status, f"{title}: {message}")
 
-    a = _make_input(M, K, dtype, case.padded, gen, aligned=case.tma)
-    b = _make_input(K, N, dtype, case.padded, gen, aligned=case.tma)
-    a_before, b_before = a.clone(), b.clone()
-    ref = T.matmul_reference(a, b)  # before the call: an answer that writes into A or B cannot move it
+    va, vb = _random_operands(case, gen)
+    _, a = _place(va, _IN_PAD, case.layout, aligned=case.tma)
+    _, b = _place(vb, _IN_PAD, case.layout, aligned=case.tma)
+    a_private, b_private = va.clone(), vb.clone()  # the grader's own copies: the reference comes from them
     kwargs = dict(case.kwargs)
-    big = None
+    big = c_view = None
     if not case.own_out and _accepts(fn, "out"):
-        big, kwargs["out"], c0 = _make_out(M, N, dtype, case.padded, aligned=case.tma)
+        big, c_view = _place(torch.empty(M, N, dtype=dtype), _OUT_PAD, case.layout, aligned=case.tma, guard=1)
+        _poison(c_view)
+        kwargs["out"] = c_view
+    case.strides = {"A": tuple(a.stride()), "B": tuple(b.stride()),
+                    "C": tuple(c_view.stride()) if c_view is not None else (N, 1)}
     res, error = None, None
-    with Sandbox() as box:
+    with Sandbox(operands={"A": a, "B": b, "C": c_view}) as box:
         try:
             res = fn(a, b, **kwargs)
         except Refused:
@@ -259,28 +692,39 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
             error = exc
     if box.refusals:
         stop("refused", "refused: " + box.refusals[0])
+    if box.faults:
+        fault = box.faults[0]
+        if case.layout in ("col", "every_other") and "outside" in fault and "strides are" not in fault:
+            fault += _layout_note(case)
+        stop("fail", fault)
     if error is not None:
+        world = _world_message(fn, error)
+        if world:
+            stop("error", world)
         if _not_implemented(error):
             stop("not_implemented", "not implemented yet (NotImplementedError)")
         stop("error", describe_exception(error))
     if not box.launches:
         stop("refused", "refused: no Triton kernel was launched; the result must be computed by your "
                         "@triton.jit kernel, launched as kernel[grid](...)")
-    if all(launch.from_library for launch in box.launches):
-        names = ", ".join(sorted({f"{l.module}.{l.kernel}" for l in box.launches}))
-        stop("refused", f"refused: the only kernels launched were the course's own ({names}); "
-                        "write and launch your own kernel")
-    if isinstance(res, torch.Tensor):
-        writer = next((l for l in reversed(box.launches) if l.touches(res)), None)
-        if writer is not None and writer.from_library:
-            stop("refused", f"refused: the result was last written by the course's own kernel "
-                            f"({writer.module}.{writer.kernel}); it must come from your kernel")
-        if case.programs is not None:
-            msg = _programs_message(case, box.launches, res)
-            if msg:
-                stop("refused", "refused: " + msg)
+    library = [l for l in box.launches if l.from_library]
+    learner = [l for l in box.launches if not l.from_library]
+    if library:
+        names = ", ".join(sorted({f"{l.module}.{l.kernel}" for l in library}))
+        stop("refused", f"refused: your code launched the course's own kernel ({names}); the result must "
+                        "come from your kernel alone")
+    if isinstance(res, torch.Tensor) and type(res) is not torch.Tensor:
+        stop("fail", f"the function returned a {type(res).__name__} (a subclass of torch.Tensor): return the "
+                     "plain torch.Tensor your kernel wrote")
     if not isinstance(res, torch.Tensor):
         stop("fail", f"the function returned {type(res).__name__}, not a torch.Tensor")
+    msg = _helpers_message(ex, learner)
+    if msg:
+        stop("refused", "refused: " + msg)
+    if case.programs is not None:
+        msg = _programs_message(case, learner, res)
+        if msg:
+            stop("refused", "refused: " + msg)
     if tuple(res.shape) != (M, N):
         stop("fail", f"shape error: expected ({M}, {N}), got {tuple(res.shape)}")
     if res.dtype != dtype:
@@ -288,22 +732,26 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
     why = box.written_by_kernel(res)
     if why:
         stop("refused", "refused: " + why)
-    nan = _unwritten(res, poisoned=big is not None and res.data_ptr() == kwargs["out"].data_ptr())
+    poisoned = c_view is not None and res.data_ptr() == c_view.data_ptr() and res.stride() == c_view.stride()
+    nan = _unwritten(res, poisoned=poisoned)
     if bool(nan.all()):
         status = "not_implemented" if first else "fail"
         stop(status, "the kernel wrote nothing: every output is still the NaN the output was filled with "
                      "(not implemented yet, or a store mask that is never true?)")
     if case.tma:
-        msg = _tma_message(box.launches, res)
+        msg = _tma_message(learner)
         if msg:
             stop("refused", "refused: " + msg)
+    for label, t in (("A", a), ("B", b)):
+        if not box.received(t, learner):
+            stop("refused", f"refused: {label} itself was never passed to your kernel, so it read a copy of {label} "
+                            f"made outside a kernel ({label.lower()}.contiguous(), .float(), .clone(), ...): pass "
+                            f"{label.lower()} itself, with its strides, and let the kernel read it")
     if bool(nan.any()):
-        ran = sum(l.programs or 0 for l in box.launches if not l.from_library and l.touches(res))
-        if case.tma:
-            stop("fail", _unwritten_message(nan, M, N, tma=True))
-        stop("fail", _unwritten_message(nan, M, N, ran if case.programs is not None else None))
+        ran = sum(l.programs or 0 for l in learner if l.touches(res))
+        stop("fail", _unwritten_message(nan, case, ran if case.programs is not None and not case.tma else None))
     if big is not None:
-        msg = _canary_message(big, c0, M, N)
+        msg = _canary_message(big, c_view, M, N)
         if msg:
             stop("fail", msg)
     bad = ~torch.isfinite(res)
@@ -311,16 +759,44 @@ def _run_matmul_case(fn, case, gen, subchecks, first):
         i, j = _first(bad)
         stop("fail", f"{int(bad.sum())} outputs are NaN or inf although the kernel wrote them, first at [{i}, {j}] "
                      f"(got {float(res[i, j])}): did a load read outside A or B (missing mask or `other=0.0`)?")
-    for label, now, before in (("A", a, a_before), ("B", b, b_before)):
-        if not torch.equal(now.view(_POISON[dtype][0]), before.view(_POISON[dtype][0])):
+    for label, now, before in (("A", a, a_private), ("B", b, b_private)):
+        if not torch.equal(now.view(_POISON[dtype][0]).cpu(), before.view(_POISON[dtype][0])):
             stop("fail", f"the kernel changed the input {label}: a matmul must only read A and B")
-    msg = _values_message(res, ref, dtype)
+    # after the call, from the grader's own copies: no answer can find the reference in memory
+    ref = T.matmul_reference(a_private.to(DEVICE), b_private.to(DEVICE))
+    msg = _values_message(res, ref.to(res.device), dtype, case)
     if msg:
         stop("fail", msg)
+    verdict = _work_message(case, ex, learner, a, b, res)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    verdict = _replay_message(case, box, a, b, res, c_view, gen)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
     subchecks.append(SubCheck(title, "pass"))
 
 
-def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=()):
+def _extra_cases(rng, hi_mn, long_k, precision_k, tiny=3, layouts=("col", "every_other")):
+    """The cases every matmul exercise of chapters 01-03 adds: transposed and sliced views, one row,
+    one column, a K longer than twice any block, and the float16 precision case."""
+    def dims():
+        return _dims(rng, 2, hi_mn), _dims(rng, 2, hi_mn)
+
+    M1, N1 = dims()
+    M2, N2 = dims()
+    cases = [_Case("column-major", *dims(), _dims(rng, 2, hi_mn), torch.float32, layout="col")
+             if "col" in layouts else None,
+             _Case("every other column", *dims(), _dims(rng, 2, hi_mn), torch.float16, layout="every_other")
+             if "every_other" in layouts else None,
+             _Case("one row", 1, N1, _dims(rng, 2, hi_mn), torch.float32),
+             _Case("one column", M2, 1, _dims(rng, 2, hi_mn), torch.float32, padded=True),
+             _Case("long K", rng.randint(1, tiny), rng.randint(2, tiny), _dims(rng, *long_k), torch.float32),
+             _Case("precision: positive values, long K", rng.randint(2, tiny), rng.randint(2, tiny), precision_k,
+                   torch.float16, values="precision")]
+    return [c for c in cases if c is not None]
+
+
+def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=(), more=()):
     def dims():
         return _dims(rng, 2, hi_mn), _dims(rng, 2, hi_mn), _dims(rng, lo_k, hi_k)
 
@@ -330,6 +806,7 @@ def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=()):
     cases.append(_Case("ragged", *dims(), torch.float32))
     cases.append(_Case("ragged", *dims(), torch.float16, padded=True))
     cases += list(extra)
+    cases += list(more)
     for kw in block_kwargs:
         cases.append(_Case("other blocks", *dims(), torch.float32, padded=True, kwargs=kw))
     cases.append(_Case("bf16 on a GPU", *dims(), torch.bfloat16, padded=True, gpu_only=True))
@@ -337,27 +814,31 @@ def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=()):
     return cases
 
 
-def _check_matmul(fn, rng, gen, cases, subchecks):
+def _check_matmul(fn, rng, gen, cases, subchecks, ex):
     for i, case in enumerate(cases):
         if case.kwargs and not all(_accepts(fn, k) for k in case.kwargs):
             subchecks.append(SubCheck(case.title(), "skip", "your function does not take these arguments"))
             continue
-        _run_matmul_case(fn, case, gen, subchecks, first=i == 0)
+        _run_matmul_case(fn, case, gen, subchecks, i == 0, ex)
 
 
 def check_naive_matmul(fn, rng, gen, subchecks):
     # one program per output element: ~2 ms a program in the interpreter, so keep M x N small there
     hi_mn, hi_k = pick(cpu=(10, 45), gpu=(300, 700))
-    cases = _matmul_cases(rng, hi_mn, 17, hi_k, [{"block_k": 8}])
-    _check_matmul(fn, rng, gen, cases, subchecks)
+    more = _extra_cases(rng, hi_mn, pick(cpu=(150, 200), gpu=(1500, 2000)), pick(cpu=2048, gpu=4096),
+                        tiny=pick(cpu=3, gpu=40))
+    cases = _matmul_cases(rng, hi_mn, 17, hi_k, [{"block_k": 8}], more=more)
+    _check_matmul(fn, rng, gen, cases, subchecks, _EXERCISE["naive_matmul"])
 
 
 def check_tiled_matmul(fn, rng, gen, subchecks):
     hi = pick(cpu=100, gpu=700)
     even = pick(cpu=64, gpu=512)
     extra = [_Case("multiples of the block", even, even, even, torch.float32)]
-    cases = _matmul_cases(rng, hi, 2, hi, [{"block_m": 16, "block_n": 32, "block_k": 16}], extra)
-    _check_matmul(fn, rng, gen, cases, subchecks)
+    more = _extra_cases(rng, pick(cpu=40, gpu=700), pick(cpu=(150, 200), gpu=(1500, 2000)),
+                        pick(cpu=2048, gpu=4096), tiny=pick(cpu=20, gpu=100))
+    cases = _matmul_cases(rng, hi, 2, hi, [{"block_m": 16, "block_n": 32, "block_k": 16}], extra, more)
+    _check_matmul(fn, rng, gen, cases, subchecks, _EXERCISE["tiled_matmul"])
 
 
 def check_persistent_matmul(fn, rng, gen, subchecks):
@@ -391,15 +872,19 @@ def check_persistent_matmul(fn, rng, gen, subchecks):
         case("programs loop", looping(), torch.float16, 3, padded=True),
         case("programs loop", looping(), torch.float32, 5),
         case("programs loop", looping(), torch.float16, rng.choice([2, 4, 6, 7])),
+        case("column-major", looping(), torch.float32, 3, layout="col"),
+        case("every other column", looping(), torch.float16, 2, layout="every_other"),
+        case("one row", (1, _dims(rng, lo_loop, hi), _dims(rng, 2, hi)), torch.float32, 2),
+        case("one column", (_dims(rng, lo_loop, hi), 1, _dims(rng, 2, hi)), torch.float32, 2, padded=True),
+        case("long K", (rng.randint(1, 40), rng.randint(2, 40), _dims(rng, *pick(cpu=(150, 200), gpu=(1500, 2000)))),
+             torch.float32, 2),
+        case("precision: positive values, long K", (rng.randint(2, 20), rng.randint(2, 20), pick(cpu=2048, gpu=4096)),
+             torch.float16, values="precision"),
         case("bf16 on a GPU", looping(), torch.bfloat16, 3, padded=True, gpu_only=True),
         case("the wrapper allocates C", dims(), torch.float16, own_out=True),
     ]
     for i, c in enumerate(cases):
-        _run_matmul_case(fn, c, gen, subchecks, first=i == 0)
-
-
-_TMA_REFUSAL = ("this exercise is about TMA: build descriptors with tl.make_tensor_descriptor and load "
-                "through them (a_desc.load([row, col])) instead of tl.load on pointers with masks")
+        _run_matmul_case(fn, c, gen, subchecks, i == 0, _EXERCISE["persistent_matmul"])
 
 
 def _jit_sources(jit, seen=None, depth=0):
@@ -427,7 +912,8 @@ def _jit_sources(jit, seen=None, depth=0):
 
 def _uses_tma(trees):
     """(builds a descriptor, loads through one): calls of ``*.make_tensor_descriptor(...)`` and of
-    ``x.load(...)`` on something other than ``tl`` / ``triton.language``."""
+    ``x.load(...)`` on something other than ``tl`` / ``triton.language``. Only where no compiled code
+    can be read (the checks read what ran)."""
     builds = loads = False
     for tree in trees:
         for node in ast.walk(tree):
@@ -442,25 +928,6 @@ def _uses_tma(trees):
                 if owner not in ("tl", "triton.language", "language"):
                     loads = True
     return builds, loads
-
-
-def _tma_message(launches, res):
-    """``None`` if the learner's kernel that wrote ``res`` builds TMA descriptors and loads through
-    them; else why it is refused."""
-    own = [l for l in launches if not l.from_library and l.touches(res)]
-    if not own:
-        return None  # reported elsewhere
-    trees = []
-    for launch in own:
-        trees += _jit_sources(launch.jit)
-    if not trees:
-        return f"could not read the source of your kernel ({own[0].kernel}) to see that it uses TMA"
-    builds, loads = _uses_tma(trees)
-    if not builds:
-        return f"your kernel never calls tl.make_tensor_descriptor: {_TMA_REFUSAL}"
-    if not loads:
-        return f"your kernel builds descriptors but never loads through them (desc.load): {_TMA_REFUSAL}"
-    return None
 
 
 def _dims8(rng, lo, hi, avoid=32):
@@ -487,6 +954,7 @@ def check_tma_matmul(fn, rng, gen, subchecks):
         return _Case(label, *shape, dtype, programs=sms, tma=True, **kw)
 
     small = (_dims(rng, 2, 9), 8, _dims8(rng, 8, 24))
+    long_k = pick(cpu=(150, 200), gpu=(1500, 2000))
     cases = [
         case("small", small, torch.float32, padded=True),  # first: writing nothing there is "not implemented"
         case("smallest", (1, 8, 8), torch.float32),
@@ -494,11 +962,16 @@ def check_tma_matmul(fn, rng, gen, subchecks):
         case("ragged", dims(), torch.float16, padded=True),
         case("programs loop", looping(), torch.float32, padded=True),
         case("programs loop", looping(), torch.float16),
+        case("one row", (1, _dims8(rng, lo_loop, hi), _dims8(rng, 8, hi)), torch.float32, padded=True),
+        case("eight columns", (_dims(rng, lo_loop, hi), 8, _dims8(rng, 8, hi)), torch.float16),
+        case("long K", (rng.randint(1, 40), 8 * rng.randint(1, 4), _dims8(rng, *long_k)), torch.float32),
+        case("precision: positive values, long K", (rng.randint(2, 20), 8, pick(cpu=2048, gpu=4096)),
+             torch.float16, values="precision"),
         case("bf16 on a GPU", looping(), torch.bfloat16, padded=True, gpu_only=True),
         case("the wrapper allocates C", dims(), torch.float16, own_out=True),
     ]
     for i, c in enumerate(cases):
-        _run_matmul_case(fn, c, gen, subchecks, first=i == 0)
+        _run_matmul_case(fn, c, gen, subchecks, i == 0, _EXERCISE["tma_matmul"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -635,6 +1108,15 @@ def grade(name: str, fn, seed: int | None = None, limit: float | None = None) ->
     except Timeout:
         result.status = "timeout"
         result.message = f"timed out: the check did not finish within {limit:g} s (an endless loop?)"
+    except SystemExit as exc:  # sys.exit() / exit() in the answer: the check stops, the notebook goes on
+        result.status = "error"
+        result.message = (f"your code called sys.exit({'' if exc.code is None else repr(exc.code)}) (SystemExit) "
+                          f"during the check, at {learner_frame(exc.__traceback__)}: a function that is graded "
+                          "must return its result, not end Python")
+    except KeyboardInterrupt as exc:
+        result.status = "error"
+        result.message = (f"interrupted (KeyboardInterrupt) at {learner_frame(exc.__traceback__)}: your code "
+                          "raised it, or the check was stopped from outside; nothing was graded")
     except Exception as exc:  # a bug in the check itself, or something no sub-check expected
         result.status, result.message = "error", "the check failed unexpectedly: " + describe_exception(exc)
     result.seconds = time.perf_counter() - start

@@ -1,18 +1,36 @@
 """What runs around a learner's function while it is graded.
 
-``Sandbox`` (a context manager) does three things while the learner's code runs:
+``Sandbox`` (a context manager) does four things while the learner's code runs:
 
-* a ``TorchDispatchMode`` refuses PyTorch *compute* ops (``mm``, ``mul``, ``sum``, ... see
-  ``is_denied``), so ``torch.matmul``, ``@``, ``a.mm(b)`` or ``(a[:, :, None] * b).sum(1)`` cannot stand
-  in for a kernel. Allocation, copy and view ops (``empty``, ``full``, ``copy_``, ``as_strided``, ...)
-  still work: the wrapper needs them to make its output, and Triton's interpreter to move arguments;
+* a ``TorchDispatchMode`` lets through only the PyTorch ops that make, view, copy, fill or cast
+  tensors (``empty``, ``full``, ``copy_``, ``as_strided``, ``_to_copy``, ... see ``is_allowed``): the
+  wrapper needs them to make its output, and Triton's interpreter to move arguments. Every other op
+  (``mm``, ``mul``, ``sum``, ``eq``, ...) is refused with its name and the learner's line, so
+  ``torch.matmul``, ``@`` or ``(a[:, :, None] * b).sum(1)`` cannot stand in for a kernel;
 * ``Tensor.numpy()``, ``__array__``, ``tolist()`` and ``__dlpack__`` are refused too, so the
-  answer cannot hand the work to NumPy;
+  answer cannot hand the work to NumPy that way;
 * every Triton launch is recorded, compiled (``JITFunction.run``) or interpreted
-  (``InterpretedFunction.run``, ``TRITON_INTERPRET=1``), with which kernel ran, its grid (so a check
-  can count the programs a launch started) and a snapshot of the tensors it was given, taken right
-  after it finished. The check then asks that a kernel of the learner's own was launched, that the
-  result's memory was passed to it, and that nothing changed that memory after the kernel ran.
+  (``InterpretedFunction.run``, ``TRITON_INTERPRET=1``): the launched function, its arguments, its grid
+  as given (a callable too) and as started, what it returned (on a GPU the ``CompiledKernel``, whose
+  ``.asm`` holds its TTIR/TTGIR), a copy of every storage it received taken right after it finished,
+  and, for each storage, a copy taken just before the *first* launch that received it. Tensors count
+  wherever a launch gets them: arguments, tuples of them, and the ``.base`` of a host-side
+  ``TensorDescriptor`` or a ``triton.reinterpret`` wrapper. ``replay`` later restores those storages
+  and launches everything again on new inputs: a result that did not come from A and B through the
+  kernels (work done outside a kernel, in another thread, through ``ctypes``, or a copy of A taken
+  before the launch) does not follow the new inputs;
+* in Triton's interpreter, the interpreter's builder is hooked while a launch runs
+  (``triton.runtime.interpreter.InterpreterBuilder``: ``create_masked_load`` / ``create_masked_store``,
+  which every pointer and descriptor access goes through, ``create_descriptor_load`` /
+  ``create_descriptor_store``, ``create_dot``, the atomics; and ``InterpretedFunction.__call__``, which
+  every nested ``@triton.jit`` call goes through). Each access (mask applied) must fall inside the views
+  the launch was given, before it touches memory: an access past an edge is a ``Fault`` naming the
+  operand, row and column (on a GPU it would crash or read garbage). ``tl.dot`` with a K below what
+  Triton 3.6 compiles for a GPU is a ``Fault`` too. Per program (the builder's grid index) the trace
+  keeps the addresses loaded and stored and the values stored, which descriptor and pointer accesses
+  ran, and which ``@triton.jit`` helpers were called: the checks read *what ran*, not the source.
+  Method names verified in Triton 3.6.0 and 3.9.0 (the positional arguments the hooks read are the
+  same in both: ``ptrs, mask, other`` and ``ptrs, value, mask``).
 
 Every refusal is recorded, so an answer that catches the error and falls back still scores zero.
 
@@ -24,29 +42,34 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-# Elementwise arithmetic and reductions: enough to build a matmul out of broadcasting.
-_ARITHMETIC = {
-    "add", "sub", "subtract", "rsub", "mul", "multiply", "div", "divide", "true_divide",
-    "floor_divide", "addcmul", "addcdiv", "lerp", "neg", "pow", "square", "sqrt", "exp", "log",
-    "reciprocal", "sum", "nansum", "mean", "prod", "cumsum", "cumprod", "logsumexp",
-    "logcumsumexp", "std", "var", "std_mean", "var_mean", "norm", "linalg_vector_norm",
-}
-# Products of any kind, and reading a tensor element into a Python number (`.item()`, `float(t)`).
-_PRODUCTS = re.compile(
-    r"mm|mv$|^mv|matmul|dot|einsum|conv|linear|tensordot|kron|outer|^ger$|inner|trapz|trapezoid"
-    r"|scatter_add|scatter_reduce|index_add|index_reduce|segment_reduce|matrix_power"
-    r"|_local_scalar_dense"
-)
+# The aten ops an answer may run while it is graded: allocation, views, copies, fills, dtype casts and
+# what Triton's interpreter and launcher need to move arguments. Nothing here computes with values.
+_ALLOWED = frozenset({
+    # allocation
+    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted",
+    "full", "full_like", "new_full", "zeros", "zeros_like", "new_zeros", "ones", "ones_like", "new_ones",
+    "arange", "scalar_tensor", "lift", "lift_fresh", "lift_fresh_copy",
+    # copies, fills, casts
+    "copy_", "copy", "_copy_from", "_copy_from_and_resize", "clone", "_to_copy", "fill_", "fill",
+    "zero_", "detach", "detach_", "alias", "resolve_conj", "resolve_neg", "_pin_memory", "is_pinned",
+    "record_stream",
+    # views and storage
+    "view", "_unsafe_view", "_reshape_alias", "as_strided", "as_strided_", "t", "t_", "transpose",
+    "transpose_", "permute", "slice", "select", "expand", "unsqueeze", "unsqueeze_", "squeeze",
+    "squeeze_", "split", "split_with_sizes", "unbind", "chunk", "narrow", "unfold", "set_", "resize_",
+    "resize_as_", "_debug_has_internal_overlap", "is_same_size", "sym_size", "sym_stride", "sym_numel",
+    "sym_storage_offset", "_has_compatible_shallow_copy_type",
+})
 
 # What an aten op is, in words a learner recognises.
 _FRIENDLY = {
@@ -56,20 +79,30 @@ _FRIENDLY = {
     "matmul": "torch.matmul / `@`",
     "dot": "torch.dot",
     "mul": "elementwise `*`",
+    "add": "elementwise `+`",
     "sum": ".sum()",
     "_local_scalar_dense": "reading an element into Python (.item(), float(t), int(t))",
 }
 
 
+def is_allowed(op_name: str) -> bool:
+    """Whether the aten op ``op_name`` (e.g. ``"empty"``, ``"copy_"``) may run while an answer is graded."""
+    return op_name in _ALLOWED
+
+
 def is_denied(op_name: str) -> bool:
-    """Whether the aten op ``op_name`` (e.g. ``"mm"``, ``"add_"``) counts as compute."""
-    base = op_name.rstrip("_")  # in-place variants: add_ is add
-    words = base.strip("_").split("_")  # _foreach_mul, index_add, floor_divide: any arithmetic word
-    return any(w in _ARITHMETIC for w in words) or bool(_PRODUCTS.search(base))
+    """Whether the aten op ``op_name`` (e.g. ``"mm"``, ``"add_"``) is refused while an answer is graded:
+    everything that is not allocation, a view, a copy, a fill or a cast."""
+    return not is_allowed(op_name)
 
 
 class Refused(RuntimeError):
     """Raised inside the learner's code when it calls something the grader forbids."""
+
+
+class Fault(RuntimeError):
+    """Raised inside a kernel, in the interpreter, before an access the kernel must not make (past an
+    edge of a tensor it was given, a store into A or B) or a ``tl.dot`` a GPU would not compile."""
 
 
 class Timeout(BaseException):
@@ -79,7 +112,7 @@ class Timeout(BaseException):
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _LIB_DIRS = tuple(
     os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-    for m in (torch, __import__("triton"), contextlib)  # contextlib: the standard library
+    for m in (torch, np, __import__("triton"), contextlib)  # contextlib: the standard library
 ) + (_HERE + os.sep,)
 
 
@@ -96,29 +129,34 @@ def learner_frame(tb=None) -> str:
     return "an unknown place"
 
 
-@dataclass
-class Launch:
-    kernel: str  # qualified name of the @triton.jit function
-    module: str
-    snapshots: list = field(default_factory=list)  # (storage data_ptr, uint8 copy of the storage)
-    grid: tuple | None = None  # the launch grid as 3 ints (None if it could not be read)
-    jit: object = None  # the launched JITFunction / InterpretedFunction (its ``.fn`` holds the source)
+# --------------------------------------------------------------------------------------------------
+# tensors a launch receives
+# --------------------------------------------------------------------------------------------------
+def tensors_in(value, depth=0):
+    """The torch tensors a launch argument holds: the tensor itself, the tensors of a tuple or list, the
+    ``.base`` of a host-side ``TensorDescriptor`` or of a ``triton.reinterpret`` wrapper."""
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, (tuple, list)) and depth < 3:
+        for v in value:
+            yield from tensors_in(v, depth + 1)
+    else:
+        base = getattr(value, "base", None)
+        if isinstance(base, torch.Tensor):
+            yield base
 
-    @property
-    def from_library(self) -> bool:
-        return self.module.split(".")[0] in ("kernels", "triton", "grader")
 
-    @property
-    def programs(self) -> int | None:
-        """How many programs the launch started (the product of the grid)."""
-        if self.grid is None:
-            return None
-        return self.grid[0] * self.grid[1] * self.grid[2]
+def is_descriptor(value) -> bool:
+    """Whether a launch argument is a host-side TMA descriptor (``triton.tools.tensor_descriptor``)."""
+    return type(value).__name__ == "TensorDescriptor" and isinstance(getattr(value, "base", None), torch.Tensor)
 
-    def touches(self, result: torch.Tensor) -> bool:
-        """Whether ``result``'s memory was one of the tensors this launch was given."""
-        ptr = result.untyped_storage().data_ptr()
-        return any(p == ptr for p, _ in self.snapshots)
+
+def storage_key(t: torch.Tensor) -> tuple:
+    return (t.device.type, t.untyped_storage().data_ptr())
+
+
+def _storage_bytes(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(0, dtype=torch.uint8, device=t.device).set_(t.untyped_storage())
 
 
 def _grid3(grid):
@@ -132,18 +170,284 @@ def _grid3(grid):
     return dims + (1,) * (3 - len(dims))
 
 
-def _storage_bytes(t: torch.Tensor) -> torch.Tensor:
-    return torch.empty(0, dtype=torch.uint8, device=t.device).set_(t.untyped_storage())
+# --------------------------------------------------------------------------------------------------
+# where an address falls
+# --------------------------------------------------------------------------------------------------
+class View:
+    """A 2-D view the grader made (A, B or C) or any view a launch was given, for locating addresses:
+    ``base`` (address of element [0, 0]), ``shape``, ``strides`` (elements), ``itemsize``, and the byte
+    range ``[lo, hi)`` of its storage."""
+
+    def __init__(self, name: str, t: torch.Tensor):
+        self.name = name
+        self.base = t.data_ptr()
+        self.shape = tuple(t.shape)
+        self.strides = tuple(t.stride())
+        self.itemsize = t.element_size()
+        storage = t.untyped_storage()
+        self.lo = storage.data_ptr()
+        self.hi = self.lo + storage.nbytes()
+        span = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.strides)) if t.numel() else 0
+        self.span_lo, self.span_hi = self.base, self.base + span * self.itemsize
+
+    def in_storage(self, addr: np.ndarray) -> np.ndarray:
+        return (addr >= self.lo) & (addr < self.hi)
+
+    def index(self, addr: np.ndarray):
+        """``(ok, rows, cols, aligned)`` for addresses of this 2-D view's storage: ``ok`` where an address
+        is an element of the view; ``rows``/``cols`` its position (floor-divided, so possibly outside
+        the view: -1 is the row above, ``M`` the row below); ``aligned`` where it lies on an element's
+        boundary of the view's grid."""
+        big = 1 << 40
+        off = addr.astype(np.int64) - np.int64(self.base)
+        aligned = off % self.itemsize == 0
+        e = np.floor_divide(off, self.itemsize)
+        n, s = self.shape, self.strides
+        # the dimension with the larger stride is the outer one; a size-1 dimension gets a stride no
+        # offset reaches, so its index is 0 for every address of the view
+        eff = [s[d] if n[d] > 1 and s[d] > 0 else big for d in (0, 1)]
+        outer = 0 if eff[0] >= eff[1] else 1
+        inner = 1 - outer
+        io = np.floor_divide(e, eff[outer])
+        rem = e - io * eff[outer]
+        ii = np.floor_divide(rem, eff[inner])
+        aligned = aligned & (rem - ii * eff[inner] == 0)
+        idx = [None, None]
+        idx[outer], idx[inner] = io, ii
+        rows, cols = idx
+        ok = aligned & (rows >= 0) & (rows < n[0]) & (cols >= 0) & (cols < n[1])
+        return ok, rows, cols, aligned
 
 
-class _DenyCompute(TorchDispatchMode):
+_STRIDE_NAMES = {"A": ("stride_am", "stride_ak"), "B": ("stride_bk", "stride_bn"), "C": ("stride_cm", "stride_cn")}
+
+
+def _stride_hint(view, e: int) -> str:
+    """Where an access outside ``view`` would have landed had the view other strides: the usual
+    mistake behind it (strides assumed, not used)."""
+    (n0, n1), (s0, s1) = view.shape, view.strides
+    guesses = []
+    if (s0, s1) != (n1, 1):
+        guesses.append(((n1, 1), f"contiguous (rows {n1} elements apart, columns 1 apart)"))
+    if s1 != 1 and s0 != n1:
+        guesses.append(((s0, 1), "read with a column stride of 1"))
+    if (s0, s1) != (1, n0):
+        guesses.append(((1, n0), f"column-major (columns {n0} elements apart)"))
+    for (t0, t1), words in guesses:
+        if e < 0:
+            break
+        if t1 == 1 and t0 >= n1:
+            i, j = divmod(e, t0)
+        elif t0 == 1 and t1 >= n0:
+            j, i = divmod(e, t1)
+        else:
+            continue
+        if 0 <= i < n0 and 0 <= j < n1:
+            m, k = _STRIDE_NAMES.get(view.name, ("the row stride", "the column stride"))
+            return (f"; that address is where {view.name}[{i}, {j}] would be if {view.name} were {words}, but "
+                    f"here its strides are ({s0}, {s1}): compute every address with {m} and {k}")
+    return ""
+
+
+@dataclass
+class ProgramTrace:
+    """What one program of an interpreted launch did."""
+
+    loads: list = field(default_factory=list)  # address arrays (uint64), mask applied
+    stores: list = field(default_factory=list)  # (address array, value array), mask applied
+    pointer_loads: int = 0
+    descriptor_loads: int = 0
+    pointer_stores: int = 0
+    descriptor_stores: int = 0
+    atomics: int = 0
+    dots: int = 0
+
+
+class Trace:
+    """What an interpreted launch did, per program (keyed by the builder's grid index)."""
+
+    def __init__(self, sandbox, launch, views: list):
+        self.sandbox = sandbox
+        self.launch = launch
+        self.views = views  # [(View, exact)]: the grader's views are exact, the others span-checked
+        self.programs: dict[tuple, ProgramTrace] = {}
+        self.helpers: list = []  # (module, qualname) of every @triton.jit function called inside
+        self.in_descriptor = 0
+        self.record = launch is not None
+
+    def program(self, builder) -> ProgramTrace:
+        key = tuple(getattr(builder, "grid_idx", None) or (0, 0, 0))
+        p = self.programs.get(key)
+        if p is None:
+            p = self.programs[key] = ProgramTrace()
+        return p
+
+    # -- the checks made before an access touches memory --------------------------------------------
+    def check(self, addr: np.ndarray, write: bool, what: str):
+        if addr.size == 0:
+            return
+        known = np.zeros(addr.shape, dtype=bool)
+        for view, exact in self.views:
+            inside = view.in_storage(addr)
+            if not inside.any():
+                continue
+            known |= inside
+            sub = addr[inside]
+            if exact:
+                ok, rows, cols, aligned = view.index(sub)
+                if write and view.name in ("A", "B"):
+                    k = int(np.argmax(ok)) if ok.any() else 0
+                    self.fault(f"your kernel stored into {view.name} (at row {int(rows[k])}, column "
+                               f"{int(cols[k])}): a matmul only reads A and B")
+                if not ok.all():
+                    k = int(np.argmin(ok))
+                    e = (int(sub[k]) - view.base) // view.itemsize
+                    self.fault(self._outside(view, int(rows[k]), int(cols[k]), write, bool(aligned[k]), e))
+            else:
+                ok = (sub >= view.span_lo) & (sub < view.span_hi)
+                # several views of one storage (a tensor passed twice): any of them will do
+                for other, ex in self.views:
+                    if other is not view and not ex and other.lo == view.lo:
+                        ok |= (sub >= other.span_lo) & (sub < other.span_hi)
+                if not ok.all():
+                    self.fault(f"your kernel {'wrote' if write else 'read'} outside the tensor passed as "
+                               f"`{view.name}` (past its last element or before its first): check the "
+                               f"{'store' if write else 'load'} mask")
+        if not known.all():
+            self.fault(f"your kernel {'wrote to' if write else 'read from'} an address outside every tensor it "
+                       f"was given ({what}): a pointer past an edge, or a wrong stride? On a GPU this crashes")
+
+    @staticmethod
+    def _outside(view, row, col, write, aligned, e):
+        n0, n1 = view.shape
+        where = f"at row {row}, column {col}" if aligned else f"between elements, near row {row}, column {col}"
+        verb, mask = ("wrote", "store") if write else ("read", "load")
+        head = (f"your kernel {verb} outside {view.name}: {where} ({view.name} is {n0}x{n1}: rows 0..{n0 - 1}, "
+                f"columns 0..{n1 - 1})")
+        hint = _stride_hint(view, e)
+        if hint:
+            return head + hint
+        if 0 <= row < n0 and 0 <= col < n1 and not aligned:
+            return head + f"; that is between two elements of {view.name}: does every address use its strides, in elements?"
+        return head + f"; check the {mask} mask (on a GPU, going past an edge crashes or touches other data)"
+
+    def fault(self, message: str):
+        self.sandbox.fault(message)
+
+    # -- what the hooks call ------------------------------------------------------------------------
+    def access(self, builder, kind: str, ptrs, mask, value=None):
+        addr = np.asarray(getattr(ptrs, "data", ptrs))
+        if mask is not None:
+            m = mask if isinstance(mask, np.ndarray) else np.asarray(getattr(mask, "data", mask))
+            m = np.broadcast_to(m.astype(bool, copy=False), addr.shape)
+            sel = addr[m]
+        else:
+            m = None
+            sel = addr.reshape(-1)
+        sel = sel.astype(np.uint64, copy=False)
+        write = kind in ("store", "atomic")
+        what = {"load": "a tl.load", "store": "a tl.store", "atomic": "an atomic",
+                "atomic_load": "an atomic load"}[kind]
+        if self.in_descriptor:
+            what = "a descriptor " + ("store" if write else "load")
+        self.check(sel, write, what)
+        if not self.record:
+            return
+        p = self.program(builder)
+        if kind == "load":
+            p.loads.append(sel.copy())
+            if self.in_descriptor:
+                p.descriptor_loads += 1
+            else:
+                p.pointer_loads += 1
+        elif kind == "store":
+            vals = np.broadcast_to(np.asarray(value.data), addr.shape)
+            vals = vals[m] if m is not None else vals.reshape(-1)
+            p.stores.append((sel.copy(), np.array(vals)))
+            if self.in_descriptor:
+                p.descriptor_stores += 1
+            else:
+                p.pointer_stores += 1
+        else:
+            p.atomics += 1
+            p.loads.append(sel.copy())
+            if write:
+                p.stores.append((sel.copy(), None))
+
+    def dot(self, builder, a, b):
+        sa, sb = np.shape(a.data), np.shape(b.data)
+        if len(sa) < 2 or len(sb) < 2:
+            return
+        M, K, N = sa[-2], sa[-1], sb[-1]
+        bits = getattr(getattr(a, "dtype", None), "primitive_bitwidth", 32)
+        k_min = 32 if bits == 8 else 16  # Triton 3.6's NVIDIA backend (min_dot_size): K >= 16, 8-bit K >= 32
+        if K < k_min:
+            self.fault(f"tl.dot on a {M}x{K} tile times a {K}x{N} tile: on a GPU, Triton needs K (BLOCK_K) >= "
+                       f"{k_min} for tl.dot, so this runs in the interpreter but does not compile there; "
+                       f"use BLOCK_K >= {k_min}")
+        if self.record:
+            self.program(builder).dots += 1
+
+
+# --------------------------------------------------------------------------------------------------
+# launches
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Launch:
+    kernel: str  # qualified name of the @triton.jit function
+    module: str
+    snapshots: list = field(default_factory=list)  # (storage key, uint8 copy of the storage), after it ran
+    grid: tuple | None = None  # the launch grid as 3 ints (None if it could not be read)
+    jit: object = None  # the launched JITFunction / InterpretedFunction (its ``.fn`` holds the source)
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    grid_given: object = None  # the grid as the launch gave it (a tuple or a callable)
+    compiled: object = None  # what run() returned: the CompiledKernel on a GPU
+    trace: Trace | None = None  # in the interpreter: what each program did
+    keys: list = field(default_factory=list)  # storage keys of the tensors it received
+    host_descriptors: bool = False  # it received TensorDescriptor arguments
+
+    @property
+    def from_library(self) -> bool:
+        return self.module.split(".")[0] in ("kernels", "triton", "grader")
+
+    @property
+    def programs(self) -> int | None:
+        """How many programs the launch started (the product of the grid)."""
+        if self.grid is None:
+            return None
+        return self.grid[0] * self.grid[1] * self.grid[2]
+
+    def touches(self, result: torch.Tensor) -> bool:
+        """Whether ``result``'s memory was one of the tensors this launch was given (a descriptor's
+        base counts)."""
+        return storage_key(result) in self.keys
+
+    def grid_text(self) -> str:
+        g = self.grid
+        return f"{self.kernel}[{g[0]}, {g[1]}, {g[2]}]" if g else f"{self.kernel}[?]"
+
+
+def _arg_names(jit_fn):
+    names = getattr(jit_fn, "arg_names", None)
+    if names:
+        return list(names)
+    try:
+        import inspect
+
+        return list(inspect.signature(jit_fn.fn).parameters)
+    except Exception:
+        return []
+
+
+class _Guard(TorchDispatchMode):
     def __init__(self, sandbox):
         super().__init__()
         self.sandbox = sandbox
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
-        if not self.sandbox.internal and is_denied(name):
+        if not self.sandbox.internal and not is_allowed(name):
             self.sandbox.refuse(f"torch's `{name}`" + (f" ({_FRIENDLY[name]})" if name in _FRIENDLY else ""))
         return func(*args, **(kwargs or {}))
 
@@ -153,13 +457,24 @@ _TENSOR_ESCAPES = ("numpy", "__array__", "tolist", "__dlpack__")
 
 
 class Sandbox:
-    """``with Sandbox() as box: out = fn(a, b)``; then read ``box.refusals`` and ``box.launches``."""
+    """``with Sandbox(operands={"A": a, "B": b, "C": out}) as box: res = fn(a, b, out=out)``; then read
+    ``box.refusals``, ``box.faults`` and ``box.launches``, and ``box.replay(...)``.
 
-    def __init__(self):
+    ``operands``: the grader's own views, by name; in the interpreter every access to their storages
+    must be an element of the view (their guard rows and columns are off limits), and stores into A
+    and B are faults."""
+
+    def __init__(self, operands: dict | None = None):
+        self.operands = {k: v for k, v in (operands or {}).items() if isinstance(v, torch.Tensor)}
         self.refusals: list[str] = []
+        self.faults: list[str] = []
         self.launches: list[Launch] = []
         self.internal = 0  # > 0 while the sandbox itself runs torch ops (snapshots)
+        self.recording = True
+        self.before: dict = {}  # storage key -> (uint8 view of the storage, copy before its first launch)
+        self._current: Trace | None = None
         self._undo = []
+        self._depth = 0
 
     # -- refusals ---------------------------------------------------------------------------------
     def refuse(self, what: str):
@@ -167,6 +482,10 @@ class Sandbox:
         self.refusals.append(msg)
         raise Refused(f"grader: {what} is not allowed while an answer is graded; "
                       "compute the result in your Triton kernel")
+
+    def fault(self, message: str):
+        self.faults.append(f"{message} (at {learner_frame()})")
+        raise Fault(message)
 
     def _patch(self, owner, name, value):
         old = owner.__dict__.get(name, _MISSING)
@@ -182,47 +501,187 @@ class Sandbox:
         return refused
 
     # -- launches ---------------------------------------------------------------------------------
-    def _record(self, jit_fn, args, kwargs, grid=None):
+    def _views_for(self, jit_fn, args, kwargs):
+        """[(View, exact)]: the grader's operands (exact), then every other tensor the launch received."""
+        views = [(View(name, t), True) for name, t in self.operands.items()]
+        grader_storages = {v.lo for v, _ in views}
+        names = _arg_names(jit_fn)
+        labelled = [(names[i] if i < len(names) else f"argument {i}", v) for i, v in enumerate(args)]
+        labelled += list(kwargs.items())
+        for label, value in labelled:
+            for t in tensors_in(value):
+                if t.untyped_storage().data_ptr() not in grader_storages:
+                    views.append((View(label, t), False))
+        return views
+
+    def _begin(self, jit_fn, args, kwargs, grid):
         fn = getattr(jit_fn, "fn", None)
         launch = Launch(getattr(fn, "__qualname__", repr(jit_fn)), getattr(fn, "__module__", "") or "",
-                        grid=_grid3(grid), jit=jit_fn)
+                        jit=jit_fn, args=tuple(args), kwargs=dict(kwargs), grid_given=grid)
+        launch.host_descriptors = any(is_descriptor(v) for v in list(args) + list(kwargs.values()))
         self.internal += 1
         try:
-            tensors = [v for v in list(args) + list(kwargs.values()) if isinstance(v, torch.Tensor)]
+            tensors = [t for v in list(args) + list(kwargs.values()) for t in tensors_in(v)]
             if any(t.is_cuda for t in tensors):
                 torch.cuda.synchronize()
             for t in tensors:
-                launch.snapshots.append((t.untyped_storage().data_ptr(), _storage_bytes(t).clone()))
+                key = storage_key(t)
+                if key not in launch.keys:
+                    launch.keys.append(key)
+                if key not in self.before:
+                    view = _storage_bytes(t)
+                    self.before[key] = (view, view.clone())
         finally:
             self.internal -= 1
         self.launches.append(launch)
+        return launch
+
+    def _end(self, launch, grid, result):
+        launch.grid = _grid3(grid)
+        launch.compiled = result
+        self.internal += 1
+        try:
+            tensors = [t for v in list(launch.args) + list(launch.kwargs.values()) for t in tensors_in(v)]
+            if any(t.is_cuda for t in tensors):
+                torch.cuda.synchronize()
+            done = set()
+            for t in tensors:
+                key = storage_key(t)
+                if key not in done:
+                    done.add(key)
+                    launch.snapshots.append((key, _storage_bytes(t).clone()))
+        finally:
+            self.internal -= 1
 
     def _hook_run(self, cls):
         original = cls.run
         sandbox = self
 
         def run(self_, *args, grid, warmup, **kwargs):
+            if warmup:
+                return original(self_, *args, grid=grid, warmup=warmup, **kwargs)
             seen = [grid]
+            given = grid
             if callable(grid):  # grid(meta): Triton calls it with the bound arguments; keep its answer
-                given = grid
 
                 def grid(meta):
                     seen[0] = given(meta)
                     return seen[0]
 
-            result = original(self_, *args, grid=grid, warmup=warmup, **kwargs)
-            if not warmup:
-                sandbox._record(self_, args, kwargs, None if callable(seen[0]) else seen[0])
+            launch = sandbox._begin(self_, args, kwargs, given) if sandbox.recording else None
+            trace = Trace(sandbox, launch, sandbox._views_for(self_, args, kwargs))
+            if launch is not None:
+                launch.trace = trace
+            outer, sandbox._current = sandbox._current, trace
+            try:
+                result = original(self_, *args, grid=grid, warmup=warmup, **kwargs)
+            finally:
+                sandbox._current = outer
+                if launch is not None:
+                    sandbox._end(launch, None if callable(seen[0]) else seen[0], None)
+            if launch is not None:
+                launch.compiled = result
             return result
 
         self._patch(cls, "run", run)
 
+    def _hook_interpreter(self):
+        """Hooks on the interpreter's builder and on nested @triton.jit calls (no-ops on a GPU)."""
+        try:
+            from triton.runtime import interpreter as interp
+        except Exception:  # pragma: no cover - every supported Triton has the interpreter
+            return
+        builder_cls = getattr(interp, "InterpreterBuilder", None)
+        sandbox = self
+
+        def first(args, kwargs, i, name):
+            return args[i] if len(args) > i else kwargs.get(name)
+
+        def hook(name, make):
+            original = getattr(builder_cls, name, None)
+            if original is not None:
+                self._patch(builder_cls, name, make(original))
+
+        def masked_load(original):
+            def f(b, *args, **kwargs):
+                trace = sandbox._current
+                if trace is not None:
+                    trace.access(b, "load", first(args, kwargs, 0, "ptrs"), first(args, kwargs, 1, "mask"))
+                return original(b, *args, **kwargs)
+            return f
+
+        def masked_store(original):
+            def f(b, *args, **kwargs):
+                trace = sandbox._current
+                if trace is not None:
+                    trace.access(b, "store", first(args, kwargs, 0, "ptrs"), first(args, kwargs, 2, "mask"),
+                                 first(args, kwargs, 1, "value"))
+                return original(b, *args, **kwargs)
+            return f
+
+        def descriptor(original):
+            def f(b, *args, **kwargs):
+                trace = sandbox._current
+                if trace is not None:
+                    trace.in_descriptor += 1
+                try:
+                    return original(b, *args, **kwargs)
+                finally:
+                    if trace is not None:
+                        trace.in_descriptor -= 1
+            return f
+
+        def atomic(ptr_index, mask_index, kind="atomic"):
+            def make(original):
+                def f(b, *args, **kwargs):
+                    trace = sandbox._current
+                    if trace is not None:
+                        mask = args[mask_index] if mask_index is not None and len(args) > mask_index else None
+                        trace.access(b, kind, args[ptr_index] if len(args) > ptr_index else kwargs.get("ptr"),
+                                     mask)
+                    return original(b, *args, **kwargs)
+                return f
+            return make
+
+        def dot(original):
+            def f(b, *args, **kwargs):
+                trace = sandbox._current
+                if trace is not None:
+                    trace.dot(b, first(args, kwargs, 0, "a"), first(args, kwargs, 1, "b"))
+                return original(b, *args, **kwargs)
+            return f
+
+        if builder_cls is not None:
+            hook("create_masked_load", masked_load)
+            hook("create_masked_store", masked_store)
+            for name in ("create_descriptor_load", "create_descriptor_store", "create_descriptor_gather",
+                         "create_descriptor_scatter"):
+                hook(name, descriptor)
+            hook("create_atomic_rmw", atomic(1, 3))  # (rmwOp, ptr, val, mask, sem, scope)
+            hook("create_atomic_cas", atomic(0, None))  # (ptr, cmp, val, sem, scope)
+            hook("create_atomic_load", atomic(0, 1, "atomic_load"))  # Triton >= 3.7: (ptr, mask, sem, scope)
+            hook("create_atomic_store", atomic(0, 2))  # (ptr, val, mask, sem, scope)
+            hook("create_dot", dot)
+
+        fn_cls = getattr(interp, "InterpretedFunction", None)
+        if fn_cls is not None:
+            original_call = fn_cls.__call__
+
+            def call(self_, *args, **kwargs):
+                trace = sandbox._current
+                if trace is not None:
+                    fn = getattr(self_, "fn", None)
+                    trace.helpers.append((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "?")))
+                return original_call(self_, *args, **kwargs)
+
+            self._patch(fn_cls, "__call__", call)
+
     def written_by_kernel(self, result: torch.Tensor) -> str | None:
         """``None`` if ``result``'s memory went through a launch and is unchanged since; else why not."""
-        ptr = result.untyped_storage().data_ptr()
+        key = storage_key(result)
         for launch in reversed(self.launches):
-            for p, snap in launch.snapshots:
-                if p == ptr:
+            for k, snap in launch.snapshots:
+                if k == key:
                     if result.is_cuda:
                         torch.cuda.synchronize()
                     now = _storage_bytes(result)
@@ -233,6 +692,36 @@ class Sandbox:
         return ("the returned tensor was never passed to a Triton kernel, so no kernel wrote it "
                 "(return the output tensor your kernel stores into)")
 
+    def received(self, t: torch.Tensor, launches=None) -> bool:
+        """Whether ``t``'s storage was given to one of ``launches`` (default: all)."""
+        key = storage_key(t)
+        return any(key in l.keys for l in (self.launches if launches is None else launches))
+
+    # -- replay -----------------------------------------------------------------------------------
+    def restore(self):
+        """Put back every storage a launch received as it was just before the first launch that
+        received it."""
+        self.internal += 1
+        try:
+            for view, copy in self.before.values():
+                view.copy_(copy)
+            if any(v.is_cuda for v, _ in self.before.values()):
+                torch.cuda.synchronize()
+        finally:
+            self.internal -= 1
+
+    def replay(self, launches=None):
+        """Launch ``launches`` (default: every recorded one) again, in order, with the grids and
+        arguments they had, guarded as before but not recorded. The caller restores storages and puts
+        new inputs in place first."""
+        self.recording = False
+        try:
+            with self:
+                for launch in (self.launches if launches is None else launches):
+                    launch.jit.run(*launch.args, grid=launch.grid_given, warmup=False, **launch.kwargs)
+        finally:
+            self.recording = True
+
     # -- context manager --------------------------------------------------------------------------
     def __enter__(self):
         from triton.runtime.interpreter import InterpretedFunction
@@ -240,9 +729,10 @@ class Sandbox:
 
         for cls in (JITFunction, InterpretedFunction):
             self._hook_run(cls)
+        self._hook_interpreter()
         for name in _TENSOR_ESCAPES:
             self._patch(torch.Tensor, name, self._escape(name))
-        self._mode = _DenyCompute(self)
+        self._mode = _Guard(self)
         self._mode.__enter__()
         return self
 
@@ -256,6 +746,7 @@ class Sandbox:
                 else:
                     setattr(owner, name, old)
             self._undo.clear()
+            self._current = None
         return False
 
 
