@@ -430,3 +430,51 @@ def test_import_time_check_refuses_the_broken_pair(monkeypatch):
         kernels._check_interpreter_numpy()
     monkeypatch.setattr(kernels, "WORLD", "gpu")
     kernels._check_interpreter_numpy()  # compiled kernels do not care
+
+
+COMPILE_BOTH_PATHS = '''
+import os, sys
+import torch
+torch.cuda.is_available = lambda: True  # compile as the GPU world does (no GPU is needed to compile)
+import kernels
+assert kernels.WORLD == "gpu"
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from kernels import naive, persistent, tiled
+
+strides = {"stride_am": "i32", "stride_ak": "constexpr", "stride_bk": "i32", "stride_bn": "constexpr",
+           "stride_cm": "i32", "stride_cn": "constexpr"}  # unit strides: constexprs, as Triton specializes them
+sig = {"a_ptr": "*bf16", "b_ptr": "*bf16", "c_ptr": "*bf16", "M": "i32", "N": "i32", "K": "i32", **strides}
+ones = {"stride_ak": 1, "stride_bn": 1, "stride_cn": 1}
+tile = {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8, "GROUPED": True, "EVEN_K": False,
+        "UPCAST": False}
+for int64 in (False, True):
+    for name, fn, extra, consts in [
+            ("naive", naive.naive_matmul_kernel, {}, {"BLOCK_K": 64}),
+            ("tiled", tiled.tiled_matmul_kernel, {}, tile),
+            ("persistent", persistent.persistent_matmul_kernel, {"num_programs": "i32"}, tile)]:
+        consts = {**ones, **consts, "INT64": int64}
+        signature = {**sig, **extra, **{k: "constexpr" for k in consts if k not in sig}}
+        k = triton.compile(ASTSource(fn, signature, consts), target=GPUTarget("cuda", 90, 32),
+                           options={"num_warps": 4})
+        print(name, int64, k.asm["ptx"].count("mul.lo.s64"))
+'''
+
+
+@pytest.mark.skipif(kernels.ON_GPU, reason="on a GPU the LM-head tests run both paths for real")
+def test_both_offset_widths_compile_for_hopper(tmp_path):
+    """The 64-bit variants cannot run in the interpreter at 2**31 sizes on every machine, but they
+    compile for sm_90 anywhere (Triton's compiler and ptxas need no GPU): they multiply in 64 bits,
+    and the ordinary variants keep 32-bit offsets."""
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("TRITON_INTERPRET", "TTC_WORLD")}
+    env.update(PYTHONPATH=str(ROOT), TRITON_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run([sys.executable, "-c", COMPILE_BOTH_PATHS], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split() for line in proc.stdout.splitlines() if line]
+    counts = {(name, flag == "True"): int(n) for name, flag, n in rows}
+    assert len(counts) == 6, proc.stdout
+    for name in ("naive", "tiled", "persistent"):
+        assert counts[(name, False)] == 0, f"{name}: the ordinary kernel computes 64-bit offsets"
+        assert counts[(name, True)] > 0, f"{name}: the INT64 kernel has no 64-bit multiply"
