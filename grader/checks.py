@@ -324,6 +324,8 @@ def _values_message(res, ref, dtype, case=None):
                 "dtype only when storing)")
     elif case is not None and case.layout != "row":
         hint += _layout_note(case, "loads")
+    elif case is not None and case.label == "long K":
+        hint += f" (K = {case.K} is longer than any block here: does your kernel loop over all of K?)"
     return (f"wrong values: relative error {err:.2e} > tolerance {tol:.0e} for {str(dtype)[6:]}; "
             f"first bad element [{i}, {j}]: expected {float(ref[i, j]):.6g}, got {float(got[i, j]):.6g}{hint}")
 
@@ -563,7 +565,8 @@ def _work_message(case, ex, launches, a, b, res):
         by = f" (by {who[0]} and {who[1]})" if len(who) > 1 else f" (by {who[0]})" if who else ""
         return "fail", (f"C[{i}, {j}] was stored {int(count[e])} times{by}: every element of C must be "
                         f"computed and stored once, by the one program whose {'element' if ex.schedule == 'element' else 'tile'} "
-                        f"it is (programs that redo other programs' work waste the GPU){_layout_note(case, 'stores')}")
+                        f"it is (programs that redo other programs' work waste the GPU)"
+                        f"{_layout_note(case, 'stores') if case.layout in ('col', 'every_other') else ''}")
     final = res.detach().view({2: torch.int16, 4: torch.int32}[res.element_size()]).reshape(-1).cpu().numpy()
     never = np.nonzero(count == 0)[0]
     if never.size:
@@ -594,11 +597,11 @@ def _work_message(case, ex, launches, a, b, res):
                 P = l.programs or 1
                 want = len(range(key[0], num_tiles, P))
                 if tiles.size != want:
+                    p0 = key[0]
                     return "fail", (f"{name} stored {tiles.size} tile{'s' if tiles.size != 1 else ''} of C, but with "
-                                    f"{P} programs and {num_tiles} tiles ({bm}x{bn}) program {key[0]} computes "
-                                    f"tile ids {key[0]}, {key[0]} + {P}, ...: {want} tile{'s' if want != 1 else ''}")
-        slack = shape[0] if shape is not None else 1
-        slack_n = shape[1] if shape is not None else 1
+                                    f"{P} programs and {num_tiles} tiles of {bm}x{bn}, program {p0} computes tile ids "
+                                    f"{p0}, {p0} + {P}, {p0} + 2 * {P}, ... below {num_tiles}: "
+                                    f"{want} tile{'s' if want != 1 else ''} (each tile once, in grouped order)")
         loaded = {}
         for label, view, R, C_ in (("A", vA, M, K), ("B", vB, K, N)):
             mask = np.zeros(R * C_, dtype=bool)
@@ -619,13 +622,29 @@ def _work_message(case, ex, launches, a, b, res):
             return "refused", (f"{name} stored column {j} of C without loading all of column {j} of B (it "
                                f"loaded {int(lb[:, j].sum())} of its {K} elements): every element of C must come "
                                f"from A and B through your kernel")
-        for label, got, need, extra in (("A", int(la.sum()), rows.size * K, slack * K),
-                                        ("B", int(lb.sum()), cols.size * K, slack_n * K)):
-            if got > 2 * need + extra:
-                return "fail", (f"{name} loaded {got} distinct elements of {label}, but the "
-                                f"{'rows' if label == 'A' else 'columns'} of C it stores need only {need}: it "
-                                f"computes more than its own {'element' if ex.schedule == 'element' else 'tile(s)'}; "
-                                f"each program should load only what its part of C needs")
+        # the rows of A (columns of B) a program may read: those of what it stores, or, with tiles, those
+        # of its tiles' blocks (a ragged tile may read wrapped-around rows, as kernels.tiled.matmul_tile does)
+        if ex.schedule == "element":
+            ok_rows, ok_cols = rows, cols
+        elif shape is not None:
+            bm, bn = shape
+            ok_rows = np.unique(np.concatenate([np.arange(t * bm, t * bm + bm) % M for t in np.unique(rows // bm)]))
+            ok_cols = np.unique(np.concatenate([np.arange(t * bn, t * bn + bn) % N for t in np.unique(cols // bn)]))
+        else:  # tiles of an unknown shape: allow twice what it stores, plus one block
+            ok_rows = ok_cols = None
+        what = "element" if ex.schedule == "element" else "tile(s)"
+        for label, used, allowed, stored, size in (("A", np.nonzero(la.any(axis=1))[0], ok_rows, rows, M),
+                                                   ("B", np.nonzero(lb.any(axis=0))[0], ok_cols, cols, N)):
+            line = "row" if label == "A" else "column"
+            if allowed is not None:
+                extra = np.setdiff1d(used, allowed)
+                if extra.size:
+                    return "fail", (f"{name} loaded {line} {int(extra[0])} of {label} ({extra.size} {line}s in all) that "
+                                    f"none of the elements of C it stores needs: it computes more than its own "
+                                    f"{what}; each program should load only the {line}s of {label} its part of C needs")
+            elif used.size > 2 * stored.size + 32:
+                return "fail", (f"{name} loaded {used.size} {line}s of {label}, but the part of C it stores needs "
+                                f"{stored.size}: it computes more than its own {what}")
     return None
 
 
