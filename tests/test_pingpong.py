@@ -132,6 +132,12 @@ def test_compiles_after_interpreter_kernels_ran_with_a_cold_cache(tmp_path):
     import subprocess
     import sys
 
+    import numpy
+    import triton
+
+    broken = kernels.interpreter_numpy_problem("interpreter", triton.__version__, numpy.__version__)
+    if broken:  # e.g. the GPU machine: Triton 3.6 with numpy 2.5, where the interpreter cannot run
+        pytest.skip(f"the interpreter cannot run in this environment: {broken}")
     script = (
         "import kernels, torch\n"
         "from kernels import pingpong as pp, testing as T\n"
