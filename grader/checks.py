@@ -391,24 +391,33 @@ def _program_name(launch, key):
     return f"program {where} of {launch.kernel}"
 
 
+def _resolve(node, space):
+    """The object a name or dotted name (``kernels.tiled.matmul_tile``) in a kernel's source stands for."""
+    if isinstance(node, ast.Name):
+        return space.get(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = _resolve(node.value, space)
+        return getattr(owner, node.attr, None) if owner is not None else None
+    return None
+
+
 def _jit_helpers(jit, seen=None, depth=0):
-    """(module, qualname) of the @triton.jit functions a kernel's source names, a few levels deep."""
+    """(module, qualname) of the @triton.jit functions a kernel's source names (called or not), and of
+    those their sources name, a few levels deep: what a compiled kernel may have called."""
     seen = set() if seen is None else seen
     fn = getattr(jit, "fn", None)
     if fn is None or id(fn) in seen or depth > 4:
         return []
     seen.add(id(fn))
+    try:
+        tree = ast.parse(textwrap.dedent(getattr(jit, "src", None) or inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    space = getattr(fn, "__globals__", {})
     found = []
-    for tree in _jit_sources(jit, set(), 4):  # only the kernel's own tree (depth 4: no recursion there)
-        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
-        attrs = {(ast.unparse(n.value), n.attr) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
-        space = getattr(fn, "__globals__", {})
-        objs = [space.get(name) for name in sorted(names)]
-        for owner, attr in sorted(attrs):
-            mod = space.get(owner)
-            if inspect.ismodule(mod):
-                objs.append(getattr(mod, attr, None))
-        for helper in objs:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            helper = _resolve(node, space)
             inner = getattr(helper, "fn", None)
             if helper is not jit and callable(inner) and hasattr(helper, "run"):
                 found.append((getattr(inner, "__module__", "") or "", getattr(inner, "__qualname__", "?")))
@@ -421,7 +430,7 @@ def _helpers_message(ex, launches):
     asks the learner to write."""
     for launch in launches:
         called = launch.trace.helpers if launch.trace is not None and not ON_GPU else _jit_helpers(launch.jit)
-        for module, qualname in called:
+        for module, qualname in sorted(called):
             full = f"{module}.{qualname}"
             if module.split(".")[0] != "kernels" or full.startswith(ex.given):
                 continue

@@ -271,7 +271,7 @@ class Trace:
         self.launch = launch
         self.views = views  # [(View, exact)]: the grader's views are exact, the others span-checked
         self.programs: dict[tuple, ProgramTrace] = {}
-        self.helpers: list = []  # (module, qualname) of every @triton.jit function called inside
+        self.helpers: set = set()  # (module, qualname) of every @triton.jit function called inside
         self.in_descriptor = 0
         self.record = launch is not None
 
@@ -380,11 +380,13 @@ class Trace:
             return
         M, K, N = sa[-2], sa[-1], sb[-1]
         bits = getattr(getattr(a, "dtype", None), "primitive_bitwidth", 32)
-        k_min = 32 if bits == 8 else 16  # Triton 3.6's NVIDIA backend (min_dot_size): K >= 16, 8-bit K >= 32
-        if K < k_min:
+        # Triton 3.6's NVIDIA backend (min_dot_size) refuses K < 16 (K < 32 for 8-bit types); M and N
+        # below 16 are padded there, but the course keeps every tile dimension >= 16 (kernels.operands)
+        k_min = 32 if bits == 8 else 16
+        if K < k_min or M < 16 or N < 16:
             self.fault(f"tl.dot on a {M}x{K} tile times a {K}x{N} tile: on a GPU, Triton needs K (BLOCK_K) >= "
-                       f"{k_min} for tl.dot, so this runs in the interpreter but does not compile there; "
-                       f"use BLOCK_K >= {k_min}")
+                       f"{k_min} for tl.dot (and the course's tiles are at least 16 in every dimension), so this "
+                       f"runs in the interpreter but not there; use blocks of at least 16 (BLOCK_K >= {k_min})")
         if self.record:
             self.program(builder).dots += 1
 
@@ -550,6 +552,11 @@ class Sandbox:
                 if key not in done:
                     done.add(key)
                     launch.snapshots.append((key, _storage_bytes(t).clone()))
+            # only the latest copy of a storage is ever read (written_by_kernel): an autotuner's hundreds of
+            # benchmark launches must not keep hundreds of copies
+            for earlier in self.launches[:-1]:
+                if earlier.snapshots:
+                    earlier.snapshots = [(k, snap) for k, snap in earlier.snapshots if k not in done]
         finally:
             self.internal -= 1
 
@@ -671,7 +678,7 @@ class Sandbox:
                 trace = sandbox._current
                 if trace is not None:
                     fn = getattr(self_, "fn", None)
-                    trace.helpers.append((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "?")))
+                    trace.helpers.add((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "?")))
                 return original_call(self_, *args, **kwargs)
 
             self._patch(fn_cls, "__call__", call)

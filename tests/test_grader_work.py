@@ -319,6 +319,20 @@ def test_course_code_inside_the_learners_kernel_is_refused(case, tmp_path):
     assert "write it yourself" in r.message
 
 
+def test_source_walk_finds_course_helpers(tmp_path):
+    # what a GPU run relies on (compiled, no call is traced): the helpers a kernel's source names
+    from test_grader import as_module, variant
+
+    src, name, swaps, words = COURSE_CODE["ch01_course_kernel"]
+    module = as_module(variant(src, swaps), tmp_path / "answer_walk.py")
+    found = {f"{m}.{q}" for m, q in checks._jit_helpers(module.naive_matmul_kernel)}
+    assert words in found
+    module = as_module(variant(CH03, {}), tmp_path / "answer_walk3.py")
+    found = {f"{m}.{q}" for m, q in checks._jit_helpers(module.persistent_matmul_kernel)}
+    assert {"kernels.tiled.matmul_tile", "kernels.schedule.grouped_tile"} <= found
+    assert checks._helpers_message(checks._EXERCISE["persistent_matmul"], []) is None
+
+
 # ------------------------------------------------------------------------------------------------
 # kind 3: host-side TMA descriptors are a right answer
 # ------------------------------------------------------------------------------------------------
