@@ -556,12 +556,11 @@ def _work_message(case, ex, launches, a, b, res):
                                     f"{int(rows[k])}, column {int(cols[k])}, C is {M}x{N}): check the store mask")
                 lin = rows * N + cols
                 np.add.at(count, lin, 1)
-                if vals is None:
+                bits = None if vals is None else _bits(vals[inside], res.element_size())
+                if bits is None:  # an atomic, or values in another width: nothing to compare
                     by_atomic[lin] = True
                 else:
-                    bits = _bits(vals[inside], res.element_size())
-                    if bits is not None:
-                        stored_bits[lin] = bits
+                    stored_bits[lin] = bits
                 lins.append(lin)
             if lins:
                 programs.append((l, key, p, np.concatenate(lins)))

@@ -425,8 +425,10 @@ COVERAGE = {
     # no K loop: one fixed 64-wide chunk, right whenever K <= 64
     "naive_no_k_loop": (CH01, "naive_matmul", {"ch01-kernel": [
         ("acc = tl.zeros((BLOCK_K,), dtype=tl.float32)", "acc = tl.zeros((64,), dtype=tl.float32)"),
-        (N_K_LOOP, "    if True:\n        ks = tl.arange(0, 64)\n")]}, ("fail",), ("long K",)),
-    # rows of A read without a mask: inside the guard rows the old cases put below A
+        (N_K_LOOP, "    if True:\n        ks = tl.arange(0, 64)\n")]}, ("fail",), ("long K" if not checks.ON_GPU
+                                                                                 else "wrong values",)),
+    # rows of A read without a mask: inside the guard rows the old cases put below A (so, compiled, it
+    # still passes: only the interpreter's checked accesses see it)
     "tiled_unmasked_rows": (CH02, "tiled_matmul", {"ch02-kernel": [
         (T_A_LOAD, T_A_LOAD.replace("mask=row_ok[:, None] & k_ok[None, :]", "mask=k_ok[None, :]"))]},
         ("fail",), ("read outside A: at row",)),
@@ -440,6 +442,8 @@ COVERAGE = {
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("case", sorted(COVERAGE))
 def test_answers_the_old_cases_let_through_fail(case, tmp_path):
+    if case == "tiled_unmasked_rows" and checks.ON_GPU:
+        pytest.skip("compiled, a read past an edge into the guard rows goes unseen")
     src, name, swaps, status, words = COVERAGE[case]
     r = grade_variant(src, swaps, name, tmp_path)
     failed(r, *words, status=status)
@@ -572,9 +576,11 @@ def test_a_float16_accumulator_fails_the_precision_case(case, tmp_path):
     # accumulating in C's dtype: right to the tolerance on random normal values, wrong once K is long
     src, name, swaps = FP16_ACC[case]
     r = grade_variant(src, swaps, name, tmp_path)
-    failed(r, "float16 accumulator")
-    failing = [s for s in r.subchecks if s.status == "fail"]
-    assert failing and "precision" in failing[0].label, r.report()
+    assert r.status == "fail" and r.points == 0, r.report()
+    if not checks.ON_GPU:  # at the interpreter's sizes, only the precision case shows it
+        assert "float16 accumulator" in r.message, r.report()
+        failing = [s for s in r.subchecks if s.status == "fail"]
+        assert failing and "precision" in failing[0].label, r.report()
 
 
 # ------------------------------------------------------------------------------------------------
