@@ -19,7 +19,6 @@ from test_grader import CH01, CH02, CH03, CH04, grade_variant  # noqa: E402
 
 from grader import checks  # noqa: E402
 from grader.guard import Fault, Refused, Sandbox, View, is_allowed  # noqa: E402
-from grader.report import SubCheck  # noqa: E402
 
 GPU_ONLY = pytest.mark.skipif(not checks.ON_GPU, reason="needs a CUDA GPU: compiled kernels")
 CPU_ONLY = pytest.mark.skipif(checks.ON_GPU, reason="Triton's interpreter only")
@@ -463,8 +462,12 @@ def test_an_out_of_bounds_access_is_stopped_before_it_happens():
     if checks.ON_GPU:
         pytest.skip("the interpreter's hooks; compiled kernels are not traced")
     with Sandbox(operands={"C": x.view(2, 2)}) as box:
-        with pytest.raises(Exception):
+        with pytest.raises(Exception) as raised:
             wild[(1,)](x)
+    cause = raised.value
+    while cause.__cause__ is not None:  # the interpreter wraps what the hook raised
+        cause = cause.__cause__
+    assert isinstance(cause, Fault)
     assert box.faults and "outside" in box.faults[0]
 
 
