@@ -570,7 +570,8 @@ FP16_ACC = {
         ("acc += a.to(tl.float32) * b.to(tl.float32)", "acc += a * b")]}),
     "tiled": (CH02, "tiled_matmul", {"ch02-kernel": [
         ("acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
-         "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=c_ptr.dtype.element_ty)")]}),
+         "acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=c_ptr.dtype.element_ty)"),
+        ("acc = tl.dot(a, b, acc)", "acc = tl.dot(a, b, acc, out_dtype=c_ptr.dtype.element_ty)")]}),
 }
 
 
