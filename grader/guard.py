@@ -380,13 +380,17 @@ class Trace:
             return
         M, K, N = sa[-2], sa[-1], sb[-1]
         bits = getattr(getattr(a, "dtype", None), "primitive_bitwidth", 32)
-        # Triton 3.6's NVIDIA backend (min_dot_size) refuses K < 16 (K < 32 for 8-bit types); M and N
-        # below 16 are padded there, but the course keeps every tile dimension >= 16 (kernels.operands)
+        # Triton 3.6's NVIDIA backend (min_dot_size) refuses K < 16 (K < 32 for 8-bit types): such a dot
+        # runs here and does not compile there. M and N below 16 do compile for sm_90 (measured with 3.6),
+        # but the course keeps every tile dimension >= 16, as its wrappers do (kernels.operands)
         k_min = 32 if bits == 8 else 16
-        if K < k_min or M < 16 or N < 16:
-            self.fault(f"tl.dot on a {M}x{K} tile times a {K}x{N} tile: on a GPU, Triton needs K (BLOCK_K) >= "
-                       f"{k_min} for tl.dot (and the course's tiles are at least 16 in every dimension), so this "
-                       f"runs in the interpreter but not there; use blocks of at least 16 (BLOCK_K >= {k_min})")
+        shape = f"tl.dot on a {M}x{K} tile times a {K}x{N} tile"
+        if K < k_min:
+            self.fault(f"{shape}: on a GPU, Triton needs K (BLOCK_K) >= {k_min} for tl.dot, so this runs in the "
+                       f"interpreter but does not compile there; use BLOCK_K >= {k_min}")
+        if M < 16 or N < 16:
+            self.fault(f"{shape}: the course's tiles are at least 16 in every dimension (tensor cores work on "
+                       f"16-wide tiles; the given wrappers refuse smaller blocks too); use BLOCK_M and BLOCK_N >= 16")
         if self.record:
             self.program(builder).dots += 1
 
