@@ -160,6 +160,7 @@ def test_allow_list_covers_what_wrappers_and_triton_need():
     assert b.shape == (2, 2) and len(box.refusals) == 2 and "`isnan`" in box.refusals[0]
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # gc.get_objects() meets deprecated torch objects
 def test_reference_is_computed_after_the_call(tmp_path):
     # nothing the answer can find in memory during the call holds the expected product
     look = ("    import gc\n"
