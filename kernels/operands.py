@@ -286,8 +286,8 @@ def check_blocks(name: str, blocks: dict, min_block: int = 1) -> None:
         if v < 1 or v & (v - 1):
             raise ValueError(f"{name}: {label}={v} is not a power of two (tl.arange needs one)")
         if v < min_block:
-            raise ValueError(f"{name}: {label}={v} is below {min_block}: tl.dot needs tiles of at least "
-                             f"{min_block} in every dimension")
+            raise ValueError(f"{name}: {label}={v} is below {min_block}: the course's tl.dot tiles are at least "
+                             f"{min_block} in every dimension (a GPU compiles tl.dot only with BLOCK_K >= 16)")
         if v > MAX_BLOCK:
             raise ValueError(f"{name}: {label}={v} is above {MAX_BLOCK}, Triton's largest tensor")
 

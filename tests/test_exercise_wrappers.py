@@ -79,7 +79,7 @@ def test_given_wrappers_refuse_bad_input_in_one_line(modules, kind, fn, case):
 BLOCKS = {  # (how to set the blocks, the error)
     "naive_matmul": [({"block_k": 24}, "block_k=24 is not a power of two")],
     "tiled_matmul": [({"block_m": 48}, "block_m=48 is not a power of two"),
-                     ({"block_k": 8}, "block_k=8 is below 16: tl.dot needs tiles of at least 16")],
+                     ({"block_k": 8}, "block_k=8 is below 16: the course's tl.dot tiles are at least 16")],
     "persistent_matmul": [((32, 32, 24), "block_k=24 is not a power of two"),
                           ((32, 8, 32), "block_n=8 is below 16")],
     "tma_matmul": [((32, 48, 32), "block_n=48 is not a power of two"), ((16, 32, 8), "block_k=8 is below 16")],

@@ -291,7 +291,7 @@ def test_prepare_matmul():
         O.prepare_matmul("ex", sq, sq, out=sq)
     with pytest.raises(ValueError, match="ex: block_k=24 is not a power of two"):
         O.prepare_matmul("ex", a, b, blocks={"block_k": 24})
-    with pytest.raises(ValueError, match="block_n=8 is below 16: tl.dot"):
+    with pytest.raises(ValueError, match="block_n=8 is below 16: the course's tl.dot"):
         O.prepare_matmul("ex", a, b, blocks={"block_m": 32, "block_n": 8}, min_block=16)
     with pytest.raises(ValueError, match="must be an int"):
         O.prepare_matmul("ex", a, b, blocks={"block_k": 32.0})
