@@ -305,12 +305,34 @@ def _canary_message(big, view, M, N):
             f"0..{M - 1}, columns 0..{N - 1}); check the store mask")
 
 
-def _values_message(res, ref, dtype, case=None):
-    """``None`` if ``res`` is within the dtype's tolerance of the float64 ``ref``; else what is wrong."""
+def _first_k_only(res, a, b, tol):
+    """The chunk ``kb`` if ``res`` is, within ``tol``, the product over only the first ``kb`` values of
+    K (what a kernel without its K loop computes); else ``None``."""
+    K = a.shape[1]
+    for kb in (8, 16, 32, 64, 128, 256):
+        if kb >= K:
+            break
+        partial = a[:, :kb].to(torch.float64) @ b[:kb, :].to(torch.float64)
+        if T.rel_error(res, partial.to(res.device)) <= tol:
+            return kb
+    return None
+
+
+def _values_message(res, ref, dtype, case=None, a=None, b=None):
+    """``None`` if ``res`` is within the dtype's tolerance of the float64 ``ref``; else what is wrong.
+    ``a`` and ``b`` (the inputs' values), when given, let it recognise a kernel without a K loop."""
     tol = T.tolerance(dtype)
     err = T.rel_error(res, ref)
     if err <= tol:
         return None
+    precision = case is not None and case.values == "precision" and err < 1
+    # (a float16 accumulator stops growing after a few hundred positive terms, which can look like the
+    # product over only the first chunk of K: the precision case says what it is about first)
+    kb = _first_k_only(res, a, b, tol) if a is not None and b is not None and not precision else None
+    if kb is not None:
+        return (f"wrong values: relative error {err:.2e} > tolerance {tol:.0e}, and C is the product over only "
+                f"the first {kb} of K = {a.shape[1]} values: does your kernel loop over all of K, e.g. "
+                f"`for k0 in range(0, K, BLOCK_K)`, loading and adding every chunk?")
     got = res.detach().to("cpu", torch.float64)
     ref = ref.detach().to("cpu", torch.float64)
     diff = (got - ref).abs()
@@ -318,7 +340,7 @@ def _values_message(res, ref, dtype, case=None):
     bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
     i, j = _first(bad) if bool(bad.any()) else _first(diff == diff.max())
     hint = " (reading past an edge of A or B? what surrounds them here is 1000)" if err > 10 else ""
-    if case is not None and case.values == "precision" and err < 1:
+    if precision:
         hint = (" (all values are positive and K is long here: a float16 accumulator drops the small late "
                 "terms; accumulate in float32, e.g. tl.zeros(..., dtype=tl.float32), and convert to C's "
                 "dtype only when storing)")
@@ -791,7 +813,7 @@ def _run_matmul_case(fn, case, gen, subchecks, first, ex):
             stop("fail", f"the kernel changed the input {label}: a matmul must only read A and B")
     # after the call, from the grader's own copies: no answer can find the reference in memory
     ref = T.matmul_reference(a_private.to(DEVICE), b_private.to(DEVICE))
-    msg = _values_message(res, ref.to(res.device), dtype, case)
+    msg = _values_message(res, ref.to(res.device), dtype, case, a_private, b_private)
     if msg:
         stop("fail", msg)
     verdict = _work_message(case, ex, learner, a, b, res)

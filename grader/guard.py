@@ -219,6 +219,8 @@ class View:
         return ok, rows, cols, aligned
 
 
+# the usual masks along each operand's (rows, columns), in the exercises' names
+_MASK_NAMES = {"A": ("rows < M", "ks < K"), "B": ("ks < K", "cols < N"), "C": ("rows < M", "cols < N")}
 _STRIDE_NAMES = {"A": ("stride_am", "stride_ak"), "B": ("stride_bk", "stride_bn"), "C": ("stride_cm", "stride_cn")}
 
 
@@ -325,6 +327,22 @@ class Trace:
         head = (f"your kernel {verb} outside {view.name}: {where} ({view.name} is {n0}x{n1}: rows 0..{n0 - 1}, "
                 f"columns 0..{n1 - 1})")
         hint = _stride_hint(view, e)
+        # one step past an edge, at a row (column) that exists: what a missing mask does. Name the mask
+        # first; a wrong stride can land there too, so the stride hint, if any, follows
+        past = None
+        if aligned and 0 <= row < n0 and col >= n1:
+            past = ("column", n1, _MASK_NAMES.get(view.name, ("", ""))[1])
+        elif aligned and 0 <= col < n1 and row >= n0:
+            past = ("row", n0, _MASK_NAMES.get(view.name, ("", ""))[0])
+        if past is not None:
+            what, n, example = past
+            question = f"is this {mask} masked there{f' ({example})' if example else ''}?"
+            if hint and view.strides[1] != 1:  # a transposed or sliced view: a stride ignored is likelier
+                return head + hint + f". If your strides are right: {view.name}'s last {what} is {n - 1}; {question}"
+            text = f"; that is past {view.name}'s last {what} ({what}s 0..{n - 1}): {question}"
+            if hint:
+                text += " If it is," + hint[1:]  # "; that address is where ..." as a second sentence
+            return head + text
         if hint:
             return head + hint
         if 0 <= row < n0 and 0 <= col < n1 and not aligned:

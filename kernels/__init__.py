@@ -49,16 +49,17 @@ DEVICE: str = "cuda" if ON_GPU else "cpu"
 
 _want = "0" if ON_GPU else "1"
 if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET", "0") != _want:
-    # Triton was imported before us with the other setting; its kernels would run in the wrong world.
-    try:
-        from triton import knobs as _knobs  # triton >= 3.4 reads the variable lazily through knobs
-
-        _knobs.runtime.interpret = not ON_GPU
-    except Exception as exc:  # pragma: no cover - depends on the triton version
-        raise RuntimeError(
-            "triton was imported before `kernels` with a different TRITON_INTERPRET setting. "
-            "Restart the Python kernel and `import kernels` first."
-        ) from exc
+    # Triton was imported before us with the other setting. Switching its knob now is not enough:
+    # Triton's own @triton.jit helpers (tl.zeros, tl.cdiv, ...) and every kernel decorated so far were
+    # built for the other world, and fail later with "Cannot call @triton.jit'd outside of the scope of
+    # a kernel" or "0 active drivers".
+    _made = "compiled GPU code" if _want == "1" else "Triton's interpreter"
+    raise RuntimeError(
+        f"`triton` was imported before `kernels`, so Triton set itself up for {_made}, but this process "
+        f"runs kernels {'in the interpreter (no GPU here)' if _want == '1' else 'compiled on the GPU'}. "
+        "Restart the Python kernel (Kernel > Restart in JupyterLab) and run `import kernels` before "
+        "anything that imports triton (the notebooks' first cell does)."
+    )
 os.environ["TRITON_INTERPRET"] = _want
 
 

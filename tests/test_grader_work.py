@@ -413,8 +413,17 @@ COVERAGE = {
     # no K loop: one fixed 64-wide chunk, right whenever K <= 64
     "naive_no_k_loop": (CH01, "naive_matmul", {"ch01-kernel": [
         ("acc = tl.zeros((BLOCK_K,), dtype=tl.float32)", "acc = tl.zeros((64,), dtype=tl.float32)"),
-        (N_K_LOOP, "    if True:\n        ks = tl.arange(0, 64)\n")]}, ("fail",), ("long K" if not checks.ON_GPU
-                                                                                 else "wrong values",)),
+        (N_K_LOOP, "    if True:\n        ks = tl.arange(0, 64)\n")]}, ("fail",), ("loop over all of K",)),
+    # no mask along K: the last chunk reads past the end of a row of A (interpreter: stopped before the
+    # read; compiled: what lies there ends up in C)
+    "naive_no_k_mask": (CH01, "naive_matmul", {"ch01-kernel": [
+        ("a = tl.load(row_a + ks * stride_ak, mask=inside, other=0.0)", "a = tl.load(row_a + ks * stride_ak)")]},
+        ("fail",), ("past A's last column" if not checks.ON_GPU else "wrong values",)),
+    # no store mask: the edge tiles write past C's last row or column
+    "tiled_no_store_mask": (CH02, "tiled_matmul", {"ch02-kernel": [
+        ("tl.store(c_tile, acc.to(c_ptr.dtype.element_ty), mask=row_ok[:, None] & col_ok[None, :])",
+         "tl.store(c_tile, acc.to(c_ptr.dtype.element_ty))")]},
+        ("fail",), ("is this store masked there" if not checks.ON_GPU else "outside C",)),
     # rows of A read without a mask: inside the guard rows the old cases put below A (so, compiled, it
     # still passes: only the interpreter's checked accesses see it)
     "tiled_unmasked_rows": (CH02, "tiled_matmul", {"ch02-kernel": [
