@@ -44,7 +44,7 @@ def naive_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = No
 
     ``a``: ``(M, K)``, ``b``: ``(K, N)``, float32/float16/bfloat16, on ``kernels.DEVICE``; returns C,
     ``(M, N)`` in the inputs' dtype (``out`` if given; accumulated in float32). ``block_k``: how many
-    products a program takes per step, a power of two. The grid is ``(M, N)``: rows of C on axis x
+    products a program takes per step, a power of two (an ``int`` or a NumPy integer). The grid is ``(M, N)``: rows of C on axis x
     (up to ``2**31 - 1``), columns on axis y, which CUDA limits to 65535, so ``N <= 65535``.
 
     Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``' contract (an ``out``
@@ -53,7 +53,7 @@ def naive_matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = No
     """
     name = "naive_matmul"
     M, N, K = check_inputs(name, a, b)
-    check_blocks(name, {"block_k": block_k})
+    block_k = check_blocks(name, {"block_k": block_k})["block_k"]  # a NumPy integer becomes an int
     check_grid(name, (M, N), " (rows of C go on x, columns on y; kernels.tiled.matmul_tiled has no such "
                              "limit)")
     call = plan_output(name, a, b, out)

@@ -6,10 +6,12 @@ everywhere instead of a wrong answer or an error from deep inside Triton.
 
 The contract, for ``C = A @ B`` with ``A`` of shape ``(M, K)`` and ``B`` of shape ``(K, N)``:
 
-* ``a``, ``b`` and ``out`` are ``torch.Tensor`` (not NumPy arrays or lists), 2-D, not empty, without
-  negative strides, of one float dtype among float32, float16 and bfloat16 (float64 and integer tensors
-  are refused rather than computed in a narrower type), all on one device, the device of this world
-  (``kernels.DEVICE``);
+* ``a``, ``b`` and ``out`` are dense (strided) ``torch.Tensor`` (not NumPy arrays or lists, not sparse
+  or nested tensors), 2-D, not empty, without negative strides, of one float dtype among float32,
+  float16 and bfloat16 (float64, complex and integer tensors are refused rather than computed in a
+  narrower type), without a pending negation or conjugation (``is_neg()``/``is_conj()``: the kernels
+  read raw memory, so such a view would give ``-(A @ B)``), all on one device, the device of this world
+  (``kernels.DEVICE``); on a GPU, the current CUDA device (where Triton launches);
 * ``out`` has shape ``(M, N)`` and the inputs' dtype, and no two of its elements share memory (a
   view made by ``expand``, say: which of the writes would win?);
 * ``out`` may share memory with ``a`` or ``b`` (``f(a, b, out=a)``). A kernel's programs would then
@@ -25,6 +27,7 @@ math.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -143,29 +146,62 @@ def _dtype_advice(t: torch.Tensor, label: str) -> str:
         why = "float64 is not computed by these kernels (tensor cores have no float64 path)"
     elif t.dtype.is_floating_point:
         why = f"{t.dtype} is not one of the kernels' dtypes"
+    elif t.dtype.is_complex:
+        return (f"{label} has dtype {t.dtype}: {t.dtype} holds complex numbers, and these kernels multiply "
+                f"real matrices; supported: float32, float16, bfloat16 (multiply {label}.real and "
+                f"{label}.imag separately, or pass {label}.real if the imaginary part is zero)")
     else:
         why = f"{t.dtype} holds {'booleans' if t.dtype == torch.bool else 'integers'}, not floats"
     return (f"{label} has dtype {t.dtype}: {why}; supported: float32, float16, bfloat16 "
             f"(convert with {label}.float(), .half() or .bfloat16())")
 
 
+def cuda_device_problem(label: str, device: torch.device, current: int) -> str | None:
+    """Why a CUDA tensor on ``device`` cannot be used when the current CUDA device is ``current``
+    (Triton launches on the current device, so a tensor on another GPU would be read from the wrong
+    one), or ``None``. Plain Python on ``torch.device`` objects: testable without a GPU."""
+    index = device.index if device.index is not None else current
+    if device.type != "cuda" or index == current:
+        return None
+    return (f"{label} is on cuda:{index}, but the current CUDA device is cuda:{current}, where Triton "
+            f"launches; run the call under `with torch.cuda.device({label}.device):` (or "
+            f"torch.cuda.set_device({index})) with every operand on cuda:{index}")
+
+
 def check_operand(t, label: str, name: str) -> None:
-    """One operand on its own: a ``torch.Tensor``, 2-D, a supported float dtype, on this world's device,
-    not empty, no negative strides. Raises ``TypeError`` (type, dtype) or ``ValueError`` (the rest),
-    each message starting with ``name``."""
+    """One operand on its own: a dense (strided) ``torch.Tensor``, 2-D, a supported float dtype, no
+    pending negation or conjugation, on this world's device (on a GPU, the current CUDA device), not
+    empty, no negative strides. Raises ``TypeError`` (type, dtype) or ``ValueError`` (the rest), each
+    message starting with ``name``."""
     if not isinstance(t, torch.Tensor):
         module = type(t).__module__.split(".")[0]
         kind = type(t).__name__ if module == "builtins" else f"{module}.{type(t).__name__}"
         raise TypeError(f"{name}: {label} must be a torch.Tensor, got {kind}; convert it with "
                         f"torch.as_tensor({label}, dtype=torch.float32).to(kernels.DEVICE)")
+    if t.is_nested:
+        raise ValueError(f"{name}: {label} must be a dense (strided) tensor, got a nested tensor "
+                         f"({t.layout}); pass one 2-D tensor (e.g. {label}.to_padded_tensor(0.0)[i])")
+    if t.layout != torch.strided:
+        raise ValueError(f"{name}: {label} must be a dense (strided) tensor, got {t.layout}; "
+                         f"use {label}.to_dense()")
     if t.dim() != 2:
         raise ValueError(f"{name}: {label} must be 2-D, got shape {tuple(t.shape)}")
     if t.dtype not in SUPPORTED_FLOAT_DTYPES:
         raise TypeError(f"{name}: {_dtype_advice(t, label)}")
+    if t.is_neg() or t.is_conj():
+        bit = "neg" if t.is_neg() else "conj"
+        what = "negation" if bit == "neg" else "conjugation"
+        raise ValueError(f"{name}: {label} is a view with a pending {what} ({label}.is_{bit}() is True): its "
+                         f"memory holds the values before the {what}, which the kernels would read as they "
+                         f"are; call {label}.resolve_{bit}() first")
     if t.device.type != torch.device(DEVICE).type:
         where = "a CUDA GPU" if ON_GPU else "the CPU (Triton's interpreter; no GPU here)"
         raise ValueError(f"{name}: {label} is on {t.device}, but this process runs kernels on {where}; "
                          f"move it with .to(kernels.DEVICE)")
+    if ON_GPU and t.device.type == "cuda":
+        problem = cuda_device_problem(label, t.device, torch.cuda.current_device())
+        if problem:
+            raise ValueError(f"{name}: {problem}")
     if t.numel() == 0:
         raise ValueError(f"{name}: {label} is empty (shape {tuple(t.shape)}); nothing to multiply")
     if any(s < 0 for s in t.stride()):
@@ -276,13 +312,27 @@ def check_matmul(name: str, a, b, out=None, *, on_overlap: str = "temporary") ->
     return plan_output(name, a, b, out, on_overlap=on_overlap)
 
 
-def check_blocks(name: str, blocks: dict, min_block: int = 1) -> None:
-    """Each block size in ``blocks`` (``{"block_k": 32, ...}``) is an int power of two, at least
+def as_int(v):
+    """``v`` as a Python ``int`` if it is an integer (``int``, ``numpy.int64``, ...; not ``bool``),
+    else ``None``."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        return None
+    return int(v)
+
+
+def check_blocks(name: str, blocks: dict, min_block: int = 1, *, python_int: bool = False) -> dict:
+    """Each block size in ``blocks`` (``{"block_k": 32, ...}``) is an integer power of two, at least
     ``min_block`` (16 where the kernel calls ``tl.dot``) and at most Triton's largest tensor
-    (``2**20``). Raises ``ValueError`` naming the block."""
-    for label, v in blocks.items():
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"{name}: {label} must be an int, got {v!r}")
+    (``2**20``). Raises ``ValueError`` naming the block. Returns the sizes as Python ``int``s (NumPy
+    integers accepted), for the launch; ``python_int=True`` accepts only ``int`` (for a caller that
+    launches with the values it was given)."""
+    checked = {}
+    for label, given in blocks.items():
+        v = as_int(given) if isinstance(given, int) or not python_int else None
+        if v is None:
+            hint = f" (pass int({label}))" if as_int(given) is not None else ""
+            raise ValueError(f"{name}: {label} must be an int, got {given!r}{hint}")
+        checked[label] = v
         if v < 1 or v & (v - 1):
             raise ValueError(f"{name}: {label}={v} is not a power of two (tl.arange needs one)")
         if v < min_block:
@@ -290,6 +340,7 @@ def check_blocks(name: str, blocks: dict, min_block: int = 1) -> None:
                              f"{min_block} in every dimension (a GPU compiles tl.dot only with BLOCK_K >= 16)")
         if v > MAX_BLOCK:
             raise ValueError(f"{name}: {label}={v} is above {MAX_BLOCK}, Triton's largest tensor")
+    return checked
 
 
 def prepare_matmul(name: str, a, b, out=None, *, kernel=None, blocks: dict | None = None,
@@ -313,7 +364,7 @@ def prepare_matmul(name: str, a, b, out=None, *, kernel=None, blocks: dict | Non
         if problem:
             raise RuntimeError(f"{name}: {problem}")
     M, N, K = check_inputs(name, a, b)
-    check_blocks(name, blocks or {}, min_block)
+    check_blocks(name, blocks or {}, min_block, python_int=True)  # the wrapper launches with the given values
     spans = {"a": element_span(a), "b": element_span(b),
              "out": element_span(out) if isinstance(out, torch.Tensor) else M * N}
     for label, span in spans.items():

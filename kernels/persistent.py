@@ -14,7 +14,7 @@ import triton.language as tl
 
 from . import ON_GPU
 from .schedule import cdiv
-from .operands import check_grid, check_inputs, plan_output
+from .operands import as_int, check_grid, check_inputs, plan_output
 from .tiled import TileConfig, _args, _check_config, _flags, _grouped_tile, default_config, matmul_tile
 
 
@@ -52,14 +52,15 @@ def sm_count() -> int:
 
 
 def resolve_programs(num_programs, num_tiles: int, name: str) -> int:
-    """How many persistent programs to launch: ``num_programs`` if given (a positive int), else one
-    per SM, or fewer when there are fewer tiles than SMs."""
+    """How many persistent programs to launch: ``num_programs`` if given (a positive int or NumPy
+    integer, returned as an ``int``), else one per SM, or fewer when there are fewer tiles than SMs."""
     if num_programs is None:
         return min(sm_count(), num_tiles)
-    if isinstance(num_programs, bool) or not isinstance(num_programs, int) or num_programs < 1:
+    n = as_int(num_programs)  # an int or a NumPy integer, not a bool
+    if n is None or n < 1:
         raise ValueError(f"{name}: num_programs must be a positive int, got {num_programs!r}")
-    check_grid(name, (num_programs,))
-    return num_programs
+    check_grid(name, (n,))
+    return n
 
 
 def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = None,
@@ -73,7 +74,7 @@ def matmul_persistent(a: torch.Tensor, b: torch.Tensor, config: TileConfig | Non
     name = "matmul_persistent"
     M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype, big=True)
-    _check_config(cfg)
+    cfg = _check_config(cfg, a.dtype, name)
     num_tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     num_programs = resolve_programs(num_programs, num_tiles, name)
     call = plan_output(name, a, b, out)

@@ -18,7 +18,7 @@ import triton.language as tl
 
 from . import ON_GPU
 from ._jit import device_fn
-from .operands import check_grid, check_inputs, plan_output
+from .operands import MAX_BLOCK, as_int, check_blocks, check_grid, check_inputs, plan_output
 from .schedule import ORDERS, cdiv, grouped_tile, row_major_tile
 
 _grouped_tile = device_fn(grouped_tile)
@@ -147,13 +147,57 @@ def default_config(dtype: torch.dtype, big: bool = False) -> TileConfig:
     return TileConfig(128, 256, 64, 8, 8, 3) if big else TileConfig(128, 128, 64, 8, 4, 3)
 
 
-def _check_config(cfg: TileConfig):
-    for name in ("block_m", "block_n", "block_k"):
-        v = getattr(cfg, name)
-        if v < 16 or v & (v - 1):
-            raise ValueError(f"{name} must be a power of two >= 16 (tl.dot's minimum), got {v}")
-    if cfg.group_m < 1:
-        raise ValueError(f"group_m must be >= 1, got {cfg.group_m}")
+SHARED_MEMORY_LIMIT = 227 * 1024  # bytes of shared memory one program (block) may use on Hopper
+MAX_WARPS = 32  # 1024 threads per block
+
+
+def pipeline_shared_memory(cfg: TileConfig, dtype: torch.dtype) -> int:
+    """Bytes of shared memory the pipelined K loop needs: ``num_stages`` buffers of an A tile
+    (``block_m x block_k``) and a B tile (``block_k x block_n``). A lower bound on what Triton
+    allocates (the epilogue may need more: see :func:`default_config`), exact for the measured case
+    there: 3 stages of 128x256x64 fp32 take 288 KiB."""
+    es = dtype.itemsize
+    return cfg.num_stages * (cfg.block_m * cfg.block_k + cfg.block_k * cfg.block_n) * es
+
+
+def _check_config(cfg: TileConfig, dtype: torch.dtype, name: str = "matmul_tiled") -> TileConfig:
+    """Refuse a configuration Triton would reject (or fail on) at launch, in both worlds, so that code
+    that runs in the interpreter also runs on a GPU: block sizes as :func:`kernels.operands.check_blocks`
+    with ``tl.dot``'s minimum of 16, and no tile (``block_m x block_n`` and the A and B tiles) above
+    Triton's largest tensor; ``group_m`` and ``num_stages`` integers >= 1; ``num_warps`` a power
+    of two from 1 to 32 (Triton's rule); tiles whose pipelined buffers fit Hopper's 227 KiB of shared
+    memory per program (:func:`pipeline_shared_memory` for ``dtype``). NumPy integers are accepted.
+    Raises ``TypeError`` for a ``cfg`` that is not a ``TileConfig``, ``ValueError`` naming the field
+    otherwise; returns the configuration with Python ``int`` fields, for the launch."""
+    fields = ("block_m", "block_n", "block_k", "group_m", "num_warps", "num_stages")
+    if not all(hasattr(cfg, f) for f in fields):
+        raise TypeError(f"{name}: config must be a kernels.tiled.TileConfig, got {type(cfg).__name__}")
+    blocks = check_blocks(name, {f: getattr(cfg, f) for f in fields[:3]}, min_block=16)
+    values = dict(blocks)
+    for f in fields[3:]:
+        given = getattr(cfg, f)
+        v = as_int(given)
+        if v is None or v < 1:
+            raise ValueError(f"{name}: {f} must be an int >= 1, got {given!r}")
+        values[f] = v
+    w = values["num_warps"]
+    if w & (w - 1) or w > MAX_WARPS:
+        raise ValueError(f"{name}: num_warps={w} must be a power of two from 1 to {MAX_WARPS} (Triton refuses "
+                         f"others on a GPU, even where the interpreter runs them)")
+    cfg = TileConfig(**values)
+    for (x, y) in (("block_m", "block_n"), ("block_m", "block_k"), ("block_k", "block_n")):
+        if values[x] * values[y] > MAX_BLOCK:
+            raise ValueError(f"{name}: a {x} x {y} tile of {values[x]} x {values[y]} has "
+                             f"{values[x] * values[y]} elements, above {MAX_BLOCK}, Triton's largest tensor")
+    need = pipeline_shared_memory(cfg, dtype)
+    if need > SHARED_MEMORY_LIMIT:
+        es = dtype.itemsize
+        raise ValueError(
+            f"{name}: config {cfg.short()} needs {need // 1024} KiB of shared memory for {dtype} "
+            f"({cfg.num_stages} stages x ({cfg.block_m}x{cfg.block_k} + {cfg.block_k}x{cfg.block_n}) x {es} "
+            f"bytes), more than the {SHARED_MEMORY_LIMIT // 1024} KiB a Hopper GPU gives one program; "
+            f"use fewer stages or smaller tiles")
+    return cfg
 
 
 def _tile_grid(name, M, N, block_m, block_n):
@@ -187,8 +231,9 @@ def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = N
     or ``"row"``. Operands spanning ``2**31`` elements or more are indexed with 64-bit offsets.
 
     Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``' contract (an ``out``
-    that shares memory with ``a`` or ``b`` is computed through a temporary), and ``ValueError`` for a
-    bad config or order.
+    that shares memory with ``a`` or ``b`` is computed through a temporary), ``ValueError`` for a bad
+    order or config (see ``_check_config``: every field, and the shared memory its tiles need on
+    Hopper), ``TypeError`` for a config that is not a ``TileConfig``.
     """
     return _matmul_tiled("matmul_tiled", a, b, config, order, out)
 
@@ -196,7 +241,7 @@ def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = N
 def _matmul_tiled(name, a, b, config, order, out):
     M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype)
-    _check_config(cfg)
+    cfg = _check_config(cfg, a.dtype, name)
     flags = _flags(a, K, cfg.block_k, order)
     grid = _tile_grid(name, M, N, cfg.block_m, cfg.block_n)
     call = plan_output(name, a, b, out)

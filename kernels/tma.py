@@ -162,16 +162,19 @@ def matmul_tma(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = Non
                        host_descriptors, flatten)
 
 
+def default_config(dtype: torch.dtype, on_gpu: bool | None = None) -> TileConfig:
+    """``matmul_tma``'s configuration when none is given: small tiles in the interpreter; on a GPU
+    128x128x32 for float32 (shared memory, see ``kernels.tiled.default_config``), else 128x256x64."""
+    if not (ON_GPU if on_gpu is None else on_gpu):
+        return TileConfig(32, 32, 32, 4, 4, 1)
+    return TileConfig(128, 128, 32, 8, 4, 3) if dtype == torch.float32 else TileConfig(128, 256, 64, 8, 8, 3)
+
+
 def _matmul_tma(name, a, b, config, num_programs, warp_specialize, epilogue_subtile, out, host_descriptors,
                 flatten):
     check_inputs(name, a, b)
-    if ON_GPU:
-        default = (TileConfig(128, 128, 32, 8, 4, 3) if a.dtype == torch.float32
-                   else TileConfig(128, 256, 64, 8, 8, 3))
-    else:
-        default = TileConfig(32, 32, 32, 4, 4, 1)
-    cfg = config or default
-    _check_config(cfg)
+    cfg = config or default_config(a.dtype)
+    cfg = _check_config(cfg, a.dtype, name)
     _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors, flatten)
     M, N, K, call = _prepare_tma(a, b, out, name)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)

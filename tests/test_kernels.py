@@ -153,3 +153,96 @@ def test_vector_add_and_doctor():
     optional = {"ipywidgets", "manim", "matplotlib"} if kernels.ON_GPU else set()
     bad = [r for r in rows if not r[1] and r[0] not in optional]
     assert not bad, bad
+
+
+# --------------------------------------------------------------------------------------------------
+# TileConfig validation: every field, in both worlds, before anything is launched
+# --------------------------------------------------------------------------------------------------
+BAD_CONFIGS = [
+    (TileConfig(block_m=32.0), "matmul_tiled: block_m must be an int, got 32.0"),
+    (TileConfig(block_n="32"), "matmul_tiled: block_n must be an int, got '32'"),
+    (TileConfig(block_k=True), "matmul_tiled: block_k must be an int, got True"),
+    (TileConfig(block_m=2**21), "matmul_tiled: block_m=2097152 is above 1048576, Triton's largest tensor"),
+    (TileConfig(block_m=2048, block_n=1024, block_k=16, num_stages=1),
+     "matmul_tiled: a block_m x block_n tile of 2048 x 1024 has 2097152 elements, above 1048576"),
+    (TileConfig(block_k=8), "matmul_tiled: block_k=8 is below 16"),
+    (TileConfig(block_m=48), "matmul_tiled: block_m=48 is not a power of two"),
+    (TileConfig(group_m=1.5), "matmul_tiled: group_m must be an int >= 1, got 1.5"),
+    (TileConfig(group_m=True), "matmul_tiled: group_m must be an int >= 1, got True"),
+    (TileConfig(group_m=0), "matmul_tiled: group_m must be an int >= 1, got 0"),
+    (TileConfig(num_warps=3), "matmul_tiled: num_warps=3 must be a power of two from 1 to 32"),
+    (TileConfig(num_warps=64), "matmul_tiled: num_warps=64 must be a power of two from 1 to 32"),
+    (TileConfig(num_warps=4.0), "matmul_tiled: num_warps must be an int >= 1, got 4.0"),
+    (TileConfig(num_stages=0), "matmul_tiled: num_stages must be an int >= 1, got 0"),
+    (TileConfig(num_stages=2.5), "matmul_tiled: num_stages must be an int >= 1, got 2.5"),
+    (TileConfig(512, 512, 64, 8, 4, 3),
+     "matmul_tiled: config 512x512x64 w4 s3 needs 768 KiB of shared memory for torch.float32 "
+     "(3 stages x (512x64 + 64x512) x 4 bytes), more than the 227 KiB a Hopper GPU gives one program"),
+    (TileConfig(128, 256, 64, 8, 8, 3), "needs 288 KiB of shared memory for torch.float32"),  # the measured case
+]
+
+
+@pytest.mark.parametrize("cfg,words", BAD_CONFIGS, ids=lambda c: repr(c)[:60] if isinstance(c, TileConfig) else "")
+def test_bad_configs_get_one_clear_error(cfg, words):
+    import re
+
+    a, b = T.randn(8, 8), T.randn(8, 8)
+    with pytest.raises(ValueError, match=re.escape(words)) as info:
+        matmul_tiled(a, b, cfg)
+    assert "\n" not in str(info.value)
+
+
+def test_config_must_be_a_tileconfig():
+    with pytest.raises(TypeError, match="matmul_tiled: config must be a kernels.tiled.TileConfig, got tuple"):
+        matmul_tiled(T.randn(8, 8), T.randn(8, 8), (32, 32, 32, 4, 4, 1))
+
+
+def test_shared_memory_depends_on_the_dtype():
+    from kernels.tiled import _check_config, pipeline_shared_memory
+
+    cfg = TileConfig(128, 256, 64, 8, 8, 3)
+    assert pipeline_shared_memory(cfg, torch.float32) == 288 * 1024  # default_config's measured case
+    assert pipeline_shared_memory(cfg, torch.bfloat16) == 144 * 1024
+    assert _check_config(cfg, torch.bfloat16) == cfg
+    with pytest.raises(ValueError, match="matmul_persistent: config 128x256x64 w8 s3 needs 288 KiB"):
+        _check_config(cfg, torch.float32, "matmul_persistent")
+
+
+def test_every_shipped_config_passes(monkeypatch):
+    from kernels import tiled, tma
+    from kernels.tiled import _check_config
+
+    sixteen = [*GPU_CONFIGS, INTERPRETER_CONFIG, *(c for c, _, _ in tma.TUNED_CONFIGS + tma.TUNED_CONFIGS_WS)]
+    for on_gpu in (False, True):
+        monkeypatch.setattr(tiled, "ON_GPU", on_gpu)
+        for dtype in DTYPES:  # what each wrapper uses by default, float32 included
+            defaults = [tiled.default_config(dtype), tiled.default_config(dtype, big=True),
+                        tma.default_config(dtype, on_gpu)]
+            for cfg in defaults + (sixteen if dtype != torch.float32 else []):
+                assert _check_config(cfg, dtype) == cfg, (cfg, dtype)
+
+
+def test_numpy_integers_in_a_config_become_ints():
+    from kernels.tiled import _check_config
+
+    i = np.int64
+    cfg = TileConfig(i(16), i(32), np.int32(16), i(2), i(4), i(1))
+    checked = _check_config(cfg, torch.float32)
+    assert checked == TileConfig(16, 32, 16, 2, 4, 1)
+    assert all(type(v) is int for v in checked.as_dict().values())
+    a, b = T.randn(40, 20), T.randn(20, 50)
+    T.assert_close_matmul(_run(lambda a, b, out: matmul_tiled(a, b, cfg, out=out), a, b), a, b)
+
+
+def test_numpy_block_k_and_num_programs():
+    from kernels.persistent import matmul_persistent
+
+    a, b = T.randn(5, 9), T.randn(9, 3)
+    T.assert_close_matmul(_run(lambda a, b, out: naive_matmul(a, b, out=out, block_k=np.int64(4)), a, b), a, b)
+    with pytest.raises(ValueError, match="naive_matmul: block_k must be an int, got 4.0"):
+        naive_matmul(a, b, block_k=4.0)
+    cfg = TileConfig(16, 16, 16, 1, 4, 1)
+    out = _run(lambda a, b, out: matmul_persistent(a, b, cfg, num_programs=np.int64(2), out=out), a, b)
+    T.assert_close_matmul(out, a, b)
+    with pytest.raises(ValueError, match="num_programs must be a positive int, got 2.0"):
+        matmul_persistent(a, b, cfg, num_programs=2.0)

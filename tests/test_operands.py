@@ -143,9 +143,35 @@ BAD = [
      "out is on meta"),
     ("out expanded", lambda: (*_ok(), torch.zeros(1, 16, dtype=torch.float16, device=DEV).expand(16, 16)),
      ValueError, r"elements of out share memory \(shape \(16, 16\), strides \(0, 1\)"),
+    ("negated view", lambda: (_neg_a(), T.randn(16, 16), None), ValueError,
+     r"a is a view with a pending negation \(a.is_neg\(\) is True\).*call a.resolve_neg\(\) first"),
+    ("_neg_view b", lambda: (T.randn(16, 16), torch._neg_view(T.randn(16, 16)), None), ValueError,
+     r"b is a view with a pending negation.*call b.resolve_neg\(\) first"),
+    ("out negated", lambda: (*_ok(), torch._neg_view(torch.zeros(16, 16, dtype=torch.float16, device=DEV))),
+     ValueError, r"out is a view with a pending negation.*out.resolve_neg\(\)"),
+    ("sparse coo", lambda: (_ok()[0].to_sparse(), _ok()[1], None), ValueError,
+     r"a must be a dense \(strided\) tensor, got torch.sparse_coo; use a.to_dense\(\)"),
+    ("sparse csr", lambda: (_ok()[0], _ok()[1].to_sparse_csr(), None), ValueError,
+     r"b must be a dense \(strided\) tensor, got torch.sparse_csr; use b.to_dense\(\)"),
+    ("nested", lambda: (torch.nested.nested_tensor([T.randn(16, 16)] * 2, layout=torch.jagged), _ok()[1], None),
+     ValueError, r"a must be a dense \(strided\) tensor, got a nested tensor"),
+    ("out sparse", lambda: (*_ok(), torch.zeros(16, 16, dtype=torch.float16, device=DEV).to_sparse()),
+     ValueError, "out must be a dense .strided. tensor, got torch.sparse_coo"),
+    ("complex64", lambda: (torch.ones(16, 16, dtype=torch.complex64, device=DEV),) * 2 + (None,), TypeError,
+     r"a has dtype torch.complex64: torch.complex64 holds complex numbers, and these kernels multiply real "
+     r"matrices"),
 ]
 
 
+def _neg_a():
+    """float32 with the negative bit set: the imaginary part of a conjugated complex tensor."""
+    z = torch.complex(T.randn(16, 16), T.randn(16, 16, seed=7))
+    a = z.conj().imag
+    assert a.dtype == torch.float32 and a.is_neg()
+    return a
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 @pytest.mark.parametrize("fn", WRAPPERS, ids=ids)
 @pytest.mark.parametrize("case", BAD, ids=lambda c: c[0])
 def test_bad_operands_raise_one_clear_error(fn, case):
@@ -155,6 +181,55 @@ def test_bad_operands_raise_one_clear_error(fn, case):
         fn(a, b, out=out)
     assert "\n" not in str(info.value)
     assert str(info.value).startswith(fn.__name__ + ": ")
+
+
+def test_a_negated_view_is_refused_and_resolving_it_gives_the_right_product():
+    """Without the check every kernel returned -(A @ B): a view with the negative bit reads as -x in
+    torch, but its memory holds x, which is what a kernel loads."""
+    a, b = _neg_a(), T.randn(16, 8)
+    with pytest.raises(ValueError, match="resolve_neg"):
+        matmul_tiled(a, b, SMALL)
+    fixed = a.resolve_neg()
+    assert not fixed.is_neg() and torch.equal(fixed, a)
+    ref = (a.double() @ b.double()).float()
+    for fn in POINTER_WRAPPERS + [matmul_tma]:
+        out = _small(fn)(fixed, b)
+        assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4), fn.__name__
+        assert not torch.allclose(out, -ref, rtol=1e-4, atol=1e-4), fn.__name__
+
+
+def test_complex_dtype_advice():
+    z = torch.ones(2, 2, dtype=torch.complex128)
+    assert O._dtype_advice(z, "b").startswith("b has dtype torch.complex128: torch.complex128 holds complex numbers")
+    assert "integers" not in O._dtype_advice(z, "b")
+
+
+def test_cuda_device_problem_names_both_devices_and_the_fix():
+    cuda = lambda i=None: torch.device("cuda", i) if i is not None else torch.device("cuda")  # noqa: E731
+    assert O.cuda_device_problem("a", cuda(0), 0) is None
+    assert O.cuda_device_problem("a", cuda(), 1) is None  # no index: the current device
+    assert O.cuda_device_problem("a", torch.device("cpu"), 0) is None
+    msg = O.cuda_device_problem("b", cuda(1), 0)
+    assert msg == ("b is on cuda:1, but the current CUDA device is cuda:0, where Triton launches; run the call "
+                   "under `with torch.cuda.device(b.device):` (or torch.cuda.set_device(1)) with every operand "
+                   "on cuda:1")
+
+
+@pytest.mark.skipif(not kernels.ON_GPU or torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.parametrize("fn", WRAPPERS, ids=ids)
+def test_operands_on_another_gpu_than_the_current_one(fn):
+    a = T.randn(64, 64, dtype=torch.float16).to("cuda:1")
+    b = T.randn(64, 64, dtype=torch.float16).to("cuda:1")
+    with torch.cuda.device(0):
+        with pytest.raises(ValueError, match=r"a is on cuda:1, but the current CUDA device is cuda:0"):
+            fn(a, b)
+    if fn is pp.matmul_pingpong and not HOPPER:
+        return
+    with torch.cuda.device(1):
+        out = fn(a, b)
+        torch.cuda.synchronize()
+    assert out.device == a.device
+    T.assert_close_matmul(out, a, b, label=f"{fn.__name__} on cuda:1")
 
 
 # --------------------------------------------------------------------------------------------------
