@@ -24,6 +24,7 @@ import random
 import re
 import textwrap
 import time
+import traceback
 import zlib
 
 import kernels  # noqa: F401  (decides the world before triton is imported)
@@ -53,13 +54,23 @@ class _Stop(Exception):
 
 
 def _not_implemented(exc: BaseException) -> bool:
+    """Whether ``exc`` is the exercise's stub (or the learner's own ``raise NotImplementedError``), not a
+    NotImplementedError raised inside Triton or torch (block pointers in Triton 3.9, say)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, NotImplementedError) or "NotImplementedError" in str(exc)[:200]:
+        if isinstance(exc, NotImplementedError):
+            frames = traceback.extract_tb(exc.__traceback__)
+            inner = os.path.abspath(frames[-1].filename) if frames else ""
+            return "replace this line with your code" in str(exc) or not inner.startswith(_LIB_PATHS)
+        if "NotImplementedError" in str(exc)[:200] and "replace this line with your code" in str(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+_LIB_PATHS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                   for m in (torch, __import__("triton"), __import__("numpy")))
 
 
 _DOT_SHAPES = re.compile(r"Input shapes should have M >= (\d+), N >= (\d+) and K >= (\d+)")
@@ -123,11 +134,21 @@ def _world_message(fn, error: BaseException | None = None) -> str | None:
         seen.add(id(e))
         text += str(e)
         e = e.__cause__ or e.__context__
+    if "0 active drivers" in text and not ON_GPU and _autotuned_near(fn):
+        return ("triton.autotune times every configuration on a GPU, so it cannot run in Triton's interpreter: "
+                "launch one configuration here (e.g. block sizes from kernels.pick(cpu=..., gpu=...)) and "
+                "keep the autotuner for a GPU")
     if any(w in text for w in _WORLD_ERRORS):
         return ("a @triton.jit function was made before `import kernels` chose this process's world "
                 "(GPU or interpreter), so it cannot run here: restart the Python kernel and run "
                 "`import kernels` first (the notebook's first cell), then your cells again")
     return None
+
+
+def _autotuned_near(fn) -> bool:
+    """Whether one of the @triton.jit objects near the learner's function is an autotuner."""
+    return any(type(obj).__name__ == "Autotuner" or type(getattr(obj, "fn", None)).__name__ == "Autotuner"
+               for obj in _jit_objects_near(fn))
 
 
 def _world_mismatch(obj) -> str | None:
@@ -486,7 +507,22 @@ def _programs_message(case, launches, res):
     total = sum(l.programs for l in own)
     grids = ", ".join(l.grid_text() for l in own[:3]) + (f", ... ({len(own)} launches)" if len(own) > 3 else "")
     if wanted is not None and total != wanted:
+        tiles = _num_tiles(case, own)
+        if total < wanted and tiles is not None and total == min(wanted, tiles):
+            return None  # fewer programs than asked, because there are only that many tiles: fine
         return f"num_programs={wanted} was asked for, but your kernels started {total} programs ({grids}): {loop}"
+    return None
+
+
+def _num_tiles(case, launches):
+    """How many tiles C has with the learner's tile (what its tl.dot computed, or its BLOCK_M/BLOCK_N)."""
+    for l in launches:
+        programs = l.trace.programs.values() if l.trace is not None else [None]
+        for p in programs:
+            shape = _tile_shape(l, case, p)
+            if shape is not None:
+                bm, bn = shape
+                return -(-case.M // bm) * -(-case.N // bn)
     return None
 
 
@@ -499,15 +535,19 @@ _IR_POINTER_LOADS = re.compile(r"\btt\.load\b|\bttg\.async_copy_global_to_local\
                                r"|\btt\.atomic_cas\b")
 
 
+_IR_POINTER_STORES = re.compile(r"\btt\.store\b")
+
+
 def _ir_loads(launch):
-    """(descriptor loads, pointer loads) in a compiled kernel's TTIR (or TTGIR), or None."""
+    """(descriptor loads, pointer loads, pointer stores) in a compiled kernel's TTIR (or TTGIR), or None."""
     asm = getattr(launch.compiled, "asm", None)
     if not asm:
         return None
     text = asm.get("ttir") or asm.get("ttgir")
     if not text:
         return None
-    return len(_IR_DESCRIPTOR_LOADS.findall(text)), len(_IR_POINTER_LOADS.findall(text))
+    return (len(_IR_DESCRIPTOR_LOADS.findall(text)), len(_IR_POINTER_LOADS.findall(text)),
+            len(_IR_POINTER_STORES.findall(text)))
 
 
 def _tma_message(launches):
@@ -517,24 +557,39 @@ def _tma_message(launches):
         if l.trace is not None and not ON_GPU:
             desc = sum(p.descriptor_loads for p in l.trace.programs.values())
             ptr = sum(p.pointer_loads + p.atomics for p in l.trace.programs.values())
+            ptr_stores = sum(p.pointer_stores for p in l.trace.programs.values())
         else:
             counts = _ir_loads(l)
             if counts is None:  # no compiled code to read: fall back on the source
                 builds, loads = _uses_tma(_jit_sources(l.jit))
-                desc, ptr = int(loads), 0
+                desc, ptr, ptr_stores = int(loads), 0, 0
             else:
-                desc, ptr = counts
+                desc, ptr, ptr_stores = counts
         if ptr:
             return f"your kernel {l.kernel} loaded through pointers ({ptr} tl.load{'s' if ptr > 1 else ''}): {_TMA_REFUSAL}"
+        if ptr_stores:
+            return (f"your kernel {l.kernel} stored through pointers (tl.store): this exercise stores each C tile "
+                    f"through C's descriptor too, c_desc.store([row0, col0], tile)")
         # a kernel that loads nothing at all is no TMA question: its values (or its stores) are wrong
     return None
 
 
-def _tile_shape(launch, case):
-    """(BLOCK_M, BLOCK_N) of a launch: its BLOCK_M / BLOCK_N arguments, else the case's block_m /
-    block_n, else None."""
+def _named_arg(launch, name):
+    """The value a launch gave its parameter ``name`` (positionally or by keyword), or None."""
     from .guard import _arg_names
 
+    named = dict(zip(_arg_names(launch.jit), launch.args))
+    named.update(launch.kwargs)
+    return named.get(name)
+
+
+def _tile_shape(launch, case, program=None):
+    """(BLOCK_M, BLOCK_N) of a launch: the output tile of the program's ``tl.dot`` (what ran), else its
+    BLOCK_M / BLOCK_N arguments, else the case's block_m / block_n, else None."""
+    from .guard import _arg_names
+
+    if program is not None and program.dot_shape is not None:
+        return program.dot_shape
     named = dict(zip(_arg_names(launch.jit), launch.args))
     named.update(launch.kwargs)
     bm = named.get("BLOCK_M", case.kwargs.get("block_m"))
@@ -612,7 +667,7 @@ def _work_message(case, ex, launches, a, b, res):
     for l, key, p, lin in programs:
         rows, cols = np.unique(lin // N), np.unique(lin % N)
         name = _program_name(l, key)
-        shape = _tile_shape(l, case)
+        shape = _tile_shape(l, case, p)
         if ex.schedule == "element" and lin.size != 1:
             return "fail", (f"{name} stored {lin.size} elements of C; in this exercise each program computes "
                             f"one element, C[m, n] for program (m, n)")
@@ -626,6 +681,17 @@ def _work_message(case, ex, launches, a, b, res):
                 num_tiles = -(-M // bm) * -(-N // bn)
                 P = l.programs or 1
                 want = len(range(key[0], num_tiles, P))
+                group_m = _named_arg(l, "GROUP_M")
+                if tiles.size == want and isinstance(group_m, int) and group_m > 0:
+                    grid_m, grid_n = -(-M // bm), -(-N // bn)
+                    expected = {_schedule.grouped_tile(t, grid_m, grid_n, group_m) for t in range(key[0], num_tiles, P)}
+                    got = {(int(r) // bm, int(c) // bn) for r, c in zip(lin // N, lin % N)}
+                    if got != expected:
+                        p0 = key[0]
+                        return "fail", (f"{name} computed the tiles {sorted(got)[:4]}{'...' if len(got) > 4 else ''}, "
+                                        f"but tile ids {p0}, {p0} + {P}, ... in grouped order (GROUP_M={group_m}) are "
+                                        f"{sorted(expected)[:4]}{'...' if len(expected) > 4 else ''}: map each tile id "
+                                        f"with the grouped order, as chapter 02 did")
                 if tiles.size != want:
                     p0 = key[0]
                     return "fail", (f"{name} stored {tiles.size} tile{'s' if tiles.size != 1 else ''} of C, but with "
@@ -752,7 +818,11 @@ def _run_matmul_case(fn, case, gen, subchecks, first, ex):
             stop("error", world)
         if _not_implemented(error):
             stop("not_implemented", "not implemented yet (NotImplementedError)")
-        stop("error", describe_exception(error))
+        text = describe_exception(error)
+        if case.tma and "offset" in text:
+            text += ("; a descriptor's offsets are element indices of the tile's first row and column "
+                     "(row0 = pid_m * BLOCK_M, ks * BLOCK_K), not tile numbers")
+        stop("error", text)
     if not box.launches:
         stop("refused", "refused: no Triton kernel was launched; the result must be computed by your "
                         "@triton.jit kernel, launched as kernel[grid](...)")
@@ -767,6 +837,11 @@ def _run_matmul_case(fn, case, gen, subchecks, first, ex):
                      "plain torch.Tensor your kernel wrote")
     if not isinstance(res, torch.Tensor):
         stop("fail", f"the function returned {type(res).__name__}, not a torch.Tensor")
+    given = kwargs.get("out")
+    if given is not None and (res.data_ptr(), tuple(res.shape), res.stride()) != (
+            given.data_ptr(), tuple(given.shape), given.stride()):
+        stop("fail", f"the caller passed out= (C as a view with strides {given.stride()}), but your function "
+                     "returned another tensor: write C into out, through its strides, and return out")
     msg = _helpers_message(ex, learner)
     if msg:
         stop("refused", "refused: " + msg)
@@ -866,8 +941,10 @@ def _matmul_cases(rng, hi_mn, lo_k, hi_k, block_kwargs, extra=(), more=()):
 def _check_matmul(fn, rng, gen, cases, subchecks, ex):
     for i, case in enumerate(cases):
         if case.kwargs and not all(_accepts(fn, k) for k in case.kwargs):
-            subchecks.append(SubCheck(case.title(), "skip", "your function does not take these arguments"))
-            continue
+            missing = ", ".join(f"{k}=" for k in case.kwargs if not _accepts(fn, k))
+            subchecks.append(SubCheck(case.title(), "fail", f"your function does not take {missing}"))
+            raise _Stop("fail", f"{case.title()}: the function must take {missing} (the given wrapper's "
+                                "signature): the grader checks other block sizes through them")
         _run_matmul_case(fn, case, gen, subchecks, i == 0, ex)
 
 

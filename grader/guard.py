@@ -85,6 +85,27 @@ _FRIENDLY = {
 }
 
 
+# Comparisons and predicates: a wrapper's own sanity checks (``assert not out.isnan().any()``). They give
+# booleans, not products, and whatever an answer computes outside its kernels fails the replay anyway.
+_PREDICATES = frozenset({
+    "isnan", "isinf", "isfinite", "isposinf", "isneginf", "eq", "ne", "lt", "le", "gt", "ge", "equal",
+    "any", "all", "logical_not", "logical_and", "logical_or", "is_nonzero", "allclose", "isclose",
+})
+_TENSOR_STR = os.path.join("torch", "_tensor_str.py")
+
+
+def _printing() -> bool:
+    """Whether torch is formatting a tensor for ``print``/``repr`` (it computes to lay out the digits)."""
+    frame = sys._getframe(2)
+    for _ in range(40):
+        if frame is None:
+            return False
+        if frame.f_code.co_filename.endswith(_TENSOR_STR):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def is_allowed(op_name: str) -> bool:
     """Whether the aten op ``op_name`` (e.g. ``"empty"``, ``"copy_"``) may run while an answer is graded."""
     return op_name in _ALLOWED
@@ -263,6 +284,7 @@ class ProgramTrace:
     descriptor_stores: int = 0
     atomics: int = 0
     dots: int = 0
+    dot_shape: tuple | None = None  # (M, N) of its first tl.dot: the tile it computes
 
 
 class Trace:
@@ -410,12 +432,131 @@ class Trace:
             self.fault(f"{shape}: the course's tiles are at least 16 in every dimension (tensor cores work on "
                        f"16-wide tiles; the given wrappers refuse smaller blocks too); use BLOCK_M and BLOCK_N >= 16")
         if self.record:
-            self.program(builder).dots += 1
+            program = self.program(builder)
+            program.dots += 1
+            program.dot_shape = program.dot_shape or (int(M), int(N))
 
 
 # --------------------------------------------------------------------------------------------------
 # launches
 # --------------------------------------------------------------------------------------------------
+_KERNELS_DIR = os.path.dirname(os.path.abspath(__import__("kernels").__file__)) + os.sep
+_course_index: dict = {}
+
+
+def course_code(fn) -> str | None:
+    """``"kernels.module.name"`` if ``fn`` (a function, a ``@triton.jit`` object or a code object) is the
+    course's own code, whatever module or name it was given since (a copy of its function object, a
+    code object with another ``co_name``): told by the file and line its code was compiled from."""
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    code = getattr(fn, "__code__", fn)
+    path = os.path.abspath(getattr(code, "co_filename", "") or "")
+    if not path.startswith(_KERNELS_DIR):
+        return None
+    if not _course_index:
+        import importlib
+        import pkgutil
+
+        import kernels
+
+        for info in pkgutil.iter_modules(kernels.__path__):
+            try:
+                module = importlib.import_module(f"kernels.{info.name}")
+            except Exception:
+                continue
+            for value in list(vars(module).values()):
+                inner = value
+                while hasattr(inner, "fn"):
+                    inner = inner.fn
+                c = getattr(inner, "__code__", None)
+                if c is not None and os.path.abspath(c.co_filename).startswith(_KERNELS_DIR):
+                    _course_index.setdefault((os.path.abspath(c.co_filename), c.co_firstlineno),
+                                             f"{getattr(inner, '__module__', 'kernels')}.{inner.__qualname__}")
+    rel = path[len(_KERNELS_DIR):].removesuffix(".py").replace(os.sep, ".")
+    return _course_index.get((path, code.co_firstlineno), f"kernels.{rel}.{code.co_name}")
+
+
+# What a kernel body may call besides @triton.jit functions and Triton's language: builtins the
+# Triton compiler itself understands
+_KERNEL_BUILTINS = {"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
+                    "list", "zip", "enumerate", "getattr"}
+_python_calls_cache: dict = {}
+
+
+def python_calls(jit, depth=0, seen=None) -> str | None:
+    """Why ``jit`` (a learner's ``@triton.jit`` kernel) is refused for calling plain Python from its body
+    (a function of its own, ``exec``, ``globals()``...), or ``None``. Triton's interpreter would run
+    such a call as Python, on the CPU, with any data it likes; a GPU compiler refuses it. Read from the
+    source of the kernel and of the ``@triton.jit`` helpers it names, a few levels deep."""
+    import ast
+    import builtins
+    import inspect
+    import textwrap
+    import types
+
+    fn = getattr(jit, "fn", None)
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    if fn is None or depth > 4:
+        return None
+    seen = set() if seen is None else seen
+    if id(fn) in seen:
+        return None
+    seen.add(id(fn))
+    if depth == 0 and id(fn) in _python_calls_cache:
+        return _python_calls_cache[id(fn)]
+    try:
+        tree = ast.parse(textwrap.dedent(getattr(jit, "src", None) or inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    space = getattr(fn, "__globals__", {})
+    found = None
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        target = node.func
+        root = target
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if not isinstance(root, ast.Name):
+            continue
+        if root.id not in space:
+            if hasattr(builtins, root.id) and root.id not in _KERNEL_BUILTINS and root is target:
+                found = f"calling Python's `{root.id}()` inside the @triton.jit kernel {fn.__name__}"
+                break
+            continue  # a local variable's method (acc.to, a_desc.load) or a parameter
+        obj = space[root.id]
+        for attr in reversed([n.attr for n in ast.walk(target) if isinstance(n, ast.Attribute)]):
+            obj = getattr(obj, attr, None)
+        if isinstance(obj, types.ModuleType) or obj is None:
+            continue
+        if hasattr(obj, "fn") and hasattr(obj, "run"):  # another @triton.jit function
+            inner = python_calls(obj, depth + 1, seen)
+            if inner:
+                found = inner
+                break
+            continue
+        module = (getattr(obj, "__module__", "") or "").split(".")[0]
+        if module in ("triton", "builtins", "kernels") or isinstance(obj, (int, float, bool, type)):
+            continue  # Triton's language, a constant, a cast
+        if callable(obj):
+            found = (f"calling the Python function `{ast.unparse(target)}` inside the @triton.jit kernel "
+                     f"{fn.__name__} (the interpreter runs it as Python; a GPU cannot compile it)")
+            break
+    if depth == 0:
+        _python_calls_cache[id(fn)] = found
+    return found
+
+
+def _library_module(jit) -> bool:
+    """A launched kernel from Triton itself, the grader, or the course (see ``course_code``)."""
+    fn = getattr(jit, "fn", None)
+    if course_code(fn) is not None:
+        return True
+    return (getattr(fn, "__module__", "") or "").split(".")[0] in ("triton", "grader")
+
+
 @dataclass
 class Launch:
     kernel: str  # qualified name of the @triton.jit function
@@ -433,7 +574,7 @@ class Launch:
 
     @property
     def from_library(self) -> bool:
-        return self.module.split(".")[0] in ("kernels", "triton", "grader")
+        return _library_module(self.jit) or self.module.split(".")[0] in ("kernels", "triton", "grader")
 
     @property
     def programs(self) -> int | None:
@@ -471,7 +612,9 @@ class _Guard(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         name = func.overloadpacket.__name__
-        if not self.sandbox.internal and not is_allowed(name):
+        harmless = name in _PREDICATES or (name == "_local_scalar_dense" and args and getattr(args[0], "dtype", None)
+                                           is torch.bool)
+        if not self.sandbox.internal and not is_allowed(name) and not harmless and not _printing():
             what = _FRIENDLY.get(name, "only allocation, views, copies, fills and casts may run while an answer "
                                        "is graded")
             self.sandbox.refuse(f"torch's `{name}` ({what})")
@@ -520,8 +663,11 @@ class Sandbox:
 
     def _escape(self, name):
         sandbox = self
+        original = getattr(torch.Tensor, name, None)
 
         def refused(*args, **kwargs):
+            if original is not None and (sandbox.internal or _printing()):
+                return original(*args, **kwargs)
             sandbox.refuse(f"Tensor.{name}() (handing the tensor to NumPy/Python)")
 
         return refused
@@ -599,6 +745,14 @@ class Sandbox:
                     seen[0] = given(meta)
                     return seen[0]
 
+            ours = course_code(getattr(self_, "fn", None)) is not None or _library_module(self_)
+            if not ours and getattr(self_, "pre_run_hooks", None):
+                sandbox.refuse(f"a pre-run hook on your kernel {getattr(self_, '__name__', '?')} "
+                               "(add_pre_run_hook runs Python, not the kernel)")
+            if not ours:
+                python = python_calls(self_)
+                if python:  # the interpreter would run it as Python; a GPU does not compile it
+                    sandbox.refuse(python)
             launch = sandbox._begin(self_, args, kwargs, given) if sandbox.recording else None
             trace = Trace(sandbox, launch, sandbox._views_for(self_, args, kwargs))
             if launch is not None:
@@ -615,6 +769,26 @@ class Sandbox:
             return result
 
         self._patch(cls, "run", run)
+
+    def _hook_threads(self):
+        """Threads and processes started while an answer runs are refused: the guard on torch ops sees
+        only this thread."""
+        sandbox = self
+
+        def refusing(what, original):
+            def start(*args, **kwargs):
+                if sandbox.internal:
+                    return original(*args, **kwargs)
+                sandbox.refuse(f"starting {what} (work there is outside the grader's view and your kernel)")
+            return start
+
+        self._patch(threading.Thread, "start", refusing("a thread (threading.Thread.start)", threading.Thread.start))
+        import multiprocessing.process as mp_process
+
+        self._patch(mp_process.BaseProcess, "start",
+                    refusing("a process (multiprocessing)", mp_process.BaseProcess.start))
+        if hasattr(os, "fork"):
+            self._patch(os, "fork", refusing("a process (os.fork)", os.fork))
 
     def _hook_interpreter(self):
         """Hooks on the interpreter's builder and on nested @triton.jit calls (no-ops on a GPU)."""
@@ -702,7 +876,12 @@ class Sandbox:
                 trace = sandbox._current
                 if trace is not None:
                     fn = getattr(self_, "fn", None)
-                    trace.helpers.add((getattr(fn, "__module__", "") or "", getattr(fn, "__qualname__", "?")))
+                    course = course_code(fn)
+                    if course is not None:  # the course's code, under whatever name
+                        trace.helpers.add(tuple(course.rsplit(".", 1)))
+                    else:
+                        trace.helpers.add((getattr(fn, "__module__", "") or "",
+                                           getattr(fn, "__qualname__", "?")))
                 return original_call(self_, *args, **kwargs)
 
             self._patch(fn_cls, "__call__", call)
@@ -749,7 +928,12 @@ class Sandbox:
         try:
             with self:
                 for launch in (self.launches if launches is None else launches):
-                    launch.jit.run(*launch.args, grid=launch.grid_given, warmup=False, **launch.kwargs)
+                    # the grid as it was resolved, never the answer's grid function again: code of the
+                    # answer's own must not run during the replay
+                    grid = launch.grid if launch.grid is not None else launch.grid_given
+                    if callable(grid):
+                        raise Refused("grader: could not read the launch grid of your kernel to launch it again")
+                    launch.jit.run(*launch.args, grid=grid, warmup=False, **launch.kwargs)
         finally:
             self.recording = True
 
@@ -761,6 +945,7 @@ class Sandbox:
         for cls in (JITFunction, InterpretedFunction):
             self._hook_run(cls)
         self._hook_interpreter()
+        self._hook_threads()
         for name in _TENSOR_ESCAPES:
             self._patch(torch.Tensor, name, self._escape(name))
         self._mode = _Guard(self)
@@ -804,13 +989,16 @@ def time_limit(seconds):
 
 @contextlib.contextmanager
 def watch_calls(codes):
-    """Record calls to any of the code objects ``codes`` (e.g. the library's own answer)."""
+    """Record calls to any of the code objects ``codes`` (e.g. the library's own answer), also through a
+    copy under another name (``code.replace(co_name=...)``): compared by the file and line they come from."""
     seen = []
-    codes = set(codes)
+    where = {(os.path.abspath(c.co_filename), c.co_firstlineno) for c in codes}
 
     def profile(frame, event, arg):
-        if event == "call" and frame.f_code in codes:
-            seen.append(frame.f_code.co_name)
+        if event == "call":
+            c = frame.f_code
+            if (os.path.abspath(c.co_filename), c.co_firstlineno) in where:
+                seen.append(c.co_name)
 
     previous = sys.getprofile()
     sys.setprofile(profile)

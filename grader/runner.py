@@ -207,12 +207,14 @@ class NotebookReport:
 
 def listed_exercises(nb, path: Path) -> list[str]:
     """The exercise names a notebook asks for, in order, repeats and unknown names included: its
-    metadata's list, else the registry's entries for its name, else every known exercise its cells
-    call ``grader.check`` on."""
+    metadata's list and the registry's entries for its file name, else the registry's entries alone,
+    else every known exercise its cells call ``grader.check`` on."""
     listed = nb.get("metadata", {}).get("ttc", {}).get("exercises") if nb else None
-    if listed and isinstance(listed, list):
-        return [n for n in listed if isinstance(n, str)]
     by_name = [n for n, e in EXERCISES.items() if e.notebook == path.stem]
+    if listed and isinstance(listed, list):
+        # a notebook named like a course exercise notebook is graded on all of that notebook's
+        # exercises, whatever its metadata lists (an exercise left out of the list still counts)
+        return [n for n in listed if isinstance(n, str)] + by_name
     if by_name or not nb:
         return by_name
     text = "\n".join(c.get("source", "") for c in nb.get("cells", []) if c.get("cell_type") == "code")
@@ -266,10 +268,15 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, ti
         return report
     listed = listed_exercises(nb, path)
     names = exercises_in(nb, path)
+    meta = nb.get("metadata", {}).get("ttc", {}).get("exercises")
+    meta = [n for n in meta if isinstance(n, str)] if isinstance(meta, list) else []
     for name in names:
-        if listed.count(name) > 1:
-            report.cell_issues.append(f"the notebook's metadata lists {name!r} {listed.count(name)} times; "
+        if meta.count(name) > 1:
+            report.cell_issues.append(f"the notebook's metadata lists {name!r} {meta.count(name)} times; "
                                       "it is graded once")
+        elif meta and name not in meta:
+            report.cell_issues.append(f"the notebook's metadata does not list {name!r}, but a notebook of this "
+                                      "name holds it: it is graded too")
     for name in dict.fromkeys(n for n in listed if n not in EXERCISES):
         report.cell_issues.append(f"the notebook's metadata lists {name!r}, which is not an exercise the grader knows")
     budget = notebook_timeout if notebook_timeout is not None else default_budget(names, timeout, hard_margin)
