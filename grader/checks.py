@@ -837,11 +837,6 @@ def _run_matmul_case(fn, case, gen, subchecks, first, ex):
                      "plain torch.Tensor your kernel wrote")
     if not isinstance(res, torch.Tensor):
         stop("fail", f"the function returned {type(res).__name__}, not a torch.Tensor")
-    given = kwargs.get("out")
-    if given is not None and (res.data_ptr(), tuple(res.shape), res.stride()) != (
-            given.data_ptr(), tuple(given.shape), given.stride()):
-        stop("fail", f"the caller passed out= (C as a view with strides {given.stride()}), but your function "
-                     "returned another tensor: write C into out, through its strides, and return out")
     msg = _helpers_message(ex, learner)
     if msg:
         stop("refused", "refused: " + msg)
@@ -856,6 +851,11 @@ def _run_matmul_case(fn, case, gen, subchecks, first, ex):
     why = box.written_by_kernel(res)
     if why:
         stop("refused", "refused: " + why)
+    given = kwargs.get("out")
+    if given is not None and (res.data_ptr(), tuple(res.shape), res.stride()) != (
+            given.data_ptr(), tuple(given.shape), given.stride()):
+        stop("fail", f"the caller passed out= (C as a view with strides {given.stride()}), but your function "
+                     "returned another tensor: write C into out, through its strides, and return out")
     poisoned = c_view is not None and res.data_ptr() == c_view.data_ptr() and res.stride() == c_view.stride()
     nan = _unwritten(res, poisoned=poisoned)
     if bool(nan.all()):

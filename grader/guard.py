@@ -511,6 +511,10 @@ def python_calls(jit, depth=0, seen=None) -> str | None:
     except (OSError, TypeError, SyntaxError):
         return None
     space = getattr(fn, "__globals__", {})
+    # names the kernel binds itself (parameters, assignments, loop variables) shadow its globals
+    local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+    local |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
+              for a in n.posonlyargs + n.args + n.kwonlyargs}
     found = None
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -521,6 +525,8 @@ def python_calls(jit, depth=0, seen=None) -> str | None:
             root = root.value
         if not isinstance(root, ast.Name):
             continue
+        if root.id in local:
+            continue  # a method of one of the kernel's own values (acc.to, a_desc.load)
         if root.id not in space:
             if hasattr(builtins, root.id) and root.id not in _KERNEL_BUILTINS and root is target:
                 found = f"calling Python's `{root.id}()` inside the @triton.jit kernel {fn.__name__}"
