@@ -37,7 +37,7 @@ from kernels import protocol as _protocol
 from kernels import schedule as _schedule
 from kernels import testing as T
 
-from .guard import Refused, Sandbox, Timeout, View, learner_frame, time_limit, watch_calls
+from .guard import Refused, Sandbox, Timeout, View, course_code, learner_frame, time_limit, watch_calls
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -463,7 +463,9 @@ def _jit_helpers(jit, seen=None, depth=0):
             helper = _resolve(node, space)
             inner = getattr(helper, "fn", None)
             if helper is not jit and callable(inner) and hasattr(helper, "run"):
-                found.append((getattr(inner, "__module__", "") or "", getattr(inner, "__qualname__", "?")))
+                course = course_code(inner)  # the course's code under whatever module or name
+                found.append(tuple(course.rsplit(".", 1)) if course else
+                             (getattr(inner, "__module__", "") or "", getattr(inner, "__qualname__", "?")))
                 found += _jit_helpers(helper, seen, depth + 1)
     return found
 
@@ -517,7 +519,7 @@ def _programs_message(case, launches, res):
 def _num_tiles(case, launches):
     """How many tiles C has with the learner's tile (what its tl.dot computed, or its BLOCK_M/BLOCK_N)."""
     for l in launches:
-        programs = l.trace.programs.values() if l.trace is not None else [None]
+        programs = l.trace.programs.values() if l.trace is not None and l.trace.programs else [None]
         for p in programs:
             shape = _tile_shape(l, case, p)
             if shape is not None:

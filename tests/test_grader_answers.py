@@ -43,7 +43,11 @@ CASES = {
     "m_tileidx_ch04": ("tma_matmul", {"error", "fail"}, "not tile numbers"),
 }
 INTERPRETER_ONLY = {"a01_pybody", "a02_oneprog_dummy", "a03_prog0", "a03_rowmajor", "r02_autotune",
-                    "r02_blockptr"}  # the interpreter's trace, or Triton 3.9's interpreter messages
+                    "r02_blockptr",  # the interpreter's trace, or Triton 3.9's interpreter messages
+                    "m_tileidx_ch04"}  # compiled, tile numbers as offsets end in an illegal instruction
+# compiled, a copy of a course kernel under another module does not compile (Triton's JIT needs the
+# module it was written in): not a pass either way
+GPU_VERDICTS = {"a01_clone": ({"refused", "error"}, ""), "a04_clone": ({"refused", "error"}, "")}
 
 
 def load(name):
@@ -60,6 +64,8 @@ def test_answer_gets_its_verdict(name):
     if kernels.ON_GPU and name in INTERPRETER_ONLY:
         pytest.skip("judged from the interpreter's trace of the programs")
     exercise, statuses, phrase = CASES[name]
+    if kernels.ON_GPU and name in GPU_VERDICTS:
+        statuses, phrase = GPU_VERDICTS[name]
     r = checks.grade(exercise, getattr(load(name), exercise), seed=1234)
     assert r.status in statuses, r.report()
     assert phrase in r.message, r.report()

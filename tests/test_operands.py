@@ -194,8 +194,9 @@ def test_a_negated_view_is_refused_and_resolving_it_gives_the_right_product():
     ref = (a.double() @ b.double()).float()
     for fn in POINTER_WRAPPERS + [matmul_tma]:
         out = _small(fn)(fixed, b)
-        assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4), fn.__name__
-        assert not torch.allclose(out, -ref, rtol=1e-4, atol=1e-4), fn.__name__
+        # fp32 goes through the tensor cores as tf32 on a GPU: the dtype's tolerance, not 1e-4
+        assert T.rel_error(out, ref) <= T.tolerance(torch.float32), fn.__name__
+        assert T.rel_error(out, -ref) > 1, fn.__name__
 
 
 def test_complex_dtype_advice():
