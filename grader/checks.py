@@ -119,12 +119,9 @@ _WORLD_ERRORS = ("Cannot call @triton.jit'd outside of the scope of a kernel", "
 def _world_message(fn, error: BaseException | None = None) -> str | None:
     """Why the learner's kernel cannot run in this process (decorated before ``import kernels``
     switched Triton's world), or ``None``."""
-    check = getattr(kernels, "world_mismatch", None)
-    if check is None:
-        check = _world_mismatch
     for obj in _jit_objects_near(fn):
         try:
-            msg = check(obj)
+            msg = kernels.world_mismatch(obj)
         except Exception:
             msg = None
         if msg:
@@ -149,24 +146,6 @@ def _autotuned_near(fn) -> bool:
     """Whether one of the @triton.jit objects near the learner's function is an autotuner."""
     return any(type(obj).__name__ == "Autotuner" or type(getattr(obj, "fn", None)).__name__ == "Autotuner"
                for obj in _jit_objects_near(fn))
-
-
-def _world_mismatch(obj) -> str | None:
-    """``kernels.world_mismatch`` for a ``kernels`` without it: a JITFunction in the interpreter
-    world, or an InterpretedFunction on a GPU."""
-    from triton.runtime.interpreter import InterpretedFunction
-    from triton.runtime.jit import JITFunction
-
-    for _ in range(10):
-        if isinstance(obj, (JITFunction, InterpretedFunction)) or not hasattr(obj, "fn"):
-            break
-        obj = obj.fn
-    wrong = (isinstance(obj, JITFunction) and not ON_GPU) or (isinstance(obj, InterpretedFunction) and ON_GPU)
-    if not wrong:
-        return None
-    name = getattr(getattr(obj, "fn", None), "__name__", "your kernel")
-    return (f"`{name}` was decorated with @triton.jit before `import kernels` chose this process's world: "
-            f"restart the Python kernel and run `import kernels` first")
 
 
 def _jit_objects_near(fn):
@@ -576,26 +555,22 @@ def _tma_message(launches):
     return None
 
 
-def _named_arg(launch, name):
-    """The value a launch gave its parameter ``name`` (positionally or by keyword), or None."""
+def _named_arg(launch, name, default=None):
+    """The value a launch gave its parameter ``name`` (positionally or by keyword), or ``default``."""
     from .guard import _arg_names
 
     named = dict(zip(_arg_names(launch.jit), launch.args))
     named.update(launch.kwargs)
-    return named.get(name)
+    return named.get(name, default)
 
 
 def _tile_shape(launch, case, program=None):
     """(BLOCK_M, BLOCK_N) of a launch: the output tile of the program's ``tl.dot`` (what ran), else its
     BLOCK_M / BLOCK_N arguments, else the case's block_m / block_n, else None."""
-    from .guard import _arg_names
-
     if program is not None and program.dot_shape is not None:
         return program.dot_shape
-    named = dict(zip(_arg_names(launch.jit), launch.args))
-    named.update(launch.kwargs)
-    bm = named.get("BLOCK_M", case.kwargs.get("block_m"))
-    bn = named.get("BLOCK_N", case.kwargs.get("block_n"))
+    bm = _named_arg(launch, "BLOCK_M", case.kwargs.get("block_m"))
+    bn = _named_arg(launch, "BLOCK_N", case.kwargs.get("block_n"))
     if isinstance(bm, int) and isinstance(bn, int) and bm > 0 and bn > 0:
         return bm, bn
     return None

@@ -46,6 +46,7 @@ import signal
 import sys
 import threading
 import traceback
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -481,7 +482,7 @@ def course_code(fn) -> str | None:
 # Triton compiler itself understands
 _KERNEL_BUILTINS = {"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
                     "list", "zip", "enumerate", "getattr"}
-_python_calls_cache: dict = {}
+_python_calls_cache = weakref.WeakKeyDictionary()  # function -> verdict (an id could be reused)
 
 
 def python_calls(jit, depth=0, seen=None) -> str | None:
@@ -504,8 +505,8 @@ def python_calls(jit, depth=0, seen=None) -> str | None:
     if id(fn) in seen:
         return None
     seen.add(id(fn))
-    if depth == 0 and id(fn) in _python_calls_cache:
-        return _python_calls_cache[id(fn)]
+    if depth == 0 and fn in _python_calls_cache:
+        return _python_calls_cache[fn]
     try:
         tree = ast.parse(textwrap.dedent(getattr(jit, "src", None) or inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
@@ -551,7 +552,7 @@ def python_calls(jit, depth=0, seen=None) -> str | None:
                      f"{fn.__name__} (the interpreter runs it as Python; a GPU cannot compile it)")
             break
     if depth == 0:
-        _python_calls_cache[id(fn)] = found
+        _python_calls_cache[fn] = found
     return found
 
 
