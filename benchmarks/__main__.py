@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import kernels  # noqa: E402  (must come before triton)
 from kernels import bench  # noqa: E402
 
-CHAPTERS = {"01": "benchmarks.ch01", "02": "benchmarks.ch02", "03": "benchmarks.ch03",
+CHAPTERS = {"00": "benchmarks.ch00", "01": "benchmarks.ch01", "02": "benchmarks.ch02", "03": "benchmarks.ch03",
             "04": "benchmarks.ch04", "05": "benchmarks.ch05"}
 
 

@@ -33,17 +33,18 @@ MARKS = {"ttgir": ["ttg.warp_specialize", "nvws."], "ptx": ["setmaxnreg", "cp.as
 
 
 # combinations the wrappers refuse, launched directly to record what the compiler does with them
-CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, flatten)
+CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, flatten[, dtype])
     (TileConfig(128, 128, 64, 8, 4, 4), True, False, True, False),
     (TileConfig(128, 128, 64, 8, 4, 4), True, False, False, True),
     (TileConfig(128, 256, 64, 8, 8, 3), False, False, True, True),
+    (TileConfig(128, 256, 64, 8, 8, 3), True, False, False, False),  # 8 warps: does it specialize?
 ]
 
 
-def inspect_code(cfg, ws, sub=False, n=1024, host=False, flat=False):
-    a = T.randn(n, n, dtype=torch.bfloat16)
-    b = T.randn(n, n, dtype=torch.bfloat16)
-    c = torch.empty(n, n, dtype=torch.bfloat16, device=a.device)
+def inspect_code(cfg, ws, sub=False, n=1024, host=False, flat=False, dtype=torch.bfloat16):
+    a = T.randn(n, n, dtype=dtype)
+    b = T.randn(n, n, dtype=dtype)
+    c = torch.empty(n, n, dtype=dtype, device=a.device)
     k = launch(a, b, c, cfg, 132, ws, sub, host, flat)
     out = {}
     for ir, marks in MARKS.items():
@@ -62,10 +63,10 @@ def run(quick=False):
     recs = []
     shapes = SHAPES[:1] if quick else SHAPES
     for M, N, K in shapes:
-        recs.append(matmul_case("tiled (autotuned)", matmul, M, N, K, config="autotuned"))
+        recs.append(matmul_case("tiled (autotuned)", matmul, M, N, K, config="autotuned", repeats=3))
         try:
             rec = matmul_case("tma tuned, host descriptors", lambda a, b, out: matmul_tma_tuned(
-                a, b, out=out, host_descriptors=True), M, N, K, host_descriptors=True)
+                a, b, out=out, host_descriptors=True), M, N, K, host_descriptors=True, repeats=3)
             rec["config"] = tuned_config(False, True)
         except Exception as exc:
             rec = dict(kernel="tma tuned, host descriptors", M=M, N=N, K=K,
@@ -75,7 +76,8 @@ def run(quick=False):
             name = "tma tuned" + (" + warp_specialize" if ws else "")
             try:
                 rec = matmul_case(name, lambda a, b, out, ws=ws: matmul_tma_tuned(a, b, warp_specialize=ws,
-                                                                                  out=out), M, N, K, warp_specialize=ws)
+                                                                                  out=out), M, N, K, warp_specialize=ws,
+                                  repeats=3)
                 rec["config"] = tuned_config(ws)
             except Exception as exc:
                 rec = dict(kernel=name, M=M, N=N, K=K, config="tuned", warp_specialize=ws,
@@ -95,10 +97,12 @@ def run(quick=False):
 
 def run_code():
     recs = []
-    for cfg, ws, sub, host, flat in [v + (False, False) for v in VARIANTS] + CODE_ONLY:
-        fields = dict(config=_label(cfg, sub), warp_specialize=ws, host_descriptors=host, flatten=flat)
+    for cfg, ws, sub, host, flat, *dt in [v + (False, False) for v in VARIANTS] + CODE_ONLY:
+        dtype = dt[0] if dt else torch.bfloat16
+        fields = dict(config=_label(cfg, sub), warp_specialize=ws, host_descriptors=host, flatten=flat,
+                      dtype=str(dtype).replace("torch.", ""))
         try:
-            recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat)))
+            recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat, dtype=dtype)))
         except Exception as exc:
             recs.append(dict(**fields, error=error_text(exc)))
     return recs

@@ -1,6 +1,8 @@
 """Write the compiled code (TTGIR, PTX) of the TMA kernel with and without warp specialization.
 
-    python -m benchmarks.dump_code OUTDIR        # GPU only; files ws_<cfg>.ttgir, ws_<cfg>.ptx, ...
+    python -m benchmarks.dump_code [OUTDIR]      # GPU only; files ws_<cfg>.ttgir, ws_<cfg>.ptx, ...
+
+OUTDIR defaults to ``results/<gpu>/code/`` (``kernels.bench.gpu_slug`` of this GPU).
 """
 import sys
 from pathlib import Path
@@ -14,7 +16,9 @@ from kernels.tma import launch
 
 
 def main(argv):
-    out = Path(argv[0] if argv else ".")
+    from kernels import bench
+
+    out = Path(argv[0]) if argv else bench.RESULTS / bench.gpu_slug(torch.cuda.get_device_name(0)) / "code"
     out.mkdir(parents=True, exist_ok=True)
     a = T.randn(1024, 1024, dtype=torch.bfloat16)
     b = T.randn(1024, 1024, dtype=torch.bfloat16)

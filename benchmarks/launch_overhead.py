@@ -55,9 +55,27 @@ def run(sizes=(512, 1024, 2048)):
     return rows
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    import argparse
+
+    from kernels import bench
+
+    p = argparse.ArgumentParser(prog="python -m benchmarks.launch_overhead", description=__doc__)
+    p.add_argument("--dry-run", action="store_true", help="measure but do not write results/")
+    args = p.parse_args(argv)
+    if not kernels.ON_GPU:
+        p.error("needs a CUDA GPU")
     print(kernels.describe_world())
+    rows = run()
     print(f"{'n':>5} {'kernel':>20} {'do_bench us':>12} {'cudagraph us':>13} {'cpu launch us':>14}")
-    for r in run():
+    for r in rows:
         print(f"{r['n']:5d} {r['kernel']:>20} {r['do_bench_us']:12.1f} {r['cudagraph_us']:13.1f} "
               f"{r['cpu_launch_us']:14.1f}")
+    if not args.dry_run:
+        path = bench.save(rows, "launch_overhead", script="python -m benchmarks.launch_overhead",
+                          meta={"what": "CPU launch cost vs GPU time of small matmuls, bf16 n x n x n"})
+        print("wrote", path.relative_to(bench.REPO))
+
+
+if __name__ == "__main__":
+    main()

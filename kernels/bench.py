@@ -5,8 +5,9 @@ the cache are not flattered). A kernel's time is always reported beside the libr
 problem, measured in the same process, as a ratio: ``speed vs library = library_ms / kernel_ms``
 (1.0 = as fast as cuBLAS, 0.5 = half its speed).
 
-Records are plain dicts written as JSON under ``results/`` with the GPU's name, the software versions
-and the date, so that a notebook can plot them on a machine without a GPU.
+Records are plain dicts written as JSON under ``results/<gpu>/`` (``results/h100/``, ``results/h200/``)
+with the GPU's name, its clocks, the software versions and the date, so that a notebook can plot them on
+a machine without a GPU. A new GPU gets a folder of its own; no record of another GPU is overwritten.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
+import statistics
 from pathlib import Path
 
 import torch
@@ -55,28 +58,59 @@ def median_ms(fn, warmup_ms=25, rep_ms=100, graph=False) -> float:
     return float(triton.testing.do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
 
 
+def gpu_clocks() -> dict:
+    """The GPU's clocks and state now, from ``nvidia-smi`` (MHz, W, degrees C); ``{}`` where it is absent.
+
+    ``sm_mhz``/``mem_mhz`` are the current clocks (a busy GPU boosts; an idle one drops), ``sm_max_mhz``/
+    ``mem_max_mhz`` the ceilings, plus power draw, temperature and the throttle reasons bitmask. Read
+    only: nothing here changes the card's settings."""
+    import subprocess
+
+    fields = {"clocks.sm": "sm_mhz", "clocks.mem": "mem_mhz", "clocks.max.sm": "sm_max_mhz",
+              "clocks.max.mem": "mem_max_mhz", "power.draw": "power_w", "temperature.gpu": "temp_c",
+              "clocks_throttle_reasons.active": "throttle_reasons"}
+    try:
+        idx = str(torch.cuda.current_device()) if ON_GPU else "0"
+        out = subprocess.run(["nvidia-smi", f"--id={idx}", "--query-gpu=" + ",".join(fields),
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if out.returncode != 0 or not out.stdout.strip():
+        return {}
+    vals = [v.strip() for v in out.stdout.strip().splitlines()[0].split(",")]
+    clocks = {}
+    for key, v in zip(fields.values(), vals):
+        try:
+            clocks[key] = v if key == "throttle_reasons" else float(v)
+        except ValueError:
+            clocks[key] = v
+    return clocks
+
+
 def environment() -> dict:
-    """What the numbers were measured on: GPU, SM count, versions, date."""
+    """What the numbers were measured on: GPU, SM count, versions, date and time (UTC), clocks."""
     import triton
 
+    now = _dt.datetime.now(_dt.timezone.utc)
     env = {
         "torch": torch.__version__,
         "triton": triton.__version__,
         "cuda": torch.version.cuda,
         "python": platform.python_version(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "date": now.strftime("%Y-%m-%d"),
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     if ON_GPU:
         props = torch.cuda.get_device_properties(0)
         env.update(gpu=torch.cuda.get_device_name(0), sm_count=props.multi_processor_count,
-                   capability=f"{props.major}.{props.minor}")
+                   capability=f"{props.major}.{props.minor}", clocks=gpu_clocks())
     else:
         env.update(gpu=None, sm_count=None, capability=None)
     return env
 
 
 def compare(name, kernel_fn, baseline_fn, *, flops=None, nbytes=None, baseline="torch.matmul",
-            graph=True, **fields) -> dict:
+            graph=True, repeats=1, **fields) -> dict:
     """Time ``kernel_fn`` and ``baseline_fn`` back to back and return one record.
 
     ``ms``/``baseline_ms``/``ratio`` come from ``do_bench`` (launched from Python, L2 flushed);
@@ -84,48 +118,121 @@ def compare(name, kernel_fn, baseline_fn, *, flops=None, nbytes=None, baseline="
     (GPU time only). The two agree for long kernels; for kernels of a few tens of microseconds the
     graph numbers compare the kernels and the plain ones include Python's launch cost.
     ``flops`` and ``nbytes`` (the minimum bytes moved) turn the times into TFLOP/s and GB/s.
+    ``repeats > 1`` times the pair that many times, interleaved (kernel, library, kernel, library, ...):
+    the times are then medians over the repeats, and ``repeats_ratio`` / ``repeats_ratio_graph`` keep
+    every repeat's ratio, so that a reader sees the run-to-run spread. ``sm_mhz`` is the SM clock read
+    right after the timings (``gpu_clocks``).
     """
-    kernel_ms = median_ms(kernel_fn)
-    baseline_ms = median_ms(baseline_fn)
+    runs = {"ms": [], "baseline_ms": [], "graph_ms": [], "baseline_graph_ms": []}
+    for _ in range(max(1, int(repeats))):
+        runs["ms"].append(median_ms(kernel_fn))
+        runs["baseline_ms"].append(median_ms(baseline_fn))
+        if graph:
+            runs["graph_ms"].append(median_ms(kernel_fn, graph=True))
+            runs["baseline_graph_ms"].append(median_ms(baseline_fn, graph=True))
+    med = {k: statistics.median(v) for k, v in runs.items() if v}
+    kernel_ms, baseline_ms = med["ms"], med["baseline_ms"]
     rec = dict(kernel=name, ms=kernel_ms, baseline=baseline, baseline_ms=baseline_ms,
                ratio=baseline_ms / kernel_ms, **fields)
     if graph:
-        rec["graph_ms"] = median_ms(kernel_fn, graph=True)
-        rec["baseline_graph_ms"] = median_ms(baseline_fn, graph=True)
+        rec["graph_ms"] = med["graph_ms"]
+        rec["baseline_graph_ms"] = med["baseline_graph_ms"]
         rec["ratio_graph"] = rec["baseline_graph_ms"] / rec["graph_ms"]
+    if repeats > 1:
+        rec["repeats"] = int(repeats)
+        rec["repeats_ratio"] = [b / k for k, b in zip(runs["ms"], runs["baseline_ms"])]
+        if graph:
+            rec["repeats_ratio_graph"] = [b / k for k, b in zip(runs["graph_ms"], runs["baseline_graph_ms"])]
     if flops is not None:
         rec["tflops"] = flops / kernel_ms / 1e9
         rec["baseline_tflops"] = flops / baseline_ms / 1e9
         if graph:
             rec["graph_tflops"] = flops / rec["graph_ms"] / 1e9
             rec["baseline_graph_tflops"] = flops / rec["baseline_graph_ms"] / 1e9
+        if repeats > 1:
+            rec["repeats_tflops"] = [flops / k / 1e9 for k in runs["ms"]]
     if nbytes is not None:
         rec["gbps"] = nbytes / kernel_ms / 1e6
+    rec["sm_mhz"] = gpu_clocks().get("sm_mhz")
     return rec
 
 
+def gpu_slug(gpu_name: str | None) -> str:
+    """The folder under ``results/`` for a GPU: its model number in lower case (``"NVIDIA H100 80GB
+    HBM3"`` -> ``"h100"``, ``"NVIDIA H200"`` -> ``"h200"``), else the whole name made file-safe."""
+    if not gpu_name:
+        raise ValueError("gpu_slug: no GPU name (records are made on a GPU)")
+    m = re.search(r"\b([A-Z]{1,3}\d{2,4}[A-Z]?)\b", gpu_name)
+    if m:
+        return m.group(1).lower()
+    return re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-")
+
+
+def recorded_gpus(name: str) -> list[str]:
+    """The GPUs (folders of ``results/``) that hold a record ``name``, oldest record first."""
+    docs = []
+    for path in sorted(RESULTS.glob(f"*/{name}.json")):
+        env = json.loads(path.read_text()).get("environment", {})
+        docs.append(((env.get("time") or env.get("date") or ""), path.parent.name))
+    return [gpu for _, gpu in sorted(docs)]
+
+
+def result_path(name: str, gpu: str | None = None) -> Path:
+    """``results/<gpu>/<name>.json``. Without ``gpu``: this machine's GPU when it has a record of its
+    own, otherwise the GPU whose record is the most recent."""
+    if gpu is None:
+        gpus = recorded_gpus(name)
+        if not gpus:
+            raise FileNotFoundError(f"no results/*/{name}.json; run the benchmark on a GPU (results/README.md)")
+        here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+        gpu = here if here in gpus else gpus[-1]
+    return RESULTS / gpu / f"{name}.json"
+
+
 def save(records: list[dict], name: str, script: str, meta: dict | None = None) -> Path:
-    """Write ``results/<name>.json``: the environment, the script that made it, and the records."""
-    RESULTS.mkdir(exist_ok=True)
-    doc = {"environment": environment(), "script": script, "meta": meta or {}, "records": records}
-    path = RESULTS / f"{name}.json"
+    """Write ``results/<gpu>/<name>.json`` (``gpu_slug`` of this GPU): the environment, the script that
+    made it, and the records. Records of other GPUs are never touched."""
+    env = environment()
+    folder = RESULTS / gpu_slug(env["gpu"])
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"environment": env, "script": script, "meta": meta or {}, "records": records}
+    path = folder / f"{name}.json"
     path.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n")
     return path
 
 
-def load(name: str) -> dict:
-    """Read ``results/<name>.json`` (raises FileNotFoundError with the command that makes it)."""
-    path = RESULTS / f"{name}.json"
+def load(name: str, gpu: str | None = None) -> dict:
+    """Read a record (``result_path``): this GPU's if it has one, else the most recent, or ``gpu``'s
+    (``"h100"``, ``"h200"``). The document's ``"gpu_slug"`` says which. Raises FileNotFoundError with
+    what makes the record."""
+    path = result_path(name, gpu)
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist; run the benchmark on a GPU: see results/README.md")
-    return json.loads(path.read_text())
+        raise FileNotFoundError(f"{path} does not exist; run the benchmark on that GPU: see results/README.md")
+    doc = json.loads(path.read_text())
+    doc["gpu_slug"] = path.parent.name
+    return doc
+
+
+def code_dir(gpu: str | None = None) -> Path:
+    """``results/<gpu>/code/``, the compiled code ``python -m benchmarks.dump_code`` saved (this GPU's,
+    else the most recent GPU's)."""
+    if gpu is None:
+        gpus = [p.parent.name for p in sorted(RESULTS.glob("*/code")) if p.is_dir()]
+        here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+        recent = recorded_gpus("ch04_code")
+        gpu = here if here in gpus else next((g for g in reversed(recent) if g in gpus), gpus[-1] if gpus else None)
+    if gpu is None:
+        raise FileNotFoundError("no results/*/code/; run python -m benchmarks.dump_code on a GPU")
+    return RESULTS / gpu / "code"
 
 
 def describe(doc: dict) -> str:
     """A one-line provenance string for a results document, for plot titles and prose."""
     e = doc["environment"]
+    clocks = e.get("clocks") or {}
+    clk = f", SM clock {clocks['sm_mhz']:.0f} MHz" if isinstance(clocks.get("sm_mhz"), float) else ""
     return (f"{e['gpu']} ({e['sm_count']} SMs), torch {e['torch']}, triton {e['triton']}, "
-            f"CUDA {e['cuda']}, {e['date']}")
+            f"CUDA {e['cuda']}, {e['date']}{clk}")
 
 
 def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None) -> dict:

@@ -62,8 +62,11 @@ if HAVE_GLUON:
 
     @gluon.jit
     def _producer(a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K,
-                  GROUP_M: gl.constexpr, STAGES: gl.constexpr):
-        BM: gl.constexpr = a_desc.block_type.shape[0]
+                  GROUP_M: gl.constexpr, STAGES: gl.constexpr, HALVES: gl.constexpr = 1):
+        # HALVES = 1 (ping-pong): one A tile of BM rows per K step. HALVES = 2 (cooperative): the
+        # program's tile has 2 * BM rows, loaded as two BM-row halves, one for each consumer.
+        BM: gl.constexpr = a_desc.block_type.shape[0] * HALVES
+        BMH: gl.constexpr = a_desc.block_type.shape[0]
         BK: gl.constexpr = a_desc.block_type.shape[1]
         BN: gl.constexpr = b_desc.block_type.shape[1]
         grid_m = gl.cdiv(M, BM)
@@ -77,8 +80,10 @@ if HAVE_GLUON:
                 # wait until the consumers released this slot's previous contents (the first pass
                 # through the ring waits on the phase "before" the first one, which is complete)
                 mbarrier.wait(empty.index(s), ((g // STAGES) & 1) ^ 1)
-                mbarrier.expect(ready.index(s), a_desc.block_type.nbytes + b_desc.block_type.nbytes)
-                _tma_load(a_desc, [pid_m * BM, ks * BK], ready.index(s), a_bufs.index(s))
+                mbarrier.expect(ready.index(s), HALVES * a_desc.block_type.nbytes + b_desc.block_type.nbytes)
+                for h in gl.static_range(HALVES):
+                    _tma_load(a_desc, [pid_m * BM + h * BMH, ks * BK], ready.index(s),
+                              a_bufs.index(s * HALVES + h))
                 _tma_load(b_desc, [ks * BK, pid_n * BN], ready.index(s), b_bufs.index(s))
                 g += 1
 
@@ -154,13 +159,80 @@ if HAVE_GLUON:
                          GROUP_M, STAGES, 0, acc_layout)),  # default partition: the kernel's 4 warps
             (_consumer, (a_bufs, b_bufs, ready, empty, turn, c_desc, c_bufs, M, N, K,
                          GROUP_M, STAGES, 1, acc_layout)),
-            (_producer, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, GROUP_M, STAGES)),
+            (_producer, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, GROUP_M, STAGES, 1)),
         ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
         for i in gl.static_range(STAGES):
             mbarrier.invalidate(ready.index(i))
             mbarrier.invalidate(empty.index(i))
         for i in gl.static_range(2):
             mbarrier.invalidate(turn.index(i))
+
+
+    @gluon.jit
+    def _coop_consumer(a_bufs, b_bufs, ready, empty, c_desc, c_bufs, M, N, K,
+                       GROUP_M: gl.constexpr, STAGES: gl.constexpr, HALF: gl.constexpr,
+                       acc_layout: gl.constexpr):
+        # the cooperative schedule: both consumers work on every tile of the program, consumer HALF
+        # on rows [HALF * BMH, (HALF + 1) * BMH) of it, and both release each slot (empty counts 2)
+        BMH: gl.constexpr = c_desc.block_type.shape[0]
+        BM: gl.constexpr = 2 * BMH
+        BN: gl.constexpr = c_desc.block_type.shape[1]
+        BK: gl.constexpr = a_bufs.shape[2]
+        grid_m = gl.cdiv(M, BM)
+        grid_n = gl.cdiv(N, BN)
+        k_steps = gl.cdiv(K, BK)
+        c_smem = c_bufs.index(HALF)
+        g = 0
+        for tile_id in range(gl.program_id(0), grid_m * grid_n, gl.num_programs(0)):
+            pid_m, pid_n = _grouped_tile(tile_id, grid_m, grid_n, GROUP_M)
+            acc = gl.zeros([BMH, BN], gl.float32, acc_layout)
+            for ks in range(k_steps):
+                s = g % STAGES
+                mbarrier.wait(ready.index(s), (g // STAGES) & 1)
+                acc = warpgroup_mma(a_bufs.index(s * 2 + HALF), b_bufs.index(s), acc, is_async=True)
+                acc = warpgroup_mma_wait(num_outstanding=1, deps=[acc])
+                mbarrier.arrive(empty.index((g + STAGES - 1) % STAGES), count=1, pred=ks > 0)
+                g += 1
+            acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+            mbarrier.arrive(empty.index((g + STAGES - 1) % STAGES), count=1)
+            # no turn: both consumers reach the epilogue together, and the tensor cores wait for it
+            tma.store_wait(0)
+            c_smem.store(acc.to(c_desc.dtype))
+            fence_async_shared()
+            _tma_store(c_desc, [pid_m * BM + HALF * BMH, pid_n * BN], c_smem)
+        tma.store_wait(0)
+
+    @gluon.jit
+    def cooperative_matmul_kernel(a_desc, b_desc, c_desc, M, N, K,
+                                  GROUP_M: gl.constexpr, STAGES: gl.constexpr, PRODUCER_REGS: gl.constexpr,
+                                  CONSUMER_REGS: gl.constexpr):
+        """The same producer, ring and barriers as ``pingpong_matmul_kernel``, with the cooperative
+        schedule: a program's tile is 2 * BMH x BN and its two consumer warpgroups each compute one
+        BMH-row half of every tile. Built to compare the two schedules with everything else equal."""
+        BMH: gl.constexpr = c_desc.block_type.shape[0]
+        BN: gl.constexpr = c_desc.block_type.shape[1]
+        BK: gl.constexpr = a_desc.block_type.shape[1]
+        dtype: gl.constexpr = a_desc.dtype
+        a_bufs = gl.allocate_shared_memory(dtype, [2 * STAGES, BMH, BK], a_desc.layout)
+        b_bufs = gl.allocate_shared_memory(dtype, [STAGES, BK, BN], b_desc.layout)
+        c_bufs = gl.allocate_shared_memory(dtype, [2, BMH, BN], c_desc.layout)
+        ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+        for i in gl.static_range(STAGES):
+            mbarrier.init(ready.index(i), count=1)
+            mbarrier.init(empty.index(i), count=2)  # both consumers release a slot
+        acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                             instr_shape=[16, BN, 16])
+        gl.warp_specialize([
+            (_coop_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c_bufs, M, N, K,
+                              GROUP_M, STAGES, 0, acc_layout)),
+            (_coop_consumer, (a_bufs, b_bufs, ready, empty, c_desc, c_bufs, M, N, K,
+                              GROUP_M, STAGES, 1, acc_layout)),
+            (_producer, (a_desc, b_desc, a_bufs, b_bufs, ready, empty, M, N, K, GROUP_M, STAGES, 2)),
+        ], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
+        for i in gl.static_range(STAGES):
+            mbarrier.invalidate(ready.index(i))
+            mbarrier.invalidate(empty.index(i))
 
 
 # (block_m, block_n, block_k, group_m, stages): block_m x block_n is ONE consumer's tile; its fp32
@@ -172,6 +244,14 @@ PINGPONG_CONFIGS = [
     (64, 256, 64, 8, 4),
 ]
 DEFAULT_PINGPONG = PINGPONG_CONFIGS[0]
+# The cooperative schedule's (block_m, block_n, block_k, group_m, stages): block_m x block_n is the
+# program's tile, block_m / 2 rows for each consumer. 256x128 gives each consumer ping-pong's 128x128.
+COOPERATIVE_CONFIGS = [
+    (128, 128, 64, 8, 4),
+    (256, 128, 64, 8, 3),
+    (128, 256, 64, 8, 3),
+]
+DEFAULT_COOPERATIVE = COOPERATIVE_CONFIGS[0]
 
 
 @functools.lru_cache(maxsize=None)
@@ -197,23 +277,32 @@ def _descriptor(t, block):
     return TensorDescriptor.from_tensor(t, list(block), _smem_layout(tuple(block), t.dtype))
 
 
-def check_config(config, elem_bytes=2, name="matmul_pingpong"):
-    """Check a ``(block_m, block_n, block_k, group_m, stages)`` tuple; return it as a tuple."""
+def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpong"):
+    """Check a ``(block_m, block_n, block_k, group_m, stages)`` tuple; return it as a tuple.
+
+    ``block_m x block_n`` is a ping-pong consumer's whole tile, or (``schedule="cooperative"``) the
+    program's tile, of which each consumer computes ``block_m / 2`` rows."""
     try:
         bm, bn, bk, group_m, stages = (int(v) for v in config)
     except (TypeError, ValueError):
         raise ValueError(f"{name}: config must be (block_m, block_n, block_k, group_m, stages), got {config!r}")
+    if schedule not in ("pingpong", "cooperative"):
+        raise ValueError(f"{name}: schedule must be 'pingpong' or 'cooperative', got {schedule!r}")
     for label, v in (("block_m", bm), ("block_n", bn), ("block_k", bk)):
         if v not in (64, 128, 256):
             raise ValueError(f"{name}: {label}={v}; this kernel takes 64, 128 or 256")
-    if bm * bn // 128 > 128:
-        raise ValueError(f"{name}: a {bm}x{bn} tile needs {bm * bn // 128} fp32 accumulator registers per "
-                         f"thread of one warpgroup; keep block_m * block_n <= 16384")
+    rows = bm // 2 if schedule == "cooperative" else bm  # rows of one consumer's accumulator
+    if schedule == "cooperative" and bm < 128:
+        raise ValueError(f"{name}: the cooperative schedule splits block_m between two warpgroups of "
+                         f"64 rows or more; block_m={bm}")
+    if rows * bn // 128 > 128:
+        raise ValueError(f"{name}: a {rows}x{bn} accumulator needs {rows * bn // 128} fp32 accumulator registers per "
+                         f"thread of one warpgroup; keep it at 128 (e.g. 128x128 per consumer)")
     if group_m < 1 or stages < 2:
         raise ValueError(f"{name}: need group_m >= 1 and stages >= 2, got {group_m}, {stages}")
-    smem = (stages * (bm * bk + bk * bn) + 2 * bm * bn) * elem_bytes
+    smem = (stages * (bm * bk + bk * bn) + 2 * rows * bn) * elem_bytes
     if smem > 227 * 1024:
-        raise ValueError(f"{name}: {stages} stages of {bm}x{bk} + {bk}x{bn} tiles and two {bm}x{bn} C tiles "
+        raise ValueError(f"{name}: {stages} stages of {bm}x{bk} + {bk}x{bn} tiles and two {rows}x{bn} C tiles "
                          f"need {smem // 1024} KiB of shared memory; Hopper has 227 KiB per block")
     return bm, bn, bk, group_m, stages
 
@@ -232,24 +321,63 @@ def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs:
     from .persistent import resolve_programs
     from .tma import _prepare_tma
 
+    return _launch("pingpong", a, b, config, num_programs, out, consumer_regs, producer_regs, name)
+
+
+def matmul_cooperative(a: torch.Tensor, b: torch.Tensor, config=None, num_programs: int | None = None,
+                       out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40):
+    """``a @ b`` with the same Gluon kernel machinery as ``matmul_pingpong`` (one producer warp,
+    host-side TMA descriptors, the same ring and barriers, the same register split) but the
+    **cooperative** schedule: each program's ``block_m x block_n`` tile is split between the two
+    consumer warpgroups, ``block_m / 2`` rows each, and both run its epilogue together. It exists to
+    compare the two schedules with everything else equal. ``config`` defaults to
+    ``DEFAULT_COOPERATIVE``; operands, result and errors as ``matmul_pingpong``."""
+    return _launch("cooperative", a, b, config or DEFAULT_COOPERATIVE, num_programs, out, consumer_regs,
+                   producer_regs, "matmul_cooperative")
+
+
+def _launch(schedule, a, b, config, num_programs, out, consumer_regs, producer_regs, name):
+    from .persistent import resolve_programs
+    from .tma import _prepare_tma
+
     M, N, K, call = _prepare_tma(a, b, out, name)
     c = call.c
     if a.dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
-    bm, bn, bk, group_m, stages = check_config(config or DEFAULT_PINGPONG, a.element_size(), name)
+    bm, bn, bk, group_m, stages = check_config(config or DEFAULT_PINGPONG, a.element_size(), name, schedule)
     ok, why = available()
     if not ok:
         raise RuntimeError(f"{name}: {why}. Use kernels.tma.matmul_tma_tuned(warp_specialize=True) for "
-                           f"the cooperative kernel, or see the recorded H100 numbers.")
+                           f"Triton's cooperative kernel, or see the recorded numbers.")
     tiles = cdiv(M, bm) * cdiv(N, bn)
     programs = resolve_programs(num_programs, tiles, name)
-    a_desc = _descriptor(a, (bm, bk))
+    rows = bm // 2 if schedule == "cooperative" else bm
+    a_desc = _descriptor(a, (rows, bk))
     b_desc = _descriptor(b, (bk, bn))
-    c_desc = _descriptor(c, (bm, bn))
-    pingpong_matmul_kernel[(programs,)](a_desc, b_desc, c_desc, M, N, K, GROUP_M=group_m, STAGES=stages,
-                                        PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs,
-                                        num_warps=4)
+    c_desc = _descriptor(c, (rows, bn))
+    kernel = cooperative_matmul_kernel if schedule == "cooperative" else pingpong_matmul_kernel
+    kernel[(programs,)](a_desc, b_desc, c_desc, M, N, K, GROUP_M=group_m, STAGES=stages,
+                        PRODUCER_REGS=producer_regs, CONSUMER_REGS=consumer_regs, num_warps=4)
     return call.result()
+
+
+def schedule_counts(M: int, N: int, config, schedule: str = "pingpong", sms: int = 132) -> dict:
+    """How the work of ``(M, N)`` is shared out: output tiles, programs (one per SM, at most one per
+    tile), the fewest and most tiles a program gets, and the fewest and most tiles (or half tiles, in
+    the cooperative schedule) a consumer warpgroup computes. From ``kernels.schedule``, the same
+    assignment the kernels make."""
+    from .schedule import pingpong_tiles, persistent_tiles
+
+    bm, bn = int(config[0]), int(config[1])
+    tiles = cdiv(M, bm) * cdiv(N, bn)
+    programs = min(sms, tiles)
+    per_program = [len(persistent_tiles(p, programs, tiles)) for p in range(programs)]
+    if schedule == "pingpong":
+        per_consumer = [len(pingpong_tiles(p, programs, tiles, c)) for p in range(programs) for c in (0, 1)]
+    else:  # both consumers take a half of every tile of their program
+        per_consumer = per_program
+    return dict(tiles=tiles, programs=programs, tiles_per_program=[min(per_program), max(per_program)],
+                tiles_per_consumer=[min(per_consumer), max(per_consumer)])
 
 
 _best = {}
@@ -297,13 +425,15 @@ class HopperBuild:
     metadata: types.SimpleNamespace
 
 
-def _build_for_hopper(config, dtype, consumer_regs, producer_regs) -> HopperBuild:
+def _build_for_hopper(config, dtype, consumer_regs, producer_regs, schedule="pingpong") -> HopperBuild:
     """Compile in this process (see ``compile_for_hopper``)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.experimental.gluon._runtime import GluonASTSource
 
     bm, bn, bk, group_m, stages = config
+    if schedule == "cooperative":
+        bm //= 2  # the descriptors' blocks are one consumer's half
     el = {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype]
 
     def desc(shape):
@@ -315,14 +445,15 @@ def _build_for_hopper(config, dtype, consumer_regs, producer_regs) -> HopperBuil
                  "PRODUCER_REGS": "constexpr", "CONSUMER_REGS": "constexpr"}
     constants = {"GROUP_M": group_m, "STAGES": stages, "PRODUCER_REGS": producer_regs,
                  "CONSUMER_REGS": consumer_regs}
-    src = GluonASTSource(pingpong_matmul_kernel, signature, constants)
+    kernel = cooperative_matmul_kernel if schedule == "cooperative" else pingpong_matmul_kernel
+    src = GluonASTSource(kernel, signature, constants)
     k = triton.compile(src, target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
     meta = k.metadata._asdict() if hasattr(k.metadata, "_asdict") else dict(vars(k.metadata))
     return HopperBuild(asm=dict(k.asm), metadata=types.SimpleNamespace(**meta))
 
 
 def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 232,
-                       producer_regs: int = 40) -> HopperBuild:
+                       producer_regs: int = 40, schedule: str = "pingpong") -> HopperBuild:
     """Compile the kernel for an H100/H200 (sm_90) *without a GPU*, with Triton's own compiler and
     ptxas, and return its code and metadata (``HopperBuild``: ``.asm["ttgir"]``, ``.asm["ptx"]``,
     ``.metadata.num_warps``, ``.metadata.shared``). Works on any machine with Triton: Gluon kernels
@@ -338,10 +469,11 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
     "'block_argument' object has no attribute 'dtype'"."""
     if not HAVE_GLUON:
         raise RuntimeError(f"compile_for_hopper: this Triton has no Gluon ({_GLUON_ERROR})")
-    config = tuple(check_config(config or DEFAULT_PINGPONG, name="compile_for_hopper"))
+    default = DEFAULT_COOPERATIVE if schedule == "cooperative" else DEFAULT_PINGPONG
+    config = tuple(check_config(config or default, name="compile_for_hopper", schedule=schedule))
     if dtype not in ("bf16", "fp16"):
         raise ValueError(f"compile_for_hopper: dtype must be 'bf16' or 'fp16', got {dtype!r}")
-    return _compile_once(config, dtype, int(consumer_regs), int(producer_regs))
+    return _compile_once(config, dtype, int(consumer_regs), int(producer_regs), schedule)
 
 
 @functools.lru_cache(maxsize=None)

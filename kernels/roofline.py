@@ -28,18 +28,51 @@ class GPUSpec:
         return min(self.peak_tflops[dtype], intensity * self.bandwidth_tbs)
 
 
-# Datasheet ceilings (dense, no sparsity) and the ceilings measured on the course's H100
-# (shared/MEASURED.md: cuBLAS bf16 4096^3 and a device-to-device copy, 2026-11-23).
+# Datasheet ceilings (dense, no sparsity). The H200 is the H100's chip (same SMs, clocks and tensor
+# cores) with more and faster memory: 141 GB of HBM3e at 4.8 TB/s against 80 GB of HBM3 at 3.35 TB/s.
 H100_DATASHEET = GPUSpec(
     "H100 SXM (datasheet)", 132,
     {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
     3.35, "NVIDIA H100 datasheet (SXM5), dense",
 )
-H100_MEASURED = GPUSpec(
-    "H100 SXM (measured)", 132,
-    {"bf16": 774.0, "fp8": 1286.0},
-    3.04, "cuBLAS bf16 4096^3 and fp8 4096^3, D2D copy; NVIDIA H100 80GB HBM3, torch 2.11, 2026-11-23",
+H200_DATASHEET = GPUSpec(
+    "H200 SXM (datasheet)", 132,
+    {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
+    4.8, "NVIDIA H200 datasheet (SXM), dense",
 )
+DATASHEETS = {"h100": H100_DATASHEET, "h200": H200_DATASHEET}
+
+
+def datasheet(gpu: str | None = None) -> GPUSpec:
+    """The datasheet ceilings of ``gpu`` (``"h100"``/``"h200"``); without it, of the GPU whose
+    ceilings record (``results/<gpu>/ch00_ceilings.json``) this machine would show (``bench.load``)."""
+    if gpu is None:
+        from . import bench
+
+        gpu = bench.result_path("ch00_ceilings").parent.name
+    try:
+        return DATASHEETS[gpu]
+    except KeyError:
+        raise KeyError(f"no datasheet for {gpu!r}; known: {sorted(DATASHEETS)}") from None
+
+
+def measured(gpu: str | None = None) -> GPUSpec:
+    """The ceilings measured on a GPU, read from its record ``results/<gpu>/ch00_ceilings.json``
+    (``python -m benchmarks 00``): the fastest cuBLAS bf16 matmul among the recorded shapes (CUDA-graph
+    time) and the device-to-device copy bandwidth (bytes read + bytes written per second). Without
+    ``gpu``: this GPU's record if it has one, else the most recent (``bench.load``). Raises
+    FileNotFoundError when no such record exists."""
+    from . import bench
+
+    doc = bench.load("ch00_ceilings", gpu)
+    mm = [r for r in doc["records"] if r["kind"] == "cublas"]
+    cp = [r for r in doc["records"] if r["kind"] == "copy"]
+    best = max(mm, key=lambda r: r["graph_tflops"])
+    env = doc["environment"]
+    return GPUSpec(f"{env['gpu']} (measured)", env["sm_count"], {"bf16": best["graph_tflops"]},
+                   max(r["tbs"] for r in cp),
+                   f"cuBLAS bf16 {best['M']}x{best['N']}x{best['K']} and a device-to-device copy; "
+                   f"{bench.describe(doc)}")
 
 
 def intensity(flops, nbytes) -> float:
@@ -73,7 +106,7 @@ def tile_intensity(block_m, block_n, elem_bytes=2) -> float:
     return 2.0 * block_m * block_n / ((block_m + block_n) * elem_bytes)
 
 
-def plot_roofline(ax, spec: GPUSpec = H100_DATASHEET, dtype="bf16", points=(), xlim=(0.1, 10000)):
+def plot_roofline(ax, spec: GPUSpec = H200_DATASHEET, dtype="bf16", points=(), xlim=(0.1, 10000)):
     """Draw the roofline of ``spec`` on a log-log matplotlib axis, with named points.
 
     ``points`` is an iterable of ``(label, intensity, tflops_or_None)``; a point without a measured

@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import ON_GPU
+from . import DEVICE, ON_GPU
 from ._jit import device_fn
 from .operands import MAX_BLOCK, as_int, check_blocks, check_grid, check_inputs, plan_output
 from .schedule import ORDERS, cdiv, grouped_tile, row_major_tile
@@ -238,19 +238,40 @@ def matmul_tiled(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = N
     return _matmul_tiled("matmul_tiled", a, b, config, order, out)
 
 
-def _matmul_tiled(name, a, b, config, order, out):
+def _matmul_tiled(name, a, b, config, order, out, return_compiled=False):
     M, N, K = check_inputs(name, a, b)
     cfg = config or default_config(a.dtype)
     cfg = _check_config(cfg, a.dtype, name)
     flags = _flags(a, K, cfg.block_k, order)
     grid = _tile_grid(name, M, N, cfg.block_m, cfg.block_n)
     call = plan_output(name, a, b, out)
-    tiled_matmul_kernel[grid](
+    compiled = tiled_matmul_kernel[grid](
         *_args(a, b, call.c, M, N, K),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
         num_warps=cfg.num_warps, num_stages=cfg.num_stages, INT64=call.int64, **flags,
     )
+    if return_compiled:
+        return call.result(), compiled
     return call.result()
+
+
+def kernel_resources(config: TileConfig, dtype: torch.dtype = torch.bfloat16) -> dict:
+    """What one configuration of the tiled kernel compiles to on this GPU (GPU only): ``n_regs``
+    (registers per thread), ``n_spills`` (registers spilled to local memory, per thread, as ptxas
+    reports), ``shared_bytes`` (shared memory per program) and ``num_warps``. Read from Triton's
+    compiled kernel (``CompiledKernel.n_regs`` / ``.n_spills`` / ``.metadata.shared``) after a launch on
+    a small problem. Raises RuntimeError in the interpreter (nothing is compiled there)."""
+    if not ON_GPU:
+        raise RuntimeError("kernel_resources: the interpreter compiles nothing; the recorded numbers are "
+                           "in results/<gpu>/ch02_sweep.json (n_regs, n_spills)")
+    n = 512
+    a = torch.randn(n, n, device=DEVICE).to(dtype)
+    b = torch.randn(n, n, device=DEVICE).to(dtype)
+    _, k = _matmul_tiled("kernel_resources", a, b, config, "grouped", None, return_compiled=True)
+    if hasattr(k, "_init_handles"):
+        k._init_handles()
+    return dict(n_regs=int(k.n_regs), n_spills=int(k.n_spills), shared_bytes=int(k.metadata.shared),
+                num_warps=int(k.metadata.num_warps))
 
 
 def _autotune_configs():

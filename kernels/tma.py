@@ -122,11 +122,13 @@ def _prepare_tma(a, b, out, name):
 
 def _check_ws(a, warp_specialize, epilogue_subtile, name, host_descriptors=False, flatten=False):
     if warp_specialize and host_descriptors and ON_GPU:
-        # measured on the H100 with Triton 3.6 (results/logs/ws_variants_*.log): does not compile
+        # Triton 3.6 on Hopper: does not compile (results/<gpu>/ch04_code.json, the record with
+        # warp_specialize and host_descriptors both true, keeps the compiler's error)
         raise ValueError(f"{name}: warp_specialize=True with host_descriptors=True does not compile with "
                          f"this Triton on Hopper; use device descriptors (the default) with warp_specialize")
     if warp_specialize and flatten and ON_GPU:
-        # measured on the H100 with Triton 3.6: compiles, but into a kernel without specialized warps
+        # Triton 3.6 on Hopper: compiles, but into a kernel without specialized warps
+        # (results/<gpu>/ch04_code.json: no ttg.warp_specialize, no setmaxnreg with flatten true)
         raise ValueError(f"{name}: warp_specialize=True with flatten=True compiles a kernel whose warps are "
                          f"not specialized with this Triton on Hopper; choose one of the two")
     if warp_specialize and ON_GPU and a.dtype == torch.float32:

@@ -1,9 +1,9 @@
-"""Reading the compiled code recorded on the H100 (results/code/)."""
+"""Reading the compiled code recorded on the H100 (results/h100/code/)."""
 from pathlib import Path
 
 from kernels.inspect_code import setmaxnreg, summarize_ttgir
 
-CODE = Path(__file__).resolve().parent.parent / "results" / "code"
+CODE = Path(__file__).resolve().parent.parent / "results" / "h100" / "code"
 
 
 def test_warp_specialized_kernel_has_a_producer_and_two_consumers():

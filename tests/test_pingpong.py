@@ -86,7 +86,7 @@ def test_bad_input_fails_clearly():
 @pytest.mark.skipif(RUNS, reason="checks the message a machine without a Hopper GPU gets")
 def test_without_hopper_it_says_so():
     a = T.randn(64, 64, dtype=torch.float16)
-    with pytest.raises(RuntimeError, match="matmul_pingpong: .*recorded H100 numbers"):
+    with pytest.raises(RuntimeError, match="matmul_pingpong: .*recorded numbers"):
         pp.matmul_pingpong(a, a)
     assert not kernels.ON_GPU or torch.cuda.get_device_capability()[0] != 9
 
@@ -152,3 +152,62 @@ def test_compiles_after_interpreter_kernels_ran_with_a_cold_cache(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "compiled" in proc.stdout
+
+
+# The cooperative schedule in the same Gluon machinery (chapter 05's like-for-like comparison)
+
+def test_cooperative_compiles_to_two_half_tile_consumers_and_a_producer():
+    k = pp.compile_for_hopper(pp.DEFAULT_COOPERATIVE, schedule="cooperative")
+    s = ic.summarize_ttgir(k.asm["ttgir"])
+    assert s["specialized"] and s["requested_registers"] == [232, 40]
+    assert [r.role() for r in s["regions"]] == ["consumer: wgmma + TMA store"] * 2 + ["producer: issues TMA loads"]
+    producer = s["regions"][2]
+    assert producer.ops["ttng.async_tma_copy_global_to_local"] == 3  # two A halves and one B tile
+    assert k.metadata.num_warps == 12 and k.metadata.shared <= 227 * 1024
+
+
+@pytest.mark.parametrize("config", pp.COOPERATIVE_CONFIGS)
+def test_every_cooperative_config_fits(config):
+    assert pp.compile_for_hopper(config, schedule="cooperative").metadata.shared <= 227 * 1024
+
+
+def test_cooperative_bad_config_fails_clearly():
+    a = T.randn(64, 64, dtype=torch.float16)
+    with pytest.raises(ValueError, match="64 rows or more"):
+        pp.matmul_cooperative(a, a, (64, 128, 64, 8, 4))
+    with pytest.raises(ValueError, match="accumulator registers"):
+        pp.matmul_cooperative(a, a, (256, 256, 64, 8, 2))
+    with pytest.raises(ValueError, match="schedule must be"):
+        pp.check_config((128, 128, 64, 8, 4), schedule="stream-k")
+
+
+def test_schedule_counts():
+    # 1024^3 with 128x128 tiles: 64 tiles for 64 programs; ping-pong's second consumers get none
+    c = pp.schedule_counts(1024, 1024, (128, 128, 64, 8, 4), "pingpong")
+    assert c == dict(tiles=64, programs=64, tiles_per_program=[1, 1], tiles_per_consumer=[0, 1])
+    c = pp.schedule_counts(1024, 1024, (128, 128, 64, 8, 4), "cooperative")
+    assert c["tiles_per_consumer"] == [1, 1]
+    c = pp.schedule_counts(4096, 4096, (128, 128, 64, 8, 4), "pingpong")  # 1024 tiles on 132 SMs
+    assert c["tiles_per_program"] == [7, 8] and c["tiles_per_consumer"] == [3, 4]
+
+
+@gpu_only
+@pytest.mark.parametrize("config", pp.COOPERATIVE_CONFIGS)
+def test_cooperative_random_ragged(config):
+    rng = np.random.default_rng(6)
+    shapes = [(8, 8, 8), (256, 256, 64), (37, 40, 72), (1000, 1000, 520), (64, 8192, 1024)]
+    shapes += [tuple(int(8 * x) for x in rng.integers(1, 300, 3)) for _ in range(2)]
+    for M, N, K in shapes:
+        a, b = T.randn(M, K, dtype=torch.bfloat16), T.randn(K, N, dtype=torch.bfloat16)
+        out = T.poisoned_empty((M, N), torch.bfloat16)
+        pp.matmul_cooperative(a, b, config, out=out)
+        T.assert_close_matmul(out, a, b, label=f"cooperative {config} {M}x{N}x{K}")
+
+
+@gpu_only
+@pytest.mark.parametrize("num_programs", [1, 3])
+def test_cooperative_few_programs_many_tiles(num_programs):
+    a, b = T.randn(1000, 264, dtype=torch.bfloat16), T.randn(264, 904, dtype=torch.bfloat16)
+    out = T.poisoned_empty((1000, 904), torch.bfloat16)
+    pp.matmul_cooperative(a, b, num_programs=num_programs, out=out)
+    T.assert_close_matmul(out, a, b)
