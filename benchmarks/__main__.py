@@ -28,7 +28,8 @@ def main(argv=None):
             p.error(f"unknown chapter {ch!r}; known: {', '.join(sorted(CHAPTERS))}")
         mod = importlib.import_module(CHAPTERS[ch])
         t0 = time.time()
-        for name, (records, meta) in mod.run_all(quick=args.quick).items():
+        for name, (measure, meta) in mod.run_all(quick=args.quick).items():
+            records = measure()
             if not args.dry_run:
                 path = bench.save(records, name, script=f"python -m benchmarks {ch}", meta=meta)
                 print(f"wrote {path.relative_to(bench.REPO)} ({len(records)} records)")

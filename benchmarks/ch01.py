@@ -18,7 +18,9 @@ def run(quick=False):
 
 
 def run_all(quick=False):
-    return {"ch01_naive": (run(quick), {"what": "naive Triton matmul vs torch.matmul, square sizes"})}
+    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
+    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
+    return {"ch01_naive": (lambda: run(quick), {"what": "naive Triton matmul vs torch.matmul, square sizes"})}
 
 
 def summary(name, records):

@@ -34,7 +34,9 @@ def run(quick=False):
 
 
 def run_all(quick=False):
-    return {"ch03_persistent": (run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"})}
+    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
+    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
+    return {"ch03_persistent": (lambda: run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"})}
 
 
 def summary(name, records):

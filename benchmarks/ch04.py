@@ -109,10 +109,12 @@ def run_code():
 
 
 def run_all(quick=False):
+    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
+    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {
-        "ch04_tma": (run(quick), {"what": "persistent TMA kernel (device descriptors), stages and warp "
+        "ch04_tma": (lambda: run(quick), {"what": "persistent TMA kernel (device descriptors), stages and warp "
                                           "specialization, vs the ch02 kernel and torch.matmul, bf16"}),
-        "ch04_code": (run_code(), {"what": "marks of TMA, wgmma and warp specialization in the compiled code"}),
+        "ch04_code": (lambda: run_code(), {"what": "marks of TMA, wgmma and warp specialization in the compiled code"}),
     }
 
 

@@ -105,12 +105,14 @@ def run_code():
 
 
 def run_all(quick=False):
+    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
+    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {
-        "ch05_pingpong": (run(quick), {"what": "warp specialization: Triton's cooperative schedule vs a "
+        "ch05_pingpong": (lambda: run(quick), {"what": "warp specialization: Triton's cooperative schedule vs a "
                                                "hand-written Gluon ping-pong kernel, vs torch.matmul, bf16"}),
-        "ch05_schedules": (run_schedules(quick), {"what": "ping-pong vs cooperative, both hand-written in Gluon "
+        "ch05_schedules": (lambda: run_schedules(quick), {"what": "ping-pong vs cooperative, both hand-written in Gluon "
                                                           "with host descriptors: only the schedule differs"}),
-        "ch05_code": (run_code(), {"what": "the compiled Gluon kernels: regions, warps, registers"}),
+        "ch05_code": (lambda: run_code(), {"what": "the compiled Gluon kernels: regions, warps, registers"}),
     }
 
 

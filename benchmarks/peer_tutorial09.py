@@ -8,11 +8,10 @@ Triton source of the version you have installed (for Triton 3.6: the ``release/3
 Every kernel is called the same way, allocating its output like ``torch.matmul`` does, and timed with
 ``do_bench`` and CUDA-graph replay beside ``torch.matmul`` on the same bf16 inputs. The tutorial's TMA
 kernels take B transposed, ``(N, K)``; that copy is made once, outside the timing. Results go to
-``results/peer_tutorial09.json`` with the path and a hash of the tutorial file that ran.
+``results/<gpu>/peer_tutorial09.json`` with the path and a hash of the tutorial file that ran. (The
+records were made with the file at triton-lang/triton commit 18a9f33eb, sha256 26b19072955d...)
 """
 import argparse
-import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -21,20 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import kernels  # noqa: E402  (must come before triton)
 import torch  # noqa: E402
 
-from kernels import bench, pingpong as pp  # noqa: E402
-from kernels import testing as T  # noqa: E402
+from kernels import pingpong as pp  # noqa: E402
 from kernels.tma import matmul_tma_tuned  # noqa: E402
 
-from ._common import error_text  # noqa: E402
+from ._peers import load_tutorial, run_peer  # noqa: E402
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024)]
-
-
-def load_tutorial(path):
-    spec = importlib.util.spec_from_file_location("triton_tutorial_09", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def candidates(t09):
@@ -64,33 +55,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     if not kernels.ON_GPU:
         p.error("needs a CUDA GPU")
-    src = Path(args.tutorial).read_bytes()
     t09 = load_tutorial(args.tutorial)
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes] if args.shapes else SHAPES
-    meta = {"what": "Triton's tutorial 09 kernels beside the course's, vs torch.matmul, bf16",
-            "tutorial": str(args.tutorial), "tutorial_sha256": hashlib.sha256(src).hexdigest()}
-    recs = []
-    for M, N, K in shapes:
-        a = T.randn(M, K, dtype=torch.bfloat16, seed=0)
-        b = T.randn(K, N, dtype=torch.bfloat16, seed=1)
-        bT = b.T.contiguous()
-        ref = T.matmul_reference(a, b)
-        for name, fn in candidates(t09):
-            try:
-                err = T.rel_error(fn(a, b, bT), ref)
-                rec = bench.compare(name, lambda: fn(a, b, bT), lambda: torch.matmul(a, b),
-                                    flops=bench.matmul_flops(M, N, K), M=M, N=N, K=K, dtype="bfloat16",
-                                    rel_error=err)
-            except Exception as exc:
-                rec = dict(kernel=name, M=M, N=N, K=K, error=error_text(exc))
-            recs.append(rec)
-            print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()
-                   if k in ("kernel", "M", "N", "K", "ratio", "ratio_graph", "tflops", "rel_error", "error")},
-                  flush=True)
-        if not args.dry_run:  # after every shape, so a run cut short keeps what it measured
-            path = bench.save(recs, "peer_tutorial09",
-                              script="python -m benchmarks.peer_tutorial09 --tutorial PATH", meta=meta)
-            print("wrote", path, flush=True)
+    run_peer("peer_tutorial09", candidates(t09), shapes, torch.bfloat16, args.tutorial,
+             "Triton's tutorial 09 kernels beside the course's, vs torch.matmul, bf16",
+             "python -m benchmarks.peer_tutorial09 --tutorial PATH", dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

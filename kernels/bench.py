@@ -235,16 +235,35 @@ def describe(doc: dict) -> str:
             f"CUDA {e['cuda']}, {e['date']}{clk}")
 
 
-def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None) -> dict:
-    """The results document for ``name``: measured now if a GPU is here, else the recorded one.
+def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: bool | None = None) -> dict:
+    """The results document a notebook shows for ``name``, and ``doc["shown"]`` says why (``which``).
 
-    ``fresh`` is a zero-argument function returning records (e.g. ``lambda: ch02.run_sweep(quick=True)``).
-    A fresh measurement is returned in the same shape as a recorded one, with ``"fresh": True``; the
-    recorded file is left untouched (``python -m benchmarks`` rewrites it).
-    """
-    if ON_GPU and fresh is not None:
+    * On a GPU that has a record of its own (``results/<gpu>/<name>.json``): that record.
+    * On a GPU without one: measured now, with ``fresh`` (a zero-argument function returning records,
+      e.g. ``lambda: ch02.run_sweep(quick=True)``), returned in the shape of a record with
+      ``"fresh": True``. Nothing is written (``python -m benchmarks`` writes records).
+    * Without a GPU: the most recent record of any GPU.
+
+    ``measure=True`` (or the environment variable ``TTC_MEASURE=1``) measures on any GPU, recorded
+    or not."""
+    if measure is None:
+        measure = os.environ.get("TTC_MEASURE", "") not in ("", "0")
+    here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+    if ON_GPU and fresh is not None and (measure or here not in recorded_gpus(name)):
         return {"environment": environment(), "script": "measured in this notebook", "meta": meta or {},
-                "records": fresh(), "fresh": True}
+                "records": fresh(), "fresh": True, "gpu_slug": here,
+                "shown": "measured now, on this GPU (a short run: fewer sizes than the records)"}
     doc = load(name)
     doc["fresh"] = False
+    doc["shown"] = which(doc)
     return doc
+
+
+def which(doc: dict) -> str:
+    """Why a record is the one shown: this machine's GPU, or the most recent record of another."""
+    gpu = doc.get("environment", {}).get("gpu")
+    here = torch.cuda.get_device_name(0) if ON_GPU else None
+    if here and gpu_slug(here) == doc.get("gpu_slug"):
+        return f"recorded on this GPU's model ({gpu}), {doc['environment']['date']}"
+    where = "this machine has no GPU" if not ON_GPU else f"no record of {here} yet"
+    return f"recorded on {gpu}, {doc['environment']['date']} (the most recent record; {where})"
