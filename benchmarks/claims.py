@@ -28,7 +28,9 @@ Sources (each yields a number, or a list of numbers that must *all* match the wr
 ``Claim(notebook, text, sources, rounding=None)``: ``text`` is a literal piece of one markdown cell of
 ``chapters/<notebook>.ipynb`` (whitespace in ``text`` matches any run of whitespace, since the prose
 wraps lines; it must occur exactly once in the notebook's markdown). The measurement-like numbers
-inside it (found by :func:`scan`) are matched, in order, to ``sources``; the counts must agree.
+inside it (found by :func:`scan`) are matched, in order, to ``sources``; the counts must agree. To
+find the text, each such number in it matches any number, so that when a number in the prose changes
+the claim still finds its sentence and the check reports the written and the recorded value.
 
 Rounding. A number written with ``d`` decimals passes when ``|source - written| <= 0.5 * 10**-d``
 ("0.97×" accepts 0.965 to 0.975). ``rounding`` widens that explicitly, for one claim (a single value)
@@ -53,7 +55,8 @@ targets, URLs and file names are ignored. In what is left a number counts when i
 A range ``a–b`` or ``a-b`` followed by a unit is two numbers with that unit ("0.97–0.98×", "3–8 %");
 a list "1.01×, 1.01×, 0.98×" is one number per unit. Integers without a unit (shapes such as 4096³,
 chapter numbers, counts like "144 tiles") and numbers inside words or names (H100, bf16, FP8, 1e10)
-are not measurements.
+are not measurements. So write the unit on every measured figure, also after "about" ("about 510
+TFLOP/s against about 630 TFLOP/s", not "about 510 against 630"): a figure without one is not checked.
 
 ``check(claims, notebooks)`` returns the problems as strings (:class:`Problem`, a ``str`` that also
 carries ``kind``, ``notebook``, ``cell``, ``start``, ``end``): a claim's text not found or found twice;
@@ -71,7 +74,7 @@ import re
 import statistics
 from dataclasses import dataclass, field as dc_field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 LOGS = REPO / "results" / "logs"
@@ -105,6 +108,8 @@ def _aggregate(values: list, agg, what: str):
 def _fmt(v) -> str:
     if isinstance(v, (list, tuple)):
         return _fmt_list(v)
+    if not isinstance(v, (int, float)):
+        return repr(v)
     return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
 
 
@@ -120,7 +125,10 @@ def _load(name: str, gpu: str) -> dict:
     if key not in _DOCS:
         from kernels import bench  # imported here: `import kernels` decides the world
 
-        _DOCS[key] = bench.load(name, gpu)
+        try:
+            _DOCS[key] = bench.load(name, gpu)
+        except FileNotFoundError as exc:
+            raise SourceError(str(exc)) from None
     return _DOCS[key]
 
 
@@ -454,10 +462,24 @@ def scan(path) -> list[Number]:
     return [n for i, src in markdown_cells(path) for n in scan_cell(src, i)]
 
 
+def _literal(s: str) -> str:
+    return r"\s+".join(re.escape(p) for p in _WS.split(s))
+
+
 def text_pattern(text: str) -> re.Pattern:
-    """``text`` as a pattern: literal, except that any whitespace matches any run of whitespace."""
-    parts = [re.escape(p) for p in _WS.split(text.strip())]
-    return re.compile(r"\s+".join(parts))
+    """``text`` as a pattern: literal, except that any whitespace matches any run of whitespace and
+    that each measurement-like number in it (:func:`scan_cell`) matches any number. So a claim still
+    finds its sentence after a number in it changed, and the check then says what the source holds."""
+    text = text.strip()
+    wild = []
+    for n in scan_cell(text):
+        wild += [(n.start + m.start(), n.start + m.end()) for m in re.finditer(_NUM, text[n.start:n.end])]
+    out, i = [], 0
+    for a, b in sorted(wild):
+        out += [_literal(text[i:a]), _NUM]
+        i = b
+    out.append(_literal(text[i:]))
+    return re.compile("".join(out))
 
 
 def locate(path, text: str) -> list[tuple[int, int, int]]:
@@ -511,14 +533,14 @@ def _snippet(src: str, start: int, end: int, pad: int = 40) -> str:
 
 
 def _rounding_text(rounding, decimals) -> str:
-    lo, hi = tolerance(0.0, decimals, rounding)
     if rounding == "upper":
         return "must not exceed it"
     if rounding == "lower":
         return "must not fall below it"
     if isinstance(rounding, str):
         return f"within {rounding}"
-    return f"±{_fmt(hi)}" + (f" (rounding={rounding})" if rounding is not None else "")
+    half = tolerance(0.0, decimals, rounding)[1]
+    return f"±{half:.3g}" + (f", rounding={rounding}" if rounding is not None else "")
 
 
 def check(claims: Iterable[Claim], notebooks: Iterable, unsourced_ok: Iterable[tuple[str, str]] = ()) -> list[Problem]:
@@ -562,8 +584,9 @@ def check(claims: Iterable[Claim], notebooks: Iterable, unsourced_ok: Iterable[t
         for i, ((n, w, d), s) in enumerate(zip(written, c.sources)):
             try:
                 v = s.value()
-            except SourceError as exc:
-                problems.append(Problem(f"{c.notebook} cell {cell}: source of {n.written!r} fails: {exc}",
+            except Exception as exc:  # noqa: BLE001  (a broken source is a problem to report, not a crash)
+                why = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
+                problems.append(Problem(f"{c.notebook} cell {cell}: source of {n.written!r} fails: {why}",
                                         "source", c.notebook, cell, n.start, n.end))
                 continue
             r = c.rounding_for(i)
