@@ -18,6 +18,8 @@ def main(argv=None):
     p.add_argument("chapters", nargs="*", default=sorted(CHAPTERS), help="chapter numbers, e.g. 01 02")
     p.add_argument("--quick", action="store_true", help="fewer sizes (what a notebook runs)")
     p.add_argument("--dry-run", action="store_true", help="measure but do not write results/")
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                   help="measure only these documents, e.g. --only ch05_schedules ch05_code")
     args = p.parse_args(argv)
     if not kernels.ON_GPU:
         p.error("benchmarks need a CUDA GPU; this machine runs Triton's interpreter "
@@ -29,6 +31,8 @@ def main(argv=None):
         mod = importlib.import_module(CHAPTERS[ch])
         t0 = time.time()
         for name, (measure, meta) in mod.run_all(quick=args.quick).items():
+            if args.only is not None and name not in args.only:
+                continue
             records = measure()
             if not args.dry_run:
                 path = bench.save(records, name, script=f"python -m benchmarks {ch}", meta=meta)

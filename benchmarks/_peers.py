@@ -26,7 +26,11 @@ def load_tutorial(path, definitions_only=False):
         return mod
     tree = ast.parse(path.read_text(), filename=str(path))
     keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
-    body = [n for n in tree.body if isinstance(n, keep) or (
+
+    def benchmark_only(n):  # e.g. @triton.testing.perf_report(configs): the tutorial's own benchmark
+        return any("perf_report" in ast.dump(d) for d in getattr(n, "decorator_list", []))
+
+    body = [n for n in tree.body if (isinstance(n, keep) and not benchmark_only(n)) or (
         isinstance(n, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in n.targets)
         and not any(isinstance(x, ast.Call) and getattr(x.func, "attr", "") in ("run", "manual_seed")
                     for x in ast.walk(n)))]
