@@ -227,13 +227,15 @@ def _calc_names() -> dict:
     names = {n: getattr(roofline, n) for n in dir(roofline) if not n.startswith("_")}
     names.update(roofline=roofline, widgets=widgets, math=math, record=record, one_of=one_of,
                  matches=matches, datasheet=lambda gpu="h100": _datasheets()[gpu], log=log_values,
+                 env=lambda name, gpu="h100": _load(name, gpu)["environment"],
                  course=lambda module: importlib.import_module(f"kernels.{module}"))
     return names
 
 
 CALC_NAMES = ("everything public in kernels.roofline (tile_intensity, matmul_intensity, ...)", "roofline",
               "widgets", "math", "record(name, field, agg=None, gpu='h100', **where)", "one_of", "matches",
-              "datasheet(gpu)", "log(path, regex, group=1)", "course('persistent') (a module of kernels)")
+              "datasheet(gpu)", "env(name, gpu) (a record's environment: clocks, versions)",
+              "log(path, regex, group=1)", "course('persistent') (a module of kernels)")
 
 
 @dataclass(frozen=True)
