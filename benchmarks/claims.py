@@ -393,7 +393,7 @@ _IGNORED = [
 ]
 
 _VERSIONED = r"(?:Triton|triton|torch|PyTorch|CUDA|cuda|Python|python|NumPy|numpy|matplotlib|cuBLAS|nbval|version|v)"
-_NUM = r"\d+(?:\.\d+)?"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"  # 64,512 (thousands separated by commas) or 0.97
 _SP = r"(?:[ \t]*\n)?[ \t]*"  # a unit may follow after a space or a line break
 _UNIT = (rf"(?:×(?!\s*\d)|x(?![\w])|{_SP}%|{_SP}(?:TFLOP/s|GFLOP/s|TB/s|GB/s|[µμ]s|us|ms|flops? per byte|"
          r"flop/byte|flop/B|KiB|KB|MiB|MB|GB|GiB|registers|SMs|streaming multiprocessors|W|MHz)(?![\w/]))")
@@ -442,7 +442,7 @@ def scan_cell(source: str, cell: int = 0) -> list[Number]:
                 continue
             start = parts[0][1]
             end = parts[-1][1] + len(parts[-1][0])
-        vals = tuple(float(x) for x, _ in parts)
+        vals = tuple(float(x.replace(",", "")) for x, _ in parts)
         decs = tuple(len(x.split(".")[1]) if "." in x else 0 for x, _ in parts)
         found.append(Number(cell, start, end, _WS.sub(" ", source[start:end].strip()), vals, decs))
     return found
