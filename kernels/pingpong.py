@@ -24,7 +24,7 @@ consumers read the slots alternately, one tile's worth at a time. ``kernels.sche
 is the same assignment in plain Python (tests, pictures).
 
 Gluon does not run in Triton's interpreter: on a machine without a Hopper GPU, ``matmul_pingpong``
-raises a clear error, and the chapter shows the numbers recorded on the H100.
+raises a clear error, and the chapter shows the numbers recorded on the H200 and the H100.
 """
 from __future__ import annotations
 

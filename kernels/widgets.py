@@ -79,7 +79,7 @@ def tile_order_figure(M=4096, N=4096, K=4096, block_m=128, block_n=128, group_m=
     for d, c in zip(datas, ("C1", "C0")):
         mb = [f.bytes / 2**20 for f in d["footprints"]]
         ax.plot(range(len(mb)), mb, "o-", color=c, label="row-major" if d["order"] == "row" else "grouped")
-    ax.axhline(H100_L2 / 2**20, color="gray", ls="--", label="H100 L2 (50 MiB)")
+    ax.axhline(H100_L2 / 2**20, color="gray", ls="--", label="L2 of an H100/H200 (50 MiB)")
     ax.set_xlabel(f"wave ({programs_at_once} programs at once)")
     ax.set_ylabel("A and B panels the wave reads (MiB)")
     ax.set_ylim(bottom=0)
@@ -89,14 +89,22 @@ def tile_order_figure(M=4096, N=4096, K=4096, block_m=128, block_n=128, group_m=
     return fig
 
 
+def _display(fig):
+    """Show a figure from inside a widget callback, under any matplotlib backend (``plt.show(fig)``
+    fails outside Jupyter's inline backend), and close it so it is not drawn twice."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
 def tile_order_widget():
     """Sliders for ``tile_order_figure`` (JupyterLab with ipywidgets)."""
     import ipywidgets as W
-    import matplotlib.pyplot as plt
 
     def show(M, N, K, block, group_m, programs_at_once, wave):
-        fig = tile_order_figure(M, N, K, block, block, group_m, programs_at_once, wave)
-        plt.show(fig)
+        _display(tile_order_figure(M, N, K, block, block, group_m, programs_at_once, wave))
 
     pow2 = [2**i for i in range(8, 15)]
     return W.interactive(
@@ -151,12 +159,14 @@ def format_tile_report(r) -> str:
 
 
 def tile_size_widget(sweep_doc=None):
-    """Dropdowns for a tile shape; prints ``tile_size_report`` and the recorded H100 time if measured."""
+    """Dropdowns for a tile shape; prints ``tile_size_report`` and the recorded time if measured (from
+    ``sweep_doc``, a ``ch02_sweep`` record: its GPU is named)."""
     import ipywidgets as W
 
-    measured = {}
+    measured, gpu = {}, "the GPU"
     if sweep_doc is not None:
         measured = {r["config"]: r for r in sweep_doc["records"]}
+        gpu = sweep_doc.get("environment", {}).get("gpu") or gpu
 
     def show(block_m, block_n, block_k, num_warps, num_stages):
         from .tiled import TileConfig
@@ -165,9 +175,9 @@ def tile_size_widget(sweep_doc=None):
         key = TileConfig(block_m, block_n, block_k, 8, num_warps, num_stages).short()
         r = measured.get(key)
         if r and "tflops" in r:
-            print(f"recorded on the H100 at 4096^3: {r['tflops']:.0f} TFLOP/s = {r['ratio']:.2f}x cuBLAS")
+            print(f"recorded on {gpu} at 4096^3: {r['tflops']:.0f} TFLOP/s = {r['ratio']:.2f}x cuBLAS")
         elif r:
-            print(f"recorded on the H100: failed ({r.get('error', '?')})")
+            print(f"recorded on {gpu}: failed ({r.get('error', '?')})")
         else:
             print("not in the recorded sweep (run benchmarks/ch02.py on a GPU to measure it)")
 
@@ -231,10 +241,9 @@ def waves_figure(M=1152, N=4096, block_m=128, block_n=256, num_sms=H100_SMS, blo
 def waves_widget():
     """Sliders for ``waves_figure``."""
     import ipywidgets as W
-    import matplotlib.pyplot as plt
 
     def show(M, N, block, num_sms, block_overhead):
-        plt.show(waves_figure(M, N, block, block * 2, num_sms, block_overhead))
+        _display(waves_figure(M, N, block, block * 2, num_sms, block_overhead))
 
     return W.interactive(
         show,
@@ -285,10 +294,9 @@ def pipeline_figure(k_steps=8, stages=(1, 2, 3, 4), load_time=2.0, mma_time=1.0)
 def pipeline_widget():
     """Sliders for ``pipeline_figure``: K steps, the deepest pipeline shown, load latency."""
     import ipywidgets as W
-    import matplotlib.pyplot as plt
 
     def show(k_steps, max_stages, load_time):
-        plt.show(pipeline_figure(k_steps, range(1, max_stages + 1), load_time, 1.0))
+        _display(pipeline_figure(k_steps, range(1, max_stages + 1), load_time, 1.0))
 
     return W.interactive(
         show,

@@ -103,3 +103,16 @@ def test_pipeline_figure_and_widget():
     assert titles[0].startswith("1 stage: done at 18.0")  # 6 * (2 + 1): nothing overlaps
     assert titles[1].startswith("3 stages: done at 8.0")  # first load exposed, then the math back to back
     assert pipeline_widget().children
+
+
+def test_widget_callbacks_draw_under_a_plain_backend():
+    """The sliders' callbacks show their figure with IPython's display, not ``plt.show(fig)``, which
+    fails (TypeError) under any backend but Jupyter's inline one; here: Agg, as on a headless GPU run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kernels import widgets
+
+    for make in (widgets.tile_order_widget, widgets.waves_widget, widgets.pipeline_widget):
+        w = make()
+        w.update()  # runs the callback with the sliders' current values
