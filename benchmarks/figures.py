@@ -1,6 +1,9 @@
 """Draw the recorded results as PNG figures for the README (no GPU needed).
 
-    python -m benchmarks.figures            # writes docs/figures/*.png from results/*.json
+    python -m benchmarks.figures            # writes docs/figures/*.png from results/<gpu>/*.json
+
+Each figure has one panel per GPU that holds the record (newest first), so the H200's and the H100's
+measurements sit side by side.
 """
 import argparse
 import sys
@@ -24,6 +27,7 @@ FIGURES = {
     "ch05_pingpong": lambda doc, ax: plots.plot_kernels_by_shape(
         doc, ["tma tuned, host descriptors", "tma tuned", "tma tuned + warp_specialize (cooperative)",
               "pingpong tuned (gluon)"], ax=ax),
+    "ch03_persistent": lambda doc, ax: plots.plot_persistent(doc, "128x256x64 w8 s3", ax=ax),
 }
 SIZES = {"ch02_sweep": (8, 7), "ch05_pingpong": (10, 4)}
 
@@ -35,8 +39,13 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, draw in FIGURES.items():
-        fig, ax = plt.subplots(figsize=SIZES.get(name, (8, 4)), layout="constrained")
-        draw(bench.load(name), ax)
+        gpus = list(reversed(bench.recorded_gpus(name)))  # newest first
+        w, h = SIZES.get(name, (8, 4))
+        fig, axes = plt.subplots(1, len(gpus), figsize=(w * len(gpus), h), layout="constrained", squeeze=False)
+        for ax, gpu in zip(axes[0], gpus):
+            doc = bench.load(name, gpu)
+            draw(doc, ax)
+            ax.set_title(f"{doc['environment']['gpu']}, {doc['environment']['date']}\n{ax.get_title()}", fontsize=9)
         path = out / f"{name}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)

@@ -177,6 +177,15 @@ def recorded_gpus(name: str) -> list[str]:
     return [gpu for _, gpu in sorted(docs)]
 
 
+def recorded_gpus_dates(gpu: str) -> list[str]:
+    """The dates (``environment.time`` or ``.date``) of every record in ``results/<gpu>/``."""
+    out = []
+    for path in sorted((RESULTS / gpu).glob("*.json")):
+        env = json.loads(path.read_text()).get("environment", {})
+        out.append(env.get("time") or env.get("date") or "")
+    return out or [""]
+
+
 def result_path(name: str, gpu: str | None = None) -> Path:
     """``results/<gpu>/<name>.json``. Without ``gpu``: this machine's GPU when it has a record of its
     own, otherwise the GPU whose record is the most recent."""

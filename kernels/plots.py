@@ -180,3 +180,11 @@ def plot_kernels_by_shape(doc, kernels, ax=None, graph=True):
     ax.legend(fontsize=7, loc="lower left")
     _title(ax, "each kernel as a fraction of cuBLAS, measured in the same run", doc)
     return ax
+
+
+def plot_schedules(doc, ax=None):
+    """The ``ch05_schedules`` record as bars: ping-pong and cooperative (both in Gluon, everything else
+    equal), one bar per (schedule, config), one group per shape (CUDA-graph ratio to cuBLAS)."""
+    labelled = dict(doc, records=[dict(r, kernel=f"{r['schedule']} {r['config']}") for r in doc["records"]])
+    names = list(dict.fromkeys(r["kernel"] for r in labelled["records"]))
+    return plot_kernels_by_shape(labelled, names, ax=ax)
