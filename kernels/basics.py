@@ -35,6 +35,10 @@ def add(x: torch.Tensor, y: torch.Tensor, block: int = 1024) -> torch.Tensor:
     return out
 
 
+# Packages the course runs without: what each one is for.
+OPTIONAL = {"manim": "only needed to re-render the animations (make animations); the videos are in chapters/media"}
+
+
 def doctor() -> list[tuple[str, bool, str]]:
     """Check the learner's setup: ``(item, ok, detail)`` rows. Used by chapter 00's first cell."""
     rows = [("python >= 3.10", sys.version_info >= (3, 10), sys.version.split()[0])]
@@ -43,7 +47,10 @@ def doctor() -> list[tuple[str, bool, str]]:
             m = importlib.import_module(mod)
             rows.append((mod, True, getattr(m, "__version__", "?")))
         except Exception as exc:  # pragma: no cover - depends on the machine
-            rows.append((mod, False, f"{type(exc).__name__}: {exc}"))
+            if mod in OPTIONAL:  # the course runs without it; say what it is for
+                rows.append((mod, True, f"not installed ({type(exc).__name__}): {OPTIONAL[mod]}"))
+            else:
+                rows.append((mod, False, f"{type(exc).__name__}: {exc}"))
     if ON_GPU:
         p = torch.cuda.get_device_properties(0)
         hopper = (p.major, p.minor) >= (9, 0)

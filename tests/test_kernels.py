@@ -155,6 +155,24 @@ def test_vector_add_and_doctor():
     assert not bad, bad
 
 
+def test_doctor_treats_manim_as_optional_and_a_missing_ipywidgets_as_bad(monkeypatch):
+    import importlib
+
+    from kernels import basics
+
+    real = importlib.import_module
+
+    def fake(name, *a, **kw):
+        if name in ("manim", "ipywidgets"):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(basics.importlib, "import_module", fake)
+    rows = {item: (ok, detail) for item, ok, detail in basics.doctor()}
+    assert rows["manim"][0] and "re-render the animations" in rows["manim"][1]
+    assert not rows["ipywidgets"][0] and "No module named" in rows["ipywidgets"][1]
+
+
 # --------------------------------------------------------------------------------------------------
 # TileConfig validation: every field, in both worlds, before anything is launched
 # --------------------------------------------------------------------------------------------------
