@@ -23,6 +23,11 @@ The ring is shared: the producer fills it in the order the consumers use it (til
 consumers read the slots alternately, one tile's worth at a time. ``kernels.schedule.pingpong_tiles``
 is the same assignment in plain Python (tests, pictures).
 
+``matmul_cooperative`` is the other Hopper schedule in the same machinery (the same producer, ring,
+barriers, host-side descriptors and register split): both consumers take every tile of their program,
+each its half of the rows, and each slot's ``empty`` barrier waits for both. Chapter 05 times the two
+side by side so that only the schedule differs (``schedule_counts`` says how the work is shared out).
+
 Gluon does not run in Triton's interpreter: on a machine without a Hopper GPU, ``matmul_pingpong``
 raises a clear error, and the chapter shows the numbers recorded on the H200 and the H100.
 """
