@@ -15,9 +15,12 @@ from ._common import error_text
 
 
 def load_tutorial(path, definitions_only=False):
-    """Import a tutorial file as a module. ``definitions_only=True`` runs only its imports, function and
-    class definitions and simple module constants (``NAME = ...``), not the module-level test and
-    benchmark that some tutorials (03) run when imported."""
+    """Import a tutorial file as a module. ``definitions_only=True`` runs only its top-level imports,
+    function and class definitions (not one decorated with ``perf_report``, the tutorial's own
+    benchmark) and upper-case constants (``DEVICE = ...``), not the module-level test and benchmark that
+    some tutorials (03) run when imported. It is a filter made for Triton's tutorials, not a sandbox:
+    a constant's expression, default arguments and class bodies still run, and definitions nested in a
+    top-level ``if`` or ``try`` are left out. Run only tutorial files you trust."""
     path = Path(path)
     if not definitions_only:
         spec = importlib.util.spec_from_file_location(f"triton_tutorial_{path.stem[:2]}", path)

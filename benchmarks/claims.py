@@ -155,6 +155,10 @@ def record_values(name: str, gpu: str, where: dict | None, field: str) -> list:
     what = f"results/{gpu}/{name}.json {_where_text(where)}"
     if not hits:
         raise SourceError(f"{what}: no record matches")
+    for k, want in where.items():  # one_of(a, b): a claim about both needs a record of each
+        for alt in getattr(want, "alternatives", ()):
+            if not any(r.get(k) == alt for r in hits):
+                raise SourceError(f"{what}: no record with {k}={alt!r}")
     values = []
     for r in hits:
         if field not in r or r[field] is None:
@@ -182,6 +186,7 @@ def one_of(*values):
     """A ``where`` predicate: the field is one of ``values`` (``M=one_of(4096, 8192)``)."""
     pred = lambda v: v in values  # noqa: E731
     pred.why = "one of " + ", ".join(map(repr, values))
+    pred.alternatives = values  # record_values requires a matching record for each of them
     return pred
 
 
@@ -386,19 +391,28 @@ _IGNORED = [
     re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S),                 # inline code
     re.compile(r"\$\$.+?\$\$", re.S),                               # display LaTeX
     re.compile(r"(?<![\\$])\$(?!\s)[^$\n]+?(?<!\s)\$"),             # inline LaTeX
-    re.compile(r"<[A-Za-z/!][^>]*>"),                               # HTML tags (<video src=...>)
+    re.compile(r"</?(?:video|audio|source|img|a|div|span|br|p|b|i|em|strong|sub|sup|details|summary|table|"
+               r"thead|tbody|tr|td|th|code|pre|kbd|center|font|hr)\b[^<>]*>|<!--.*?-->", re.S),  # HTML tags
     re.compile(r"\]\([^)]*\)"),                                     # link targets
     re.compile(r"\bhttps?://\S+|\bwww\.\S+"),                       # bare URLs
     re.compile(r"[\w.~/-]*\w\.(?:py|ipynb|log|json|md|mp4|ptx|ttgir|txt|ya?ml|toml|sh|cfg|csv)\b"),  # files
 ]
 
 _VERSIONED = r"(?:Triton|triton|torch|PyTorch|CUDA|cuda|Python|python|NumPy|numpy|matplotlib|cuBLAS|nbval|version|v)"
-_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"  # 64,512 (thousands separated by commas) or 0.97
-_SP = r"(?:[ \t]*\n)?[ \t]*"  # a unit may follow after a space or a line break
-_UNIT = (rf"(?:×(?!\s*\d)|x(?![\w])|{_SP}%|{_SP}(?:TFLOP/s|GFLOP/s|TB/s|GB/s|[µμ]s|us|ms|flops? per byte|"
-         r"flop/byte|flop/B|KiB|KB|MiB|MB|GB|GiB|registers|SMs|streaming multiprocessors|W|MHz)(?![\w/]))")
+# 64,512 (thousands separated by commas), 0.97, 6.5e-3
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_S = r"[ \t\u00a0\u202f]"  # a space, a tab, a non-breaking or narrow no-break space
+# between a number and its unit: nothing, emphasis closing (**600** TFLOP/s), spaces, one line break
+_SP = rf"(?:\*{{1,2}}|_{{1,2}})?(?:{_S}*\n)?{_S}*"
+_UNIT = (rf"(?:{_S}?×(?!\s*\d)|x(?![\w])|{_SP}%|{_SP}(?:(?i:[TG]FLOP/s(?:ec)?|[TG]FLOPS|flops? per byte|flop/byte|"
+         r"flop/B)|TB/s|GB/s|[µμ]s|us|ms|KiB|KB|MiB|MB|GB|GiB|registers|SMs|streaming multiprocessors|W|MHz|"
+         r"times)(?![\w/]))")
+# a number: not inside a word or a name (H100, bf16, x_1); an optional sign; an optional second number
+# after a dash, "to" or "±" (a range); then a unit, or nothing that continues the token
 _TOKEN = re.compile(
-    rf"(?<![\w.×])(?P<a>{_NUM})(?:\s?(?P<dash>[–-])\s?(?P<b>{_NUM}))?(?![\w.]\d|[\w²³])(?P<unit>{_UNIT})?")
+    rf"(?<![^\W_])(?<![.×])(?P<sign>[-−](?=\d))?(?P<a>{_NUM})"
+    rf"(?:(?:{_S}?(?P<dash>[–-]){_S}?|{_S}(?P<word>to){_S}|{_S}*(?P<pm>±){_S}*)(?P<b>{_NUM}))?"
+    rf"(?:(?P<unit>{_UNIT})|(?![\w.]\d|[\w²³]))")
 
 
 @dataclass(frozen=True)
@@ -427,10 +441,11 @@ def scan_cell(source: str, cell: int = 0) -> list[Number]:
     found = []
     for m in _TOKEN.finditer(text):
         a, b, unit = m.group("a"), m.group("b"), m.group("unit")
+        sign = -1.0 if m.group("sign") else 1.0
         a_end = m.end("a")
         nums_end = m.end("b") if b else a_end
-        # a tile shape: "128×256", "4096 × 4096" (a digit on the other side of ×)
-        if re.search(r"\d\s*×\s*$", text[:m.start()]) or re.match(r"\s*×\s*\d", text[nums_end:]):
+        # a tile shape: "128×256", "4096 × 4096" (whole numbers on both sides of ×)
+        if "." not in a and (re.search(r"\d\s*×\s*$", text[:m.start()]) or re.match(r"\s*×\s*\d+(?![.\d])", text[nums_end:])):
             continue
         if unit:
             parts = [(a, m.start("a"))] + ([(b, m.start("b"))] if b else [])
@@ -440,10 +455,13 @@ def scan_cell(source: str, cell: int = 0) -> list[Number]:
             parts = [(x, pos) for x, pos in ((a, m.start("a")), (b, m.start("b") if b else -1)) if x and "." in x]
             if not parts or re.search(rf"\b{_VERSIONED}\s*$", text[:m.start()]):
                 continue
-            start = parts[0][1]
+            start = m.start() if parts[0][1] == m.start("a") else parts[0][1]
             end = parts[-1][1] + len(parts[-1][0])
-        vals = tuple(float(x.replace(",", "")) for x, _ in parts)
-        decs = tuple(len(x.split(".")[1]) if "." in x else 0 for x, _ in parts)
+        vals = tuple((sign if pos == m.start("a") else 1.0) * float(x.replace(",", "")) for x, pos in parts)
+        if m.group("pm") and b and len(parts) == 2:  # 600±5: the value is 600, written to ±5
+            vals = vals[:1]
+            parts = parts[:1]
+        decs = tuple(len(x.split(".")[1].split("e")[0].split("E")[0]) if "." in x else 0 for x, _ in parts)
         found.append(Number(cell, start, end, _WS.sub(" ", source[start:end].strip()), vals, decs))
     return found
 
@@ -513,19 +531,33 @@ def tolerance(written: float, decimals: int, rounding=None) -> tuple[float, floa
     if rounding == "lower":
         return written - eps, math.inf
     if isinstance(rounding, str) and rounding.endswith("%"):
-        rel = float(rounding[:-1]) / 100 * abs(written)
+        pct = float(rounding[:-1])
+        if not 0 < pct <= MAX_RELATIVE_ROUNDING * 100:
+            raise ValueError(f"rounding {rounding!r}: a relative rounding is between 0 and "
+                             f"{MAX_RELATIVE_ROUNDING:.0%}")
+        rel = pct / 100 * abs(written)
         h = max(half, rel + eps)
         return written - h, written + h
-    if isinstance(rounding, (int, float)) and rounding > 0:
+    if isinstance(rounding, (int, float)) and not isinstance(rounding, bool) and rounding > 0:
+        if written and rounding / 2 > MAX_RELATIVE_ROUNDING * abs(written):
+            raise ValueError(f"rounding={rounding} would accept anything within ±{rounding / 2:g} of "
+                             f"{written:g}: more than {MAX_RELATIVE_ROUNDING:.0%} of the number")
         h = max(half, rounding / 2 + eps)
         return written - h, written + h
     raise ValueError(f"rounding must be None, a positive number, 'N%', 'upper' or 'lower', not {rounding!r}")
 
 
+MAX_RELATIVE_ROUNDING = 0.25  # "about 20×" may stand for 15 to 25, never for anything
+
+
 def within(source_value, written: float, decimals: int, rounding=None) -> bool:
-    """Whether ``source_value`` (a number, or a list whose every value must fit) gives ``written``."""
+    """Whether ``source_value`` (a number, or a list whose every value must fit) gives ``written``.
+    Raises ValueError for a source value that is not a number (a string, a bool)."""
     lo, hi = tolerance(written, decimals, rounding)
     vals = source_value if isinstance(source_value, (list, tuple)) else [source_value]
+    for v in vals:
+        if isinstance(v, (bool, str)) or not isinstance(v, (int, float)):
+            raise ValueError(f"a source gave {v!r}, not a number")
     return bool(vals) and all(lo <= float(v) <= hi for v in vals)
 
 

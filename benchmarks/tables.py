@@ -35,12 +35,9 @@ ROWS = [
 BEGIN, END = "<!-- headline table: python -m benchmarks.tables --write -->", "<!-- end of headline table -->"
 
 
-def _gpus():
-    return sorted({p.parent.name for p in bench.RESULTS.glob("*/*.json")},
-                  key=lambda g: max(bench.recorded_gpus_dates(g)), reverse=True)
-
-
 def _cell(name, where, shape, gpus):
+    """One table cell: the CUDA-graph ratio on each GPU; "–" where the GPU has no such record, "fails"
+    where the record says the kernel failed."""
     vals = []
     for gpu in gpus:
         try:
@@ -49,29 +46,33 @@ def _cell(name, where, shape, gpus):
             vals.append("–")
             continue
         hits = [r for r in doc["records"] if all(r.get(k) == v for k, v in where.items())
-                and (r.get("M"), r.get("N"), r.get("K")) == shape and r.get("ratio_graph") is not None]
-        if not hits:
-            vals.append("–")
-            continue
-        v = hits[0]["ratio_graph"]
-        vals.append(f"{v:.4f}" if v < 0.01 else f"{v:.2f}")
+                and (r.get("M"), r.get("N"), r.get("K")) == shape]
+        ok = [r for r in hits if r.get("ratio_graph") is not None]
+        if ok:
+            v = ok[0]["ratio_graph"]
+            vals.append(f"{v:.4f}" if v < 0.01 else f"{v:.2f}")
+        else:
+            vals.append("fails" if any("error" in r for r in hits) else "–")
     return " · ".join(vals)
 
 
+def _describe(gpu):
+    for path in sorted((bench.RESULTS / gpu).glob("*.json")):
+        env = bench._environment_of(path)
+        if env:
+            return f"{gpu.upper()}: {env['gpu']}, torch {env.get('torch')}, triton {env.get('triton')}, {env.get('date')}"
+    return gpu.upper()
+
+
 def table() -> str:
-    gpus = _gpus()
+    gpus = bench.gpus()
     names = " · ".join(g.upper() for g in gpus)
     head = "| kernel | " + " | ".join(("64×8192×8192" if m == 64 else f"{m}³") for m, _, _ in SHAPES) + " |"
     lines = [f"Fraction of cuBLAS's speed, CUDA-graph replay, {names} (records in `results/<gpu>/`; – = not "
              f"recorded on that GPU):", "", head, "|---" * (len(SHAPES) + 1) + "|"]
     for label, name, where in ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(name, where, s, gpus) for s in SHAPES) + " |")
-    envs = []
-    for g in gpus:
-        doc = bench.load("ch02_tiled", g)
-        e = doc["environment"]
-        envs.append(f"{g.upper()}: {e['gpu']}, torch {e['torch']}, triton {e['triton']}, {e['date']}")
-    lines += ["", "; ".join(envs) + "."]
+    lines += ["", "; ".join(_describe(g) for g in gpus) + "."]
     return "\n".join(lines)
 
 

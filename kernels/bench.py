@@ -159,31 +159,60 @@ def compare(name, kernel_fn, baseline_fn, *, flops=None, nbytes=None, baseline="
 
 def gpu_slug(gpu_name: str | None) -> str:
     """The folder under ``results/`` for a GPU: its model number in lower case (``"NVIDIA H100 80GB
-    HBM3"`` -> ``"h100"``, ``"NVIDIA H200"`` -> ``"h200"``), else the whole name made file-safe."""
-    if not gpu_name:
-        raise ValueError("gpu_slug: no GPU name (records are made on a GPU)")
-    m = re.search(r"\b([A-Z]{1,3}\d{2,4}[A-Z]?)\b", gpu_name)
+    HBM3"`` -> ``"h100"``, ``"NVIDIA H200"`` -> ``"h200"``), with the form factor or partition when the
+    name gives one, since those run at other clocks or bandwidths (``"NVIDIA H100 PCIe"`` ->
+    ``"h100-pcie"``, ``"NVIDIA H100 NVL"`` -> ``"h100-nvl"``, a MIG slice -> ``"h100-mig-1g.10gb"``);
+    otherwise the whole name made file-safe. Raises ValueError for an empty name."""
+    name = (gpu_name or "").strip()
+    m = re.search(r"\b([A-Z]{1,3}\d{2,4}[A-Z]?)\b", name)
     if m:
-        return m.group(1).lower()
-    return re.sub(r"[^a-z0-9]+", "-", gpu_name.lower()).strip("-")
+        slug = m.group(1).lower()
+        mig = re.search(r"MIG\s+(\d+g\.\d+gb)", name, re.I)
+        if mig:
+            slug += f"-mig-{mig.group(1).lower()}"
+        for variant in ("PCIe", "NVL"):
+            if re.search(rf"\b{variant}\b", name, re.I):
+                slug += f"-{variant.lower()}"
+    else:
+        slug = re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-.")
+    if not slug or slug in ("logs", "code"):
+        raise ValueError(f"gpu_slug: no usable GPU name in {gpu_name!r} (records are made on a GPU)")
+    return slug
+
+
+def _environment_of(path: Path) -> dict | None:
+    """A record's ``environment``, or None for a file that is not a readable record (warned about)."""
+    try:
+        env = json.loads(path.read_text()).get("environment")
+    except (OSError, ValueError, AttributeError) as exc:
+        import warnings
+
+        warnings.warn(f"{path} is not a readable record ({type(exc).__name__}: {exc}); skipped")
+        return None
+    return env if isinstance(env, dict) and env.get("gpu") else None
+
+
+def gpus() -> list[str]:
+    """The GPU folders of ``results/`` (those holding at least one record), newest record first."""
+    found = {}
+    for folder in sorted(p for p in RESULTS.glob("*") if p.is_dir() and p.name not in ("logs", "code")):
+        dates = [e.get("time") or e.get("date") or "" for e in map(_environment_of, folder.glob("*.json")) if e]
+        if dates:
+            found[folder.name] = max(dates)
+    return sorted(found, key=lambda g: (found[g], g), reverse=True)
 
 
 def recorded_gpus(name: str) -> list[str]:
-    """The GPUs (folders of ``results/``) that hold a record ``name``, oldest record first."""
+    """The GPUs (folders of ``results/``) that hold a record ``name``, oldest record first. Files that
+    are not readable records are skipped with a warning."""
     docs = []
     for path in sorted(RESULTS.glob(f"*/{name}.json")):
-        env = json.loads(path.read_text()).get("environment", {})
-        docs.append(((env.get("time") or env.get("date") or ""), path.parent.name))
+        if path.parent.name in ("logs", "code"):
+            continue
+        env = _environment_of(path)
+        if env:
+            docs.append(((env.get("time") or env.get("date") or ""), path.parent.name))
     return [gpu for _, gpu in sorted(docs)]
-
-
-def recorded_gpus_dates(gpu: str) -> list[str]:
-    """The dates (``environment.time`` or ``.date``) of every record in ``results/<gpu>/``."""
-    out = []
-    for path in sorted((RESULTS / gpu).glob("*.json")):
-        env = json.loads(path.read_text()).get("environment", {})
-        out.append(env.get("time") or env.get("date") or "")
-    return out or [""]
 
 
 def result_path(name: str, gpu: str | None = None) -> Path:
@@ -217,7 +246,10 @@ def load(name: str, gpu: str | None = None) -> dict:
     path = result_path(name, gpu)
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the benchmark on that GPU: see results/README.md")
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a readable record ({exc}); run its benchmark again") from None
     doc["gpu_slug"] = path.parent.name
     return doc
 
@@ -244,6 +276,12 @@ def describe(doc: dict) -> str:
             f"CUDA {e['cuda']}, {e['date']}{clk}")
 
 
+def measure_requested() -> bool:
+    """Whether ``TTC_MEASURE`` asks notebooks to measure even on a recorded GPU ("1", "yes", "true"; unset,
+    "0", "no", "false" and "off" do not)."""
+    return os.environ.get("TTC_MEASURE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: bool | None = None) -> dict:
     """The results document a notebook shows for ``name``, and ``doc["shown"]`` says why (``which``).
 
@@ -256,7 +294,7 @@ def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: 
     ``measure=True`` (or the environment variable ``TTC_MEASURE=1``) measures on any GPU, recorded
     or not."""
     if measure is None:
-        measure = os.environ.get("TTC_MEASURE", "") not in ("", "0")
+        measure = measure_requested()
     here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
     if ON_GPU and fresh is not None and (measure or here not in recorded_gpus(name)):
         return {"environment": environment(), "script": "measured in this notebook", "meta": meta or {},

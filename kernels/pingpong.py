@@ -287,10 +287,16 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpon
 
     ``block_m x block_n`` is a ping-pong consumer's whole tile, or (``schedule="cooperative"``) the
     program's tile, of which each consumer computes ``block_m / 2`` rows."""
+    from .operands import as_int
+
     try:
-        bm, bn, bk, group_m, stages = (int(v) for v in config)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: config must be (block_m, block_n, block_k, group_m, stages), got {config!r}")
+        vals = [as_int(v) for v in config]
+    except TypeError:
+        vals = []
+    if len(vals) != 5 or any(v is None for v in vals):
+        raise ValueError(f"{name}: config must be (block_m, block_n, block_k, group_m, stages), five integers; "
+                         f"got {config!r}")
+    bm, bn, bk, group_m, stages = vals
     if schedule not in ("pingpong", "cooperative"):
         raise ValueError(f"{name}: schedule must be 'pingpong' or 'cooperative', got {schedule!r}")
     for label, v in (("block_m", bm), ("block_n", bn), ("block_k", bk)):
@@ -312,6 +318,24 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpon
     return bm, bn, bk, group_m, stages
 
 
+def check_registers(consumer_regs, producer_regs, name="matmul_pingpong") -> tuple[int, int]:
+    """``setmaxnreg`` takes a count from 24 to 256 that is a multiple of 8, and the two consumer
+    warpgroups and the producer's warpgroup (128 threads each) must fit in an SM's 65,536 registers.
+    Returns the two counts as ints; raises ValueError otherwise."""
+    from .operands import as_int
+
+    regs = {"consumer_regs": as_int(consumer_regs), "producer_regs": as_int(producer_regs)}
+    for label, v in regs.items():
+        if v is None or not 24 <= v <= 256 or v % 8:
+            given = consumer_regs if label == "consumer_regs" else producer_regs
+            raise ValueError(f"{name}: {label}={given!r}; setmaxnreg takes a multiple of 8 from 24 to 256")
+    total = 128 * (2 * regs["consumer_regs"] + regs["producer_regs"])
+    if total > 65536:
+        raise ValueError(f"{name}: 2 x 128 x {regs['consumer_regs']} + 128 x {regs['producer_regs']} = {total} "
+                         f"registers; an SM has 65,536")
+    return regs["consumer_regs"], regs["producer_regs"]
+
+
 def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs: int | None = None,
                     out: torch.Tensor | None = None, consumer_regs: int = 232, producer_regs: int = 40):
     """``a @ b`` (float16/bfloat16) with the hand-written ping-pong kernel. ``config`` is a
@@ -321,7 +345,8 @@ def matmul_pingpong(a: torch.Tensor, b: torch.Tensor, config=None, num_programs:
     (``out`` if given). Raises ``TypeError``/``ValueError`` for operands outside ``kernels.operands``'
     contract (an ``out`` that shares memory with ``a`` or ``b`` is computed through a temporary) or TMA's
     layout rules (as ``kernels.tma.matmul_tma``), ``TypeError`` for float32, ``ValueError`` for a bad
-    config, ``RuntimeError`` where the kernel cannot run (no Gluon, no Hopper GPU)."""
+    config or register counts (``check_registers``: ``setmaxnreg`` takes multiples of 8 from 24 to 256),
+    ``RuntimeError`` where the kernel cannot run (no Gluon, no Hopper GPU)."""
     name = "matmul_pingpong"
     from .persistent import resolve_programs
     from .tma import _prepare_tma
@@ -337,7 +362,8 @@ def matmul_cooperative(a: torch.Tensor, b: torch.Tensor, config=None, num_progra
     consumer warpgroups, ``block_m / 2`` rows each, and both run its epilogue together. It exists to
     compare the two schedules with everything else equal. ``config`` defaults to
     ``DEFAULT_COOPERATIVE``; operands, result and errors as ``matmul_pingpong``."""
-    return _launch("cooperative", a, b, config or DEFAULT_COOPERATIVE, num_programs, out, consumer_regs,
+    return _launch("cooperative", a, b, DEFAULT_COOPERATIVE if config is None else config, num_programs, out,
+                   consumer_regs,
                    producer_regs, "matmul_cooperative")
 
 
@@ -349,7 +375,9 @@ def _launch(schedule, a, b, config, num_programs, out, consumer_regs, producer_r
     c = call.c
     if a.dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
-    bm, bn, bk, group_m, stages = check_config(config or DEFAULT_PINGPONG, a.element_size(), name, schedule)
+    bm, bn, bk, group_m, stages = check_config(DEFAULT_PINGPONG if config is None else config,
+                                               a.element_size(), name, schedule)
+    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, name)
     ok, why = available()
     if not ok:
         raise RuntimeError(f"{name}: {why}. Use kernels.tma.matmul_tma_tuned(warp_specialize=True) for "
@@ -371,9 +399,13 @@ def schedule_counts(M: int, N: int, config, schedule: str = "pingpong", sms: int
     tile), the fewest and most tiles a program gets, and the fewest and most tiles (or half tiles, in
     the cooperative schedule) a consumer warpgroup computes. From ``kernels.schedule``, the same
     assignment the kernels make."""
+    from .operands import as_int
     from .schedule import pingpong_tiles, persistent_tiles
 
-    bm, bn = int(config[0]), int(config[1])
+    bm, bn = check_config(config, name="schedule_counts", schedule=schedule)[:2]
+    M, N, sms = as_int(M), as_int(N), as_int(sms)
+    if M is None or N is None or sms is None or M < 1 or N < 1 or sms < 1:
+        raise ValueError(f"schedule_counts: M, N and sms must be positive integers, got {M!r}, {N!r}, {sms!r}")
     tiles = cdiv(M, bm) * cdiv(N, bn)
     programs = min(sms, tiles)
     per_program = [len(persistent_tiles(p, programs, tiles)) for p in range(programs)]
@@ -475,10 +507,11 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
     if not HAVE_GLUON:
         raise RuntimeError(f"compile_for_hopper: this Triton has no Gluon ({_GLUON_ERROR})")
     default = DEFAULT_COOPERATIVE if schedule == "cooperative" else DEFAULT_PINGPONG
-    config = tuple(check_config(config or default, name="compile_for_hopper", schedule=schedule))
+    config = tuple(check_config(default if config is None else config, name="compile_for_hopper", schedule=schedule))
     if dtype not in ("bf16", "fp16"):
         raise ValueError(f"compile_for_hopper: dtype must be 'bf16' or 'fp16', got {dtype!r}")
-    return _compile_once(config, dtype, int(consumer_regs), int(producer_regs), schedule)
+    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, "compile_for_hopper")
+    return _compile_once(config, dtype, consumer_regs, producer_regs, schedule)
 
 
 @functools.lru_cache(maxsize=None)

@@ -198,6 +198,46 @@ def test_scanner_ignores_shapes_code_math_links_files_versions_and_names():
     assert _values("chapters 01–05, 4 warps, 144 tiles, 06–09 coming") == []
 
 
+def test_scanner_finds_numbers_written_without_spaces_emphasis_signs_and_other_spellings():
+    # units right after the number, the letter x, italics and bold, non-breaking spaces
+    assert _written("0.5x of it, 3.35TB/s, 1.5ms, 6.0µs, 700W, 1980MHz") == [
+        "0.5x", "3.35TB/s", "1.5ms", "6.0µs", "700W", "1980MHz"]
+    assert _values("_0.93×_ and **0.50x** and **600** TFLOP/s") == [0.93, 0.5, 600]
+    assert _values("97\u00a0% and 600\u202fTFLOP/s") == [97, 600]
+    # spellings of throughput, "times", a spaced ×
+    assert _values("700 TFLOPS, 650 TFLOP/sec, 12 tflop/s, about 1366 times, 2 × faster") == [700, 650, 12, 1366, 2]
+    # ranges with "to", a value ± its uncertainty, signs, scientific notation
+    assert _values("600 to 700 TFLOP/s, 90 to 110 %") == [600, 700, 90, 110]
+    assert _values("600±5 TFLOP/s") == [600]
+    assert _values("−0.98× and -3 %") == [-0.98, -3]
+    assert _values("6.5e-3 ms") == [0.0065]
+    # a comparison sign is not an HTML tag; two ratios side by side are not a tile shape
+    assert _values("when M<N, 0.60×; when N>M, 0.70×") == [0.6, 0.7]
+    assert _values("0.97× 0.98×") == [0.97, 0.98]
+
+
+def test_roundings_cannot_swallow_the_number_and_sources_must_be_numbers():
+    with pytest.raises(ValueError, match="more than 25%"):
+        within(3.0, 0.64, 2, 10)
+    with pytest.raises(ValueError, match="relative rounding"):
+        within(1.0, 0.64, 2, "100%")
+    with pytest.raises(ValueError, match="not a number"):
+        within("0.64", 0.64, 2)
+    with pytest.raises(ValueError, match="not a number"):
+        within(True, 1, 0)
+    assert within(448, 450, 0, 10) and not within(456, 450, 0, 10)
+
+
+def test_a_claim_about_several_records_needs_each_of_them():
+    from benchmarks.claims import one_of
+
+    both = Record("ch02_tiled", "h200", {"M": one_of(4096, 8192)}, "ratio_graph", agg="all")
+    assert len(both.value()) == 2
+    missing = Record("ch02_tiled", "h200", {"M": one_of(4096, 12345)}, "ratio_graph", agg="all")
+    with pytest.raises(SourceError, match="no record with M=12345"):
+        missing.value()
+
+
 def test_a_source_with_several_records_needs_agg():
     with pytest.raises(SourceError, match="no agg="):
         Record("ch02_tiled", "h100", {}, "ratio_graph").value()

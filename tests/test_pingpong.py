@@ -211,3 +211,28 @@ def test_cooperative_few_programs_many_tiles(num_programs):
     out = T.poisoned_empty((1000, 904), torch.bfloat16)
     pp.matmul_cooperative(a, b, num_programs=num_programs, out=out)
     T.assert_close_matmul(out, a, b)
+
+
+def test_register_counts_and_schedule_counts_are_checked():
+    a = T.randn(64, 64, dtype=torch.float16)
+    for regs in (dict(consumer_regs=-5), dict(consumer_regs=300), dict(producer_regs=7), dict(consumer_regs=233),
+                 dict(consumer_regs=232.0)):
+        with pytest.raises(ValueError, match="setmaxnreg takes a multiple of 8"):
+            pp.matmul_pingpong(a, a, **regs)
+        with pytest.raises(ValueError, match="setmaxnreg takes a multiple of 8"):
+            pp.compile_for_hopper(**regs)
+    with pytest.raises(ValueError, match="an SM has 65,536"):
+        pp.check_registers(256, 256)
+    with pytest.raises(ValueError, match="five integers"):
+        pp.check_config((128.9, 128, 64, 8, 4))
+    with pytest.raises(ValueError, match="five integers"):
+        pp.matmul_pingpong(a, a, ())
+    for bad in ("ping-pong", None, "Pingpong"):
+        with pytest.raises(ValueError, match="schedule must be"):
+            pp.schedule_counts(1024, 1024, (128, 128, 64, 8, 4), bad)
+    with pytest.raises(ValueError, match="64, 128 or 256"):
+        pp.schedule_counts(1024, 1024, (96, 128, 64, 8, 4))
+    with pytest.raises(ValueError, match="positive integers"):
+        pp.schedule_counts(0, 1024, (128, 128, 64, 8, 4))
+    with pytest.raises(ValueError, match="positive integers"):
+        pp.schedule_counts(1024, 1024, (128, 128, 64, 8, 4), sms=0)

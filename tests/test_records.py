@@ -26,14 +26,37 @@ def results(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name,slug", [("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"),
-                                       ("NVIDIA A100-SXM4-80GB", "a100"), ("NVIDIA GeForce RTX 4090", "nvidia-geforce-rtx-4090")])
+                                       ("NVIDIA A100-SXM4-80GB", "a100"), ("NVIDIA GeForce RTX 4090", "nvidia-geforce-rtx-4090"),
+                                       ("NVIDIA H100 PCIe", "h100-pcie"), ("NVIDIA H100 NVL", "h100-nvl"),
+                                       ("NVIDIA H200 NVL", "h200-nvl"), ("NVIDIA H100 80GB HBM3 MIG 1g.10gb", "h100-mig-1g.10gb")])
 def test_gpu_slug(name, slug):
     assert bench.gpu_slug(name) == slug
 
 
-def test_gpu_slug_needs_a_name():
+@pytest.mark.parametrize("bad", [None, "", "   ", "!!!", "logs"])
+def test_gpu_slug_needs_a_name(bad):
     with pytest.raises(ValueError):
-        bench.gpu_slug(None)
+        bench.gpu_slug(bad)
+
+
+def test_stray_and_broken_files_are_not_gpus(results):
+    (results / "logs").mkdir()
+    (results / "logs" / "ch02_tiled.json").write_text(json.dumps(_doc("NVIDIA H300", "2030-01-01")))
+    (results / "h300").mkdir()
+    (results / "h300" / "ch02_tiled.json").write_text("{ not json")
+    with pytest.warns(UserWarning, match="not a readable record"):
+        assert bench.recorded_gpus("ch02_tiled") == ["h100", "h200"]
+    with pytest.warns(UserWarning):
+        assert bench.gpus() == ["h200", "h100"]
+    with pytest.raises(ValueError, match="not a readable record"):
+        bench.load("ch02_tiled", "h300")
+
+
+@pytest.mark.parametrize("value,wanted", [("", False), ("0", False), ("false", False), ("No", False), ("off", False),
+                                          ("1", True), ("yes", True), ("true", True)])
+def test_ttc_measure(monkeypatch, value, wanted):
+    monkeypatch.setenv("TTC_MEASURE", value)
+    assert bench.measure_requested() is wanted
 
 
 def test_the_most_recent_record_is_shown_without_a_gpu(results):
