@@ -24,7 +24,7 @@ ROWS = [
     ("02 tiled, autotuned", "ch02_tiled", {"kernel": "tiled (autotuned)"}),
     ("03 persistent, pointer loads, 128×256×64", "ch03_persistent", {"kernel": "persistent", "config": BIG}),
     ("04 persistent TMA, device descriptors, autotuned", "ch04_tma", {"kernel": "tma tuned"}),
-    ("04 persistent TMA, host descriptors + flattened loop, autotuned", "ch04_tma",
+    ("04 persistent TMA, host descriptors (flattened loop among the candidates), autotuned", "ch04_tma",
      {"kernel": "tma tuned, host descriptors"}),
     ("05 TMA + `warp_specialize` (Triton's cooperative), autotuned", "ch05_pingpong",
      {"kernel": "tma tuned + warp_specialize (cooperative)"}),
@@ -53,7 +53,7 @@ def _cell(name, where, shape, gpus):
             vals.append(f"{v:.4f}" if v < 0.01 else f"{v:.2f}")
         else:
             vals.append("fails" if any("error" in r for r in hits) else "–")
-    return " · ".join(vals)
+    return " / ".join(vals)
 
 
 def _describe(gpu):
@@ -66,10 +66,10 @@ def _describe(gpu):
 
 def table() -> str:
     gpus = bench.gpus()
-    names = " · ".join(g.upper() for g in gpus)
+    names = " / ".join(g.upper() for g in gpus)
     head = "| kernel | " + " | ".join(("64×8192×8192" if m == 64 else f"{m}³") for m, _, _ in SHAPES) + " |"
-    lines = [f"Fraction of cuBLAS's speed, CUDA-graph replay, {names} (records in `results/<gpu>/`; – = not "
-             f"recorded on that GPU):", "", head, "|---" * (len(SHAPES) + 1) + "|"]
+    lines = [f"Fraction of cuBLAS's speed, CUDA-graph replay; each cell reads {names} (records in "
+             f"`results/<gpu>/`; – = not recorded on that GPU):", "", head, "|---" * (len(SHAPES) + 1) + "|"]
     for label, name, where in ROWS:
         lines.append(f"| {label} | " + " | ".join(_cell(name, where, s, gpus) for s in SHAPES) + " |")
     lines += ["", "; ".join(_describe(g) for g in gpus) + "."]

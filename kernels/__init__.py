@@ -61,6 +61,9 @@ if "triton" in sys.modules and os.environ.get("TRITON_INTERPRET", "0") != _want:
         "anything that imports triton (the notebooks' first cell does)."
     )
 os.environ["TRITON_INTERPRET"] = _want
+# Triton 3.9 warns at every compile that its floating-point fusion default (on) will change; the course
+# keeps it on, as Triton 3.6 (the GPU records) has it, and says so once here instead.
+os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
 
 
 def _version(text: str) -> tuple[int, ...]:

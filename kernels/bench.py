@@ -271,7 +271,7 @@ def describe(doc: dict) -> str:
     """A one-line provenance string for a results document, for plot titles and prose."""
     e = doc["environment"]
     clocks = e.get("clocks") or {}
-    clk = f", SM clock {clocks['sm_mhz']:.0f} MHz" if isinstance(clocks.get("sm_mhz"), float) else ""
+    clk = f", SM clock up to {clocks['sm_max_mhz']:.0f} MHz" if isinstance(clocks.get("sm_max_mhz"), float) else ""
     return (f"{e['gpu']} ({e['sm_count']} SMs), torch {e['torch']}, triton {e['triton']}, "
             f"CUDA {e['cuda']}, {e['date']}{clk}")
 

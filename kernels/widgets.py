@@ -206,6 +206,15 @@ def wave_report(M, N, block_m, block_n, num_sms=H100_SMS):
                 ideal_waves=tiles / num_sms)
 
 
+def format_wave_report(report: dict) -> str:
+    """``wave_report``'s numbers as a few lines a learner can read."""
+    r = report
+    return (f"{r['tiles']} tiles on {r['persistent_programs']} SMs: {r['ideal_waves']:.2f} waves of work, run in "
+            f"{r['waves']} waves; the last wave is {r['last_wave_fill']:.0%} full\n"
+            f"persistent: {r['persistent_programs']} programs, {r['tiles_per_program'][0]}-"
+            f"{r['tiles_per_program'][1]} tiles each")
+
+
 def waves_figure(M=1152, N=4096, block_m=128, block_n=256, num_sms=H100_SMS, block_overhead=0.05,
                  max_rows=24):
     """Timelines of a one-program-per-tile launch and a persistent one (``simulate_launch``).

@@ -9,5 +9,5 @@ def test_readme_table_matches_the_records():
 
 def test_table_has_a_column_per_gpu_and_a_row_per_kernel():
     t = tables.table()
-    assert "H200 · H100" in t
+    assert "H200 / H100" in t
     assert all(label in t for label, _, _ in tables.ROWS)
