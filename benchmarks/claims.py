@@ -391,8 +391,9 @@ _IGNORED = [
     re.compile(r"(`+)(?!`).+?(?<!`)\1(?!`)", re.S),                 # inline code
     re.compile(r"\$\$.+?\$\$", re.S),                               # display LaTeX
     re.compile(r"(?<![\\$])\$(?!\s)[^$\n]+?(?<!\s)\$"),             # inline LaTeX
-    re.compile(r"</?(?:video|audio|source|img|a|div|span|br|p|b|i|em|strong|sub|sup|details|summary|table|"
-               r"thead|tbody|tr|td|th|code|pre|kbd|center|font|hr)\b[^<>]*>|<!--.*?-->", re.S),  # HTML tags
+    re.compile(r"</?(?:video|audio|source|img|div|span|br|em|strong|sub|sup|details|summary|table|"
+               r"thead|tbody|tr|td|th|code|pre|kbd|center|font|hr)\b[^<>]*>|</?[abip](?:\s+\w+=[^<>]*)?>|<!--.*?-->",
+               re.S),  # HTML tags (one-letter tags only as <b>, </b>, <a href=...>)
     re.compile(r"\]\([^)]*\)"),                                     # link targets
     re.compile(r"\bhttps?://\S+|\bwww\.\S+"),                       # bare URLs
     re.compile(r"[\w.~/-]*\w\.(?:py|ipynb|log|json|md|mp4|ptx|ttgir|txt|ya?ml|toml|sh|cfg|csv)\b"),  # files
@@ -404,13 +405,13 @@ _NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _S = r"[ \t\u00a0\u202f]"  # a space, a tab, a non-breaking or narrow no-break space
 # between a number and its unit: nothing, emphasis closing (**600** TFLOP/s), spaces, one line break
 _SP = rf"(?:\*{{1,2}}|_{{1,2}})?(?:{_S}*\n)?{_S}*"
-_UNIT = (rf"(?:{_S}?×(?!\s*\d)|x(?![\w])|{_SP}%|{_SP}(?:(?i:[TG]FLOP/s(?:ec)?|[TG]FLOPS|flops? per byte|flop/byte|"
-         r"flop/B)|TB/s|GB/s|[µμ]s|us|ms|KiB|KB|MiB|MB|GB|GiB|registers|SMs|streaming multiprocessors|W|MHz|"
-         r"times)(?![\w/]))")
+_UNIT = (rf"(?:{_S}?×(?!\s*\d)|[xX](?![\w])|{_SP}%|{_SP}percent\b|{_SP}(?:(?i:[TG]FLOP/s(?:ec)?|[TG]FLOPS|flops? per byte|flop/byte|"
+         r"flop/B)|TB/s(?:ec)?|GB/s(?:ec)?|[µμ]s|us|ns|ms|KiB|KB|MiB|MB|GB|GiB|registers|SMs|streaming multiprocessors|"
+         r"W|watts|MHz|GHz|cycles|times)(?![\w/]))")
 # a number: not inside a word or a name (H100, bf16, x_1); an optional sign; an optional second number
 # after a dash, "to" or "±" (a range); then a unit, or nothing that continues the token
 _TOKEN = re.compile(
-    rf"(?<![^\W_])(?<![.×])(?P<sign>[-−](?=\d))?(?P<a>{_NUM})"
+    rf"(?<![^\W_])(?<![.×])(?P<sign>(?<![^\s(\[*_])[-−](?=\d))?(?P<a>{_NUM})"
     rf"(?:(?:{_S}?(?P<dash>[–-]){_S}?|{_S}(?P<word>to){_S}|{_S}*(?P<pm>±){_S}*)(?P<b>{_NUM}))?"
     rf"(?:(?P<unit>{_UNIT})|(?![\w.]\d|[\w²³]))")
 
@@ -539,7 +540,9 @@ def tolerance(written: float, decimals: int, rounding=None) -> tuple[float, floa
         h = max(half, rel + eps)
         return written - h, written + h
     if isinstance(rounding, (int, float)) and not isinstance(rounding, bool) and rounding > 0:
-        if written and rounding / 2 > MAX_RELATIVE_ROUNDING * abs(written):
+        if not written:
+            raise ValueError(f"rounding={rounding} on a written 0: say the number's decimals instead")
+        if rounding / 2 > MAX_RELATIVE_ROUNDING * abs(written):
             raise ValueError(f"rounding={rounding} would accept anything within ±{rounding / 2:g} of "
                              f"{written:g}: more than {MAX_RELATIVE_ROUNDING:.0%} of the number")
         h = max(half, rounding / 2 + eps)

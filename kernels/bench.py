@@ -277,9 +277,9 @@ def describe(doc: dict) -> str:
 
 
 def measure_requested() -> bool:
-    """Whether ``TTC_MEASURE`` asks notebooks to measure even on a recorded GPU ("1", "yes", "true"; unset,
-    "0", "no", "false" and "off" do not)."""
-    return os.environ.get("TTC_MEASURE", "").strip().lower() not in ("", "0", "false", "no", "off")
+    """Whether ``TTC_MEASURE`` asks notebooks to measure even on a recorded GPU: "1", "true", "yes" or
+    "on"; anything else (unset, "0", "no", ...) does not."""
+    return os.environ.get("TTC_MEASURE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: bool | None = None) -> dict:

@@ -318,10 +318,17 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpon
     return bm, bn, bk, group_m, stages
 
 
-def check_registers(consumer_regs, producer_regs, name="matmul_pingpong") -> tuple[int, int]:
-    """``setmaxnreg`` takes a count from 24 to 256 that is a multiple of 8, and the two consumer
-    warpgroups and the producer's warpgroup (128 threads each) must fit in an SM's 65,536 registers.
-    Returns the two counts as ints; raises ValueError otherwise."""
+# 12 warps (two consumer warpgroups and the producer's): Triton launches them with .maxnreg 168
+# (65,536 / 384 threads, rounded down to a multiple of 8), so the program holds 384 x 168 registers.
+LAUNCH_REGISTERS = 384 * (65536 // 384 // 8 * 8)
+
+
+def check_registers(consumer_regs, producer_regs, name="matmul_pingpong", accumulator_regs=0) -> tuple[int, int]:
+    """``setmaxnreg`` takes a count from 24 to 256 that is a multiple of 8; the two consumer warpgroups
+    and the producer's warpgroup (128 threads each) must fit in what the program holds from launch
+    (``LAUNCH_REGISTERS``, 64,512), or Triton quietly lowers the counts; and a consumer must hold its
+    fp32 accumulator (``accumulator_regs`` per thread). Returns the two counts as ints; raises
+    ValueError otherwise."""
     from .operands import as_int
 
     regs = {"consumer_regs": as_int(consumer_regs), "producer_regs": as_int(producer_regs)}
@@ -330,9 +337,12 @@ def check_registers(consumer_regs, producer_regs, name="matmul_pingpong") -> tup
             given = consumer_regs if label == "consumer_regs" else producer_regs
             raise ValueError(f"{name}: {label}={given!r}; setmaxnreg takes a multiple of 8 from 24 to 256")
     total = 128 * (2 * regs["consumer_regs"] + regs["producer_regs"])
-    if total > 65536:
-        raise ValueError(f"{name}: 2 x 128 x {regs['consumer_regs']} + 128 x {regs['producer_regs']} = {total} "
-                         f"registers; an SM has 65,536")
+    if total > LAUNCH_REGISTERS:
+        raise ValueError(f"{name}: 2 x 128 x {regs['consumer_regs']} + 128 x {regs['producer_regs']} = {total:,} "
+                         f"registers; the program holds {LAUNCH_REGISTERS:,} (384 threads x 168)")
+    if regs["consumer_regs"] <= accumulator_regs:
+        raise ValueError(f"{name}: consumer_regs={regs['consumer_regs']} cannot hold the {accumulator_regs} fp32 "
+                         f"accumulator registers a consumer needs per thread, and its addresses")
     return regs["consumer_regs"], regs["producer_regs"]
 
 
@@ -377,14 +387,14 @@ def _launch(schedule, a, b, config, num_programs, out, consumer_regs, producer_r
         raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
     bm, bn, bk, group_m, stages = check_config(DEFAULT_PINGPONG if config is None else config,
                                                a.element_size(), name, schedule)
-    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, name)
+    rows = bm // 2 if schedule == "cooperative" else bm
+    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, name, rows * bn // 128)
     ok, why = available()
     if not ok:
         raise RuntimeError(f"{name}: {why}. Use kernels.tma.matmul_tma_tuned(warp_specialize=True) for "
                            f"Triton's cooperative kernel, or see the recorded numbers.")
     tiles = cdiv(M, bm) * cdiv(N, bn)
     programs = resolve_programs(num_programs, tiles, name)
-    rows = bm // 2 if schedule == "cooperative" else bm
     a_desc = _descriptor(a, (rows, bk))
     b_desc = _descriptor(b, (bk, bn))
     c_desc = _descriptor(c, (rows, bn))
@@ -510,7 +520,9 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
     config = tuple(check_config(default if config is None else config, name="compile_for_hopper", schedule=schedule))
     if dtype not in ("bf16", "fp16"):
         raise ValueError(f"compile_for_hopper: dtype must be 'bf16' or 'fp16', got {dtype!r}")
-    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, "compile_for_hopper")
+    rows = config[0] // 2 if schedule == "cooperative" else config[0]
+    consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, "compile_for_hopper",
+                                                   rows * config[1] // 128)
     return _compile_once(config, dtype, consumer_regs, producer_regs, schedule)
 
 

@@ -214,6 +214,9 @@ def test_scanner_finds_numbers_written_without_spaces_emphasis_signs_and_other_s
     # a comparison sign is not an HTML tag; two ratios side by side are not a tile shape
     assert _values("when M<N, 0.60×; when N>M, 0.70×") == [0.6, 0.7]
     assert _values("0.97× 0.98×") == [0.97, 0.98]
+    assert _values("5 %-10 % and 5%-10%") == [5, 10, 5, 10]  # a dash after a unit is not a sign
+    assert _values("a<b and 0.6× c>d, <b>0.7×</b>") == [0.6, 0.7]
+    assert _values("0.5X, 50 percent, 3 GHz, 40 ns, 700 watts, 12 cycles, 3 TB/sec") == [0.5, 50, 3, 40, 700, 12, 3]
 
 
 def test_roundings_cannot_swallow_the_number_and_sources_must_be_numbers():
@@ -226,6 +229,8 @@ def test_roundings_cannot_swallow_the_number_and_sources_must_be_numbers():
     with pytest.raises(ValueError, match="not a number"):
         within(True, 1, 0)
     assert within(448, 450, 0, 10) and not within(456, 450, 0, 10)
+    with pytest.raises(ValueError, match="written 0"):
+        within(3.0, 0, 0, 1000)
 
 
 def test_a_claim_about_several_records_needs_each_of_them():

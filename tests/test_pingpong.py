@@ -221,8 +221,12 @@ def test_register_counts_and_schedule_counts_are_checked():
             pp.matmul_pingpong(a, a, **regs)
         with pytest.raises(ValueError, match="setmaxnreg takes a multiple of 8"):
             pp.compile_for_hopper(**regs)
-    with pytest.raises(ValueError, match="an SM has 65,536"):
-        pp.check_registers(256, 256)
+    with pytest.raises(ValueError, match="the program holds 64,512"):
+        pp.check_registers(232, 48)
+    with pytest.raises(ValueError, match="cannot hold the 128 fp32 accumulator"):
+        pp.matmul_pingpong(a, a, consumer_regs=128)
+    with pytest.raises(ValueError, match="cannot hold the 128 fp32 accumulator"):
+        pp.compile_for_hopper(consumer_regs=24)
     with pytest.raises(ValueError, match="five integers"):
         pp.check_config((128.9, 128, 64, 8, 4))
     with pytest.raises(ValueError, match="five integers"):

@@ -53,7 +53,8 @@ def test_stray_and_broken_files_are_not_gpus(results):
 
 
 @pytest.mark.parametrize("value,wanted", [("", False), ("0", False), ("false", False), ("No", False), ("off", False),
-                                          ("1", True), ("yes", True), ("true", True)])
+                                          ("n", False), ("disable", False), ("1", True), ("yes", True), ("true", True),
+                                          ("On", True)])
 def test_ttc_measure(monkeypatch, value, wanted):
     monkeypatch.setenv("TTC_MEASURE", value)
     assert bench.measure_requested() is wanted
