@@ -1,0 +1,191 @@
+"""Chapter 06 (groundwork): the FP8 formats and the scaling recipes, in plain NumPy.
+
+Two 8-bit floating-point formats run on Hopper's tensor cores (the OCP "FP8 Formats for Deep Learning"
+specification, and NVIDIA's H100 whitepaper):
+
+* **e4m3** (``torch.float8_e4m3fn``): 1 sign bit, 4 exponent bits (bias 7), 3 mantissa bits. No
+  infinities ("fn": finite): the exponent field 1111 is an ordinary binade except for its last code,
+  S.1111.111, which is NaN. Largest finite value 448, smallest normal 2**-6, smallest subnormal 2**-9.
+* **e5m2** (``torch.float8_e5m2``): 1 sign bit, 5 exponent bits (bias 15), 2 mantissa bits, IEEE-like:
+  exponent 11111 holds ±inf (mantissa 0) and NaN. Largest finite value 57344, smallest subnormal 2**-16.
+
+Everything here is computed from the bit layout itself (``FP8Format.decode``), not by asking torch,
+so that the tests can hold torch's casts against an independent table. ``quantize`` rounds to the
+nearest representable value, ties to the one with an even mantissa (what the hardware's conversion
+does), and **saturates**: a value beyond the largest finite one becomes that value, never inf or NaN.
+(Plain ``tensor.to(torch.float8_e4m3fn)`` does not saturate: an out-of-range value becomes NaN. Scaling
+exists so that this never happens.)
+
+A *scaling recipe* says which values share one scale: the whole tensor, one row (activations) or one
+column (weights), or a block (1×128 of activations, 128×128 of weights, as DeepSeek-V3 trains). For each
+group, ``scale = amax / max_finite`` maps the group's largest magnitude onto the format's largest value;
+the stored value is ``quantize(x / scale)`` and ``x ≈ q * scale``. An all-zero group gets scale 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class FP8Format:
+    """An 8-bit float: ``exp_bits`` + ``man_bits`` = 7, one sign bit, exponent ``bias``; ``ieee``
+    formats keep the top exponent for inf/NaN (e5m2), the others use it for numbers except NaN (e4m3fn)."""
+
+    name: str
+    exp_bits: int
+    man_bits: int
+    bias: int
+    ieee: bool
+
+    def decode(self, byte: int) -> float:
+        """The value of one 8-bit code (0..255): ``nan``, ``±inf`` or a finite float."""
+        if not 0 <= int(byte) <= 255:
+            raise ValueError(f"{self.name}: a code is 0..255, got {byte!r}")
+        byte = int(byte)
+        sign = -1.0 if byte >> 7 else 1.0
+        e = (byte >> self.man_bits) & ((1 << self.exp_bits) - 1)
+        m = byte & ((1 << self.man_bits) - 1)
+        top = (1 << self.exp_bits) - 1
+        if self.ieee and e == top:
+            return sign * math.inf if m == 0 else math.nan
+        if not self.ieee and e == top and m == (1 << self.man_bits) - 1:
+            return math.nan
+        if e == 0:  # subnormal: no implicit leading 1
+            return sign * m * 2.0 ** (1 - self.bias - self.man_bits)
+        return sign * (1 + m / (1 << self.man_bits)) * 2.0 ** (e - self.bias)
+
+    def values(self) -> np.ndarray:
+        """Every finite value of the format, sorted, each once (+0 and -0 are one value)."""
+        vals = {self.decode(b) for b in range(256)}
+        return np.array(sorted(v for v in vals if math.isfinite(v)), dtype=np.float64)
+
+    @property
+    def max_finite(self) -> float:
+        return float(self.values()[-1])
+
+    @property
+    def min_normal(self) -> float:
+        return 2.0 ** (1 - self.bias)
+
+    @property
+    def min_subnormal(self) -> float:
+        return 2.0 ** (1 - self.bias - self.man_bits)
+
+    def spacing(self, x) -> np.ndarray:
+        """The gap between ``|x|`` and the next larger representable value: it doubles with every
+        binade (power of two), so the *relative* precision stays about ``2**-man_bits``."""
+        a = np.abs(np.asarray(x, dtype=np.float64))
+        e = np.floor(np.log2(np.maximum(a, self.min_normal)))
+        return 2.0 ** (e - self.man_bits)
+
+
+E4M3 = FP8Format("e4m3", 4, 3, 7, ieee=False)
+E5M2 = FP8Format("e5m2", 5, 2, 15, ieee=True)
+FORMATS = {"e4m3": E4M3, "e5m2": E5M2}
+
+
+def fmt(name) -> FP8Format:
+    """``"e4m3"``/``"e5m2"`` (or an ``FP8Format``) as an ``FP8Format``; raises ValueError otherwise."""
+    if isinstance(name, FP8Format):
+        return name
+    try:
+        return FORMATS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"FP8 format must be one of {sorted(FORMATS)}, got {name!r}") from None
+
+
+def quantize(x, format="e4m3") -> np.ndarray:
+    """Round ``x`` (any shape, float) to the nearest value of the format, ties to an even mantissa,
+    saturating at ±``max_finite``. Returns float64 values that are exactly representable. NaN stays
+    NaN; ±inf saturates like any value beyond the range (say so: a scaled tensor never holds inf)."""
+    f = fmt(format)
+    a = np.asarray(x, dtype=np.float64)
+    sign = np.sign(a)
+    mag = np.minimum(np.abs(a), f.max_finite)
+    # the grid step at |x|: 2**(exponent - man_bits) for normals, the subnormal step below min_normal
+    e = np.floor(np.log2(np.maximum(mag, f.min_normal)))
+    step = 2.0 ** (e - f.man_bits)
+    q = np.round(mag / step) * step  # numpy rounds halves to even: the even *multiple of step*
+    q = np.minimum(q, f.max_finite)
+    out = sign * q
+    return np.where(np.isnan(a), np.nan, out)
+
+
+RECIPES = ("tensor", "row", "column", "block")
+
+
+def scales(x, recipe="row", format="e4m3", block=(1, 128)) -> np.ndarray:
+    """One scale per group of ``x`` (a 2-D array): ``amax(group) / max_finite`` (1 for an all-zero
+    group). ``recipe``: ``"tensor"`` (shape ``(1, 1)``), ``"row"`` (``(M, 1)``), ``"column"`` (``(1, N)``),
+    ``"block"`` (``(ceil(M / bm), ceil(N / bn))`` for ``block=(bm, bn)``; a ragged last block uses the
+    values it has). Raises ValueError for a bad recipe, block, shape, or NaN/inf in ``x``."""
+    f = fmt(format)
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"scales: x must be 2-D (rows, columns), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("scales: x holds NaN or inf; a scale computed from it would be NaN or inf")
+    if recipe not in RECIPES:
+        raise ValueError(f"scales: recipe must be one of {RECIPES}, got {recipe!r}")
+    mag = np.abs(a)
+    if recipe == "tensor":
+        amax = mag.max(initial=0.0).reshape(1, 1)
+    elif recipe == "row":
+        amax = mag.max(axis=1, keepdims=True, initial=0.0)
+    elif recipe == "column":
+        amax = mag.max(axis=0, keepdims=True, initial=0.0)
+    else:
+        bm, bn = _block(block)
+        M, N = a.shape
+        gm, gn = -(-M // bm), -(-N // bn)
+        pad = np.zeros((gm * bm, gn * bn))
+        pad[:M, :N] = mag
+        amax = pad.reshape(gm, bm, gn, bn).max(axis=(1, 3))
+    s = amax / f.max_finite
+    return np.where(s > 0, s, 1.0)
+
+
+def _block(block):
+    try:
+        bm, bn = (int(v) for v in block)
+    except (TypeError, ValueError):
+        raise ValueError(f"block must be (rows, columns), got {block!r}") from None
+    if bm < 1 or bn < 1:
+        raise ValueError(f"block must be positive, got {block!r}")
+    return bm, bn
+
+
+def expand(s, shape, recipe="row", block=(1, 128)) -> np.ndarray:
+    """The per-element scale of an array of ``shape`` from ``scales(...)``'s result ``s``."""
+    M, N = shape
+    s = np.asarray(s, dtype=np.float64)
+    if recipe == "block":
+        bm, bn = _block(block)
+        return np.repeat(np.repeat(s, bm, axis=0), bn, axis=1)[:M, :N]
+    return np.broadcast_to(s, (M, N))
+
+
+def quantize_with(x, recipe="row", format="e4m3", block=(1, 128)):
+    """``(q, s)``: the scales of ``recipe`` and the quantized values ``q = quantize(x / scale)``, so that
+    ``q * expand(s)`` approximates ``x``. ``q`` holds exactly representable values (float64)."""
+    a = np.asarray(x, dtype=np.float64)
+    s = scales(a, recipe, format, block)
+    return quantize(a / expand(s, a.shape, recipe, block), format), s
+
+
+def dequantize(q, s, recipe="row", block=(1, 128)) -> np.ndarray:
+    """``q * scale``, each element with its group's scale."""
+    q = np.asarray(q, dtype=np.float64)
+    return q * expand(s, q.shape, recipe, block)
+
+
+def relative_error(x, recipe="row", format="e4m3", block=(1, 128)) -> float:
+    """``||dequantize(quantize_with(x)) - x|| / ||x||`` (Frobenius): what a recipe loses on ``x``."""
+    a = np.asarray(x, dtype=np.float64)
+    q, s = quantize_with(a, recipe, format, block)
+    d = dequantize(q, s, recipe, block)
+    n = np.linalg.norm(a)
+    return float(np.linalg.norm(d - a) / n) if n else 0.0

@@ -1,0 +1,120 @@
+"""The FP8 formats and scaling recipes (kernels.fp8), against torch's float8 dtypes and float64."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import fp8
+
+TORCH = {"e4m3": torch.float8_e4m3fn, "e5m2": torch.float8_e5m2}
+
+
+@pytest.mark.parametrize("name", ["e4m3", "e5m2"])
+def test_every_code_decodes_as_torch_does(name):
+    f = fp8.fmt(name)
+    codes = torch.arange(256, dtype=torch.uint8)
+    theirs = codes.view(TORCH[name]).to(torch.float64).tolist()
+    for b, t in enumerate(theirs):
+        ours = f.decode(b)
+        assert (math.isnan(ours) and math.isnan(t)) or ours == t, (name, b, ours, t)
+
+
+def test_the_formats_limits():
+    assert fp8.E4M3.max_finite == 448 and fp8.E5M2.max_finite == 57344
+    assert fp8.E4M3.min_normal == 2**-6 and fp8.E4M3.min_subnormal == 2**-9
+    assert fp8.E5M2.min_normal == 2**-14 and fp8.E5M2.min_subnormal == 2**-16
+    # e4m3fn: 256 codes, 2 NaNs, +0 and -0 the same value, no infinities
+    assert len(fp8.E4M3.values()) == 253 and not any(math.isinf(fp8.E4M3.decode(b)) for b in range(256))
+    # e5m2: 2 infinities and 6 NaNs
+    assert len(fp8.E5M2.values()) == 247 and sum(math.isinf(fp8.E5M2.decode(b)) for b in range(256)) == 2
+    with pytest.raises(ValueError, match="0..255"):
+        fp8.E4M3.decode(256)
+    with pytest.raises(ValueError, match="one of"):
+        fp8.fmt("e3m4")
+
+
+def test_spacing_doubles_with_each_binade():
+    f = fp8.E4M3
+    assert f.spacing(1.0) == 0.125 and f.spacing(2.0) == 0.25 and f.spacing(256.0) == 32
+    v = f.values()
+    pos = v[v >= f.min_normal]
+    assert np.all(np.diff(pos) == f.spacing(pos[:-1]))
+
+
+@pytest.mark.parametrize("name", ["e4m3", "e5m2"])
+def test_quantize_rounds_to_nearest_even_like_torch_inside_the_range(name):
+    f = fp8.fmt(name)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(4000) * s for s in (1e-3, 0.1, 1, 30, f.max_finite / 4)])
+    v = f.values()
+    mids = (v[1:] + v[:-1]) / 2  # exact ties: both neighbours are candidates
+    x = np.concatenate([x, mids[np.abs(mids) <= f.max_finite]])
+    ours = fp8.quantize(x, name)
+    theirs = torch.from_numpy(x).to(TORCH[name]).to(torch.float64).numpy()
+    assert np.array_equal(ours, theirs)
+    assert np.isin(ours, v).all()
+
+
+def test_quantize_saturates_and_keeps_nan():
+    q = fp8.quantize([500.0, -1e9, np.inf, -np.inf, np.nan, 448.0, 463.9], "e4m3")
+    assert q[:4].tolist() == [448, -448, 448, -448] and np.isnan(q[4]) and q[5] == q[6] == 448
+
+
+def _outliers(M=64, N=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((M, N))
+    x[3, 7] = 2000.0  # one outlier in row 3
+    x[10] = 0.0  # an all-zero row
+    return x
+
+
+def test_recipes_shapes_and_scales():
+    x = _outliers()
+    assert fp8.scales(x, "tensor").shape == (1, 1)
+    assert fp8.scales(x, "row").shape == (64, 1) and fp8.scales(x, "column").shape == (1, 256)
+    assert fp8.scales(x, "block", block=(1, 128)).shape == (64, 2)
+    assert fp8.scales(x[:, :200], "block", block=(128, 128)).shape == (1, 2)  # ragged last block
+    s = fp8.scales(x, "row")
+    assert s[10, 0] == 1.0  # an all-zero row gets scale 1, not 0 (no division by zero)
+    assert np.isclose(s[3, 0], 2000.0 / 448)
+    q, s = fp8.quantize_with(x, "row")
+    assert np.abs(q).max() <= 448 and np.isin(q, fp8.E4M3.values()).all() and (q[10] == 0).all()
+    with pytest.raises(ValueError, match="NaN or inf"):
+        fp8.scales(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="recipe"):
+        fp8.scales(x, "channel")
+    with pytest.raises(ValueError, match="2-D"):
+        fp8.scales(np.ones(4))
+    with pytest.raises(ValueError, match="block"):
+        fp8.scales(x, "block", block=(0, 128))
+
+
+def _error_off_the_outlier(x, recipe, **kw):
+    q, s = fp8.quantize_with(x, recipe, **kw)
+    d = fp8.dequantize(q, s, recipe, **kw)
+    keep = np.ones_like(x, dtype=bool)
+    keep[3] = False  # the outlier's row
+    return np.linalg.norm((d - x)[keep]) / np.linalg.norm(x[keep])
+
+
+def test_what_an_outlier_costs_each_recipe():
+    # e4m3 is floating point: dividing by a scale keeps 3 mantissa bits of relative precision until a
+    # value falls below the smallest normal (2**-6). A moderate outlier (2000) barely hurts per-tensor
+    # scaling; a large one (1e5) pushes the ordinary values into the subnormals, where they lose bits
+    x = _outliers()
+    assert abs(_error_off_the_outlier(x, "tensor") / _error_off_the_outlier(x, "row") - 1) < 0.1
+    x[3, 7] = 1e5
+    tensor, row, block = (_error_off_the_outlier(x, r) for r in ("tensor", "row", "block"))
+    assert tensor > 3 * row and block <= row * 1.01
+    assert 0.01 < row < 0.05  # about 2**-4 at best on Gaussian data: 3 mantissa bits
+
+
+def test_dequantize_inverts_within_one_spacing():
+    x = _outliers(seed=1)
+    for recipe, block in (("tensor", None), ("row", None), ("column", None), ("block", (1, 128)), ("block", (128, 128))):
+        kw = {"block": block} if block else {}
+        q, s = fp8.quantize_with(x, recipe, **kw)
+        d = fp8.dequantize(q, s, recipe, **kw)
+        per = fp8.expand(s, x.shape, recipe, **kw)
+        assert np.all(np.abs(d - x) <= fp8.E4M3.spacing(x / per) * per / 2 + 1e-12), recipe
