@@ -16,6 +16,11 @@ does), and **saturates**: a value beyond the largest finite one becomes that val
 (Plain ``tensor.to(torch.float8_e4m3fn)`` does not saturate: an out-of-range value becomes NaN. Scaling
 exists so that this never happens.)
 
+Triton's interpreter casts float32 to ``tl.float8e4nv`` differently from the hardware: ties round up,
+not to even, out-of-range values are not saturated (464 becomes NaN, 500 becomes 256), and a value
+just above half the smallest subnormal becomes 0 (``tests/test_fp8.py``, which fails the day that is
+fixed). A Triton kernel that must agree in both worlds clamps and rounds before its cast.
+
 A *scaling recipe* says which values share one scale: the whole tensor, one row (activations) or one
 column (weights), or a block (1×128 of activations, 128×128 of weights, as DeepSeek-V3 trains). For each
 group, ``scale = amax / max_finite`` maps the group's largest magnitude onto the format's largest value;
