@@ -194,3 +194,31 @@ def relative_error(x, recipe="row", format="e4m3", block=(1, 128)) -> float:
     d = dequantize(q, s, recipe, block)
     n = np.linalg.norm(a)
     return float(np.linalg.norm(d - a) / n) if n else 0.0
+
+
+def outlier_tensor(M=256, N=512, outlier=1e3, count=4, seed=0) -> np.ndarray:
+    """A test tensor like an LLM activation: Gaussian values and ``count`` large ``outlier`` values in a
+    few columns (activation outliers concentrate in a few channels), plus one all-zero row."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((M, N))
+    cols = rng.choice(N, size=count, replace=False)
+    rows = rng.choice(M, size=count, replace=False)
+    x[rows, cols] = outlier * np.sign(rng.standard_normal(count))
+    x[M // 2] = 0.0
+    return x
+
+
+def error_report(x, recipe="row", format="e4m3", block=(1, 128)) -> dict:
+    """What a recipe does to ``x``: the relative error of every nonzero element (``|deq - x| / |x|``),
+    the Frobenius relative error, the share of nonzero values that became 0 (below the format's
+    smallest subnormal after scaling), and the scales. The widget of chapter 06 draws this."""
+    a = np.asarray(x, dtype=np.float64)
+    q, s = quantize_with(a, recipe, format, block)
+    d = dequantize(q, s, recipe, block)
+    nz = a != 0
+    rel = np.abs(d[nz] - a[nz]) / np.abs(a[nz])
+    n = np.linalg.norm(a)
+    return dict(recipe=recipe, format=fmt(format).name, elementwise=rel,
+                median=float(np.median(rel)) if rel.size else 0.0,
+                frobenius=float(np.linalg.norm(d - a) / n) if n else 0.0,
+                flushed=float(np.mean(q[nz] == 0)) if rel.size else 0.0, scales=s)

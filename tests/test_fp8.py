@@ -147,3 +147,17 @@ def test_interpreter_fp8_cast_quirk_is_known():
     assert math.isnan(got[2]) and got[3] == 256.0 and exact[2] == exact[3] == 448  # no saturation
     assert got[4] == 0.0 and exact[4] == 2**-9
     assert got[5:] == exact[5:]  # exactly representable values pass unchanged
+
+
+
+def test_error_report_on_outliers():
+    x = fp8.outlier_tensor(outlier=1e5, seed=2)
+    tensor = fp8.error_report(x, "tensor")
+    row = fp8.error_report(x, "row")
+    block = fp8.error_report(x, "block", block=(1, 32))
+    # a 1e5 outlier makes one per-tensor scale flush the smallest ordinary values to 0
+    assert tensor["flushed"] > 0.001 and row["flushed"] < tensor["flushed"]
+    assert block["median"] <= row["median"] <= tensor["median"]
+    assert tensor["elementwise"].shape == (np.count_nonzero(x),)
+    e5 = fp8.error_report(x, "tensor", "e5m2")  # e5m2: more range, less precision
+    assert e5["flushed"] < tensor["flushed"] and e5["median"] > row["median"]
