@@ -188,3 +188,29 @@ def plot_schedules(doc, ax=None):
     labelled = dict(doc, records=[dict(r, kernel=f"{r['schedule']} {r['config']}") for r in doc["records"]])
     names = list(dict.fromkeys(r["kernel"] for r in labelled["records"]))
     return plot_kernels_by_shape(labelled, names, ax=ax)
+
+
+def plot_fp8_values(ax=None, formats=("e4m3", "e5m2")):
+    """Every positive finite value of each FP8 format on a log axis, one row per format: the values
+    crowd together in each binade and the gaps double from one binade to the next, so the relative
+    spacing stays constant (``2**-mantissa_bits``) until the subnormals at the bottom."""
+    import matplotlib.pyplot as plt
+
+    from . import fp8
+
+    ax = ax or plt.subplots(figsize=(11, 2.2 + 0.6 * len(formats)))[1]
+    for i, name in enumerate(formats):
+        f = fp8.fmt(name)
+        v = f.values()
+        v = v[v > 0]
+        normal = v >= f.min_normal
+        ax.scatter(v[normal], [i] * int(normal.sum()), marker="|", s=120, color=f"C{i}",
+                   label=f"{f.name}: {len(v)} positive values, max {f.max_finite:g}")
+        ax.scatter(v[~normal], [i] * int((~normal).sum()), marker="|", s=120, color="gray")
+    ax.set_xscale("log", base=2)
+    ax.set_yticks(range(len(formats)), [fp8.fmt(n).name for n in formats])
+    ax.set_ylim(-0.7, len(formats) - 0.3)
+    ax.set_xlabel("value (log2 scale); gray: subnormals")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("every positive FP8 value")
+    return ax

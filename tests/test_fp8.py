@@ -161,3 +161,15 @@ def test_error_report_on_outliers():
     assert tensor["elementwise"].shape == (np.count_nonzero(x),)
     e5 = fp8.error_report(x, "tensor", "e5m2")  # e5m2: more range, less precision
     assert e5["flushed"] < tensor["flushed"] and e5["median"] > row["median"]
+
+
+
+def test_the_values_plot_draws_every_positive_value():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from kernels import plots
+
+    ax = plots.plot_fp8_values()
+    drawn = sum(len(c.get_offsets()) for c in ax.collections)
+    assert drawn == sum(int((fp8.fmt(n).values() > 0).sum()) for n in ("e4m3", "e5m2")) == 126 + 123
