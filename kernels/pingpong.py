@@ -282,6 +282,11 @@ def _descriptor(t, block):
     return TensorDescriptor.from_tensor(t, list(block), _smem_layout(tuple(block), t.dtype))
 
 
+def consumer_rows(block_m: int, schedule: str) -> int:
+    """Rows of one consumer's accumulator: the whole tile's in ping-pong, half in the cooperative schedule."""
+    return block_m // 2 if schedule == "cooperative" else block_m
+
+
 def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpong"):
     """Check a ``(block_m, block_n, block_k, group_m, stages)`` tuple; return it as a tuple.
 
@@ -302,7 +307,7 @@ def check_config(config, elem_bytes=2, name="matmul_pingpong", schedule="pingpon
     for label, v in (("block_m", bm), ("block_n", bn), ("block_k", bk)):
         if v not in (64, 128, 256):
             raise ValueError(f"{name}: {label}={v}; this kernel takes 64, 128 or 256")
-    rows = bm // 2 if schedule == "cooperative" else bm  # rows of one consumer's accumulator
+    rows = consumer_rows(bm, schedule)
     if schedule == "cooperative" and bm < 128:
         raise ValueError(f"{name}: the cooperative schedule splits block_m between two warpgroups of "
                          f"64 rows or more; block_m={bm}")
@@ -387,7 +392,7 @@ def _launch(schedule, a, b, config, num_programs, out, consumer_regs, producer_r
         raise TypeError(f"{name}: wgmma on 16-bit inputs only; got {a.dtype}")
     bm, bn, bk, group_m, stages = check_config(DEFAULT_PINGPONG if config is None else config,
                                                a.element_size(), name, schedule)
-    rows = bm // 2 if schedule == "cooperative" else bm
+    rows = consumer_rows(bm, schedule)
     consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, name, rows * bn // 128)
     ok, why = available()
     if not ok:
@@ -479,8 +484,7 @@ def _build_for_hopper(config, dtype, consumer_regs, producer_regs, schedule="pin
     from triton.experimental.gluon._runtime import GluonASTSource
 
     bm, bn, bk, group_m, stages = config
-    if schedule == "cooperative":
-        bm //= 2  # the descriptors' blocks are one consumer's half
+    bm = consumer_rows(bm, schedule)  # the A and C descriptors' blocks are one consumer's rows
     el = {"bf16": gl.bfloat16, "fp16": gl.float16}[dtype]
 
     def desc(shape):
@@ -520,9 +524,8 @@ def compile_for_hopper(config=None, dtype: str = "bf16", consumer_regs: int = 23
     config = tuple(check_config(default if config is None else config, name="compile_for_hopper", schedule=schedule))
     if dtype not in ("bf16", "fp16"):
         raise ValueError(f"compile_for_hopper: dtype must be 'bf16' or 'fp16', got {dtype!r}")
-    rows = config[0] // 2 if schedule == "cooperative" else config[0]
     consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, "compile_for_hopper",
-                                                   rows * config[1] // 128)
+                                                   consumer_rows(config[0], schedule) * config[1] // 128)
     return _compile_once(config, dtype, consumer_regs, producer_regs, schedule)
 
 
