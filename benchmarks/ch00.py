@@ -40,8 +40,6 @@ def run(quick=False):
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {"ch00_ceilings": (lambda: run(quick), {"what": "measured ceilings: cuBLAS bf16 matmul, device-to-device copy"})}
 
 

@@ -18,8 +18,6 @@ def run(quick=False):
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {"ch01_naive": (lambda: run(quick), {"what": "naive Triton matmul vs torch.matmul, square sizes"})}
 
 

@@ -79,8 +79,6 @@ def run_order(quick=False, repeats=3):
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {
         "ch02_tiled": (lambda: run_versus_library(quick), {"what": "autotuned tiled kernel vs torch.matmul, bf16"}),
         "ch02_sweep": (lambda: run_sweep(quick), {"what": "tile shapes, warps and stages at 4096^3, bf16"}),

@@ -34,8 +34,6 @@ def run(quick=False):
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {"ch03_persistent": (lambda: run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"})}
 
 

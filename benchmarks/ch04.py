@@ -33,7 +33,7 @@ MARKS = {"ttgir": ["ttg.warp_specialize", "nvws."], "ptx": ["setmaxnreg", "cp.as
 
 
 # combinations the wrappers refuse, launched directly to record what the compiler does with them
-CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, flatten[, dtype])
+CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, flatten)
     (TileConfig(128, 128, 64, 8, 4, 4), True, False, True, False),
     (TileConfig(128, 128, 64, 8, 4, 4), True, False, False, True),
     (TileConfig(128, 256, 64, 8, 8, 3), False, False, True, True),
@@ -41,10 +41,10 @@ CODE_ONLY = [  # (config, warp_specialize, epilogue_subtile, host_descriptors, f
 ]
 
 
-def inspect_code(cfg, ws, sub=False, n=1024, host=False, flat=False, dtype=torch.bfloat16):
-    a = T.randn(n, n, dtype=dtype)
-    b = T.randn(n, n, dtype=dtype)
-    c = torch.empty(n, n, dtype=dtype, device=a.device)
+def inspect_code(cfg, ws, sub=False, n=1024, host=False, flat=False):
+    a = T.randn(n, n, dtype=torch.bfloat16)
+    b = T.randn(n, n, dtype=torch.bfloat16)
+    c = torch.empty(n, n, dtype=torch.bfloat16, device=a.device)
     k = launch(a, b, c, cfg, 132, ws, sub, host, flat)
     out = {}
     for ir, marks in MARKS.items():
@@ -97,20 +97,17 @@ def run(quick=False):
 
 def run_code():
     recs = []
-    for cfg, ws, sub, host, flat, *dt in [v + (False, False) for v in VARIANTS] + CODE_ONLY:
-        dtype = dt[0] if dt else torch.bfloat16
+    for cfg, ws, sub, host, flat in [v + (False, False) for v in VARIANTS] + CODE_ONLY:
         fields = dict(config=_label(cfg, sub), warp_specialize=ws, host_descriptors=host, flatten=flat,
-                      dtype=str(dtype).replace("torch.", ""))
+                      dtype="bfloat16")
         try:
-            recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat, dtype=dtype)))
+            recs.append(dict(**fields, **inspect_code(cfg, ws, sub, host=host, flat=flat)))
         except Exception as exc:
             recs.append(dict(**fields, error=error_text(exc)))
     return recs
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {
         "ch04_tma": (lambda: run(quick), {"what": "persistent TMA kernel (device descriptors), stages and warp "
                                           "specialization, vs the ch02 kernel and torch.matmul, bf16"}),

@@ -51,7 +51,7 @@ def run(quick=False):
             rec = _error("pingpong tuned (gluon)", M, N, K, exc)
         recs.append(rec)
         for cfg in pp.PINGPONG_CONFIGS:
-            label = "{}x{}x{} g{} s{}".format(*cfg)
+            label = pp.config_label(cfg)
             try:
                 recs.append(matmul_case("pingpong (gluon)", lambda a, b, out, cfg=cfg: pp.matmul_pingpong(
                     a, b, cfg, out=out), M, N, K, config=label))
@@ -77,7 +77,7 @@ def run_schedules(quick=False):
     for M, N, K in tqdm(SHAPES[:1] if quick else SHAPES, desc="schedules"):
         for schedule, cfg, equal in SCHEDULE_PAIRS:
             fn = pp.matmul_cooperative if schedule == "cooperative" else pp.matmul_pingpong
-            label = "{}x{}x{} g{} s{}".format(*cfg)
+            label = pp.config_label(cfg)
             fields = dict(schedule=schedule, config=label, equal=equal, **pp.schedule_counts(M, N, cfg, schedule))
             try:
                 recs.append(matmul_case(f"{schedule} (gluon)", lambda a, b, out, fn=fn, cfg=cfg: fn(a, b, cfg, out=out),
@@ -95,7 +95,7 @@ def run_code():
         s = ic.summarize_ttgir(k.asm["ttgir"])
         ptx = k.asm["ptx"]
         maxnreg = [int(v) for v in re.findall(r"\.maxnreg\s+(\d+)", ptx)]
-        recs.append(dict(schedule=schedule, config="{}x{}x{} g{} s{}".format(*cfg), specialized=s["specialized"],
+        recs.append(dict(schedule=schedule, config=pp.config_label(cfg), specialized=s["specialized"],
                          maxnreg=maxnreg[0] if maxnreg else None,
                          requested_registers=s["requested_registers"],
                          regions=[dict(name=r.name, warps=r.num_warps, role=r.role()) for r in s["regions"]],
@@ -105,8 +105,6 @@ def run_code():
 
 
 def run_all(quick=False):
-    """name -> (a function that measures and returns the records, meta). ``python -m benchmarks``
-    saves each document as soon as its function returns, so a run cut short keeps what it finished."""
     return {
         "ch05_pingpong": (lambda: run(quick), {"what": "warp specialization: Triton's cooperative schedule vs a "
                                                "hand-written Gluon ping-pong kernel, vs torch.matmul, bf16"}),

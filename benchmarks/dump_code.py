@@ -18,7 +18,7 @@ from kernels.tma import launch
 def main(argv):
     from kernels import bench
 
-    out = Path(argv[0]) if argv else bench.RESULTS / bench.gpu_slug(torch.cuda.get_device_name(0)) / "code"
+    out = Path(argv[0]) if argv else bench.RESULTS / bench.this_gpu() / "code"
     out.mkdir(parents=True, exist_ok=True)
     a = T.randn(1024, 1024, dtype=torch.bfloat16)
     b = T.randn(1024, 1024, dtype=torch.bfloat16)

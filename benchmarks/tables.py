@@ -58,7 +58,7 @@ def _cell(name, where, shape, gpus):
 
 def _describe(gpu):
     for path in sorted((bench.RESULTS / gpu).glob("*.json")):
-        env = bench._environment_of(path)
+        env = bench.environment_of(path)
         if env:
             return f"{gpu.upper()}: {env['gpu']}, torch {env.get('torch')}, triton {env.get('triton')}, {env.get('date')}"
     return gpu.upper()

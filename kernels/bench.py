@@ -175,12 +175,25 @@ def gpu_slug(gpu_name: str | None) -> str:
                 slug += f"-{variant.lower()}"
     else:
         slug = re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-.")
-    if not slug or slug in ("logs", "code"):
+    if not slug or slug in NOT_GPU_FOLDERS:
         raise ValueError(f"gpu_slug: no usable GPU name in {gpu_name!r} (records are made on a GPU)")
     return slug
 
 
-def _environment_of(path: Path) -> dict | None:
+NOT_GPU_FOLDERS = ("logs", "code")  # folders of results/ that hold no GPU's records
+
+
+def this_gpu() -> str | None:
+    """``gpu_slug`` of this machine's GPU, or None in the interpreter world."""
+    return gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+
+
+def recorded_when(env: dict) -> str:
+    """When a record was made, for ordering: its UTC time, else its date (older records have no time)."""
+    return env.get("time") or env.get("date") or ""
+
+
+def environment_of(path: Path) -> dict | None:
     """A record's ``environment``, or None for a file that is not a readable record (warned about)."""
     try:
         env = json.loads(path.read_text()).get("environment")
@@ -195,8 +208,8 @@ def _environment_of(path: Path) -> dict | None:
 def gpus() -> list[str]:
     """The GPU folders of ``results/`` (those holding at least one record), newest record first."""
     found = {}
-    for folder in sorted(p for p in RESULTS.glob("*") if p.is_dir() and p.name not in ("logs", "code")):
-        dates = [e.get("time") or e.get("date") or "" for e in map(_environment_of, folder.glob("*.json")) if e]
+    for folder in sorted(p for p in RESULTS.glob("*") if p.is_dir() and p.name not in NOT_GPU_FOLDERS):
+        dates = [recorded_when(e) for e in map(environment_of, folder.glob("*.json")) if e]
         if dates:
             found[folder.name] = max(dates)
     return sorted(found, key=lambda g: (found[g], g), reverse=True)
@@ -207,11 +220,11 @@ def recorded_gpus(name: str) -> list[str]:
     are not readable records are skipped with a warning."""
     docs = []
     for path in sorted(RESULTS.glob(f"*/{name}.json")):
-        if path.parent.name in ("logs", "code"):
+        if path.parent.name in NOT_GPU_FOLDERS:
             continue
-        env = _environment_of(path)
+        env = environment_of(path)
         if env:
-            docs.append(((env.get("time") or env.get("date") or ""), path.parent.name))
+            docs.append((recorded_when(env), path.parent.name))
     return [gpu for _, gpu in sorted(docs)]
 
 
@@ -222,7 +235,7 @@ def result_path(name: str, gpu: str | None = None) -> Path:
         gpus = recorded_gpus(name)
         if not gpus:
             raise FileNotFoundError(f"no results/*/{name}.json; run the benchmark on a GPU (results/README.md)")
-        here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+        here = this_gpu()
         gpu = here if here in gpus else gpus[-1]
     return RESULTS / gpu / f"{name}.json"
 
@@ -259,7 +272,7 @@ def code_dir(gpu: str | None = None) -> Path:
     else the most recent GPU's)."""
     if gpu is None:
         gpus = [p.parent.name for p in sorted(RESULTS.glob("*/code")) if p.is_dir()]
-        here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+        here = this_gpu()
         recent = recorded_gpus("ch04_code")
         gpu = here if here in gpus else next((g for g in reversed(recent) if g in gpus), gpus[-1] if gpus else None)
     if gpu is None:
@@ -295,7 +308,7 @@ def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: 
     or not."""
     if measure is None:
         measure = measure_requested()
-    here = gpu_slug(torch.cuda.get_device_name(0)) if ON_GPU else None
+    here = this_gpu()
     if ON_GPU and fresh is not None and (measure or here not in recorded_gpus(name)):
         return {"environment": environment(), "script": "measured in this notebook", "meta": meta or {},
                 "records": fresh(), "fresh": True, "gpu_slug": here,
@@ -309,8 +322,7 @@ def recorded_or_fresh(name: str, fresh=None, meta: dict | None = None, measure: 
 def which(doc: dict) -> str:
     """Why a record is the one shown: this machine's GPU, or the most recent record of another."""
     gpu = doc.get("environment", {}).get("gpu")
-    here = torch.cuda.get_device_name(0) if ON_GPU else None
-    if here and gpu_slug(here) == doc.get("gpu_slug"):
+    if ON_GPU and this_gpu() == doc.get("gpu_slug"):
         return f"recorded on this GPU's model ({gpu}), {doc['environment']['date']}"
-    where = "this machine has no GPU" if not ON_GPU else f"no record of {here} yet"
+    where = "this machine has no GPU" if not ON_GPU else f"no record of {torch.cuda.get_device_name(0)} yet"
     return f"recorded on {gpu}, {doc['environment']['date']} (the most recent record; {where})"

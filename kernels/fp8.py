@@ -29,6 +29,7 @@ the stored value is ``quantize(x / scale)`` and ``x ≈ q * scale``. An all-zero
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -63,13 +64,19 @@ class FP8Format:
         return sign * (1 + m / (1 << self.man_bits)) * 2.0 ** (e - self.bias)
 
     def values(self) -> np.ndarray:
-        """Every finite value of the format, sorted, each once (+0 and -0 are one value)."""
+        """Every finite value of the format, sorted, each once (+0 and -0 are one value); read-only."""
+        return self._values
+
+    @functools.cached_property
+    def _values(self) -> np.ndarray:
         vals = {self.decode(b) for b in range(256)}
-        return np.array(sorted(v for v in vals if math.isfinite(v)), dtype=np.float64)
+        out = np.array(sorted(v for v in vals if math.isfinite(v)), dtype=np.float64)
+        out.setflags(write=False)
+        return out
 
     @property
     def max_finite(self) -> float:
-        return float(self.values()[-1])
+        return float(self._values[-1])
 
     @property
     def min_normal(self) -> float:

@@ -464,7 +464,12 @@ def matmul_pingpong_tuned(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | 
 def tuned_config(a_shape, b_shape, dtype):
     """The configuration ``matmul_pingpong_tuned`` picked for these shapes, as a short string."""
     cfg = _best.get((a_shape[0], b_shape[1], a_shape[1], dtype))
-    return None if cfg is None else "{}x{}x{} g{} s{}".format(*cfg)
+    return None if cfg is None else config_label(cfg)
+
+
+def config_label(config) -> str:
+    """``(block_m, block_n, block_k, group_m, stages)`` as records name it: ``"128x128x64 g8 s4"``."""
+    return "{}x{}x{} g{} s{}".format(*config)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,10 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import fp8
 from .operands import check_grid
-
-E4M3_MAX = fp8.E4M3.max_finite  # 448
 
 
 @triton.jit

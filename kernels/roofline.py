@@ -7,6 +7,7 @@ memory, above it by arithmetic.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from .bench import DTYPE_BYTES, matmul_flops, matmul_min_bytes  # noqa: F401 (re-exported)
@@ -35,11 +36,8 @@ H100_DATASHEET = GPUSpec(
     {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
     3.35, "NVIDIA H100 datasheet (SXM5), dense",
 )
-H200_DATASHEET = GPUSpec(
-    "H200 SXM (datasheet)", 132,
-    {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4, "fp8": 1978.9},
-    4.8, "NVIDIA H200 datasheet (SXM), dense",
-)
+H200_DATASHEET = dataclasses.replace(H100_DATASHEET, name="H200 SXM (datasheet)", bandwidth_tbs=4.8,
+                                     source="NVIDIA H200 datasheet (SXM), dense")
 DATASHEETS = {"h100": H100_DATASHEET, "h200": H200_DATASHEET}
 
 
@@ -67,13 +65,13 @@ def measured(gpu: str | None = None) -> GPUSpec:
     from . import bench
 
     doc = bench.load("ch00_ceilings", gpu)
-    mm = [r for r in doc["records"] if r["kind"] == "cublas"]
-    cp = [r for r in doc["records"] if r["kind"] == "copy"]
-    best = max(mm, key=lambda r: max(r["tflops"], r["graph_tflops"]))
-    copy = [r for r in cp if not r.get("graph")] or cp
+    cublas = [r for r in doc["records"] if r["kind"] == "cublas"]
+    best = max(cublas, key=lambda r: max(r["tflops"], r["graph_tflops"]))
+    peak = max(best["tflops"], best["graph_tflops"])
+    copies = [r for r in doc["records"] if r["kind"] == "copy"]
+    copy = [r for r in copies if not r.get("graph")] or copies
     env = doc["environment"]
-    return GPUSpec(f"{env['gpu']} (measured)", env["sm_count"], {"bf16": max(best["tflops"], best["graph_tflops"])},
-                   max(r["tbs"] for r in copy),
+    return GPUSpec(f"{env['gpu']} (measured)", env["sm_count"], {"bf16": peak}, max(r["tbs"] for r in copy),
                    f"cuBLAS bf16 {best['M']}x{best['N']}x{best['K']} and a device-to-device copy; "
                    f"{bench.describe(doc)}")
 
