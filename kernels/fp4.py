@@ -20,6 +20,8 @@ Rounding is to nearest, ties to the even code (``quantize``), with saturation at
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import fp8
@@ -152,3 +154,81 @@ def bits_per_weight(block: int, scale_bits: int) -> float:
     4.25; NVFP4: 4 + 8/16 = 4.5, the float32 tensor scale aside)."""
     return 4 + scale_bits / block
 
+
+
+# ---------------------------------------------------------------- one block, for chapter 07's pictures
+E8M0_BIAS = 127  # OCP MX v1.0: an e8m0 byte b stands for 2**(b - 127); b = 255 is NaN
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizedBlock:
+    """One row of values quantized to MXFP4 or NVFP4, with every intermediate a picture needs.
+
+    ``values``: the originals (float64, ``n`` of them); ``block``: values per block scale (32 or 16);
+    ``scales``: the factor each block's e2m1 values are multiplied by (float64, ``n // block``; NVFP4:
+    block scale times tensor scale); ``scale_bytes``: the stored 8-bit block scales (uint8: e8m0 for
+    MXFP4, e4m3 for NVFP4); ``tensor_scale``: NVFP4's per-tensor scale, computed here from these values
+    alone (1.0 for MXFP4); ``codes``: e2m1 codes (uint8, ``n``); ``packed``: two codes per byte, the
+    first of each pair in the low nibble (uint8, ``n // 2``); ``dequantized``: ``e2m1 * scale``."""
+
+    format: str
+    values: np.ndarray
+    block: int
+    scales: np.ndarray
+    scale_bytes: np.ndarray
+    tensor_scale: float
+    codes: np.ndarray
+    packed: np.ndarray
+    dequantized: np.ndarray
+
+    @property
+    def grid(self) -> np.ndarray:
+        """``(n // block, 16)``: the value each of the 16 codes stands for in each block."""
+        return self.scales[:, None] * VALUES[None, :]
+
+    @property
+    def block_of(self) -> np.ndarray:
+        """The block index of each value."""
+        return np.arange(self.values.size) // self.block
+
+
+def _e4m3_byte(v: float) -> int:
+    """The e4m3 code (0..126) of a non-negative e4m3 value."""
+    hit = [b for b in range(127) if fp8.E4M3.decode(b) == v]
+    if not hit:
+        raise ValueError(f"{v!r} is not a non-negative e4m3 value")
+    return hit[0]
+
+
+def quantize_block(values, format: str = "mxfp4") -> QuantizedBlock:
+    """Quantize a 1-D row of values (a length that is a multiple of 32, finite) to ``"mxfp4"`` (one e8m0
+    scale per 32, ``mxfp4``) or ``"nvfp4"`` (one e4m3 scale per 16 and a tensor scale, ``nvfp4``), and
+    keep every step (``QuantizedBlock``). The codes and scales are exactly those of ``mxfp4``/``nvfp4``
+    on the row seen as a ``(1, n)`` tensor. Raises ValueError for another format, shape or length,
+    NaN/inf, or an MXFP4 exponent outside e8m0's range (-127..127)."""
+    a = np.asarray(values, dtype=np.float64)
+    if format not in ("mxfp4", "nvfp4"):
+        raise ValueError(f"quantize_block: format must be 'mxfp4' or 'nvfp4', got {format!r}")
+    if a.ndim != 1 or a.size == 0 or a.size % 32:
+        raise ValueError(f"quantize_block: values must be 1-D with a length that is a multiple of 32, "
+                         f"got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("quantize_block: values hold NaN or inf")
+    row = a[None, :]
+    if format == "mxfp4":
+        codes, exp = mxfp4(row, 32)
+        exp = exp[0]
+        if (exp < -E8M0_BIAS).any() or (exp > E8M0_BIAS).any():
+            raise ValueError(f"quantize_block: a block exponent {exp.tolist()} is outside e8m0's -127..127")
+        scales, block, ts = 2.0 ** exp, 32, 1.0
+        scale_bytes = (exp + E8M0_BIAS).astype(np.uint8)
+        deq = mxfp4_dequantize(codes, exp[None, :], 32)[0]
+    else:
+        codes, bs, ts = nvfp4(row, 16)
+        bs = bs[0]
+        scales, block = bs * ts, 16
+        scale_bytes = np.array([_e4m3_byte(v) for v in bs], dtype=np.uint8)
+        deq = nvfp4_dequantize(codes, bs[None, :], ts, 16)[0]
+    codes = codes[0].astype(np.uint8)
+    return QuantizedBlock(format, a, block, np.asarray(scales, dtype=np.float64), scale_bytes, float(ts),
+                          codes, pack(codes), deq)

@@ -229,3 +229,92 @@ def error_report(x, recipe="row", format="e4m3", block=(1, 128)) -> dict:
                 median=float(np.median(rel)) if rel.size else 0.0,
                 frobenius=float(np.linalg.norm(d - a) / n) if n else 0.0,
                 flushed=float(np.mean(q[nz] == 0)) if rel.size else 0.0, scales=s)
+
+
+# ---------------------------------------------------------------- chapter 06's error widget
+SCALINGS = {  # the widget's choices: name -> (recipe, block); "none" divides by nothing (scale 1)
+    "none": (None, None),
+    "tensor": ("tensor", None),
+    "row": ("row", None),
+    "column": ("column", None),
+    "block 1x128": ("block", (1, 128)),
+    "block 128x128": ("block", (128, 128)),
+}
+
+TENSOR_KINDS = ("gaussian", "outlier_rows", "outlier_columns")
+
+
+def example_tensor(kind="outlier_columns", M=256, N=512, outlier=100.0, count=4, seed=0) -> np.ndarray:
+    """A float64 ``(M, N)`` test tensor of one of three kinds (``TENSOR_KINDS``), standard-normal values
+    plus, for the last two, large values of magnitude about ``outlier``:
+
+    * ``"gaussian"``: nothing else;
+    * ``"outlier_rows"``: ``count`` rows (tokens) each hold ``count`` values of magnitude ``outlier``
+      (random signs), the rest of the tensor is untouched;
+    * ``"outlier_columns"``: ``count`` whole columns (channels) are ``outlier`` times larger, as in
+      the activations of large language models, where a few feature channels are systematically large
+      (Dettmers et al., "LLM.int8()", arXiv:2208.07339).
+
+    Raises ValueError for an unknown kind, a size below 1, ``count`` above the rows or columns, or an
+    ``outlier`` that is not a finite positive number."""
+    if kind not in TENSOR_KINDS:
+        raise ValueError(f"example_tensor: kind must be one of {TENSOR_KINDS}, got {kind!r}")
+    M, N, count = int(M), int(N), int(count)
+    if M < 1 or N < 1:
+        raise ValueError(f"example_tensor: M and N must be >= 1, got M={M}, N={N}")
+    if not (math.isfinite(outlier) and outlier > 0):
+        raise ValueError(f"example_tensor: outlier must be a finite positive number, got {outlier!r}")
+    if kind != "gaussian" and not 1 <= count <= min(M, N):
+        raise ValueError(f"example_tensor: count must be in [1, {min(M, N)}] for M={M}, N={N}, got {count}")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((M, N))
+    if kind == "outlier_rows":
+        for r in rng.choice(M, size=count, replace=False):
+            cols = rng.choice(N, size=count, replace=False)
+            x[r, cols] = outlier * rng.choice([-1.0, 1.0], size=count)
+    elif kind == "outlier_columns":
+        x[:, rng.choice(N, size=count, replace=False)] *= outlier
+    return x
+
+
+def error_summary(x, scaling="row", format="e4m3") -> dict:
+    """What FP8 quantization with one of ``SCALINGS`` does to each element of ``x`` (2-D, finite).
+
+    Returns a dict: ``dequantized`` (float64, the shape of ``x``), ``elementwise`` (``|deq - x| / |x|``
+    of every nonzero element, flattened), ``frobenius`` (``||deq - x|| / ||x||``), and as fractions of
+    the nonzero elements: ``flushed`` (became 0), ``saturated`` (beyond the format's largest finite
+    value after scaling, so clipped to it), ``exact`` (no error at all); ``unit_roundoff``
+    (``2**-(man_bits + 1)``: the largest relative error of a value in the normal range), ``scaling``,
+    ``format``. With the recipes' ``amax / max_finite`` scales nothing saturates; with ``"none"`` (scale
+    1) values beyond 448 (e4m3) or 57344 (e5m2) do. Raises ValueError for an unknown scaling or format,
+    and what ``scales`` raises for a bad ``x``."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"error_summary: scaling must be one of {list(SCALINGS)}, got {scaling!r}")
+    f = fmt(format)
+    a = np.asarray(x, dtype=np.float64)
+    recipe, block = SCALINGS[scaling]
+    kw = {"block": block} if block else {}
+    if recipe is None:
+        if a.ndim != 2:
+            raise ValueError(f"error_summary: x must be 2-D (rows, columns), got shape {a.shape}")
+        if not np.isfinite(a).all():
+            raise ValueError("error_summary: x holds NaN or inf")
+        per = np.ones_like(a)
+    else:
+        per = expand(scales(a, recipe, f, **kw), a.shape, recipe, **kw)
+    scaled = a / per
+    q = quantize(scaled, f)
+    d = q * per
+    nz = a != 0
+    rel = np.abs(d[nz] - a[nz]) / np.abs(a[nz])
+    n = np.linalg.norm(a)
+    # |x| / (amax / max_finite) can come out a rounding error above max_finite: that is not clipping
+    beyond = np.abs(scaled[nz]) > f.max_finite * (1 + 4 * np.finfo(np.float64).eps)
+
+    def share(mask):
+        return float(np.mean(mask)) if mask.size else 0.0
+
+    return dict(scaling=scaling, format=f.name, dequantized=d, elementwise=rel,
+                frobenius=float(np.linalg.norm(d - a) / n) if n else 0.0,
+                flushed=share(q[nz] == 0), saturated=share(beyond), exact=share(rel == 0),
+                median=float(np.median(rel)) if rel.size else 0.0, unit_roundoff=2.0 ** -(f.man_bits + 1))

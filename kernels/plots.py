@@ -214,3 +214,80 @@ def plot_fp8_values(ax=None, formats=("e4m3", "e5m2")):
     ax.legend(fontsize=8, loc="upper left")
     ax.set_title("every positive FP8 value")
     return ax
+
+
+def fp4_example_block(seed=0, outlier=7.0):
+    """32 standard-normal values (float64, ``numpy.random.default_rng(seed)``), one of them replaced by
+    ``outlier``: a block whose largest value sets the shared scale. With the default 7, MXFP4's
+    power-of-two scale is 2**0 and the 7 saturates to 6, while the small values round to 0 or 0.5."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(32)
+    v[rng.integers(32)] = outlier
+    return v
+
+
+def plot_fp4_block(values=None, seed=0, axes=None):
+    """One block of 32 values quantized to MXFP4 (top) and to NVFP4 (bottom), on one value axis.
+
+    Each value gets a row: a dot at its original value and a segment to the e2m1 grid point it rounds
+    to (``kernels.fp4.quantize_block``). The grey vertical lines are the 16 e2m1 codes times the block's
+    scale: for MXFP4 one power-of-two scale (e8m0) shared by all 32 values, for NVFP4 one e4m3 scale
+    per 16 values (times a tensor scale, here computed from these 32 values alone). Red: a value beyond
+    ``6 * scale``, saturated; orange: a nonzero value rounded to 0. ``values``: 32 finite numbers
+    (default ``fp4_example_block(seed)``); ``axes``: two matplotlib axes, or None for a new figure.
+    Returns the figure. Raises ValueError (from ``quantize_block``) for other input."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from . import fp4
+
+    v = fp4_example_block(seed) if values is None else np.asarray(values, dtype=np.float64)
+    if v.shape != (32,):
+        raise ValueError(f"plot_fp4_block: values must be one block of 32 numbers, got shape {v.shape}")
+    blocks = [fp4.quantize_block(v, f) for f in ("mxfp4", "nvfp4")]
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(10, 7.2), sharex=True, layout="constrained")
+    else:
+        fig = axes[0].figure
+    lim = 1.08 * max(np.abs(v).max(), max(np.abs(b.grid).max() for b in blocks))
+    for ax, b in zip(axes, blocks):
+        rows = np.arange(v.size)
+        grid_segs = []
+        for k, g in enumerate(b.grid):
+            y0, y1 = k * b.block - 0.5, (k + 1) * b.block - 0.5
+            grid_segs += [[(x, y0), (x, y1)] for x in np.unique(g)]
+            if k:
+                ax.axhline(y0, color="k", lw=0.8)
+        ax.add_collection(LineCollection(grid_segs, colors="0.6", linewidths=1.0, gid="grid"))
+        ax.add_collection(LineCollection([[(a, r), (d, r)] for a, d, r in zip(v, b.dequantized, rows)],
+                                         colors="C0", linewidths=1.5, gid="rounding"))
+        scale_of = b.scales[b.block_of]
+        saturated = np.abs(v) > fp4.MAX * scale_of * (1 + 1e-12)  # not a rounding error of the scale
+        flushed = (v != 0) & (b.dequantized == 0)
+        colors = np.where(saturated, "C3", np.where(flushed, "C1", "C0"))
+        ax.scatter(v, rows, c=list(colors), s=18, zorder=3, gid="values")
+        ax.scatter(b.dequantized, rows, marker="|", c="k", s=60, zorder=3, gid="landed")
+        err = np.linalg.norm(b.dequantized - v) / np.linalg.norm(v) if v.any() else 0.0
+        if b.format == "mxfp4":
+            e = int(b.scale_bytes[0]) - fp4.E8M0_BIAS
+            head = (f"MXFP4: 32 values share one e8m0 scale 2^{e} = {b.scales[0]:g} "
+                    f"(byte 0x{int(b.scale_bytes[0]):02x}); amax {np.abs(v).max():.3g}")
+        else:
+            sc = ", ".join(f"{s:.4g}" for s in b.scales)
+            head = (f"NVFP4: 2 blocks of 16 values, each with an e4m3 scale (times the tensor scale "
+                    f"{b.tensor_scale:.3g}): {sc}")
+        ax.set_title(f"{head}\nsaturated {int(saturated.sum())}, rounded to 0 {int(flushed.sum())}, "
+                     f"relative error {err:.3f}, {fp4.bits_per_weight(b.block, 8):g} bits per value",
+                     fontsize=9, loc="left")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(v.size - 0.5, -0.5)
+        ax.set_ylabel("value index")
+        if b.format == "mxfp4":  # label the codes' magnitudes once
+            for m, x in zip(fp4.VALUES[:8], b.grid[0][:8]):
+                ax.text(x, -0.9, f"{m:g}", ha="center", va="bottom", fontsize=7, color="0.4")
+    axes[-1].set_xlabel("value (dot: original; tick: where it lands; grey: e2m1 grid x scale; "
+                        "numbers on top: the e2m1 magnitudes)")
+    return fig

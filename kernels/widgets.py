@@ -313,3 +313,117 @@ def pipeline_widget():
         max_stages=W.IntSlider(value=4, min=1, max=6, description="stages up to"),
         load_time=W.FloatSlider(value=2.0, min=0.25, max=6.0, step=0.25, description="load latency"),
     )
+
+
+# ---------------------------------------------------------------- FP8 quantization error (chapter 06)
+def fp8_error_figure(tensor="outlier_columns", scaling="row", format="e4m3", outlier=1e4, M=256, N=512,
+                     seed=0):
+    """What FP8 quantization does to a tensor, drawn: ``(fig, summary)``.
+
+    ``tensor``: a kind of ``kernels.fp8.TENSOR_KINDS`` (made by ``fp8.example_tensor`` with ``outlier``,
+    ``M``, ``N``, ``seed``) or a 2-D finite array of your own; ``scaling``: a key of ``fp8.SCALINGS``
+    (``"none"``, ``"tensor"``, ``"row"``, ``"column"``, ``"block 1x128"``, ``"block 128x128"``);
+    ``format``: ``"e4m3"`` or ``"e5m2"``. Three panels: ``log10 |x|``; the histogram of every nonzero
+    element's relative error ``|deq - x| / |x|`` on a log axis, with the format's unit roundoff (values in
+    the normal range stay left of it) and 1 (a value flushed to 0); the relative Frobenius error of each
+    scaling on the same tensor. ``summary`` is ``fp8.error_summary``'s dict plus ``groups`` (how many
+    scales) and ``by_scaling`` (scaling -> Frobenius error). Raises ValueError for an unknown tensor kind,
+    scaling or format, or a tensor that is not 2-D and finite."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from . import fp8
+
+    if isinstance(tensor, str):
+        x = fp8.example_tensor(tensor, M, N, outlier, seed=seed)
+        name = tensor.replace("_", " ")
+    else:
+        x = np.asarray(tensor, dtype=np.float64)
+        name = "your tensor"
+    s = fp8.error_summary(x, scaling, format)
+    by = {k: fp8.error_summary(x, k, format)["frobenius"] for k in fp8.SCALINGS}
+    recipe, block = fp8.SCALINGS[scaling]
+    groups = 1 if recipe is None else fp8.scales(x, recipe, format, **({"block": block} if block else {})).size
+    s = dict(s, groups=int(groups), by_scaling=by)
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), layout="constrained",
+                             gridspec_kw=dict(width_ratios=[1, 1.35, 1]))
+    ax = axes[0]
+    mag = np.abs(x)
+    floor = mag[mag > 0].min() if (mag > 0).any() else 1.0
+    logm = np.log10(np.maximum(mag, floor))
+    # colours from a tenth of the typical magnitude up: the small values stay dark, outliers stand out
+    im = ax.imshow(logm, aspect="auto", cmap="magma", vmin=min(np.median(logm) - 1, logm.max()),
+                   vmax=logm.max(), interpolation="antialiased")
+    fig.colorbar(im, ax=ax, shrink=0.8, label="log10 |x|")
+    big = mag >= 0.1 * mag.max()
+    if 0 < big.sum() <= 0.01 * mag.size:  # a few large values: circle them, a pixel alone is lost
+        r, c = np.nonzero(big)
+        ax.scatter(c, r, s=12, facecolors="none", edgecolors="cyan", lw=0.6,
+                   label=f"{big.sum()} values >= max/10")
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(f"{name}, {x.shape[0]}x{x.shape[1]}\n{scaling}: {groups} scale{'s' if groups > 1 else ''}",
+                 fontsize=9)
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+
+    ax = axes[1]
+    rel = s["elementwise"]
+    lo = 1e-6
+    shown = rel[rel > 0]
+    bins = np.logspace(np.log10(lo), np.log10(2.0), 56)
+    ax.hist(np.clip(shown, lo, None), bins=bins, color="C0")
+    ax.axvline(s["unit_roundoff"], color="C2", ls="--",
+               label=f"2^-{int(round(-np.log2(s['unit_roundoff'])))}: largest rounding error of a normal value")
+    ax.axvline(1.0, color="C3", ls=":", label="1: flushed to 0")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"relative error per element (values below {lo:g} drawn at {lo:g})")
+    ax.set_ylabel("elements")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"{s['format']}: Frobenius error {s['frobenius']:.2g}, median {s['median']:.2g}\n"
+                 f"flushed to 0: {s['flushed']:.2%}, saturated: {s['saturated']:.2%}, exact: {s['exact']:.2%}",
+                 fontsize=9)
+
+    ax = axes[2]
+    names = list(by)
+    vals = [max(by[k], 1e-12) for k in names]
+    ax.barh(names, vals, color=["C1" if k == scaling else "C7" for k in names])
+    for i, v in enumerate(vals):
+        ax.text(v, i, f" {by[names[i]]:.2g}", va="center", fontsize=7)
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.invert_yaxis()
+    ax.set_xlabel("relative Frobenius error")
+    ax.set_title(f"every scaling, {s['format']}, same tensor", fontsize=9)
+    return fig, s
+
+
+def format_fp8_summary(summary) -> str:
+    """``fp8_error_figure``'s summary as two lines a learner can read."""
+    s = summary
+    return (f"{s['format']}, {s['scaling']} ({s['groups']} scale{'s' if s['groups'] > 1 else ''}): relative Frobenius error {s['frobenius']:.3g}, "
+            f"median error per element {s['median']:.3g}\n"
+            f"of the nonzero values: {s['flushed']:.2%} flushed to 0, {s['saturated']:.2%} saturated, "
+            f"{s['exact']:.2%} exact")
+
+
+def fp8_error_widget():
+    """Dropdowns and a slider for ``fp8_error_figure`` (JupyterLab with ipywidgets): format, scaling,
+    tensor kind and the outliers' magnitude."""
+    import ipywidgets as W
+
+    from . import fp8
+
+    def show(format, scaling, tensor, log10_outlier):
+        fig, summary = fp8_error_figure(tensor, scaling, format, outlier=10.0 ** log10_outlier)
+        print(format_fp8_summary(summary))
+        _display(fig)
+
+    return W.interactive(
+        show,
+        format=W.Dropdown(options=list(fp8.FORMATS), value="e4m3", description="format"),
+        scaling=W.Dropdown(options=list(fp8.SCALINGS), value="tensor", description="scaling"),
+        tensor=W.Dropdown(options=list(fp8.TENSOR_KINDS), value="outlier_columns", description="tensor"),
+        log10_outlier=W.FloatSlider(value=4.0, min=1.0, max=6.0, step=0.5, description="log10 outlier"),
+    )
