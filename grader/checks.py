@@ -33,11 +33,14 @@ import numpy as np
 import torch
 
 from kernels import DEVICE, ON_GPU, pick
+from kernels import fp4 as _fp4
+from kernels import fp8 as _fp8
 from kernels import protocol as _protocol
 from kernels import schedule as _schedule
 from kernels import testing as T
 
-from .guard import Refused, Sandbox, Timeout, View, course_code, learner_frame, time_limit, watch_calls
+from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, time_limit,
+                    watch_calls, watch_files)
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -1180,6 +1183,873 @@ def check_pingpong_consumer(fn, rng, gen, subchecks):
                 stop("error", describe_exception(failure))
             runs += 1
     subchecks.append(SubCheck(f"{len(cases)} problems (8 fixed, 6 random), {runs} random interleavings", "pass"))
+
+
+# --------------------------------------------------------------------------------------------------
+# FP8 and FP4 exercises (chapters 06 and 07): shared parts
+# --------------------------------------------------------------------------------------------------
+# The course's own code for what these exercises ask: calls into it (or into a library's) are refused.
+_KERNELS_ROOT = os.path.dirname(os.path.abspath(kernels.__file__))
+_FP_REFERENCE_FILES = tuple(os.path.join(_KERNELS_ROOT, f) for f in ("fp4.py", "fp8.py", "quantize.py"))
+_FP_EXERCISE = _Exercise("fp", "any")  # every @triton.jit helper of kernels/ is the learner's to write
+_PACKAGE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+
+
+def _library_dirs(*names):
+    """The folders of installed packages ``names`` (e.g. torchao), found without importing them."""
+    import importlib.util
+
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None:
+            found += list(spec.submodule_search_locations or [os.path.dirname(spec.origin or "")])
+    return [d for d in found if d]
+
+
+def _package_of(launch) -> str | None:
+    """The installed package a launched kernel comes from (torchao, say), or ``None`` for the learner's
+    own code (a notebook cell, a file of theirs)."""
+    fn = getattr(launch.jit, "fn", None)
+    while hasattr(fn, "fn"):
+        fn = fn.fn
+    path = os.path.abspath(getattr(getattr(fn, "__code__", None), "co_filename", "") or "")
+    for marker in _PACKAGE_DIRS:
+        if marker in path:
+            package = path.split(marker, 1)[1].split(os.sep)[0]
+            if package not in ("triton", "grader", "kernels"):
+                return package
+    return None
+
+
+def _in_buffer(values, pad, padded=False, guard=2):
+    """``values`` (a CPU tensor, 2-D) copied into a view of a larger buffer of ``pad`` of its dtype, on
+    ``kernels.DEVICE``: ``(buffer, view)``. ``padded``: the rows lie further apart than their width."""
+    rows, cols = values.shape
+    c0, extra = (3, 7) if padded else (0, 0)
+    big = torch.full((rows + 1 + guard, cols + extra), pad, dtype=values.dtype, device=DEVICE)
+    view = big[1:rows + 1, c0:c0 + cols]
+    view.copy_(values.to(DEVICE))
+    return big, view
+
+
+def _bytes_of(t: torch.Tensor) -> torch.Tensor:
+    """A CPU copy of ``t``'s values as integers of its width (exact comparison, NaN payloads kept)."""
+    return t.detach().view({1: torch.uint8, 2: torch.int16, 4: torch.int32}[t.element_size()]).cpu().clone()
+
+
+def _stored_mask(launches, view):
+    """In the interpreter: which elements of the 2-D ``view`` some store of ``launches`` wrote (a bool
+    array), else ``None`` (on a GPU nothing is traced)."""
+    traced = [l for l in launches if l.trace is not None]
+    if ON_GPU or not traced:
+        return None
+    v = View("out", view)
+    mask = np.zeros(tuple(view.shape), dtype=bool)
+    for l in traced:
+        for p in l.trace.programs.values():
+            for addr, _ in p.stores:
+                inside = v.in_storage(addr)
+                if inside.any():
+                    ok, rows, cols, _ = v.index(addr[inside])
+                    mask[rows[ok], cols[ok]] = True
+    return mask
+
+
+class _FPCall:
+    """One call of a learner's FP8/FP4 function, sandboxed: ``res``, ``box`` and the learner's launches."""
+
+    def __init__(self, box, res, learner):
+        self.box, self.res, self.learner = box, res, learner
+
+
+def _fp_call(fn, args, kwargs, operands, read_only, stop) -> _FPCall:
+    """Call ``fn(*args, **kwargs)`` in a ``Sandbox`` that also refuses host-side casts to and from 8-bit
+    and 4-bit floats; stop on a refusal, a fault, an error, no kernel, or a kernel or ``@triton.jit``
+    helper that is not the learner's (the course's, or an installed package's such as torchao)."""
+    res, error = None, None
+    with Sandbox(operands=operands, read_only=read_only, low_precision_casts=False) as box:
+        try:
+            res = fn(*args, **kwargs)
+        except Refused:
+            pass
+        except Exception as exc:  # the learner's code raised: report it, never crash
+            error = exc
+    if box.refusals:
+        stop("refused", "refused: " + box.refusals[0])
+    if box.faults:
+        stop("fail", box.faults[0])
+    if error is not None:
+        world = _world_message(fn, error)
+        if world:
+            stop("error", world)
+        if _not_implemented(error):
+            stop("not_implemented", "not implemented yet (NotImplementedError)")
+        stop("error", describe_exception(error))
+    if not box.launches:
+        stop("refused", "refused: no Triton kernel was launched; the result must be computed by your "
+                        "@triton.jit kernel, launched as kernel[grid](...)")
+    library = [l for l in box.launches if l.from_library]
+    if library:
+        names = ", ".join(sorted({f"{l.module}.{l.kernel}" for l in library}))
+        stop("refused", f"refused: your code launched the course's own kernel ({names}); the result must "
+                        "come from your kernel alone")
+    learner = [l for l in box.launches if not l.from_library]
+    packaged = [(l, _package_of(l)) for l in learner if _package_of(l)]
+    if packaged:
+        l, package = packaged[0]
+        stop("refused", f"refused: your code launched {l.kernel}, a kernel of the installed package {package}; "
+                        "the exercise is to write that kernel yourself")
+    msg = _helpers_message(_FP_EXERCISE, learner)
+    if msg:
+        stop("refused", "refused: " + msg)
+    return _FPCall(box, res, learner)
+
+
+def _stop_for(subchecks, title):
+    def stop(status, message):
+        subchecks.append(SubCheck(title, "fail", message))
+        raise _Stop(status, f"{title}: {message}")
+    return stop
+
+
+def _check_result_tensor(res, label, shape, dtype, stop):
+    if isinstance(res, torch.Tensor) and type(res) is not torch.Tensor:
+        stop("fail", f"{label} is a {type(res).__name__} (a subclass of torch.Tensor): return the plain "
+                     "torch.Tensor your kernel wrote")
+    if not isinstance(res, torch.Tensor):
+        stop("fail", f"{label} is a {type(res).__name__}, not a torch.Tensor")
+    if tuple(res.shape) != tuple(shape):
+        stop("fail", f"shape error: {label} should have shape {tuple(shape)}, got {tuple(res.shape)}")
+    if res.dtype != dtype:
+        stop("fail", f"dtype error: {label} should be {dtype}, got {res.dtype}")
+
+
+def _inputs_message(call, inputs: dict, privates: dict):
+    """``None`` if every grader input reached a kernel of the learner's and is unchanged; else why not."""
+    for label, t in inputs.items():
+        if not call.box.received(t, call.learner):
+            return "refused", (f"{label} itself was never passed to your kernel, so it read a copy of {label} made "
+                               f"outside a kernel (.contiguous(), .clone(), a cast, ...): pass {label} itself, "
+                               "with its strides, and let the kernel read it")
+    for label, t in inputs.items():
+        if not torch.equal(_bytes_of(t), privates[label]):
+            return "fail", f"the kernel changed the input {label}: it must only read it"
+    return None
+
+
+def _replay_fp(call, new_inputs: dict, views: dict, poison_views=()):
+    """Restore what the launches received, put ``new_inputs`` (name -> CPU tensor) into the grader's
+    ``views`` and launch every recorded kernel again: ``None`` if that ran, else ``(status, message)``."""
+    box = call.box
+    box.restore()
+    for name, values in new_inputs.items():
+        views[name].copy_(values.to(DEVICE))
+    for v in poison_views:
+        _poison(v)
+    try:
+        box.replay()
+    except Exception as exc:
+        if box.refusals:
+            return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
+        if box.faults:
+            return "fail", box.faults[-1]
+        return "error", ("your kernels failed when the grader launched them again on new inputs: "
+                         + describe_exception(exc))
+    if box.refusals:
+        return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
+    return None
+
+
+def _not_following(what):
+    return ("refused", f"when the grader launched your kernels again on new inputs, {what} did not follow: the "
+                       "result did not come from the inputs through your kernels (work done outside a kernel, or "
+                       "a copy of an input made before the launch)")
+
+
+# --------------------------------------------------------------------------------------------------
+# quantize_e4m3
+# --------------------------------------------------------------------------------------------------
+_E4M3_TABLE = np.array([_fp8.E4M3.decode(b) for b in range(256)])  # float64 value of each byte, NaN codes NaN
+_E4M3_GRID = _fp8.E4M3.values()[_fp8.E4M3.values() >= 0]  # 0, 2**-9, ..., 448
+_AMBIGUOUS = 2.0**-19  # relative distance to a rounding midpoint within which float32 order decides
+
+
+def _e4m3_of(t: torch.Tensor) -> np.ndarray:
+    return _E4M3_TABLE[t.detach().view(torch.uint8).cpu().numpy()]
+
+
+def _quantize_reference(x32: np.ndarray):
+    """For float32 rows ``x32``: ``(v, q, other, near, scale)``: ``v = x * 448 / amax`` (float64), its
+    e4m3 value ``q`` (nearest, ties to even, saturated), the other neighbour on the e4m3 grid ``other``,
+    ``near`` where ``v`` lies so close to a midpoint between the two that the order of a kernel's float32
+    operations decides, and the float32 ``scale = amax / 448`` (1 for an all-zero row)."""
+    a = x32.astype(np.float64)
+    amax = np.abs(a).max(axis=1)
+    safe = np.where(amax > 0, amax, 448.0)
+    v = a * (448.0 / safe)[:, None]
+    q = _fp8.quantize(v, "e4m3")
+    mag = np.minimum(np.abs(v), 448.0)
+    i = np.clip(np.searchsorted(_E4M3_GRID, mag, side="right") - 1, 0, len(_E4M3_GRID) - 1)
+    lo, hi = _E4M3_GRID[i], _E4M3_GRID[np.minimum(i + 1, len(_E4M3_GRID) - 1)]
+    mid = (lo + hi) / 2
+    near = (hi > lo) & (np.abs(mag - mid) <= _AMBIGUOUS * mid)
+    other = np.sign(v) * np.where(np.abs(q) == lo, hi, lo)
+    scale = np.where(amax > 0, (amax / 448.0), 1.0).astype(np.float32)
+    return v, q, other, near, scale
+
+
+def _quantize_message(x32, q_got, s_got, exact_rows, stored=None):
+    """``None`` if ``q_got`` (float64 e4m3 values) and ``s_got`` (float32, (M,)) are right for ``x32``;
+    else what is wrong. ``exact_rows``: rows whose ties every float32 order computes exactly (their
+    scale is a power of two), where a tie must round to even."""
+    v, q, other, near, scale = _quantize_reference(x32)
+    M = x32.shape[0]
+    amax = np.abs(x32.astype(np.float64)).max(axis=1)
+    nan = np.isnan(q_got)
+    if nan.any():
+        i, j = (int(k) for k in np.argwhere(nan)[0])
+        if stored is not None and not stored[i, j]:
+            return (f"{int(nan.sum())} elements of q were never stored, first q[{i}, {j}] (it still holds the "
+                    "NaN the wrapper filled q with): does every program store its whole row, the last "
+                    "partial block included?")
+        why = ("the row is all zeros: its scale must be 1 and q zeros, with no division by amax = 0"
+               if amax[i] == 0 else "a value past 448 cast to e4m3 without saturating, or a NaN scale")
+        return (f"{int(nan.sum())} elements of q hold e4m3's NaN code, first q[{i}, {j}] (x = {x32[i, j]:.6g}): "
+                f"{why}")
+    bad_s = ~(np.abs(s_got.astype(np.float64) - scale) <= 2.0**-22 * scale)
+    if bad_s.any():
+        i = int(np.argmax(bad_s))
+        hint = ""
+        if amax[i] == 0:
+            hint = ": the row is all zeros, and its scale is 1 (x = q * scale must still hold, with no division by 0)"
+        elif M > 1 and np.all(s_got == s_got[0]) and np.unique(scale).size > 1:
+            hint = (": every row got the same scale, but each row has its own, from its own amax (per row, not "
+                    "per tensor)")
+        return (f"scale[{i}] is {float(s_got[i]):.8g}, expected amax / 448 = {float(amax[i]):.8g} / 448 = "
+                f"{float(scale[i]):.8g}{hint}")
+    ok = (q_got == q) | (near & ~exact_rows[:, None] & (q_got == other))
+    if ok.all():
+        return None
+    i, j = (int(k) for k in np.argwhere(~ok)[0])
+    head = (f"q[{i}, {j}] is {q_got[i, j]:.8g}, expected {q[i, j]:.8g} (x = {x32[i, j]:.8g}, x / scale = "
+            f"{v[i, j]:.8g})")
+    mag = abs(v[i, j])
+    if mag > 0 and abs(q_got[i, j]) == abs(other[i, j]) and near[i, j]:
+        return head + (": an exact tie between two e4m3 values rounds to the one with the even mantissa (its "
+                       "last bit 0). The interpreter's own cast to float8 rounds ties up: round in float32 "
+                       "first, then cast")
+    if np.sign(q_got[i, j]) == -np.sign(q[i, j]) and q[i, j] != 0:
+        return head + ": the sign is lost: round |x / scale| and put the sign back"
+    if abs(q_got[i, j]) in _E4M3_GRID and abs(q_got[i, j]) == abs(other[i, j]):
+        return head + ": the other neighbour on the e4m3 grid: round to the nearest one"
+    if mag < 2.0**-6:
+        return head + (": below 2**-6 e4m3 has subnormals, evenly spaced 2**-9 apart: there the rounding step "
+                       "stays 2**-9")
+    return head
+
+
+def _ties_rows(rng, n_rows, n):
+    """Rows of exact ties and edge values, each row scaled by a power of two so that its amax is
+    ``448 * 2**k``: then every float32 order of operations computes ``x / scale`` exactly."""
+    grid = _E4M3_GRID[_E4M3_GRID < 448]
+    mids = (grid[1:] + grid[:-1]) / 2
+    fixed = [1.0625, 1.1875, 1.3125, 17.0, 19.0, 200.0, 232.0, 3 * 2.0**-10, 5 * 2.0**-10, 2.0**-10,
+             2.0**-10 * (1 + 2.0**-10), 2.0**-6, 1.0, 447.0]
+    rows = []
+    for r in range(n_rows):
+        k = rng.choice([-6, -3, 0, 2, 5])
+        vals = fixed + [float(m) for m in rng.sample(list(mids), n - len(fixed) - 1)]
+        signs = [rng.choice([-1.0, 1.0]) for _ in vals]
+        row = [448.0 * rng.choice([-1.0, 1.0])] + [s * v for s, v in zip(signs, vals)]
+        rng.shuffle(row)
+        rows.append([x * 2.0**k for x in row])
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def _spread_rows(gen, rng, M, N):
+    """Rows from 1e-6 to 1e4 in magnitude, an outlier in a few, an all-zero row, a row with one
+    nonzero value, a row of negative values: a scale per row is the only one that fits them all."""
+    x = torch.randn(M, N, generator=gen)
+    mags = [10.0 ** e for e in np.linspace(-6, 4, M)]
+    rng.shuffle(mags)
+    x *= torch.tensor(mags, dtype=torch.float32)[:, None]
+    for r in rng.sample(range(M), min(2, M)):
+        x[r, rng.randrange(N)] = 1e4 * mags[r] * rng.choice([-1, 1])
+    special = rng.sample(range(M), min(3, M))
+    x[special[0]] = 0.0
+    if len(special) > 1:
+        x[special[1]] = 0.0
+        x[special[1], rng.randrange(N)] = -3.5 * mags[special[1]]
+    if len(special) > 2:
+        x[special[2]] = -x[special[2]].abs()
+    return x
+
+
+class _QCase:
+    def __init__(self, label, values, dtype=torch.float32, padded=False, kwargs=None, exact_rows=()):
+        self.label, self.values, self.dtype, self.padded = label, values, dtype, padded
+        self.kwargs = kwargs or {}
+        self.exact_rows = set(exact_rows)
+
+    def title(self):
+        M, N = self.values.shape
+        kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
+        return f"x {str(self.dtype)[6:]} {M}x{N} ({self.label}{', a view in a wider buffer' if self.padded else ''}{kw})"
+
+
+def _run_quantize_case(fn, case, rng, gen, subchecks, first):
+    title = case.title()
+    stop = _stop_for(subchecks, title)
+    values = case.values.to(case.dtype)
+    M, N = values.shape
+    _, x = _in_buffer(values, 1e4, case.padded)  # reading past a row's end would change its amax
+    private = _bytes_of(x)
+    call = _fp_call(fn, (x,), dict(case.kwargs), {"x": x}, ("x",), stop)
+    res = call.res
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
+        stop("fail", f"the function returned {type(res).__name__}, expected a pair (q, scale)")
+    q, s = res
+    _check_result_tensor(q, "q", (M, N), torch.float8_e4m3fn, stop)
+    _check_result_tensor(s, "scale", (M, 1), torch.float32, stop)
+    for label, t in (("q", q), ("scale", s)):
+        why = call.box.written_by_kernel(t)
+        if why:
+            stop("refused", f"refused: {label}: {why}")
+    q_vals, s_vals = _e4m3_of(q), s.detach().cpu().numpy().reshape(-1)
+    if np.isnan(q_vals).all() and np.isnan(s_vals).all():
+        stop("not_implemented" if first else "fail",
+             "the kernel wrote nothing: q and scale still hold the NaN the wrapper filled them with "
+             "(not implemented yet, or a store mask that is never true?)")
+    verdict = _inputs_message(call, {"x": x}, {"x": private})
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    x32 = values.to(torch.float32).numpy()
+    exact = np.array([i in case.exact_rows for i in range(M)])
+    stored = _stored_mask(call.learner, q)
+    if np.isnan(s_vals).any():
+        i = int(np.argmax(np.isnan(s_vals)))
+        zero = np.abs(x32[i]).max() == 0
+        stop("fail", f"scale[{i}] is NaN" + (": the row is all zeros, and its scale is 1 (no division by amax = 0)"
+                                               if zero else ": was it stored for every row?"))
+    msg = _quantize_message(x32, q_vals, s_vals, exact, stored)
+    if msg:
+        stop("fail", msg)
+    # the same launches on new values of x: q and scale must follow
+    new = torch.randn(M, N, generator=gen) * torch.tensor([10.0 ** rng.uniform(-3, 3) for _ in range(M)])[:, None]
+    new = new.to(case.dtype)
+    verdict = _replay_fp(call, {"x": new}, {"x": x})
+    if verdict:
+        stop(*verdict)
+    if _quantize_message(new.to(torch.float32).numpy(), _e4m3_of(q), s.detach().cpu().numpy().reshape(-1),
+                         np.zeros(M, dtype=bool)):
+        stop(*_not_following("q and scale"))
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_quantize_e4m3(fn, rng, gen, subchecks):
+    if not _accepts(fn, "block_n"):
+        subchecks.append(SubCheck("the wrapper takes block_n=", "fail", "it does not"))
+        raise _Stop("fail", "the function must take a keyword argument block_n= (keep the given wrapper's "
+                            "signature): the grader checks rows longer than one block through it")
+    hi_n = pick(cpu=200, gpu=5000)
+    cases = [
+        _QCase("small", torch.randn(rng.randint(2, 5), _dims(rng, 3, 20), generator=gen)),
+        _QCase("rows of several blocks", torch.randn(rng.randint(3, 6), _dims(rng, 70, hi_n), generator=gen),
+               padded=True, kwargs={"block_n": 16}),
+        _QCase("rows from 1e-6 to 1e4, outliers, an all-zero row", _spread_rows(gen, rng, 9, _dims(rng, 20, 60)),
+               padded=True),
+        _QCase("exact ties, amax = 448 * 2**k", _ties_rows(rng, 4, 24), exact_rows=range(4), kwargs={"block_n": 16}),
+        _QCase("bfloat16", _spread_rows(gen, rng, rng.randint(3, 7), _dims(rng, 20, 100)), torch.bfloat16,
+               padded=True),
+        _QCase("float16", torch.randn(rng.randint(2, 5), _dims(rng, 3, 40), generator=gen) * 30, torch.float16),
+        _QCase("one column", torch.randn(rng.randint(3, 9), 1, generator=gen), padded=True),
+    ]
+    for i, case in enumerate(cases):
+        _run_quantize_case(fn, case, rng, gen, subchecks, i == 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# scaled_matmul_e4m3
+# --------------------------------------------------------------------------------------------------
+# Elementwise bound: one bfloat16 step of the output (2**-7 relative: Triton's interpreter converts float32
+# to bfloat16 by truncation, a GPU to nearest) plus the accumulation error against |qa| @ |qb|.T (the size
+# of what was summed). In the interpreter the accumulation is float32; on Hopper, Triton lets FP8 tensor
+# cores accumulate with fewer bits across K by default (max_num_imprecise_acc), hence the wider bound there.
+_ACC_BOUND = pick(cpu=2.0**-12, gpu=2.0**-7)
+_FP8_TYPES = ("fp8e4nv", "float8e4nv")
+
+
+def _e4m3_operand(gen, rng, rows, K, positive=False, spread=8):
+    """``(q, s)``: e4m3 values (float64, ``(rows, K)``) and per-row float32 scales (``(rows, 1)``), from
+    normal values quantized per row; each row's scale is then multiplied by its own power of two up to
+    ``2**±spread``, so that a scale applied to the wrong row or per tensor gives other products."""
+    x = torch.randn(rows, K, generator=gen, dtype=torch.float64)
+    if positive:
+        x = x.abs() + 0.05
+    q, s = _fp8.quantize_with(x.numpy(), "row")
+    s = s * np.array([[2.0 ** rng.randint(-spread, spread)] for _ in range(rows)])
+    return torch.from_numpy(q), torch.from_numpy(s.astype(np.float32))
+
+
+def _scaled_reference(qa, sa, qb, sb):
+    """``(ref, scale_of_sum)``, float64: ``(qa @ qb.T) * sa * sb.T`` and ``(|qa| @ |qb|.T) * sa * sb.T``."""
+    a, b = qa.to(torch.float64), qb.to(torch.float64)
+    outer = sa.to(torch.float64) * sb.to(torch.float64).T
+    return (a @ b.T) * outer, (a.abs() @ b.abs().T) * outer
+
+
+def _scaled_message(got, qa, sa, qb, sb):
+    ref, size = _scaled_reference(qa, sa, qb, sb)
+    g = got.detach().to("cpu", torch.float64)
+    bound = 2.0**-7 * ref.abs() + _ACC_BOUND * size
+    bad = ~torch.isfinite(g) | ((g - ref).abs() > bound)
+    err = T.rel_error(g, ref)
+    if not bool(bad.any()) and err <= T.tolerance(torch.bfloat16):
+        return None
+    if not bool(bad.any()):
+        i, j = _first((g - ref).abs() == (g - ref).abs().max())
+    else:
+        i, j = _first(bad)
+    head = (f"C[{i}, {j}] is {float(g[i, j]):.6g}, expected {float(ref[i, j]):.6g} (relative error of C "
+            f"{err:.2e}; bf16 tolerance {T.tolerance(torch.bfloat16):.0e}, and each element within one bf16 step)")
+    if not bool(torch.isfinite(g[i, j])):
+        return head + ": NaN or inf; did a load read outside qa or qb (a missing mask or other=0.0)?"
+    r = float(ref[i, j])
+    if r != 0:
+        ratio = float(g[i, j]) / r
+        sa0, sb0 = float(sa[0, 0]), float(sb[0, 0])
+        for what, factor in ((f"qa's row-0 scale for every row (sa[0] instead of sa[{i}])", sa0 / float(sa[i, 0])),
+                             (f"qb's row-0 scale for every column (sb[0] instead of sb[{j}])", sb0 / float(sb[j, 0])),
+                             ("no scales at all", 1.0 / (float(sa[i, 0]) * float(sb[j, 0])))):
+            if factor != 1 and factor != 0 and abs(ratio / factor - 1) < 0.02:
+                return head + f": that is the product with {what}; each row i of C takes sa[i], each column j takes sb[j]"
+    return head + (": C = (qa @ qb.T) * sa * sb.T, with sa (M, 1) one scale per row of C and sb (N, 1) one per "
+                   "column of C")
+
+
+class _SCase:
+    def __init__(self, label, M, N, K, padded=False, own_out=False, positive=False, gpu_only=False):
+        self.label, self.M, self.N, self.K = label, M, N, K
+        self.padded, self.own_out, self.positive, self.gpu_only = padded, own_out, positive, gpu_only
+
+    def title(self):
+        extra = ", views in wider buffers" if self.padded else ""
+        return f"{self.M}x{self.N}x{self.K} ({self.label}{extra})"
+
+
+def _fp8_dot_message(learner, res):
+    """``None`` if the learner's kernels that wrote C ran ``tl.dot`` on e4m3 tiles; else why not. In the
+    interpreter from the trace, on a GPU from the compiled code (TTIR)."""
+    own = [l for l in learner if l.touches(res)] or learner
+    for l in own:
+        if l.trace is not None and not ON_GPU:
+            types = set().union(*(p.dot_types for p in l.trace.programs.values())) if l.trace.programs else set()
+        else:
+            asm = getattr(l.compiled, "asm", None) or {}
+            text = asm.get("ttir") or asm.get("ttgir")
+            if not text:
+                continue  # nothing to read: the values decide
+            lines = [ln for ln in text.splitlines() if re.search(r"\btt\.dot\b|\bttng\.warp_group_dot\b", ln)]
+            types = {("fp8e4nv", "fp8e4nv") if "f8E4M3FN" in ln else ("other", "other") for ln in lines}
+        if not types:
+            return (f"your kernel {l.kernel} computed C without tl.dot: multiply the e4m3 tiles with "
+                    "tl.dot(a, b, acc), which runs them on the tensor cores")
+        wide = sorted({t for pair in types for t in pair if t not in _FP8_TYPES})
+        if wide:
+            return (f"your kernel {l.kernel} runs tl.dot on {wide[0]} tiles: pass the e4m3 tiles to tl.dot as "
+                    "they are loaded (FP8 tensor cores take them directly) and apply the scales once per "
+                    "element of C, after the K loop")
+    return None
+
+
+def _run_scaled_case(fn, case, rng, gen, subchecks, first):
+    title = case.title()
+    if case.gpu_only and not ON_GPU:
+        subchecks.append(SubCheck(title, "skip", "needs a CUDA GPU; this runs in Triton's interpreter"))
+        return
+    stop = _stop_for(subchecks, title)
+    M, N, K = case.M, case.N, case.K
+    qa64, sa_v = _e4m3_operand(gen, rng, M, K, case.positive)
+    qb64, sb_v = _e4m3_operand(gen, rng, N, K, case.positive)
+    f8 = torch.float8_e4m3fn
+    _, qa = _in_buffer(qa64.to(f8), 448.0, case.padded)
+    _, qb = _in_buffer(qb64.to(f8), 448.0, case.padded)
+    _, sa = _in_buffer(sa_v, 1e6, case.padded)
+    _, sb = _in_buffer(sb_v, 1e6, case.padded)
+    inputs = {"qa": qa, "sa": sa, "qb": qb, "sb": sb}
+    privates = {k: _bytes_of(v) for k, v in inputs.items()}
+    kwargs, big, c_view = {}, None, None
+    if not case.own_out and _accepts(fn, "out"):
+        big, c_view = _place(torch.empty(M, N, dtype=torch.bfloat16), _OUT_PAD, "padded" if case.padded else "row",
+                             guard=1)
+        _poison(c_view)
+        kwargs["out"] = c_view
+    operands = dict(inputs, C=c_view) if c_view is not None else dict(inputs)
+    call = _fp_call(fn, (qa, sa, qb, sb), kwargs, operands, tuple(inputs), stop)
+    res = call.res
+    _check_result_tensor(res, "the result", (M, N), torch.bfloat16, stop)
+    why = call.box.written_by_kernel(res)
+    if why:
+        stop("refused", "refused: " + why)
+    if c_view is not None and (res.data_ptr(), res.stride()) != (c_view.data_ptr(), c_view.stride()):
+        stop("fail", f"the caller passed out= (C as a view with strides {c_view.stride()}), but your function "
+                     "returned another tensor: write C into out, through its strides, and return out")
+    poisoned = c_view is not None
+    nan = _unwritten(res, poisoned=poisoned)
+    if bool(nan.all()):
+        stop("not_implemented" if first else "fail",
+             "the kernel wrote nothing: every output is still the NaN the output was filled with "
+             "(not implemented yet, or a store mask that is never true?)")
+    msg = _fp8_dot_message(call.learner, res)
+    if msg:
+        stop("refused", "refused: " + msg)
+    verdict = _inputs_message(call, inputs, privates)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    if bool(nan.any()):
+        i, j = _first(nan)
+        stop("fail", f"{int(nan.sum())} of {M * N} outputs never written (still the NaN the output was filled "
+                     f"with), first at [{i}, {j}]: check the grid and the store mask")
+    if big is not None:
+        msg = _canary_message(big, c_view, M, N)
+        if msg:
+            stop("fail", msg)
+    msg = _scaled_message(res, qa64, sa_v, qb64, sb_v)
+    if msg:
+        stop("fail", msg)
+    n_qa, n_sa = _e4m3_operand(gen, rng, M, K, case.positive)
+    n_qb, n_sb = _e4m3_operand(gen, rng, N, K, case.positive)
+    verdict = _replay_fp(call, {"qa": n_qa.to(f8), "sa": n_sa, "qb": n_qb.to(f8), "sb": n_sb}, inputs,
+                         [c_view] if c_view is not None else ())
+    if verdict:
+        stop(*verdict)
+    if _scaled_message(res, n_qa, n_sa, n_qb, n_sb):
+        stop(*_not_following("C"))
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_scaled_matmul_e4m3(fn, rng, gen, subchecks):
+    hi = pick(cpu=70, gpu=700)
+    long_k = pick(cpu=1024, gpu=1024)
+
+    def dims():
+        return _dims(rng, 2, hi), _dims(rng, 2, hi), _dims(rng, 2, pick(cpu=150, gpu=1500))
+
+    cases = [
+        _SCase("small", _dims(rng, 2, 9), _dims(rng, 2, 9), _dims(rng, 2, 40)),
+        _SCase("ragged, a scale per row of qa and of qb", *dims()),
+        _SCase("ragged", *dims(), padded=True),
+        _SCase("one row", 1, _dims(rng, 17, hi), _dims(rng, 2, 100)),
+        _SCase("one column", _dims(rng, 17, hi), 1, _dims(rng, 2, 100), padded=True),
+        _SCase("positive values, long K: float32 accumulation", rng.randint(2, 16), rng.randint(2, 16), long_k,
+               positive=True),
+        _SCase("large", 1000 + rng.randint(1, 15), 900 + rng.randint(1, 15), 1000 + rng.randint(1, 15), gpu_only=True),
+        _SCase("the wrapper allocates C", *dims(), own_out=True),
+    ]
+    for i, case in enumerate(cases):
+        _run_scaled_case(fn, case, rng, gen, subchecks, i == 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# pack_e2m1, unpack_e2m1 (plain PyTorch)
+# --------------------------------------------------------------------------------------------------
+_ORDERS = ("low_first", "high_first")
+
+
+def _plain_call(fn, args, kwargs, stop):
+    """Call a plain-PyTorch answer with PyTorch's 8-bit/4-bit float dtypes refused and calls into the
+    course's reference code (kernels/fp4.py, ...) or torchao recorded; stop on either, or an error."""
+    res, error = None, None
+    watched = list(_FP_REFERENCE_FILES) + _library_dirs("torchao")
+    with DtypeGuard():  # the first op through a dispatch mode sets torch up (a second or so): not under watch
+        torch.empty(0)
+    with watch_files(watched) as calls:
+        guard = DtypeGuard()
+        try:
+            with guard:
+                res = fn(*args, **kwargs)
+        except Refused:
+            pass
+        except Exception as exc:
+            error = exc
+    if guard.refusals:
+        stop("refused", "refused: " + guard.refusals[0])
+    if calls:
+        where = calls[0]
+        owner = "the course's own code" if where.startswith("kernels.") else "a library"
+        stop("refused", f"refused: it calls {where}, {owner} for what this exercise asks you to write; write the "
+                        "bit operations yourself")
+    if error is not None:
+        if _not_implemented(error):
+            stop("not_implemented", "not implemented yet (NotImplementedError)")
+        stop("error", describe_exception(error))
+    return res
+
+
+def _expect_error(fn, args, kwargs, kinds, what, stop):
+    try:
+        with DtypeGuard():
+            fn(*args, **kwargs)
+    except kinds:
+        return
+    except Exception as exc:
+        stop("fail", f"{what}: expected {' or '.join(k.__name__ for k in kinds)}, got {describe_exception(exc)}")
+    stop("fail", f"{what}: expected {' or '.join(k.__name__ for k in kinds)} with a clear message, got a result "
+                 "(the given checks at the top of the function refuse it: keep them)")
+
+
+def _pack_ref(codes: np.ndarray, order: str) -> np.ndarray:
+    first, second = codes[..., 0::2], codes[..., 1::2]
+    return (first | (second << 4)) if order == "low_first" else ((first << 4) | second)
+
+
+def _codes_cases(rng, gen):
+    """(label, codes as a CPU uint8 tensor) for pack_e2m1 and, packed, for unpack_e2m1."""
+    pairs = torch.tensor([[i // 16, i % 16] for i in range(256)], dtype=torch.uint8)  # every (first, second)
+    wide = torch.randint(0, 16, (rng.randint(2, 9), 2 * rng.randint(4, 40)), generator=gen, dtype=torch.uint8)
+    return [
+        ("all 256 pairs of codes", pairs),
+        ("1-D", torch.randint(0, 16, (2 * rng.randint(1, 40),), generator=gen, dtype=torch.uint8)),
+        ("2-D", torch.randint(0, 16, (rng.randint(1, 9), 2 * rng.randint(1, 40)), generator=gen, dtype=torch.uint8)),
+        ("3-D", torch.randint(0, 16, (2, rng.randint(1, 5), 2 * rng.randint(1, 20)), generator=gen, dtype=torch.uint8)),
+        ("every other column of a wider tensor", wide[:, ::2]),
+    ]
+
+
+
+
+def _describe_byte_mistake(got: int, want: int, first: int, second: int, order: str) -> str:
+    if got == ((want & 15) << 4 | want >> 4):
+        lo = "first" if order == "low_first" else "second"
+        return f": the two nibbles are swapped; with order='{order}' the {lo} code goes in the low nibble (bits 0-3)"
+    return ""
+
+
+def check_pack_e2m1(fn, rng, gen, subchecks):
+    if not _accepts(fn, "order"):
+        subchecks.append(SubCheck("the function takes order=", "fail", "it does not"))
+        raise _Stop("fail", "the function must take order= ('low_first' or 'high_first'); keep the given signature")
+    cases = [(label, codes, order) for label, codes in _codes_cases(rng, gen) for order in _ORDERS]
+    for label, codes, order in cases:
+        title = f"{label}, shape {tuple(codes.shape)}, order='{order}'"
+        stop = _stop_for(subchecks, title)
+        arg = codes.to(DEVICE)
+        before = arg.clone()
+        kwargs = {} if order == "low_first" and "pairs" in label else {"order": order}
+        res = _plain_call(fn, (arg,), kwargs, stop)
+        want_shape = tuple(codes.shape[:-1]) + (codes.shape[-1] // 2,)
+        _check_result_tensor(res, "the result", want_shape, torch.uint8, stop)
+        if not torch.equal(arg, before):
+            stop("fail", "the function changed its input: it must only read the codes")
+        got = res.detach().cpu().numpy()
+        want = _pack_ref(codes.numpy(), order)
+        if not np.array_equal(got, want):
+            idx = tuple(int(i) for i in np.argwhere(got != want)[0])
+            src = codes.numpy()[idx[:-1]]
+            first, second = int(src[2 * idx[-1]]), int(src[2 * idx[-1] + 1])
+            g, w = int(got[idx]), int(want[idx])
+            stop("fail", f"byte {list(idx)} is 0x{g:02x}, expected 0x{w:02x} (the pair of codes {first}, {second}, "
+                         f"order='{order}'){_describe_byte_mistake(g, w, first, second, order)}")
+        subchecks.append(SubCheck(title, "pass"))
+    title = "bad input: an odd number of codes, a code above 15, a float tensor"
+    stop = _stop_for(subchecks, title)
+    _expect_error(fn, (torch.zeros(3, 5, dtype=torch.uint8, device=DEVICE),), {}, (ValueError,), "an odd last dimension", stop)
+    _expect_error(fn, (torch.full((2, 4), 16, dtype=torch.uint8, device=DEVICE),), {}, (ValueError,), "a code of 16", stop)
+    _expect_error(fn, (torch.zeros(2, 4, device=DEVICE),), {}, (TypeError,), "a float32 tensor", stop)
+    _expect_error(fn, (torch.zeros(2, 4, dtype=torch.uint8, device=DEVICE),), {"order": "middle"}, (ValueError,),
+                  "order='middle'", stop)
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_unpack_e2m1(fn, rng, gen, subchecks):
+    if not _accepts(fn, "order"):
+        subchecks.append(SubCheck("the function takes order=", "fail", "it does not"))
+        raise _Stop("fail", "the function must take order= ('low_first' or 'high_first'); keep the given signature")
+    every_byte = torch.arange(256, dtype=torch.int32).to(torch.uint8).reshape(16, 16)
+    cases = [("all 256 bytes", every_byte, o) for o in _ORDERS]
+    for label, codes in _codes_cases(rng, gen)[1:4]:  # 1-D, 2-D, 3-D: random codes, packed
+        for order in _ORDERS:
+            cases.append((label, torch.from_numpy(_pack_ref(codes.numpy(), order)), order))
+    wide = torch.randint(0, 256, (rng.randint(2, 9), 2 * rng.randint(3, 30)), generator=gen, dtype=torch.int32)
+    cases.append(("every other column of a wider tensor", wide.to(torch.uint8)[:, ::2], "high_first"))
+    for label, packed, order in cases:
+        title = f"{label}, shape {tuple(packed.shape)}, order='{order}'"
+        stop = _stop_for(subchecks, title)
+        arg = packed.to(DEVICE)
+        before = arg.clone()
+        kwargs = {} if order == "low_first" and "all 256" in label else {"order": order}
+        res = _plain_call(fn, (arg,), kwargs, stop)
+        want_shape = tuple(packed.shape[:-1]) + (packed.shape[-1] * 2,)
+        _check_result_tensor(res, "the result", want_shape, torch.uint8, stop)
+        if not torch.equal(arg, before):
+            stop("fail", "the function changed its input: it must only read the bytes")
+        got = res.detach().cpu().numpy()
+        p = packed.numpy()
+        lo, hi = p & 15, p >> 4
+        pairs = (lo, hi) if order == "low_first" else (hi, lo)
+        want = np.stack(pairs, axis=-1).reshape(want_shape)
+        if not np.array_equal(got, want):
+            idx = tuple(int(i) for i in np.argwhere(got != want)[0])
+            byte = int(p[idx[:-1] + (idx[-1] // 2,)])
+            which = "first" if idx[-1] % 2 == 0 else "second"
+            hint = ""
+            if int(got[idx]) == (byte >> 4 if (byte & 15) == int(want[idx]) else byte & 15):
+                nib = "low" if (which == "first") == (order == "low_first") else "high"
+                hint = f": with order='{order}' the {which} code of a byte is its {nib} nibble"
+            elif int(got[idx]) > 15:
+                hint = ": a code is 4 bits (0..15): mask with & 15"
+            stop("fail", f"code {list(idx)} is {int(got[idx])}, expected {int(want[idx])} (the {which} code of byte "
+                         f"0x{byte:02x}){hint}")
+        subchecks.append(SubCheck(title, "pass"))
+    title = "bad input: a float tensor, order='middle'"
+    stop = _stop_for(subchecks, title)
+    _expect_error(fn, (torch.zeros(2, 4, device=DEVICE),), {}, (TypeError,), "a float32 tensor", stop)
+    _expect_error(fn, (torch.zeros(2, 4, dtype=torch.uint8, device=DEVICE),), {"order": "middle"}, (ValueError,),
+                  "order='middle'", stop)
+    subchecks.append(SubCheck(title, "pass"))
+
+
+# --------------------------------------------------------------------------------------------------
+# dequantize_mxfp4
+# --------------------------------------------------------------------------------------------------
+_E8M0_RANGE = (127 - 60, 127 + 60)  # exponents drawn; 0 (2**-127, a float32 subnormal) and 255 (NaN) aside
+
+
+def _mxfp4_reference(codes: np.ndarray, exps: np.ndarray) -> np.ndarray:
+    scale = 2.0 ** (exps.astype(np.float64) - 127)
+    return _fp4.VALUES[codes] * np.repeat(scale, 32, axis=1)
+
+
+class _DCase:
+    def __init__(self, label, codes, exps, order="low_first", padded=False, own_out=False):
+        self.label, self.codes, self.exps, self.order = label, codes, exps, order
+        self.padded, self.own_out = padded, own_out
+
+    def title(self):
+        N, K = self.codes.shape
+        extra = ", views in wider buffers" if self.padded else ""
+        return f"N={N}, K={K} ({self.label}, order='{self.order}'{extra})"
+
+
+def _random_mx(rng, gen, N, K):
+    codes = torch.randint(0, 16, (N, K), generator=gen, dtype=torch.uint8).numpy()
+    exps = torch.randint(_E8M0_RANGE[0], _E8M0_RANGE[1] + 1, (N, K // 32), generator=gen, dtype=torch.int32)
+    return codes, exps.to(torch.uint8).numpy()
+
+
+def _mxfp4_message(got, codes, exps, order, stored=None):
+    ref = _mxfp4_reference(codes, exps)
+    g = got.detach().to("cpu", torch.float64).numpy()
+    bad = ~(g == ref)
+    if not bad.any():
+        return None
+    n, k = (int(i) for i in np.argwhere(bad)[0])
+    if stored is not None and not stored[n, k]:
+        return (f"{int((~stored).sum())} outputs never stored, first out[{n}, {k}]: does the grid cover every "
+                f"block of K (the last, partial one too), and does the store mask keep every column below K?")
+    code, e = int(codes[n, k]), int(exps[n, k // 32])
+    first = k % 2 == 0
+    nibble = "low" if first == (order == "low_first") else "high"
+    head = (f"out[{n}, {k}] is {g[n, k]:.8g}, expected {ref[n, k]:.8g}: code {code} (e2m1 value "
+            f"{_fp4.VALUES[code]:g}, the {nibble} nibble of byte {k // 2} of row {n}) times 2**({e} - 127), "
+            f"exponent [{n}, {k // 32}]")
+    partner = int(codes[n, k + 1 if first else k - 1])
+    scale = 2.0 ** (e - 127)
+    if g[n, k] == _fp4.VALUES[partner] * scale and partner != code:
+        return head + (f": that is the other code of the byte: with order='{order}' the first value of a pair is "
+                       f"the {'low' if order == 'low_first' else 'high'} nibble")
+    if ref[n, k] != 0 and g[n, k] == -ref[n, k]:
+        return head + ": the sign is wrong: bit 3 of a code is its sign"
+    if ref[n, k] != 0 and g[n, k] != 0 and np.isfinite(g[n, k]):
+        r = np.log2(abs(g[n, k] / ref[n, k]))
+        if r == int(r) and np.sign(g[n, k]) == np.sign(ref[n, k]):
+            if abs(g[n, k]) == abs(_fp4.VALUES[code]):
+                return head + ": the block's scale 2**(e - 127) is missing"
+            return head + (f": off by 2**{int(r)}: the scale of value k is 2**(exponents[n, k // 32] - 127) (e8m0: "
+                           "an exponent with bias 127; one per 32 values, not per 32 bytes)")
+    if _fp4.VALUES[code] != 0 and g[n, k] / scale in set(_fp4.VALUES.tolist()):
+        return head + (": the scale is right but not the e2m1 value: bits 2-1 are the exponent (bias 1, 0 means "
+                       "the subnormal 0 or 0.5) and bit 0 the mantissa")
+    return head
+
+
+def _run_mx_case(fn, case, rng, gen, subchecks, first):
+    title = case.title()
+    stop = _stop_for(subchecks, title)
+    N, K = case.codes.shape
+    packed_v = torch.from_numpy(_pack_ref(case.codes, case.order).astype(np.uint8))
+    _, packed = _in_buffer(packed_v, 0x77, case.padded)  # past an edge: codes 7 (6.0)
+    _, exps = _in_buffer(torch.from_numpy(case.exps), 200, case.padded)  # past an edge: 2**73
+    inputs = {"packed": packed, "exponents": exps}
+    privates = {k: _bytes_of(v) for k, v in inputs.items()}
+    kwargs, big, out = {"order": case.order}, None, None
+    if not case.own_out and _accepts(fn, "out"):
+        big, out = _place(torch.empty(N, K, dtype=torch.bfloat16), _OUT_PAD, "padded" if case.padded else "row", guard=1)
+        _poison(out)
+        kwargs["out"] = out
+    operands = dict(inputs, out=out) if out is not None else dict(inputs)
+    call = _fp_call(fn, (packed, exps), kwargs, operands, tuple(inputs), stop)
+    res = call.res
+    _check_result_tensor(res, "the result", (N, K), torch.bfloat16, stop)
+    why = call.box.written_by_kernel(res)
+    if why:
+        stop("refused", "refused: " + why)
+    if out is not None and (res.data_ptr(), res.stride()) != (out.data_ptr(), out.stride()):
+        stop("fail", f"the caller passed out= (a view with strides {out.stride()}), but your function returned "
+                     "another tensor: write into out, through its strides, and return out")
+    nan = _unwritten(res, poisoned=out is not None)
+    if bool(nan.all()):
+        stop("not_implemented" if first else "fail",
+             "the kernel wrote nothing: every output is still the NaN the output was filled with "
+             "(not implemented yet, or a store mask that is never true?)")
+    verdict = _inputs_message(call, inputs, privates)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    if big is not None:
+        msg = _canary_message(big, out, N, K)
+        if msg:
+            stop("fail", msg.replace("outside C", "outside out").replace("C is", "out is"))
+    msg = _mxfp4_message(res, case.codes, case.exps, case.order, _stored_mask(call.learner, res))
+    if msg:
+        stop("fail", msg)
+    codes2, exps2 = _random_mx(rng, gen, N, K)
+    new = {"packed": torch.from_numpy(_pack_ref(codes2, case.order).astype(np.uint8)),
+           "exponents": torch.from_numpy(exps2)}
+    verdict = _replay_fp(call, new, inputs, [out] if out is not None else ())
+    if verdict:
+        stop(*verdict)
+    if _mxfp4_message(res, codes2, exps2, case.order):
+        stop(*_not_following("the dequantized weight"))
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_dequantize_mxfp4(fn, rng, gen, subchecks):
+    if not _accepts(fn, "order"):
+        subchecks.append(SubCheck("the wrapper takes order=", "fail", "it does not"))
+        raise _Stop("fail", "the function must take order= ('low_first' or 'high_first'); keep the given signature")
+    # every code next to every code: row r holds the pairs (r, 0), (r, 1), ..., (r, 15)
+    every = np.array([[c for s in range(16) for c in (r, s)] for r in range(16)], dtype=np.uint8)
+    every_exps = np.array([[rng.randint(*_E8M0_RANGE)] for _ in range(16)], dtype=np.uint8)
+
+    def ragged(lo, hi):
+        return _random_mx(rng, gen, _dims(rng, lo, hi), 32 * rng.choice([3, 5, 7]))
+
+    small = _random_mx(rng, gen, rng.randint(2, 9), 32)
+    cases = [
+        _DCase("small", *small),
+        _DCase("every code at both places of a byte", every, every_exps),
+        _DCase("every code at both places of a byte", every, every_exps, "high_first"),
+        _DCase("ragged K: a multiple of 32, not of the block", *ragged(2, pick(cpu=40, gpu=500)), padded=True),
+        _DCase("ragged K: a multiple of 32, not of the block", *ragged(2, pick(cpu=40, gpu=500)), "high_first"),
+        _DCase("one row", *_random_mx(rng, gen, 1, 32 * rng.choice([5, 9])), "high_first", padded=True),
+        _DCase("the wrapper allocates the output", *ragged(2, pick(cpu=20, gpu=300)), own_out=True),
+    ]
+    for i, case in enumerate(cases):
+        _run_mx_case(fn, case, rng, gen, subchecks, i == 0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,6 +32,18 @@
   Method names verified in Triton 3.6.0 and 3.9.0 (the positional arguments the hooks read are the
   same in both: ``ptrs, mask, other`` and ``ptrs, value, mask``).
 
+With ``Sandbox(..., low_precision_casts=False)`` (the FP8 and FP4 exercises) a conversion on the host
+between an 8-bit or 4-bit float dtype (``torch.float8_e4m3fn``, ``float8_e8m0fnu``, ``float4_e2m1fn_x2``,
+...) and any other dtype is refused too: ``x.to(torch.float8_e4m3fn)`` or ``q.float()`` would do the
+exercise's rounding or decoding in PyTorch. Allocating such a tensor, filling it and reinterpreting its
+bytes (``.view(torch.uint8)``) stay allowed. ``read_only`` names the operands a kernel must not store
+into (default A and B). Each program's trace also keeps the operand dtypes of its ``tl.dot`` calls, so a
+check can tell FP8 tensor-core work from a product of tiles converted to a wider type first.
+
+``dtype_guard`` and ``watch_files`` serve the plain-PyTorch exercises (packing FP4 codes): the first
+refuses every op on a tensor of those 8-bit and 4-bit float dtypes, the second records calls into the
+course's reference code or a library's (``kernels/fp4.py``, torchao).
+
 Every refusal is recorded, so an answer that catches the error and falls back still scores zero.
 
 ``time_limit`` raises ``Timeout`` (a ``BaseException``, so ``except Exception`` does not swallow it)
@@ -83,6 +95,8 @@ _FRIENDLY = {
     "add": "elementwise `+`",
     "sum": ".sum()",
     "_local_scalar_dense": "reading an element into Python (.item(), float(t), int(t))",
+    "_scaled_mm": "torch._scaled_mm, PyTorch's FP8 matrix product",
+    "_scaled_grouped_mm": "torch._scaled_grouped_mm, PyTorch's FP8 matrix product",
 }
 
 
@@ -93,6 +107,41 @@ _PREDICATES = frozenset({
     "any", "all", "logical_not", "logical_and", "logical_or", "is_nonzero", "allclose", "isclose",
 })
 _TENSOR_STR = os.path.join("torch", "_tensor_str.py")
+
+# torch's 8-bit and 4-bit float dtypes (those this torch has): a conversion between one of them and another
+# dtype is the work of the FP8/FP4 exercises
+LOW_PRECISION_DTYPES = frozenset(
+    getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
+                                "float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n))
+# aten ops that convert values from one dtype to another: (source, destination) positions
+_CAST_OPS = {"_to_copy": "to", "copy_": "into", "copy": "into", "_copy_from": "from", "_copy_from_and_resize": "from"}
+
+
+def cast_dtypes(op_name: str, args, kwargs) -> tuple | None:
+    """``(source dtype, destination dtype)`` of an aten op that converts values (``_to_copy`` for
+    ``.to()``/``.float()``, ``copy_`` for ``out.copy_(x)``, ...), or ``None`` for any other op."""
+    kind = _CAST_OPS.get(op_name)
+    kwargs = kwargs or {}
+    try:
+        if kind == "to":
+            src = args[0].dtype
+            return src, kwargs.get("dtype") or src
+        if kind == "into":  # copy_(self, src): self is the destination
+            return args[1].dtype, args[0].dtype
+        if kind == "from":  # _copy_from(self, dst)
+            return args[0].dtype, args[1].dtype
+    except (IndexError, AttributeError):
+        return None
+    return None
+
+
+def low_precision_cast(op_name: str, args, kwargs) -> str | None:
+    """``"torch.float32 to torch.float8_e4m3fn"`` when the op converts values into or out of an 8-bit
+    or 4-bit float dtype, else ``None``."""
+    pair = cast_dtypes(op_name, args, kwargs)
+    if pair is None or pair[0] == pair[1] or not (set(pair) & LOW_PRECISION_DTYPES):
+        return None
+    return f"{pair[0]} to {pair[1]}"
 
 
 def _printing() -> bool:
@@ -286,6 +335,7 @@ class ProgramTrace:
     atomics: int = 0
     dots: int = 0
     dot_shape: tuple | None = None  # (M, N) of its first tl.dot: the tile it computes
+    dot_types: set = field(default_factory=set)  # (a's dtype, b's dtype) of its tl.dot calls, e.g. "fp8e4nv"
 
 
 class Trace:
@@ -320,10 +370,12 @@ class Trace:
             sub = addr[inside]
             if exact:
                 ok, rows, cols, aligned = view.index(sub)
-                if write and view.name in ("A", "B"):
+                if write and view.name in self.sandbox.read_only:
                     k = int(np.argmax(ok)) if ok.any() else 0
+                    what = ("a matmul only reads A and B" if view.name in ("A", "B")
+                            else f"{view.name} is an input, which the kernel only reads")
                     self.fault(f"your kernel stored into {view.name} (at row {int(rows[k])}, column "
-                               f"{int(cols[k])}): a matmul only reads A and B")
+                               f"{int(cols[k])}): {what}")
                 if not ok.all():
                     k = int(np.argmin(ok))
                     e = (int(sub[k]) - view.base) // view.itemsize
@@ -436,6 +488,7 @@ class Trace:
             program = self.program(builder)
             program.dots += 1
             program.dot_shape = program.dot_shape or (int(M), int(N))
+            program.dot_types.add((str(getattr(a, "dtype", "?")), str(getattr(b, "dtype", "?"))))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -625,6 +678,11 @@ class _Guard(TorchDispatchMode):
             what = _FRIENDLY.get(name, "only allocation, views, copies, fills and casts may run while an answer "
                                        "is graded")
             self.sandbox.refuse(f"torch's `{name}` ({what})")
+        if not self.sandbox.low_precision_casts and not self.sandbox.internal and not _printing():
+            cast = low_precision_cast(name, args, kwargs)
+            if cast:
+                self.sandbox.refuse(f"a cast on the host from {cast} (`.to(...)`, `.float()`, `copy_`): "
+                                    "converting to or from an 8-bit or 4-bit float is what your kernel computes")
         return func(*args, **(kwargs or {}))
 
 
@@ -637,11 +695,14 @@ class Sandbox:
     ``box.refusals``, ``box.faults`` and ``box.launches``, and ``box.replay(...)``.
 
     ``operands``: the grader's own views, by name; in the interpreter every access to their storages
-    must be an element of the view (their guard rows and columns are off limits), and stores into A
-    and B are faults."""
+    must be an element of the view (their guard rows and columns are off limits), and stores into the
+    operands named in ``read_only`` (A and B unless told) are faults. ``low_precision_casts=False``
+    refuses host-side conversions into or out of 8-bit and 4-bit float dtypes (``low_precision_cast``)."""
 
-    def __init__(self, operands: dict | None = None):
+    def __init__(self, operands: dict | None = None, read_only=("A", "B"), low_precision_casts: bool = True):
         self.operands = {k: v for k, v in (operands or {}).items() if isinstance(v, torch.Tensor)}
+        self.read_only = frozenset(read_only)
+        self.low_precision_casts = low_precision_casts
         self.refusals: list[str] = []
         self.faults: list[str] = []
         self.launches: list[Launch] = []
@@ -1013,3 +1074,60 @@ def watch_calls(codes):
         yield seen
     finally:
         sys.setprofile(previous)
+
+
+@contextlib.contextmanager
+def watch_files(prefixes):
+    """Record calls to any Python function whose source file starts with one of ``prefixes`` (a file
+    such as ``kernels/fp4.py``, or a package's folder): yields a list that receives
+    ``"module.function"`` of each call, however the function was reached (imported under another name,
+    a copy of its code object). For plain-Python answers only: it costs every call a check."""
+    seen = []
+    prefixes = tuple(os.path.abspath(p) for p in prefixes if p)
+
+    def profile(frame, event, arg):
+        if event == "call" and prefixes:
+            path = os.path.abspath(frame.f_code.co_filename)
+            if path.startswith(prefixes):
+                module = frame.f_globals.get("__name__", os.path.basename(path))
+                seen.append(f"{module}.{frame.f_code.co_name}")
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        yield seen
+    finally:
+        sys.setprofile(previous)
+
+
+def _dtypes_in(value, depth=0):
+    if isinstance(value, torch.Tensor):
+        yield value.dtype
+    elif isinstance(value, torch.dtype):
+        yield value
+    elif isinstance(value, (tuple, list)) and depth < 3:
+        for v in value:
+            yield from _dtypes_in(v, depth + 1)
+    elif isinstance(value, dict) and depth < 3:
+        for v in value.values():
+            yield from _dtypes_in(v, depth + 1)
+
+
+class DtypeGuard(TorchDispatchMode):
+    """``with DtypeGuard() as g: ...``: every PyTorch op that takes, makes or names a tensor of an 8-bit or
+    4-bit float dtype (``torch.float4_e2m1fn_x2``, ``torch.float8_e8m0fnu``, ...) raises ``Refused``;
+    ``g.refusals`` keeps what was refused and where. Other ops run: the plain-PyTorch FP4 exercises are
+    written with integer bit operations."""
+
+    def __init__(self):
+        super().__init__()
+        self.refusals: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        found = [d for d in _dtypes_in((args, kwargs or {})) if d in LOW_PRECISION_DTYPES]
+        if found and not _printing():
+            what = (f"torch's `{func.overloadpacket.__name__}` on {found[0]} (PyTorch's own 8-bit or 4-bit float "
+                    "dtypes do the packing and decoding this exercise asks for)")
+            self.refusals.append(f"{what} at {learner_frame()}")
+            raise Refused(f"grader: {what} is not allowed here; write the bit operations yourself")
+        return func(*args, **(kwargs or {}))

@@ -37,6 +37,16 @@ EXERCISES = {
                  "persistent Triton matmul that loads and stores its tiles through TMA tensor descriptors"),
         Exercise("pingpong_consumer", 5, "check_pingpong_consumer", "ch05_pingpong_protocol", 60, 60,
                  "a ping-pong consumer's barrier protocol (waits, arrivals, turns), plain Python"),
+        Exercise("quantize_e4m3", 10, "check_quantize_e4m3", "ch06_fp8_quantize", 90, 120,
+                 "per-row dynamic FP8 (e4m3) quantization in Triton: amax, scale, round to nearest even"),
+        Exercise("scaled_matmul_e4m3", 10, "check_scaled_matmul_e4m3", "ch06_fp8_quantize", 90, 180,
+                 "an FP8 matmul whose epilogue applies the per-row scales of both operands, output bf16"),
+        Exercise("pack_e2m1", 5, "check_pack_e2m1", "ch07_fp4_pack", 30, 30,
+                 "pack 4-bit e2m1 codes two per byte, both nibble orders, plain PyTorch"),
+        Exercise("unpack_e2m1", 5, "check_unpack_e2m1", "ch07_fp4_pack", 30, 30,
+                 "unpack bytes into two 4-bit e2m1 codes each, both nibble orders, plain PyTorch"),
+        Exercise("dequantize_mxfp4", 10, "check_dequantize_mxfp4", "ch07_fp4_pack", 90, 120,
+                 "a Triton kernel that dequantizes an MXFP4 weight (e2m1 codes, e8m0 scale per 32) to bf16"),
     ]
 }
 
