@@ -281,3 +281,65 @@ def fmt_bytes(n) -> str:
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{n} B"
+
+
+# --------------------------------------------------------------------------------------------------
+# One block of 32 values quantized to MXFP4 and packed two per byte (FP4BlockScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FP4BlockPlan:
+    """One MXFP4 block, as ``kernels.fp4.quantize_block`` quantizes it, with each step of the scene:
+    the shared scale from the block's largest magnitude, the values divided by it, the e2m1 code each
+    rounds to, and the codes packed two per byte (first value of a pair in the low nibble)."""
+
+    values: tuple  # the 32 originals
+    amax_index: int  # where the largest magnitude is
+    amax: float
+    exponent: int  # the shared scale is 2**exponent
+    scale_byte: int  # e8m0: exponent + 127
+    scaled: tuple  # values / 2**exponent
+    codes: tuple  # e2m1 code (0..15) of each value
+    landed: tuple  # the e2m1 value of each code (before the scale)
+    dequantized: tuple  # landed * 2**exponent
+    packed: tuple  # 16 bytes: codes[2i] | codes[2i + 1] << 4
+    saturated: tuple  # indices whose scaled magnitude is beyond 6
+    flushed: tuple  # indices of nonzero values that became 0
+
+    @property
+    def scale(self) -> float:
+        return 2.0 ** self.exponent
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes the block takes: its packed codes and the one scale byte."""
+        return len(self.packed) + 1
+
+    @staticmethod
+    def bits(code) -> str:
+        """``code`` as 4 bits: sign, 2 exponent bits, 1 mantissa bit."""
+        return format(int(code), "04b")
+
+
+def fp4_block_plan(values) -> FP4BlockPlan:
+    """``kernels.fp4.quantize_block(values, "mxfp4")`` for one block of 32 values, split into the
+    scene's steps. Raises what ``quantize_block`` raises, and ValueError for more than one block."""
+    import numpy as np
+
+    from kernels import fp4
+
+    b = fp4.quantize_block(values, "mxfp4")
+    if b.values.size != 32:
+        raise ValueError(f"fp4_block_plan: one block is 32 values, got {b.values.size}")
+    v = b.values
+    exp = int(b.scale_bytes[0]) - fp4.E8M0_BIAS
+    scaled = v / b.scales[0]
+    landed = fp4.VALUES[b.codes]
+    return FP4BlockPlan(
+        values=tuple(float(a) for a in v), amax_index=int(np.argmax(np.abs(v))), amax=float(np.abs(v).max()),
+        exponent=exp, scale_byte=int(b.scale_bytes[0]), scaled=tuple(float(s) for s in scaled),
+        codes=tuple(int(c) for c in b.codes), landed=tuple(float(x) for x in landed),
+        dequantized=tuple(float(d) for d in b.dequantized), packed=tuple(int(p) for p in b.packed),
+        saturated=tuple(int(i) for i in np.nonzero(np.abs(scaled) > fp4.MAX)[0]),
+        flushed=tuple(int(i) for i in np.nonzero((v != 0) & (b.dequantized == 0))[0]))

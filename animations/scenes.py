@@ -893,3 +893,173 @@ class WarpRolesScene(Scene):
         self.wait(4.5)
 
     _caption = staticmethod(KLoopScene._caption)
+
+
+from .plan import FP4BlockPlan, fp4_block_plan  # noqa: E402  (chapter 07's scene)
+
+SATURATED_COLOR = ManimColor("#e0533d")  # red: beyond e2m1's largest magnitude, clipped to 6
+FLUSHED_COLOR = ManimColor("#e69a2e")  # orange: a nonzero value that became 0
+MINUS = "\u2212"
+
+
+def _signed(v, digits) -> str:
+    s = f"{v:.{digits}f}"
+    return s.replace("-", MINUS)
+
+
+class FP4BlockScene(Scene):
+    """One MXFP4 block: 32 weights share one power-of-two scale (e8m0) chosen from their largest
+    magnitude, each is divided by it and rounded to a 4-bit e2m1 code, and the codes are packed two per
+    byte. Every number comes from ``animations.plan.fp4_block_plan``, i.e. ``kernels.fp4``."""
+
+    SEED, OUTLIER, SCALE = 0, 7.0, 0.03  # kernels.fp4.example_block(SEED, OUTLIER, SCALE)
+    COLS = 16  # values per row of cells
+
+    @classmethod
+    def values(cls):
+        from kernels import fp4
+
+        return fp4.example_block(cls.SEED, cls.OUTLIER, cls.SCALE)
+
+    @classmethod
+    def plan(cls) -> FP4BlockPlan:
+        return fp4_block_plan(cls.values())
+
+    def construct(self):
+        p = self.plan()
+        n, cols = len(p.values), self.COLS
+        self.drawn_values = list(p.values)
+        self.drawn_scale = (p.exponent, p.scale_byte)
+        self.drawn_scaled, self.drawn_landed, self.drawn_codes, self.drawn_bytes = [], [], [], []
+
+        title = text("MXFP4: 32 weights share one exponent", 32).to_edge(UP, buff=0.2)
+        cw, ch = 0.84, 0.5
+        x_left = -cw * cols / 2
+        y_rows = (2.35, 2.35 - ch - 0.08)
+
+        def cell_center(i):
+            return np.array([x_left + (i % cols + 0.5) * cw, y_rows[i // cols], 0])
+
+        cells = VGroup(*[Rectangle(width=cw, height=ch, stroke_color=A_COLOR, stroke_width=1.5,
+                                   fill_color=A_COLOR, fill_opacity=0.12).move_to(cell_center(i))
+                         for i in range(n)])
+
+        def labels(strings, colors=None, size=15, centers=None, width=cw, per_row=cols):
+            """One Text per row of cells (cheaper to build than one per cell), its glyphs then split
+            by field and each field centred in its cell (``centers``); a space makes no glyph."""
+            centers = centers or [cell_center(i) for i in range(len(strings))]
+            g = VGroup()
+            for r0 in range(0, len(strings), per_row):
+                fields = strings[r0:r0 + per_row]
+                glyphs, k = list(text("   ".join(fields), size).submobjects), 0
+                for i, f in enumerate(fields, start=r0):
+                    m = len(f.replace(" ", ""))
+                    chunk = VGroup(*glyphs[k:k + m])
+                    k += m
+                    chunk.set_color(colors[i] if colors else WHITE)
+                    g.add(fit_width(chunk, width - 0.1).move_to(centers[i]))
+                assert k == len(glyphs), "a field's glyph count does not match its characters"
+            return g
+
+        state = {"labels": labels([_signed(v, 3) for v in p.values]), "caption": None}
+
+        def step(new_labels, caption, extra=(), run_time=0.9):
+            """The cells flash while their numbers change (a swap, not a morph: 32 small texts
+            morphing would cost far more to render than they show)."""
+            self.play(cells.animate.set_fill(opacity=0.55), *extra, run_time=run_time / 2)
+            if new_labels is not None:
+                self.remove(state["labels"])
+                self.add(new_labels)
+                state["labels"] = new_labels
+            if caption is not None:
+                if state["caption"] is not None:
+                    self.remove(state["caption"])
+                state["caption"] = self._caption(*caption) if isinstance(caption, tuple) else self._caption(caption)
+                self.add(state["caption"])
+            self.play(cells.animate.set_fill(opacity=0.12), run_time=run_time / 2)
+
+        head = text(f"a block of {n} weights (bf16: {2 * n} bytes)", 20, GREY_B)
+        head.next_to(cells, UP, buff=0.12)
+        self.play(FadeIn(title), FadeIn(cells), FadeIn(head), run_time=1.0)
+        step(state["labels"], "Microscaling: the 32 values of a block share one scale, a power of two "
+                              "stored in one byte (e8m0); each value keeps only 4 bits (e2m1).")
+        self.wait(1.5)
+
+        # ---- the shared scale, from the largest magnitude ----
+        hot = cells[p.amax_index].copy().set_style(stroke_color=YELLOW, stroke_width=4, fill_opacity=0.0)
+        info_y = y_rows[1] - ch / 2 - 0.55
+        scale_txt = VGroup(
+            text(f"largest magnitude {p.amax:.3f}:  scale = 2^(floor(log2 {p.amax:.3f}) {MINUS} 2) = "
+                 f"2^{_signed(p.exponent, 0)}", 22, YELLOW),
+            text(f"stored as one e8m0 byte: {_signed(p.exponent, 0)} + 127 = {p.scale_byte} = "
+                 f"0x{p.scale_byte:02X}", 20, GREY_B),
+        ).arrange(DOWN, buff=0.12)
+        fit_width(scale_txt, 13.4).move_to([0, info_y - 0.2, 0])
+        step(None, "The scale comes from the block's largest magnitude: minus 2 in the exponent puts that "
+                   "value in e2m1's top binade, 4 to 8.", extra=(FadeIn(hot), FadeIn(scale_txt)))
+        self.wait(2.0)
+
+        # ---- divide by the scale ----
+        self.drawn_scaled = list(p.scaled)
+        step(labels([_signed(v, 2) for v in p.scaled]),
+             f"Divide every value by 2^{_signed(p.exponent, 0)}: multiplying by a power of two only shifts "
+             f"the exponent, so this step loses nothing.")
+        self.wait(1.8)
+
+        # ---- round to e2m1 ----
+        grid = text("e2m1 magnitudes:  0   0.5   1   1.5   2   3   4   6", 20, B_COLOR)
+        grid.next_to(scale_txt, DOWN, buff=0.3)
+        colors = [SATURATED_COLOR if i in p.saturated else FLUSHED_COLOR if i in p.flushed else WHITE
+                  for i in range(n)]
+        self.drawn_landed = list(p.landed)
+        sat = ", ".join(f"{p.scaled[i]:.2f}" for i in p.saturated)
+        what = (f"{sat} is beyond 6 and saturates (red); " if p.saturated else "") + \
+            f"{len(p.flushed)} small values become 0 (orange)."
+        self.play(FadeIn(grid), run_time=0.6)
+        step(labels([_signed(v, 1) if v != int(v) else _signed(v, 0) for v in p.landed], colors),
+             f"Round each to the nearest e2m1 value (ties to even): {what}")
+        self.wait(2.2)
+
+        # ---- 4-bit codes ----
+        self.drawn_codes = list(p.codes)
+        codes = labels([p.bits(c) for c in p.codes], colors, size=16)
+        step(codes, "Each value is now a 4-bit code: a sign bit, 2 exponent bits, 1 mantissa bit.")
+        self.wait(1.5)
+
+        # ---- pack two codes per byte ----
+        byte_w = 2 * cw
+        y_bytes = grid.get_bottom()[1] - 0.55
+        byte_rows = (y_bytes, y_bytes - ch - 0.08)
+        boxes, flies, centers = VGroup(), VGroup(), []
+        for j, byte in enumerate(p.packed):
+            first = 2 * j
+            center = np.array([x_left + ((first % cols) // 2 + 0.5) * byte_w, byte_rows[first // cols], 0])
+            centers.append(center)
+            box = Rectangle(width=byte_w - 0.06, height=ch, stroke_color=C_COLOR, stroke_width=1.5,
+                            fill_color=C_COLOR, fill_opacity=0.15).move_to(center)
+            boxes.add(box)
+            # the pair's two cells travel down: the first to the right half (low bits), the second left
+            for k, side in ((first, RIGHT), (first + 1, LEFT)):
+                fly = cells[k].copy().set_style(stroke_color=C_COLOR, fill_color=C_COLOR, fill_opacity=0.5)
+                flies.add(fly)
+            self.drawn_bytes.append(byte)
+        hexes = labels([f"{p.bits(b >> 4)} {p.bits(b & 15)}" for b in p.packed], [C_COLOR] * len(p.packed),
+                       centers=centers, width=byte_w, per_row=cols // 2)
+        self.play(FadeIn(boxes), run_time=0.6)
+        step(None, "Pack two codes per byte: the first value of each pair in the low 4 bits (right), the "
+                   "second in the high 4 bits (left).")
+        targets = []
+        for j in range(len(p.packed)):
+            c = boxes[j].get_center()
+            targets += [c + RIGHT * byte_w / 4, c + LEFT * byte_w / 4]
+        self.add(flies)
+        self.play(*[f.animate.move_to(t).stretch_to_fit_width(byte_w / 2 - 0.06) for f, t in zip(flies, targets)],
+                  run_time=1.6)
+        self.remove(flies)
+        self.add(hexes)
+        total = p.stored_bytes
+        step(None, (f"{n} values in {len(p.packed)} bytes of codes + 1 scale byte = {total} bytes "
+                    f"({8 * total / n:g} bits per value; bf16 needs {2 * n}).", YELLOW))
+        self.wait(3.5)
+
+    _caption = staticmethod(KLoopScene._caption)

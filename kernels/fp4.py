@@ -232,3 +232,14 @@ def quantize_block(values, format: str = "mxfp4") -> QuantizedBlock:
     codes = codes[0].astype(np.uint8)
     return QuantizedBlock(format, a, block, np.asarray(scales, dtype=np.float64), scale_bytes, float(ts),
                           codes, pack(codes), deq)
+
+
+def example_block(seed=0, outlier=7.0, scale=1.0) -> np.ndarray:
+    """32 values for the pictures (float64): ``scale`` times standard-normal values drawn from
+    ``numpy.random.default_rng(seed)``, one of them replaced by ``scale * outlier``: a block whose
+    largest value sets the shared scale. With ``outlier=7`` and ``scale=1``, MXFP4's power-of-two scale
+    is 2**0, the 7 saturates to 6, and the small values round to 0 or 0.5."""
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(32)
+    v[rng.integers(32)] = outlier
+    return scale * v

@@ -216,18 +216,6 @@ def plot_fp8_values(ax=None, formats=("e4m3", "e5m2")):
     return ax
 
 
-def fp4_example_block(seed=0, outlier=7.0):
-    """32 standard-normal values (float64, ``numpy.random.default_rng(seed)``), one of them replaced by
-    ``outlier``: a block whose largest value sets the shared scale. With the default 7, MXFP4's
-    power-of-two scale is 2**0 and the 7 saturates to 6, while the small values round to 0 or 0.5."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    v = rng.standard_normal(32)
-    v[rng.integers(32)] = outlier
-    return v
-
-
 def plot_fp4_block(values=None, seed=0, axes=None):
     """One block of 32 values quantized to MXFP4 (top) and to NVFP4 (bottom), on one value axis.
 
@@ -236,7 +224,7 @@ def plot_fp4_block(values=None, seed=0, axes=None):
     scale: for MXFP4 one power-of-two scale (e8m0) shared by all 32 values, for NVFP4 one e4m3 scale
     per 16 values (times a tensor scale, here computed from these 32 values alone). Red: a value beyond
     ``6 * scale``, saturated; orange: a nonzero value rounded to 0. ``values``: 32 finite numbers
-    (default ``fp4_example_block(seed)``); ``axes``: two matplotlib axes, or None for a new figure.
+    (default ``kernels.fp4.example_block(seed)``); ``axes``: two matplotlib axes, or None for a new figure.
     Returns the figure. Raises ValueError (from ``quantize_block``) for other input."""
     import matplotlib.pyplot as plt
     import numpy as np
@@ -244,7 +232,7 @@ def plot_fp4_block(values=None, seed=0, axes=None):
 
     from . import fp4
 
-    v = fp4_example_block(seed) if values is None else np.asarray(values, dtype=np.float64)
+    v = fp4.example_block(seed) if values is None else np.asarray(values, dtype=np.float64)
     if v.shape != (32,):
         raise ValueError(f"plot_fp4_block: values must be one block of 32 numbers, got shape {v.shape}")
     blocks = [fp4.quantize_block(v, f) for f in ("mxfp4", "nvfp4")]
