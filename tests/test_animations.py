@@ -320,3 +320,70 @@ def test_default_output_is_chapters_media():
     from animations.render import DEFAULT_OUT
 
     assert DEFAULT_OUT == ROOT / "chapters" / "media"
+
+
+# ---- chapter 07: one MXFP4 block (FP4BlockScene) ---------------------------------------------------
+
+@pytest.mark.parametrize("seed,outlier,scale", [(0, 7.0, 0.03), (1, -3.0, 1.0), (2, 0.0, 5.0)])
+def test_fp4_block_plan_is_kernels_fp4(seed, outlier, scale):
+    import numpy as np
+
+    from animations.plan import fp4_block_plan
+    from kernels import fp4
+
+    v = fp4.example_block(seed, outlier, scale)
+    p = fp4_block_plan(v)
+    codes, exp = fp4.mxfp4(v[None, :])
+    assert p.values == tuple(v) and p.codes == tuple(codes[0]) and p.exponent == exp[0, 0]
+    assert p.scale_byte == exp[0, 0] + 127 and p.scale == 2.0 ** exp[0, 0]
+    assert p.amax == np.abs(v).max() == abs(v[p.amax_index])
+    assert p.scaled == tuple(v / 2.0 ** exp[0, 0])
+    assert p.landed == tuple(fp4.VALUES[codes[0]])
+    assert p.dequantized == tuple(fp4.mxfp4_dequantize(codes, exp)[0])
+    assert p.packed == tuple(fp4.pack(codes[0], "low_first")) and p.stored_bytes == 17
+    assert all(p.packed[j] & 15 == p.codes[2 * j] and p.packed[j] >> 4 == p.codes[2 * j + 1] for j in range(16))
+    assert p.saturated == tuple(i for i in range(32) if abs(v[i]) > 6 * p.scale)
+    assert p.flushed == tuple(i for i in range(32) if v[i] != 0 and p.dequantized[i] == 0)
+    assert [p.bits(c) for c in (0, 7, 9, 15)] == ["0000", "0111", "1001", "1111"]
+    with pytest.raises(ValueError, match="one block is 32"):
+        fp4_block_plan(np.r_[v, v])
+
+
+def test_fp4_block_scene_shows_its_lesson():
+    from animations.scenes import FP4BlockScene as S
+
+    p = S.plan()
+    # the division is visible (a scale other than 1), one value saturates and some become 0
+    assert p.exponent < 0 and len(p.saturated) == 1 and len(p.flushed) >= 3
+
+
+@pytest.fixture(scope="module")
+def rendered_fp4(tmp_path_factory):
+    from animations.render import SCENE_NAMES as REGISTERED
+    from animations.render import render_scene
+
+    assert "FP4BlockScene" in REGISTERED
+    return render_scene("FP4BlockScene", "low", tmp_path_factory.mktemp("fp4"), TINY)
+
+
+def test_fp4_block_scene_renders_what_kernels_fp4_computes(rendered_fp4):
+    import av
+
+    from animations.scenes import FP4BlockScene as S
+    from kernels import fp4
+
+    r = rendered_fp4
+    with av.open(str(r.path)) as f:
+        v = f.streams.video[0]
+        assert (v.width, v.height) == (TINY["pixel_width"], TINY["pixel_height"])
+        seconds = sum(1 for _ in f.decode(v)) / TINY["frame_rate"]
+    assert 12 <= seconds <= 45, f"FP4BlockScene lasts {seconds:.1f} s"
+    scene = r.scene
+    values = S.values()
+    codes, exp = fp4.mxfp4(values[None, :])
+    assert scene.drawn_values == values.tolist()
+    assert scene.drawn_scale == (exp[0, 0], exp[0, 0] + 127)
+    assert scene.drawn_scaled == (values / 2.0 ** exp[0, 0]).tolist()
+    assert scene.drawn_codes == codes[0].tolist()
+    assert scene.drawn_landed == fp4.VALUES[codes[0]].tolist()
+    assert scene.drawn_bytes == fp4.pack(codes[0]).tolist()
