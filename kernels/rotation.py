@@ -10,18 +10,19 @@ and a shared block scale wastes fewer of e2m1's 8 magnitudes on it.
 Here ``R`` is block-diagonal: one ``b x b`` rotation (``b`` a power of two, e.g. 16, 32, 64, 128) on
 each run of ``b`` consecutive positions along K, so the rotation can be fused into a kernel that reads
 K in blocks. ``hadamard(b)`` is Sylvester's construction (``H_2n = [[H, H], [H, -H]]``) divided by
-``sqrt(b)``; ``rotation(b, seed)`` multiplies its rows by random signs (a randomized Hadamard
+``sqrt(b)``; ``random_hadamard(b, seed)`` multiplies its rows by random signs (a randomized Hadamard
 transform, as QuaRot does: Ashkboos et al., 2024, arXiv:2404.00456). Both are orthonormal.
 
 ``fp4_matmul_errors`` measures, for a weight matrix and activations, the relative error of
 ``x @ w.T`` with the weights quantized to MXFP4 and NVFP4 (``kernels.fp4``), with and without the
 rotation, against the float64 product (and, for scale, the error of bf16 inputs). The question it
-lets a learner ask is the one studied at scale in "Bridging the Gap Between Promise and Performance
-for Microscaling FP4 Quantization" (Egiazarian et al., 2025, arXiv:2509.23202): they measure a large
-accuracy gap of both formats against 16-bit models in post-training quantization, find MXFP4's
-power-of-two scale a main source of its error, find that NVFP4's small groups (16 values) leave
-outlier-mitigation methods little to fix, and close part of the gap with block-wise Hadamard rotations
-(their MR-GPTQ). The numbers this module computes are for the matrices you give it, nothing more.
+lets a learner ask is the one studied on real language models in "Bridging the Gap Between Promise
+and Performance for Microscaling FP4 Quantization" (Egiazarian et al., 2025, arXiv:2509.23202): in
+post-training quantization to MXFP4 and NVFP4 they find that NVFP4's small groups (16 values) leave
+the usual outlier-mitigation techniques little to gain, that MXFP4's power-of-two scales cost it much
+accuracy through the error they add, and they recover part of the gap with rotations by block-wise
+Hadamard transforms inside a GPTQ variant (MR-GPTQ). The numbers this module computes are for the
+matrices you give it, nothing more.
 """
 from __future__ import annotations
 
@@ -57,11 +58,11 @@ def hadamard(n) -> np.ndarray:
     return h / np.sqrt(n)
 
 
-def rotation(n, seed=0) -> np.ndarray:
+def random_hadamard(n, seed=0) -> np.ndarray:
     """A randomized ``(n, n)`` Hadamard rotation: ``diag(s) @ hadamard(n)`` with random signs
     ``s = ±1`` drawn from ``numpy.random.default_rng(seed)``; ``seed=None``: plain ``hadamard(n)``.
     Orthonormal either way (``R @ R.T = I``)."""
-    h = hadamard(_size(n, "rotation"))
+    h = hadamard(_size(n, "random_hadamard"))
     if seed is None:
         return h
     signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=h.shape[0])
@@ -155,7 +156,7 @@ def fp4_matmul_errors(x, w, rotation_block=32, seed=0, formats=FORMATS, quantize
 
     ``x``: activations ``(M, K)``; ``w``: weights ``(N, K)`` (NumPy arrays or torch tensors, real,
     finite); ``rotation_block``: the rotation's size ``b`` (a power of two dividing K, e.g. 32, 64,
-    128); ``seed``: its random signs (``rotation``; None: plain Hadamard); ``formats``: a subset of
+    128); ``seed``: its random signs (``random_hadamard``; None: plain Hadamard); ``formats``: a subset of
     ``("mxfp4", "nvfp4")``; ``quantize_activations``: quantize ``x`` to the same format too (both
     operands in FP4, as on a tensor core that multiplies FP4 by FP4); by default only the weights.
 
@@ -182,7 +183,7 @@ def fp4_matmul_errors(x, w, rotation_block=32, seed=0, formats=FORMATS, quantize
         need = 32 if f == "mxfp4" else 16
         if K % need:
             raise ValueError(f"{fn}: K={K} is not a multiple of {f}'s block of {need} (x {x.shape}, w {w.shape})")
-    r = rotation(_size(rotation_block, fn), seed)
+    r = random_hadamard(_size(rotation_block, fn), seed)
     if K % r.shape[0]:
         raise ValueError(f"{fn}: K={K} is not a multiple of rotation_block={r.shape[0]}")
     ref = x @ w.T

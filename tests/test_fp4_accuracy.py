@@ -21,18 +21,18 @@ def test_hadamard_is_orthonormal(n):
     assert h.shape == (n, n)
     assert np.allclose(h @ h.T, np.eye(n), atol=1e-13, rtol=0)
     assert np.all(np.abs(np.abs(h) - 1 / math.sqrt(n)) < 1e-15)
-    r = rotation.rotation(n, seed=5)
+    r = rotation.random_hadamard(n, seed=5)
     assert np.allclose(r @ r.T, np.eye(n), atol=1e-13, rtol=0)
     # the randomized one: the same rows with random signs, reproducible from its seed
-    assert np.allclose(np.abs(r), np.abs(h)) and np.array_equal(r, rotation.rotation(n, seed=5))
-    assert np.array_equal(rotation.rotation(n, seed=None), h)
+    assert np.allclose(np.abs(r), np.abs(h)) and np.array_equal(r, rotation.random_hadamard(n, seed=5))
+    assert np.array_equal(rotation.random_hadamard(n, seed=None), h)
 
 
 def test_hadamard_by_hand_and_bad_sizes():
     s = 1 / math.sqrt(2)
     assert np.allclose(rotation.hadamard(2), [[s, s], [s, -s]])
     assert np.allclose(rotation.hadamard(4) * 2, [[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]])
-    assert not np.array_equal(rotation.rotation(32, seed=0), rotation.rotation(32, seed=1))
+    assert not np.array_equal(rotation.random_hadamard(32, seed=0), rotation.random_hadamard(32, seed=1))
     for bad in (0, 3, 48, -4):
         with pytest.raises(ValueError, match="power of two"):
             rotation.hadamard(bad)
@@ -45,7 +45,7 @@ def test_hadamard_by_hand_and_bad_sizes():
 def test_rotating_both_operands_keeps_the_product(b):
     rng = np.random.default_rng(b)
     x, w = rng.standard_normal((24, 256)), rotation.outlier_weights(40, 256, seed=b)
-    r = rotation.rotation(b, seed=b)
+    r = rotation.random_hadamard(b, seed=b)
     xr, wr = rotation.rotate(x, r), rotation.rotate(w, r)
     assert not np.allclose(wr, w)  # the values did change...
     ref = x @ w.T
