@@ -1,0 +1,332 @@
+"""The FP8 and FP4 exercises (chapters 06 and 07): the solutions score full marks, the untouched exercises
+zero, and wrong answers (the solution with one piece swapped, or a file in ``tests/answers/`` whose name
+starts with ``a06``/``a07``, ``m06`` or ``r07``) get the verdict and the message they must get. Plus the
+sandbox's parts these exercises added: host-side casts to and from 8-bit and 4-bit floats, PyTorch's
+float4/float8 dtypes in plain-PyTorch answers, calls into the course's reference code, and the dtypes of
+``tl.dot``'s operands.
+
+Everything is graded in this process (``grader.checks.grade``) except one run of ``python -m grader`` over
+the two solution notebooks, as a learner's notebook is graded."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+
+import kernels
+from grader import checks
+from grader.guard import DtypeGuard, Refused, Sandbox, low_precision_cast, watch_files
+from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
+
+ROOT = Path(__file__).resolve().parent.parent
+CH06 = ROOT / "solutions" / "ch06_fp8_quantize.ipynb"
+CH07 = ROOT / "solutions" / "ch07_fp4_pack.ipynb"
+ANSWERS = ROOT / "tests" / "answers"
+FP_EXERCISES = {"quantize_e4m3": CH06, "scaled_matmul_e4m3": CH06, "pack_e2m1": CH07, "unpack_e2m1": CH07,
+                "dequantize_mxfp4": CH07}
+_count = iter(range(10**6))
+
+
+def as_module(nb, path: Path):
+    """A notebook's definitions (no self-checks, no try-it cells) imported as a module from a file:
+    Triton reads a kernel's source from its file."""
+    skip = {SELF_CHECK_TAG, SOLUTION_ONLY_TAG}
+    code = [c.source for c in nb.cells if c.cell_type == "code"
+            and not skip & set(c.metadata.get("tags", [])) and not c.get("id", "").endswith("try-code")]
+    path.write_text("\n\n".join(code) + "\n")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def variant(src: Path, swaps: dict):
+    nb = nbformat.read(str(src), as_version=4)
+    for cell_id, pairs in swaps.items():
+        cell = next(c for c in nb.cells if c.get("id") == cell_id)
+        for old, new in pairs:
+            assert old in cell.source, f"{old!r} is not in cell {cell_id}: the solution changed"
+            cell.source = cell.source.replace(old, new)
+    return nb
+
+
+def grade_variant(src, swaps, name, tmp_path, seed=1234):
+    module = as_module(variant(src, swaps), tmp_path / f"fp_answer_{name}_{next(_count)}.py")
+    return checks.grade(name, getattr(module, name), seed=seed)
+
+
+def grade_file(stem, name, seed=1234):
+    spec = importlib.util.spec_from_file_location(f"fp_answer_{stem}", ANSWERS / f"{stem}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return checks.grade(name, getattr(module, name), seed=seed)
+
+
+def has(message, words):
+    return any(w in message for w in ((words,) if isinstance(words, str) else words))
+
+
+# ------------------------------------------------------------------------------------------------
+# solutions and stubs
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(FP_EXERCISES))
+def test_solution_scores_full_marks(name, tmp_path):
+    r = grade_variant(FP_EXERCISES[name], {}, name, tmp_path, seed=4321)
+    assert r.passed and r.points == EXERCISES[name].points, r.report()
+    assert all(s.status in ("pass", "skip") for s in r.subchecks)
+
+
+@pytest.mark.parametrize("name", sorted(FP_EXERCISES))
+def test_untouched_exercise_is_not_implemented(name, tmp_path):
+    nb = nbformat.read(str(ROOT / "exercises" / FP_EXERCISES[name].name), as_version=4)
+    module = as_module(nb, tmp_path / f"fp_stub_{name}_{next(_count)}.py")
+    r = checks.grade(name, getattr(module, name), seed=7)
+    assert r.status == "not_implemented" and r.points == 0, r.report()
+
+
+def test_the_solutions_score_full_marks_headless():
+    """``python -m grader`` on the two solution notebooks, each in a Jupyter kernel of its own."""
+    proc = subprocess.run([sys.executable, "-m", "grader", str(CH06), str(CH07), "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    results = {r["name"]: r for nb in report["notebooks"] for r in nb["exercises"]}
+    assert set(results) == set(FP_EXERCISES)
+    assert all(r["status"] == "pass" for r in results.values()), results
+    assert all(not nb["cell_issues"] for nb in report["notebooks"])
+
+
+# ------------------------------------------------------------------------------------------------
+# quantize_e4m3: wrong kernels
+# ------------------------------------------------------------------------------------------------
+ROUND = "ch06-round"
+QKERNEL = "ch06-kernel"
+WRONG_QUANTIZE = {
+    # the interpreter's own cast rounds ties up (a GPU's cast is right: interpreter only)
+    "plain_cast": ({QKERNEL: [("q = round_e4m3(tl.abs(v))", "q = tl.abs(v)")]}, "fail",
+                   ("rounds to the one with the even", "does not round as a GPU's does")),
+    "ties_away": ({ROUND: [("r = (t + 8388608.0) - 8388608.0", "r = tl.floor(t + 0.5)")]}, "fail",
+                  "rounds to the one with the even"),
+    "no_subnormal_step": ({ROUND: [("tl.maximum((bits >> 23) - 127, -6)", "(bits >> 23) - 127")]}, "fail",
+                          ("subnormals", "NaN")),
+    "sign_lost": ({QKERNEL: [("q = tl.where(v < 0, -q, q)", "q = q")]}, "fail", "the sign is lost"),
+    "zero_row_divides": ({QKERNEL: [("tl.where(row_amax > 0, row_amax / 448.0, 1.0)", "row_amax / 448.0")]}, "fail",
+                         "all zeros"),
+    "scale_inverted": ({QKERNEL: [("tl.store(s_ptr + row, scale)", "tl.store(s_ptr + row, 1.0 / scale)")]}, "fail",
+                       "expected amax / 448"),
+    "first_block_only": ({QKERNEL: [("    for n0 in range(0, N, BLOCK_N):\n        cols = n0 + tl.arange(0, BLOCK_N)\n"
+                                     "        v =", "    for n0 in range(0, BLOCK_N, BLOCK_N):\n"
+                                                   "        cols = n0 + tl.arange(0, BLOCK_N)\n        v =")]},
+                         "fail", "never stored"),
+    "no_store_mask": ({QKERNEL: [("q.to(tl.float8e4nv), mask=cols < N)", "q.to(tl.float8e4nv))")]}, "fail",
+                      ("outside", "wrote")),
+}
+INTERPRETER_ONLY = {"plain_cast", "no_store_mask", "first_block_only"}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("case", sorted(WRONG_QUANTIZE))
+def test_wrong_quantize_kernels_fail(case, tmp_path):
+    if kernels.ON_GPU and case in INTERPRETER_ONLY:
+        pytest.skip("the interpreter's cast and trace")
+    swaps, status, words = WRONG_QUANTIZE[case]
+    r = grade_variant(CH06, swaps, "quantize_e4m3", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert has(r.message, words), r.report()
+
+
+# ------------------------------------------------------------------------------------------------
+# scaled_matmul_e4m3: wrong kernels
+# ------------------------------------------------------------------------------------------------
+MM = "ch06-mm-kernel"
+WRONG_SCALED = {
+    "per_tensor_a": ({MM: [("sa_ptr + rows * stride_sa", "sa_ptr + rows * 0")]}, "fail", "row-0 scale"),
+    "per_tensor_b": ({MM: [("sb_ptr + cols * stride_sb", "sb_ptr + cols * 0")]}, "fail", "row-0 scale"),
+    "no_scales": ({MM: [("c = acc * sa[:, None] * sb[None, :]", "c = acc")]}, "fail", "no scales at all"),
+    "upcast_before_dot": ({MM: [("acc = tl.dot(a, b, acc)", "acc = tl.dot(a.to(tl.float32), b.to(tl.float32), acc)")]},
+                          "refused", "runs tl.dot on fp32 tiles"),
+    "no_dot": ({MM: [("acc = tl.dot(a, b, acc)", "acc += tl.sum(a.to(tl.float32)[:, :, None] * "
+                                                  "b.to(tl.float32)[None, :, :], axis=1)")]},
+               "refused", "without tl.dot"),
+    "float16_accumulator": ({MM: [("acc = tl.dot(a, b, acc)", "acc = tl.dot(a, b, acc.to(tl.float16)).to(tl.float32)")]},
+                            "fail", ("positive values, long K", "NaN or inf")),
+    "k_mask_short": ({MM: [("(ks[None, :] < K), other=0.0)", "(ks[None, :] < K - 1), other=0.0)")]}, "fail", "C["),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_SCALED))
+def test_wrong_scaled_matmul_kernels_fail(case, tmp_path):
+    swaps, status, words = WRONG_SCALED[case]
+    r = grade_variant(CH06, swaps, "scaled_matmul_e4m3", tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert has(r.message, words), r.report()
+
+
+# ------------------------------------------------------------------------------------------------
+# chapter 07: wrong answers
+# ------------------------------------------------------------------------------------------------
+WRONG_FP4 = {
+    "pack_orders_swapped": ("pack_e2m1", {"ch07-pack": [('if order == "low_first":', 'if order == "high_first":')]},
+                            "fail", "nibbles are swapped"),
+    "pack_second_unmasked_shift": ("pack_e2m1", {"ch07-pack": [("first | (second << 4)", "first | (second << 3)")]},
+                                   "fail", "expected 0x"),
+    "unpack_orders_swapped": ("unpack_e2m1", {"ch07-unpack": [('if order == "low_first" else', 'if order == "high_first" else')]},
+                              "fail", "nibble"),
+    "unpack_no_mask": ("unpack_e2m1", {"ch07-unpack": [("low, high = packed & 15, packed >> 4",
+                                                        "low, high = packed, packed >> 4")]}, "fail", "mask with & 15"),
+    "dequant_nibbles_swapped": ("dequantize_mxfp4", {"ch07-kernel": [("shift = 4 * (ks % 2)", "shift = 4 - 4 * (ks % 2)")]},
+                                "fail", "other code of the byte"),
+    "dequant_scale_per_32_bytes": ("dequantize_mxfp4", {"ch07-kernel": [("(ks // 32)[None, :]", "(ks // 64)[None, :]")]},
+                                   "fail", "not per 32 bytes"),
+    "dequant_no_scale": ("dequantize_mxfp4", {"ch07-kernel": [("w = e2m1_to_float(code) * scale", "w = e2m1_to_float(code)")]},
+                         "fail", "scale 2**(e - 127) is missing"),
+    "dequant_sign_lost": ("dequantize_mxfp4", {"ch07-e2m1": [("(code & 8) != 0", "(code & 16) != 0")]}, "fail",
+                          "the sign is wrong"),
+    "dequant_k_mask_long": ("dequantize_mxfp4", {"ch07-kernel": [("(ks[None, :] < K)", "(ks[None, :] < K + 32)")]},
+                            "fail", ("outside", "wrote")),
+    "dequant_subnormal_wrong": ("dequantize_mxfp4", {"ch07-e2m1": [("tl.where(e == 0, 0.5 * m, normal)", "normal")]},
+                                "fail", "is not the value of code"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_FP4))
+def test_wrong_fp4_answers_fail(case, tmp_path):
+    name, swaps, status, words = WRONG_FP4[case]
+    r = grade_variant(CH07, swaps, name, tmp_path)
+    assert r.status == status and r.points == 0, r.report()
+    assert has(r.message, words), r.report()
+
+
+# ------------------------------------------------------------------------------------------------
+# answers in tests/answers/
+# ------------------------------------------------------------------------------------------------
+ANSWER_FILES = {
+    "a06q_host_cast": ("quantize_e4m3", {"refused"}, "a cast on the host from torch.float32 to torch.float8_e4m3fn"),
+    "a06q_library": ("quantize_e4m3", {"refused"}, ("course's own kernel", "quantize.py")),
+    "a06q_course_round": ("quantize_e4m3", {"refused"}, "kernels.quantize.round_to_e4m3"),
+    "m06q_per_tensor": ("quantize_e4m3", {"fail"}, "every row got the same scale"),
+    "a06s_scaled_mm": ("scaled_matmul_e4m3", {"refused"}, "_scaled_mm"),
+    "a06s_host_dequant": ("scaled_matmul_e4m3", {"refused"}, "from torch.float8_e4m3fn to torch.bfloat16"),
+    "a07p_library": ("pack_e2m1", {"refused"}, "kernels.fp4.pack"),
+    "a07p_float4": ("pack_e2m1", {"refused"}, "float4_e2m1fn_x2"),
+    "a07u_library": ("unpack_e2m1", {"refused"}, "kernels.fp4.unpack"),
+    "a07d_library": ("dequantize_mxfp4", {"refused"}, "Tensor.numpy()"),
+    "a07d_float4_cast": ("dequantize_mxfp4", {"refused"}, "from torch.float4_e2m1fn_x2 to torch.bfloat16"),
+    "r07d_lookup_table": ("dequantize_mxfp4", {"pass"}, ""),
+}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("stem", sorted(ANSWER_FILES))
+def test_answer_files_get_their_verdict(stem):
+    name, statuses, words = ANSWER_FILES[stem]
+    r = grade_file(stem, name)
+    assert r.status in statuses, r.report()
+    assert has(r.message, words), r.report()
+    assert (r.points == r.max_points) == (r.status == "pass")
+
+
+def test_a_copy_of_x_made_before_the_launch_is_refused(tmp_path):
+    swaps = {"ch06-wrapper": [("quantize_e4m3_kernel[(M,)](x, q,", "x = x.clone()\n    quantize_e4m3_kernel[(M,)](x, q,")]}
+    r = grade_variant(CH06, swaps, "quantize_e4m3", tmp_path)
+    assert r.status == "refused" and "x itself was never passed to your kernel" in r.message, r.report()
+
+
+def test_out_is_written_in_place(tmp_path):
+    swaps = {"ch07-wrapper": [("    return out", "    return out.clone()")]}
+    r = grade_variant(CH07, swaps, "dequantize_mxfp4", tmp_path)
+    assert r.status in ("refused", "fail") and r.points == 0, r.report()
+
+
+# ------------------------------------------------------------------------------------------------
+# the sandbox's parts for these exercises
+# ------------------------------------------------------------------------------------------------
+def test_low_precision_casts_are_named():
+    x = torch.ones(2, 2)
+    q = torch.zeros(2, 2, dtype=torch.float8_e4m3fn)
+    assert low_precision_cast("_to_copy", (x,), {"dtype": torch.float8_e4m3fn}) == "torch.float32 to torch.float8_e4m3fn"
+    assert low_precision_cast("copy_", (x, q), {}) == "torch.float8_e4m3fn to torch.float32"
+    assert low_precision_cast("_to_copy", (x,), {"dtype": torch.bfloat16}) is None
+    assert low_precision_cast("_to_copy", (q,), {}) is None  # a copy in its own dtype
+    assert low_precision_cast("view", (q, torch.uint8), {}) is None  # bytes reinterpreted, not converted
+
+
+def test_the_sandbox_refuses_host_casts_only_when_asked():
+    x = torch.randn(3, 3, device=kernels.DEVICE)
+    with Sandbox() as box:  # the matmul exercises: casts are fine
+        x.to(torch.float8_e4m3fn)
+    assert not box.refusals
+    with Sandbox(low_precision_casts=False) as box:
+        q = torch.full((3, 3), float("nan"), dtype=torch.float8_e4m3fn, device=kernels.DEVICE)  # allocation: fine
+        q.view(torch.uint8).fill_(0x38)  # bytes: fine
+        with pytest.raises(Refused):
+            x.to(torch.float8_e4m3fn)
+        with pytest.raises(Refused):
+            q.float()
+        with pytest.raises(Refused):
+            torch.empty(3, 3, device=kernels.DEVICE).copy_(q)
+    assert len(box.refusals) == 3 and all("a cast on the host" in r for r in box.refusals)
+    assert q.view(torch.uint8).eq(0x38).all()
+
+
+def test_dtype_guard_and_watched_files():
+    codes = torch.arange(16, dtype=torch.uint8)
+    with DtypeGuard() as guard:
+        packed = codes[0::2] | (codes[1::2] << 4)  # integer bit operations run
+        with pytest.raises(Refused):
+            packed.view(torch.float4_e2m1fn_x2)
+    assert len(guard.refusals) == 1 and "float4_e2m1fn_x2" in guard.refusals[0]
+    from kernels import fp4
+
+    with watch_files([ROOT / "kernels" / "fp4.py"]) as calls:
+        np.asarray(fp4.pack(np.zeros(4, np.uint8)))
+        packed.clone()
+    assert calls == ["kernels.fp4.pack"]
+
+
+def test_the_trace_keeps_the_dot_operand_dtypes():
+    if kernels.ON_GPU:
+        pytest.skip("the interpreter's trace")
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def dot(a_ptr, b_ptr, c_ptr, UP: tl.constexpr):
+        i = tl.arange(0, 32)
+        a = tl.load(a_ptr + i[:, None] * 32 + i[None, :])
+        b = tl.load(b_ptr + i[:, None] * 32 + i[None, :])
+        if UP:
+            a, b = a.to(tl.float32), b.to(tl.float32)
+        tl.store(c_ptr + i[:, None] * 32 + i[None, :], tl.dot(a, b))
+
+    a = torch.ones(32, 32).to(torch.float8_e4m3fn)
+    c = torch.empty(32, 32)
+    for up, want in ((False, {("fp8e4nv", "fp8e4nv")}), (True, {("fp32", "fp32")})):
+        with Sandbox(operands={"qa": a, "C": c}, read_only=("qa",)) as box:
+            dot[(1,)](a, a, c, UP=up)
+        (program,) = box.launches[0].trace.programs.values()
+        assert program.dot_types == want
+
+
+def test_stores_into_a_read_only_operand_are_faults():
+    if kernels.ON_GPU:
+        pytest.skip("the interpreter's trace")
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def scribble(x_ptr):
+        tl.store(x_ptr + tl.arange(0, 4), 0.0)
+
+    x = torch.ones(2, 2)
+    with Sandbox(operands={"x": x}, read_only=("x",)) as box:
+        with pytest.raises(Exception):
+            scribble[(1,)](x)
+    assert box.faults and "x is an input, which the kernel only reads" in box.faults[0]
