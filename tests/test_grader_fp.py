@@ -161,6 +161,7 @@ WRONG_SCALED = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a float16 accumulator overflows, in numpy
 @pytest.mark.parametrize("case", sorted(WRONG_SCALED))
 def test_wrong_scaled_matmul_kernels_fail(case, tmp_path):
     swaps, status, words = WRONG_SCALED[case]
@@ -330,3 +331,73 @@ def test_stores_into_a_read_only_operand_are_faults():
         with pytest.raises(Exception):
             scribble[(1,)](x)
     assert box.faults and "x is an input, which the kernel only reads" in box.faults[0]
+
+
+# ------------------------------------------------------------------------------------------------
+# the given wrappers refuse bad input with one line, in the solutions and the exercises alike
+# ------------------------------------------------------------------------------------------------
+def _fp8(rows, cols):
+    return torch.zeros(rows, cols, device=kernels.DEVICE).to(torch.float8_e4m3fn)
+
+
+def _ones(*shape, dtype=torch.float32):
+    return torch.ones(*shape, dtype=dtype, device=kernels.DEVICE)
+
+
+def _u8(*shape):
+    return torch.zeros(*shape, dtype=torch.uint8, device=kernels.DEVICE)
+
+
+BAD_INPUT = {
+    "quantize_e4m3": [
+        ((np.ones((2, 2), np.float32),), {}, TypeError, "x must be a torch.Tensor"),
+        ((_ones(2, 16, dtype=torch.float64),), {}, TypeError, "float32, float16 or bfloat16"),
+        ((_ones(16),), {}, ValueError, "2-D"),
+        ((_ones(16, 4).t(),), {}, ValueError, "contiguous rows"),
+        ((torch.tensor([[1.0, float("nan")]], device=kernels.DEVICE),), {}, ValueError, "NaN or inf"),
+        ((_ones(2, 16),), {"block_n": 100}, ValueError, "block_n"),
+    ],
+    "scaled_matmul_e4m3": [
+        ((_ones(4, 32), _ones(4, 1), _fp8(5, 32), _ones(5, 1)), {}, TypeError, "qa must be float8_e4m3fn"),
+        ((_fp8(4, 32), _ones(4, 1), _fp8(5, 48), _ones(5, 1)), {}, ValueError, "both need K columns"),
+        ((_fp8(4, 32), _ones(1, 1), _fp8(5, 32), _ones(5, 1)), {}, ValueError, "sa (rows, 1)"),
+        ((_fp8(4, 32), _ones(4, 1), _fp8(5, 32), _ones(5, 1)), {"out": _ones(4, 5)}, ValueError,
+         "out must be a (4, 5) bfloat16 tensor"),
+    ],
+    "pack_e2m1": [
+        ((_u8(3, 5),), {}, ValueError, "must be even"),
+        ((torch.full((2, 4), 16, dtype=torch.uint8, device=kernels.DEVICE),), {}, ValueError, "0..15"),
+        ((_ones(2, 4),), {}, TypeError, "uint8"),
+        ((_u8(2, 4),), {"order": "middle"}, ValueError, "order must be"),
+    ],
+    "unpack_e2m1": [
+        ((_ones(2, 4),), {}, TypeError, "uint8"),
+        ((_u8(2, 4),), {"order": "middle"}, ValueError, "order must be"),
+    ],
+    "dequantize_mxfp4": [
+        ((_ones(4, 16), _u8(4, 1)), {}, TypeError, "packed must be a uint8"),
+        ((_u8(4, 24), _u8(4, 1)), {}, ValueError, "K a multiple of 32"),
+        ((_u8(4, 16), _u8(4, 2)), {}, ValueError, "exponents of shape (4, 1)"),
+        ((_u8(4, 16).t(), _u8(16, 1)), {}, ValueError, "contiguous rows"),
+        ((_u8(4, 16), _u8(4, 1)), {"order": "middle"}, ValueError, "order must be"),
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def wrappers(tmp_path_factory):
+    where = tmp_path_factory.mktemp("fp_wrappers")
+    return {(kind, name): as_module(nbformat.read(str(ROOT / kind / src.name), as_version=4),
+                                    where / f"fp_wrapper_{kind}_{src.stem}_{name}.py")
+            for kind in ("solutions", "exercises") for name, src in FP_EXERCISES.items()}
+
+
+@pytest.mark.parametrize("kind", ["solutions", "exercises"])
+@pytest.mark.parametrize("name", sorted(BAD_INPUT))
+def test_given_wrappers_refuse_bad_input_in_one_line(wrappers, kind, name):
+    fn = getattr(wrappers[(kind, name)], name)
+    for args, kwargs, exc, words in BAD_INPUT[name]:
+        with pytest.raises(exc) as info:
+            fn(*args, **kwargs)
+        text = str(info.value)
+        assert words in text and "\n" not in text and text.startswith(f"{name}: "), text
