@@ -13,6 +13,17 @@ ran loads through descriptors only); the result is the plain tensor a kernel wro
 written, the values right against a float64 reference computed after the call; in the interpreter,
 each element of C stored exactly once, by the program whose tile it is, from loads of its own rows of A
 and columns of B; and finally a replay: the recorded launches run again on new A and B, and C must follow.
+
+The FP8 and FP4 exercises (chapters 06 and 07) follow the same pattern with their own references:
+``quantize_e4m3`` must give exactly the e4m3 values of ``kernels.fp8.quantize`` (either neighbour where
+the order of a kernel's float32 operations decides, never in rows built of exact ties) and scales within
+2 float32 ulps of ``amax / 448``; ``scaled_matmul_e4m3`` every element within one bfloat16 step plus the
+accumulation error, with ``tl.dot`` on the e4m3 tiles themselves (read from what ran); ``dequantize_mxfp4``
+exact values. Their sandbox also refuses host-side casts to or from 8-bit and 4-bit floats; the course's
+NumPy references (``kernels.fp8``, ``kernels.fp4``) are out of reach there, since no tensor can be handed
+to NumPy, and anything computed outside a kernel fails the replay. The plain-PyTorch ``pack_e2m1`` and
+``unpack_e2m1`` run under ``guard.DtypeGuard`` (no PyTorch float4/float8 dtypes) and ``guard.watch_files``
+(no calls into ``kernels/fp4.py`` and its siblings, or torchao).
 """
 from __future__ import annotations
 
@@ -1365,7 +1376,7 @@ def _replay_fp(call, new_inputs: dict, views: dict, poison_views=()):
 
 
 def _not_following(what):
-    return ("refused", f"when the grader launched your kernels again on new inputs, {what} did not follow: the "
+    return ("refused", f"refused: when the grader launched your kernels again on new inputs, {what} did not follow: the "
                        "result did not come from the inputs through your kernels (work done outside a kernel, or "
                        "a copy of an input made before the launch)")
 

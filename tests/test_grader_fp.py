@@ -401,3 +401,14 @@ def test_given_wrappers_refuse_bad_input_in_one_line(wrappers, kind, name):
             fn(*args, **kwargs)
         text = str(info.value)
         assert words in text and "\n" not in text and text.startswith(f"{name}: "), text
+
+
+def test_a_copy_read_while_x_is_passed_too_fails_the_replay(tmp_path):
+    """x reaches a kernel (a trivial one), but q comes from a copy made before the launch: only the replay
+    on new values of x tells."""
+    swaps = {"ch06-wrapper": [
+        ("BLOCK_N = kernels.pick", "@triton.jit\ndef _touch(p):\n    tl.load(p)\n\n\nBLOCK_N = kernels.pick"),
+        ("quantize_e4m3_kernel[(M,)](x, q,", "x2 = torch.empty_strided(x.size(), x.stride(), dtype=x.dtype).copy_(x)\n"
+                                             "    _touch[(1,)](x)\n    quantize_e4m3_kernel[(M,)](x2, q,")]}
+    r = grade_variant(CH06, swaps, "quantize_e4m3", tmp_path)
+    assert r.status == "refused" and "did not follow" in r.message, r.report()
