@@ -128,14 +128,17 @@ WRONG_QUANTIZE = {
     "no_store_mask": ({QKERNEL: [("q.to(tl.float8e4nv), mask=cols < N)", "q.to(tl.float8e4nv))")]}, "fail",
                       ("outside", "wrote")),
 }
-INTERPRETER_ONLY = {"plain_cast", "no_store_mask", "first_block_only"}
+# the interpreter's cast and trace: a GPU's cast rounds to nearest even and saturates (it also rounds what a
+# rounding without the subnormal step leaves off the grid), and unstored elements are told from the trace
+INTERPRETER_ONLY = {"plain_cast", "no_subnormal_step", "no_store_mask", "first_block_only",
+                    "float16_accumulator", "dequant_k_mask_long"}
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("case", sorted(WRONG_QUANTIZE))
 def test_wrong_quantize_kernels_fail(case, tmp_path):
     if kernels.ON_GPU and case in INTERPRETER_ONLY:
-        pytest.skip("the interpreter's cast and trace")
+        pytest.skip("judged in the interpreter")
     swaps, status, words = WRONG_QUANTIZE[case]
     r = grade_variant(CH06, swaps, "quantize_e4m3", tmp_path)
     assert r.status == status and r.points == 0, r.report()
@@ -164,6 +167,8 @@ WRONG_SCALED = {
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # a float16 accumulator overflows, in numpy
 @pytest.mark.parametrize("case", sorted(WRONG_SCALED))
 def test_wrong_scaled_matmul_kernels_fail(case, tmp_path):
+    if kernels.ON_GPU and case in INTERPRETER_ONLY:
+        pytest.skip("judged in the interpreter")
     swaps, status, words = WRONG_SCALED[case]
     r = grade_variant(CH06, swaps, "scaled_matmul_e4m3", tmp_path)
     assert r.status == status and r.points == 0, r.report()
@@ -199,6 +204,8 @@ WRONG_FP4 = {
 
 @pytest.mark.parametrize("case", sorted(WRONG_FP4))
 def test_wrong_fp4_answers_fail(case, tmp_path):
+    if kernels.ON_GPU and case in INTERPRETER_ONLY:
+        pytest.skip("judged in the interpreter")
     name, swaps, status, words = WRONG_FP4[case]
     r = grade_variant(CH07, swaps, name, tmp_path)
     assert r.status == status and r.points == 0, r.report()
