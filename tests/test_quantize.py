@@ -72,3 +72,178 @@ def test_bad_input_fails_clearly():
         quantize_rows(bad)
     with pytest.raises(ValueError, match="block_n"):
         quantize_rows(x, block_n=100)
+
+
+# --------------------------------------------------------------------------------------------------
+# per-tensor and blockwise quantization (quantize_tensor, quantize_blocks)
+# --------------------------------------------------------------------------------------------------
+from kernels.quantize import quantize_blocks, quantize_tensor  # noqa: E402
+
+OTHER_DEVICE = "cpu" if kernels.ON_GPU else "meta"  # a device the kernels do not run on
+
+
+def _reference_groups(x: torch.Tensor, rows: int, cols: int):
+    """``_reference`` with one scale per ``rows x cols`` group (ragged groups at the edges use the values
+    they have): float32 amax, 448 / amax and x * (448 / amax) each correctly rounded in float32, then
+    kernels.fp8's round to nearest even with saturation. Returns ``(q, scale)``, float64 and float32
+    numpy arrays, the scale of shape ``(ceil(M / rows), ceil(N / cols))``."""
+    a = x.detach().to(torch.float32).cpu().numpy()
+    M, N = a.shape
+    gm, gn = -(-M // rows), -(-N // cols)
+    pad = np.zeros((gm * rows, gn * cols), dtype=np.float32)
+    pad[:M, :N] = np.abs(a)
+    amax = pad.reshape(gm, rows, gn, cols).max(axis=(1, 3))
+    safe = np.where(amax > 0, amax, np.float32(448)).astype(np.float32)
+    inv = (np.float32(448) / safe).astype(np.float32)
+    inv_full = np.repeat(np.repeat(inv, rows, axis=0), cols, axis=1)[:M, :N]
+    v = (a * inv_full).astype(np.float32)
+    return fp8.quantize(v.astype(np.float64), "e4m3"), (safe / np.float32(448)).astype(np.float32)
+
+
+def _assert_same(q, s, rq, rs):
+    got = q.to(torch.float64).cpu().numpy()
+    assert np.array_equal(got, rq), np.argwhere(got != rq)[:5]
+    assert np.array_equal(s.cpu().numpy(), rs), (s.cpu().numpy(), rs)
+
+
+def _blocky(M, N, seed, dtype=torch.float32):
+    """Random values whose magnitude changes by a decade from one 128-column block to the next and
+    between the first 128 rows and the rest, with an outlier, an all-zero row, and a row of tiny values."""
+    x = T.randn(M, N, seed=seed)
+    col_block = torch.arange(N, device=x.device) // 128
+    row_block = torch.arange(M, device=x.device) // 128
+    x = x * 10.0 ** (col_block[None, :] - 1.0) * 10.0 ** (-2.0 * row_block[:, None])
+    x[2, 5] = 3000.0
+    x[4] = 0.0
+    x[6] *= 1e-6
+    return x.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_quantize_tensor_bits_and_scale(dtype):
+    x = _blocky(13, 300, seed=21, dtype=dtype)
+    for block in [(32, 128), (8, 64), (1, 512)]:  # one program; many programs folding their amax together
+        q, s = quantize_tensor(x, block=block)
+        assert q.dtype == torch.float8_e4m3fn and q.shape == x.shape
+        assert s.dtype == torch.float32 and s.shape == (1, 1)
+        rq, rs = _reference_groups(x, *x.shape)
+        _assert_same(q, s, rq, rs)
+        assert q.float().abs().max() == 448  # the largest magnitude maps onto e4m3's largest value
+
+
+def test_quantize_tensor_all_zero_and_tiny_tensors():
+    q, s = quantize_tensor(torch.zeros(5, 40, device=kernels.DEVICE), block=(2, 16))
+    assert float(s) == 1.0 and (q.float() == 0).all()
+    x = T.randn(3, 17, seed=22) * 1e-30  # scaled up to ordinary e4m3 values, not flushed to zero
+    q, s = quantize_tensor(x)
+    _assert_same(q, s, *_reference_groups(x, 3, 17))
+    assert (q.float() != 0).float().mean() > 0.9
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_quantize_blocks_1x128_bits_and_column_major_scale(dtype):
+    x = _blocky(13, 300, seed=23, dtype=dtype)
+    x[9, 128:256] = 0.0  # one all-zero block in an otherwise ordinary row: scale 1 for that block only
+    for rpp in (1, 4, 32):  # rows per program: 13 is a multiple of none but 1
+        q, s = quantize_blocks(x, (1, 128), rows_per_program=rpp)
+        assert q.dtype == torch.float8_e4m3fn and q.shape == x.shape
+        assert s.dtype == torch.float32 and s.shape == (13, 3) and s.stride() == (1, 13)  # column-major
+        rq, rs = _reference_groups(x, 1, 128)
+        _assert_same(q, s, rq, rs)
+        assert s[9, 1] == 1.0 and s[9, 0] != 1.0 and s[4].tolist() == [1.0, 1.0, 1.0]
+        # every block of a row has its own scale: the row's largest value in each block maps onto 448
+        nz = rs != 1
+        assert (q.float().abs().reshape(13, -1).cpu()[:, :256].reshape(13, 2, 128).amax(-1)[nz[:, :2]] == 448).all()
+
+
+def test_quantize_blocks_128x128_bits_and_scale_layout():
+    x = _blocky(150, 300, seed=24)  # 2 x 3 blocks, both ragged at the far edges
+    x[128:, 256:] = 0.0  # the last block entirely zero
+    q, s = quantize_blocks(x, (128, 128))
+    assert s.shape == (2, 3) and s.stride(0) == 1
+    rq, rs = _reference_groups(x, 128, 128)
+    _assert_same(q, s, rq, rs)
+    assert s[1, 2] == 1.0 and len(set(s.flatten().tolist())) == 6  # one scale per block, all different
+    q1, s1 = quantize_blocks(x[:1], (128, 128))  # one row: one block row
+    assert s1.shape == (1, 3)
+    _assert_same(q1, s1, *_reference_groups(x[:1], 128, 128))
+
+
+def test_quantize_tensor_and_blocks_refuse_bad_input():
+    x = T.randn(4, 32)
+    for f in (quantize_tensor, quantize_blocks):
+        name = f.__name__
+        with pytest.raises(TypeError, match=f"{name}: x must be float32, float16 or bfloat16"):
+            f(x.to(torch.float64))
+        with pytest.raises(TypeError, match="torch.Tensor"):
+            f(np.ones((2, 2), dtype=np.float32))
+        with pytest.raises(ValueError, match="2-D"):
+            f(T.randn(32))
+        with pytest.raises(ValueError, match="non-empty"):
+            f(x[:0])
+        with pytest.raises(ValueError, match="contiguous along its rows"):
+            f(T.randn(32, 4).t())
+    for block in [(32, 100), (0, 128), (3, 16), (512, 256), 5, "ab", (1, 2, 3)]:
+        with pytest.raises(ValueError, match="quantize_tensor: block must be two powers of two"):
+            quantize_tensor(x, block=block)
+    for block in [(1, 64), (2, 128), (128, 256), (128,)]:
+        with pytest.raises(ValueError, match=r"quantize_blocks: block must be \(1, 128\) or \(128, 128\)"):
+            quantize_blocks(x, block=block)
+    for rpp in (0, 3, 256, "4"):
+        with pytest.raises(ValueError, match="rows_per_program must be a power of two from 1 to 128"):
+            quantize_blocks(x, rows_per_program=rpp)
+
+
+def test_quantize_blocks_refuses_a_float_rows_per_program():
+    """2.0 == 2 passes the membership test, then reaches Triton as a block size and fails there."""
+    with pytest.raises(ValueError, match="rows_per_program must be a power of two from 1 to 128"):
+        quantize_blocks(T.randn(4, 32), rows_per_program=2.0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_quantize_tensor_and_blocks_refuse_nan_and_inf(bad):
+    x = T.randn(5, 200, seed=25)
+    x[1, 3] = bad
+    for f in (quantize_tensor, quantize_blocks):
+        with pytest.raises(ValueError, match=f"{f.__name__}: x holds NaN or inf"):
+            f(x)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # inf * 0 in the interpreter's numpy
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("how", ["tensor", "blocks 1x128", "blocks 128x128"])
+def test_check_finite_false_lets_nan_and_inf_spread(how, bad):
+    """With ``check_finite=False`` the check and its pass over x are skipped; documented (quantize_rows'
+    message, which quantize_tensor and quantize_blocks share): NaN/inf then spread to the scale and the
+    values. So the group holding the bad value must not dequantize to finite numbers, while the other
+    groups are quantized as usual."""
+    x = T.randn(5, 200, seed=26)
+    x[1, 3] = bad
+    if how == "tensor":
+        q, s = quantize_tensor(x, check_finite=False)
+        per_element = s.expand(5, 200)
+        bad_group = torch.ones(5, 200, dtype=torch.bool, device=x.device)
+    else:
+        rows = 1 if how == "blocks 1x128" else 128
+        q, s = quantize_blocks(x, (rows, 128), check_finite=False)
+        per_element = s.repeat_interleave(rows, 0)[:5].repeat_interleave(128, 1)[:, :200]
+        bad_group = torch.zeros(5, 200, dtype=torch.bool, device=x.device)
+        bad_group[1 if rows == 1 else slice(None), :128] = True
+        good = ~bad_group
+        clean = x.clone()
+        clean[1, 3] = 0.0
+        rq, rs = _reference_groups(clean, rows, 128)
+        rq_t = torch.from_numpy(rq).to(x.device)
+        assert torch.equal(q.double()[good], rq_t[good])  # the other groups are untouched
+    deq = q.float() * per_element
+    assert not torch.isfinite(deq[bad_group]).all(), (
+        f"{how}: a {bad} in x gave its group the finite scale {per_element[1, 3].item()} and the value "
+        f"{q[1, 3].float().item()}")
+
+
+def test_quantize_tensor_and_blocks_refuse_x_on_another_device():
+    x = torch.ones(4, 32, device=OTHER_DEVICE)
+    for f in (quantize_tensor, quantize_blocks):
+        for check_finite in (True, False):
+            with pytest.raises(ValueError, match=f"{f.__name__}: x is on"):
+                f(x, check_finite=check_finite)
