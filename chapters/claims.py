@@ -389,3 +389,30 @@ CLAIMS = [
     Claim("05_warp_specialization", "(0.97× and 0.96×) and ahead at 2048³ (1.01×)",
           [rec100("peer_tutorial09", kernel="course ch05: ping-pong (gluon) tuned", M=m) for m in (4096, 8192, 2048)]),
 ]
+
+
+# Chapter 06 (FP8), recorded on the H200
+def fp8(recipe, M, out_dtype="bf16", field="ratio_graph", N=8192):
+    N = M if M >= 4096 else N  # the square shapes, or M x 8192 x 8192
+    return rec("ch06_fp8_gemm", field, kernel=f"fp8_{recipe}", recipe=recipe, out_dtype=out_dtype, M=M, N=N)
+
+
+def qcost(recipe, M, field="speedup_over_bf16"):
+    return rec("ch06_quantize", field, kernel=f"quantize_{recipe}", M=M, N=M if M >= 4096 else 8192)
+
+
+CLAIMS += [
+    Claim("06_fp8_matmul", "1.12× `torch._scaled_mm` with\n  row-wise scales at 4096³ and 1.06× at 8192³",
+          [fp8("row", 4096), fp8("row", 8192)]),
+    Claim("06_fp8_matmul", "FP8 does 1.9× the TFLOP/s at 4096³",
+          [calc("record('ch06_fp8_gemm', 'graph_tflops', gpu='h200', kernel='fp8_row', M=4096, N=4096) / "
+                "record('ch06_fp8_gemm', 'graph_tflops', gpu='h200', kernel='cublas_bf16', M=4096, N=4096)",
+                "row-wise FP8 over bf16 cuBLAS, TFLOP/s, same run")]),
+    Claim("06_fp8_matmul", "(0.98× row-wise)", [fp8("row", 128)]),
+    Claim("06_fp8_matmul", "0.77× `torch._scaled_mm` with 1×128 and", [fp8("block", 4096)]),
+    Claim("06_fp8_matmul", "1.49× faster than\n  the bf16 GEMM at 4096³ and 1.68× at 8192³",
+          [qcost("tensor", 4096), qcost("tensor", 8192)]),
+    Claim("06_fp8_matmul", "(1.01× and 1.02×)", [qcost("tensor", 128), qcost("row", 128)]),
+    Claim("06_fp8_matmul", "keeps 1.28×", [qcost("block", 128)]),
+    Claim("06_fp8_matmul", "(1.10× at 4096³)", [qcost("block", 4096)]),
+]

@@ -284,11 +284,12 @@ def _check_config(cfg: FP8Config, recipe: str, name: str) -> FP8Config:
 
 
 def default_config(recipe: str = "row", on_gpu: bool | None = None) -> FP8Config:
-    """The configuration ``fp8_matmul`` uses when none is given: 32x32x32 tiles in the interpreter; on a
+    """The configuration ``fp8_matmul`` uses when none is given: 32x32x32 tiles in the interpreter (32x32x128
+    for the block recipe); on a
     GPU 128x256x128 (8 warps, 3 stages) for the tensor and row recipes and 128x128x128 (8 warps, 4
     stages) for the block recipe, whose B scale covers 128 columns."""
     if not (ON_GPU if on_gpu is None else on_gpu):
-        return FP8Config(32, 32, 32, 4, 4, 1)
+        return FP8Config(32, 32, 128 if recipe == "block" else 32, 4, 4, 1)
     if recipe == "block":
         return FP8Config(128, 128, 128, 8, 8, 4)
     return FP8Config(128, 256, 128, 8, 8, 3)

@@ -279,3 +279,70 @@ def plot_fp4_block(values=None, seed=0, axes=None):
     axes[-1].set_xlabel("value (dot: original; tick: where it lands; grey: e2m1 grid x scale; "
                         "numbers on top: the e2m1 magnitudes)")
     return fig
+
+
+FP8_CASES = (("row", "bf16"), ("tensor", "bf16"), ("tensor", "e4m3"), ("block", "bf16"))
+
+
+def plot_fp8_gemm(doc, ax=None):
+    """The FP8 GEMM per scaling recipe and output dtype, TFLOP/s per shape (CUDA-graph replay), beside
+    ``torch._scaled_mm`` with the same recipe (hatched) and bf16 cuBLAS (gray line); each bar is labelled
+    with its speed as a fraction of the library's (``results/<gpu>/ch06_fp8_gemm.json``)."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    shapes = sorted({(r["M"], r["N"], r["K"]) for r in recs}, key=lambda s: -s[0] * s[1] * s[2])
+    ax = ax or plt.subplots(figsize=(10, 4))[1]
+    w = 0.8 / len(FP8_CASES)
+    for i, (recipe, od) in enumerate(FP8_CASES):
+        for j, s in enumerate(shapes):
+            r = next((r for r in recs if r.get("recipe") == recipe and r.get("out_dtype") == od
+                      and (r["M"], r["N"], r["K"]) == s and "graph_tflops" in r), None)
+            if r is None:
+                continue
+            x = j + (i - (len(FP8_CASES) - 1) / 2) * w
+            ax.bar(x, r["graph_tflops"], w * 0.5, color=f"C{i}", label=f"ours: {recipe}, {od} out" if j == 0 else None)
+            ax.bar(x + w * 0.45, r["baseline_graph_tflops"], w * 0.4, color=f"C{i}", alpha=0.35, hatch="//",
+                   label=f"library: {recipe}" if j == 0 else None)
+            ax.text(x, r["graph_tflops"], f"{r['ratio_graph']:.2f}x", ha="center", va="bottom", fontsize=7,
+                    rotation=90)
+        bf16 = [r for r in recs if r["kernel"] == "cublas_bf16" and "graph_tflops" in r]
+    for j, s in enumerate(shapes):
+        r = next((r for r in bf16 if (r["M"], r["N"], r["K"]) == s), None)
+        if r:
+            ax.hlines(r["graph_tflops"], j - 0.45, j + 0.45, colors="gray", linestyles="--",
+                      label="cuBLAS bf16" if j == 0 else None)
+    ax.set_xticks(range(len(shapes)), [f"{m}x{n}x{k}" for m, n, k in shapes], fontsize=8)
+    ax.set_ylabel("TFLOP/s (CUDA graph)")
+    ax.legend(fontsize=7, ncol=3, loc="lower left")
+    _title(ax, "FP8 e4m3 GEMM by scaling recipe; label: ours as a fraction of torch._scaled_mm, same recipe", doc)
+    return ax
+
+
+def plot_quantize_cost(doc, ax=None):
+    """Per shape and recipe: the time of dynamic quantization of the activations (alone) stacked on the
+    FP8 GEMM's (alone), and the two launched back to back (black tick, labelled with the speed-up),
+    all divided by the bf16 GEMM's time on unquantized inputs (``results/<gpu>/ch06_quantize.json``)."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    ax = ax or plt.subplots(figsize=(11, 4.2))[1]
+    shapes = list(dict.fromkeys((r["M"], r["N"], r["K"]) for r in recs))
+    xs, labels = [], []
+    for i, r in enumerate(recs):
+        x = shapes.index((r["M"], r["N"], r["K"])) * 4 + [*dict.fromkeys(q["recipe"] for q in recs)].index(r["recipe"])
+        g, q, t = (r[k] / r["bf16_graph_ms"] for k in ("gemm_graph_ms", "quantize_graph_ms", "total_graph_ms"))
+        ax.bar(x, g, color="C0", label="FP8 GEMM" if i == 0 else None)
+        ax.bar(x, q, bottom=g, color="C3", label="quantize the activations" if i == 0 else None)
+        ax.hlines(t, x - 0.4, x + 0.4, colors="black", label="both, back to back" if i == 0 else None)
+        ax.text(x, t, f"{r['speedup_over_bf16']:.2f}x", ha="center", va="bottom", fontsize=7)
+        xs.append(x)
+        labels.append(r["recipe"])
+    for j, (m, n, k) in enumerate(shapes):
+        ax.text(j * 4 + 1, -0.16, f"{m}x{n}x{k}", ha="center", va="top", fontsize=8, transform=ax.get_xaxis_transform())
+    ax.axhline(1.0, color="gray", ls="--", label="bf16 GEMM (cuBLAS) = 1")
+    ax.set_xticks(xs, labels, fontsize=7)
+    ax.set_ylabel("time / bf16 GEMM time")
+    ax.legend(fontsize=7, loc="lower right")
+    _title(ax, "quantize + FP8 GEMM against the bf16 GEMM (CUDA graph); label: speed-up over bf16", doc)
+    return ax
