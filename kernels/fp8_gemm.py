@@ -37,9 +37,9 @@ import triton
 import triton.language as tl
 
 from . import DEVICE, ON_GPU, world_mismatch
-from .operands import check_grid
+from .operands import check_grid, has_internal_overlap
 from .persistent import resolve_programs, sm_count
-from .quantize import round_to_e4m3
+from .quantize import keep_nan_e4m3, round_to_e4m3
 from .schedule import cdiv
 from .tiled import _grouped_tile
 from .tma import _check_tma, _ensure_allocator
@@ -82,6 +82,7 @@ def round_to_bf16(x):
 @triton.jit
 def _store_tile(c_desc, row0, col0, val, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                 EPILOGUE_SUBTILE: tl.constexpr, FP8_OUT: tl.constexpr, EXACT_CAST: tl.constexpr):
+    raw = val
     if FP8_OUT:
         if EXACT_CAST:  # the interpreter's float8 cast neither rounds to even nor saturates: round here
             mag = round_to_e4m3(tl.abs(val))
@@ -90,13 +91,22 @@ def _store_tile(c_desc, row0, col0, val, BLOCK_M: tl.constexpr, BLOCK_N: tl.cons
             val = tl.clamp(val, -448.0, 448.0)  # the cast rounds to nearest even; clamp to saturate
     elif EXACT_CAST:  # the interpreter's bfloat16 cast truncates: round to nearest even here
         val = round_to_bf16(val)
+    if FP8_OUT:  # NaN stays NaN (the saturation above made it 448): where raw is NaN, so is val
+        val = tl.where(raw != raw, raw, val)
     if EPILOGUE_SUBTILE:
         halves = tl.permute(tl.reshape(val, (BLOCK_M, 2, BLOCK_N // 2)), (0, 2, 1))
         left, right = tl.split(halves)
-        c_desc.store([row0, col0], left.to(c_desc.dtype))
-        c_desc.store([row0, col0 + BLOCK_N // 2], right.to(c_desc.dtype))
+        c_desc.store([row0, col0], _cast_out(left, c_desc.dtype, FP8_OUT))
+        c_desc.store([row0, col0 + BLOCK_N // 2], _cast_out(right, c_desc.dtype, FP8_OUT))
     else:
-        c_desc.store([row0, col0], val.to(c_desc.dtype))
+        c_desc.store([row0, col0], _cast_out(val, c_desc.dtype, FP8_OUT))
+
+
+@triton.jit
+def _cast_out(val, dtype: tl.constexpr, FP8_OUT: tl.constexpr):
+    if FP8_OUT:
+        return keep_nan_e4m3(val, val.to(tl.float8e4nv))  # a NaN written as e4m3's NaN bits
+    return val.to(dtype)
 
 
 @triton.jit
@@ -251,6 +261,10 @@ def check_fp8_operands(name, a, b, a_scale, b_scale, recipe, out_dtype, out=None
     if out is not None:
         if not isinstance(out, torch.Tensor) or out.dtype != out_dtype or tuple(out.shape) != (M, N):
             raise ValueError(f"{name}: out must be a ({M}, {N}) tensor of {out_dtype}")
+        if out.device != a.device:
+            raise ValueError(f"{name}: out is on {out.device}, the operands on {a.device}")
+        if has_internal_overlap(out):
+            raise ValueError(f"{name}: out has elements that share memory (made by expand?); pass a dense tensor")
         _check_tma(out, "out", name)
         for t in (a, b, a_scale, b_scale):
             if _overlaps(out, t):

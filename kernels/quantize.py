@@ -17,6 +17,7 @@ import torch
 import triton
 import triton.language as tl
 
+from . import DEVICE
 from .operands import check_grid
 
 
@@ -38,6 +39,23 @@ def round_to_e4m3(a):
 
 
 @triton.jit
+def _cast_e4m3(x, inv):
+    v = x * inv
+    q = round_to_e4m3(tl.abs(v))
+    q = tl.where(v < 0, -q, q)
+    return keep_nan_e4m3(v, q.to(tl.float8e4nv))
+
+
+@triton.jit
+def keep_nan_e4m3(v, q):
+    """``q`` (float8e4nv) with e4m3's NaN (0x7F) wherever the float32 ``v`` is NaN: the rounding would
+    saturate a NaN to 448, and a cast of NaN is not reliable in every world (Triton's interpreter
+    writes 384), so the NaN is written as bits."""
+    bits = q.to(tl.uint8, bitcast=True)
+    return tl.where(v != v, 0x7F, bits).to(tl.uint8).to(tl.float8e4nv, bitcast=True)
+
+
+@triton.jit
 def quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: tl.constexpr):
     row = tl.program_id(0)
     x_row = x_ptr + row.to(tl.int64) * stride_xm
@@ -49,7 +67,7 @@ def quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: 
         amax = tl.maximum(amax, tl.abs(x))
     m = tl.max(amax, axis=0)
     # x * (448 / amax) maps the largest magnitude onto 448; an all-zero row keeps scale 1
-    safe = tl.where(m > 0, m, 448.0)  # an all-zero row: scale 1, and no division by zero
+    safe = tl.where(m == 0, 448.0, m)  # an all-zero row: scale 1, and no division by zero
     inv = tl.math.div_rn(448.0, safe)
     tl.store(s_ptr + row, tl.math.div_rn(safe, 448.0))
     # pass 2: scale, round, saturate, then store as e4m3 (an exact conversion now)
@@ -57,10 +75,7 @@ def quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: 
     for n0 in range(0, N, BLOCK_N):
         offs = n0 + tl.arange(0, BLOCK_N)
         x = tl.load(x_row + offs, mask=offs < N, other=0.0).to(tl.float32)
-        v = x * inv
-        q = round_to_e4m3(tl.abs(v))
-        q = tl.where(v < 0, -q, q)
-        tl.store(q_row + offs, q.to(tl.float8e4nv), mask=offs < N)
+        tl.store(q_row + offs, _cast_e4m3(x, inv), mask=offs < N)
 
 
 def _check_x(name, x, check_finite=True):
@@ -72,6 +87,8 @@ def _check_x(name, x, check_finite=True):
         raise ValueError(f"{name}: x must be a non-empty 2-D tensor (rows, columns), got shape {tuple(x.shape)}")
     if x.stride(1) != 1:
         raise ValueError(f"{name}: x must be contiguous along its rows (strides {x.stride()}); pass x.contiguous()")
+    if x.device.type != torch.device(DEVICE).type:
+        raise ValueError(f"{name}: x is on {x.device}; this world runs kernels on {DEVICE}")
     capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()  # nothing may wait for the GPU then
     if check_finite and not capturing and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: x holds NaN or inf; its scale would be NaN (check_finite=False skips this "
@@ -101,13 +118,6 @@ def quantize_rows(x: torch.Tensor, block_n: int = 128,
 
 
 @triton.jit
-def _cast_e4m3(x, inv):
-    v = x * inv
-    q = round_to_e4m3(tl.abs(v))
-    return tl.where(v < 0, -q, q).to(tl.float8e4nv)
-
-
-@triton.jit
 def amax_kernel(x_ptr, amax_ptr, M, N, stride_xm, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
     """Largest magnitude of a ``BLOCK_M x BLOCK_N`` tile, folded into ``amax_ptr[0]`` with an atomic max
     (magnitudes are >= 0, so float32 order and the atomic's order agree)."""
@@ -126,7 +136,7 @@ def scale_cast_kernel(x_ptr, q_ptr, amax_ptr, M, N, stride_xm, stride_qm,
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (rows[:, None] < M) & (cols[None, :] < N)
     m = tl.load(amax_ptr)
-    inv = tl.math.div_rn(448.0, tl.where(m > 0, m, 448.0))
+    inv = tl.math.div_rn(448.0, tl.where(m == 0, 448.0, m))
     x = tl.load(x_ptr + rows[:, None].to(tl.int64) * stride_xm + cols[None, :], mask=mask, other=0.0)
     tl.store(q_ptr + rows[:, None].to(tl.int64) * stride_qm + cols[None, :], _cast_e4m3(x.to(tl.float32), inv),
              mask=mask)
@@ -171,12 +181,12 @@ def quantize_blocks_kernel(x_ptr, q_ptr, s_ptr, M, N, stride_xm, stride_qm, stri
     x = x.to(tl.float32)
     if PER_ROW:
         m = tl.max(tl.abs(x), axis=1)  # (BLOCK_M,)
-        safe = tl.where(m > 0, m, 448.0)
+        safe = tl.where(m == 0, 448.0, m)
         tl.store(s_ptr + rows * stride_sm + pid_k * stride_sk, tl.math.div_rn(safe, 448.0), mask=rows < M)
         q = _cast_e4m3(x, tl.math.div_rn(448.0, safe)[:, None])
     else:
         m = tl.max(tl.max(tl.abs(x), axis=1), axis=0)
-        safe = tl.where(m > 0, m, 448.0)
+        safe = tl.where(m == 0, 448.0, m)
         tl.store(s_ptr + pid_m * stride_sm + pid_k * stride_sk, tl.math.div_rn(safe, 448.0))
         q = _cast_e4m3(x, tl.math.div_rn(448.0, safe))
     tl.store(q_ptr + rows[:, None].to(tl.int64) * stride_qm + cols[None, :], q, mask=mask)
@@ -197,7 +207,7 @@ def quantize_blocks(x: torch.Tensor, block: tuple[int, int] = (1, 128), rows_per
         raise ValueError(f"{name}: block must be (1, 128) or (128, 128), got {block!r}")
     per_row = block[0] == 1
     bm = rows_per_program if per_row else 128
-    if bm not in (1, 2, 4, 8, 16, 32, 64, 128):
+    if isinstance(bm, bool) or not isinstance(bm, int) or bm not in (1, 2, 4, 8, 16, 32, 64, 128):
         raise ValueError(f"{name}: rows_per_program must be a power of two from 1 to 128, got {bm!r}")
     M, N = x.shape
     grid = (triton.cdiv(M, bm), triton.cdiv(N, 128))
