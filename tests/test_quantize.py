@@ -247,3 +247,15 @@ def test_quantize_tensor_and_blocks_refuse_x_on_another_device():
         for check_finite in (True, False):
             with pytest.raises(ValueError, match=f"{f.__name__}: x is on"):
                 f(x, check_finite=check_finite)
+
+
+def test_quantize_tensor_and_blocks_round_exact_ties_to_even():
+    # a group whose amax is 448 keeps its values unscaled. Ties go to the even mantissa, below or above:
+    # 1.0625 -> 1.0, 1.1875 -> 1.25, 1.4375 -> 1.5, 1.9375 -> 2.0 (a carry into the exponent), -1.3125 ->
+    # -1.25, 400 -> 384 and 432 -> 448 (e4m3's top binade), subnormals 3 * 2**-10 -> 2 * 2**-9, 7 * 2**-10 -> 4 * 2**-9
+    row = [448.0, 1.0625, 1.1875, 1.4375, 1.9375, -1.3125, 400.0, 432.0, 3 * 2**-10, 7 * 2**-10, 0.0] + [0.5] * 5
+    want = [448.0, 1.0, 1.25, 1.5, 2.0, -1.25, 384.0, 448.0, 2 * 2**-9, 4 * 2**-9, 0.0] + [0.5] * 5
+    x = torch.tensor([row, row[::-1]], device=kernels.DEVICE)
+    for q, s in (quantize_tensor(x, block=(1, 16)), quantize_blocks(x), quantize_blocks(x, (128, 128))):
+        assert (s == 1).all()
+        assert q.float()[0].tolist() == want and q.float()[1].tolist() == want[::-1]
