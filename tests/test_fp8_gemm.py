@@ -94,19 +94,30 @@ def _ulps(out, want):
     return (_ordered(out) - _ordered(want)).abs()
 
 
-def _check(out, ref, out_dtype, label=""):
+def _bound(a, b, sa, sb, recipe):
+    """``sum_k |a * sa| |b * sb|`` per output (float64): the scale of the float32 accumulation's error."""
+    return G.reference(a.float().abs(), b.float().abs(), sa.abs(), sb.abs(), recipe)
+
+
+def _check(out, ref, out_dtype, label="", bound=None):
     """``out`` against the float64 ``ref`` rounded to ``out_dtype``: within 1 ulp everywhere, bit-exact in
-    at least 99% of the elements (interpreter); on a GPU the tensor cores' FP8 accumulation is not IEEE
-    float32 and the bound is 2 ulps for bfloat16."""
+    at least 99% of the elements (interpreter). On a GPU the tensor cores' FP8 products are not summed in
+    IEEE float32 (fewer bits are kept while accumulating), so there an element may also be 2 ulps away
+    (bfloat16), or within ``2**-12 * bound`` of ``ref`` where the sum cancels."""
     assert out.dtype == out_dtype and out.shape == ref.shape, (label, out.dtype, out.shape)
     assert torch.isfinite(out.float()).all(), f"{label}: NaN/inf (unwritten elements?)"
     want = _round(ref, out_dtype)
     d = _ulps(out, want)
-    worst = 1 if (out_dtype == E4M3 or not kernels.ON_GPU) else 2
-    assert int(d.max()) <= worst, (label, int(d.max()), torch.nonzero(d > worst)[:5].tolist())
-    if not kernels.ON_GPU:
-        exact = float((d == 0).double().mean())
-        assert exact >= 0.99, f"{label}: only {exact:.1%} bit-exact"
+    if kernels.ON_GPU:
+        worst = 1 if out_dtype == E4M3 else 2
+        bad = d > worst
+        if bound is not None:
+            bad &= (out.double().cpu() - ref.cpu()).abs() > 2.0**-12 * bound.cpu()
+        assert not bad.any(), (label, int(d.max()), torch.nonzero(bad)[:5].tolist())
+        return want
+    assert int(d.max()) <= 1, (label, int(d.max()), torch.nonzero(d > 1)[:5].tolist())
+    exact = float((d == 0).double().mean())
+    assert exact >= 0.99, f"{label}: only {exact:.1%} bit-exact"
     return want
 
 
@@ -133,7 +144,8 @@ def test_every_recipe_on_ragged_shapes(recipe, out_dtype):
         out = T.poisoned_empty((M, N), out_dtype)
         got = fp8_matmul(a, b, sa, sb, recipe, out_dtype, config=_config(recipe), out=out)
         assert got is out
-        _check(out, G.reference(a, b, sa, sb, recipe), out_dtype, f"{recipe} {M}x{N}x{K}")
+        _check(out, G.reference(a, b, sa, sb, recipe), out_dtype, f"{recipe} {M}x{N}x{K}",
+               _bound(a, b, sa, sb, recipe))
 
 
 def test_row_scales_are_applied_per_row_and_per_column():
@@ -142,7 +154,7 @@ def test_row_scales_are_applied_per_row_and_per_column():
     sa, sb = _scales("row", M, N, K, 3)
     assert float(sa.max() / sa.min()) > 1e3 and float(sb.max() / sb.min()) > 1e2
     out = fp8_matmul(a, b, sa, sb, "row", config=_config("row"))
-    _check(out, G.reference(a, b, sa, sb, "row"), BF16)
+    _check(out, G.reference(a, b, sa, sb, "row"), BF16, bound=_bound(a, b, sa, sb, "row"))
     # one scale for the whole tensor (the first row's), or the two scale vectors swapped in role, would be wrong
     assert _differs(out, G.reference(a, b, sa[:1], sb[:1], "tensor"), BF16) > 0.9
     assert _differs(out, G.reference(a, b, sa.flip(0), sb.flip(0), "row"), BF16) > 0.9
@@ -159,7 +171,7 @@ def test_block_scales_change_along_k_and_across_n_blocks(out_dtype):
     ref = G.reference(a, b, sa, sb, "block")
     for sa_layout in (sa.contiguous(), sa.t().contiguous().t()):  # row-major, and column-major as quantize_blocks
         out = fp8_matmul(a, b, sa_layout, sb, "block", out_dtype, config=_config("block"))
-        _check(out, ref, out_dtype, f"block, a_scale strides {sa_layout.stride()}")
+        _check(out, ref, out_dtype, f"block, a_scale strides {sa_layout.stride()}", _bound(a, b, sa, sb, "block"))
     # a kernel that used the first K block's scales throughout, or B's first 128-row scales for every
     # column, or no block scales at all, would be far off
     first_k = G.reference(a, b, sa[:, :1].expand(-1, 3), sb[:, :1].expand(-1, 3), "block")
@@ -176,7 +188,7 @@ def test_block_recipe_with_the_largest_b_tile():
     sa, sb = _scales("block", M, N, K, 5)
     cfg = kernels.pick(cpu=FP8Config(16, 128, 128, 4, 4, 1), gpu=FP8Config(64, 128, 128, 4, 8, 4))
     out = fp8_matmul(a, b, sa, sb, "block", config=cfg)
-    _check(out, G.reference(a, b, sa, sb, "block"), BF16)
+    _check(out, G.reference(a, b, sa, sb, "block"), BF16, bound=_bound(a, b, sa, sb, "block"))
 
 
 def test_e4m3_output_saturates_at_448():
@@ -186,7 +198,7 @@ def test_e4m3_output_saturates_at_448():
     ref = G.reference(a, b, s, s, "tensor")
     assert (ref > 600).sum() > 10 and (ref < -600).sum() > 10 and (ref.abs() < 400).sum() > 10
     out = fp8_matmul(a, b, s, s, "tensor", E4M3, config=_config("tensor"))
-    _check(out, ref, E4M3)
+    _check(out, ref, E4M3, bound=_bound(a, b, s, s, "tensor"))
     o = out.float().cpu()
     r = ref.cpu()
     assert (o[r >= 464] == 448).all() and (o[r <= -464] == -448).all()  # beyond 448's rounding range
@@ -200,7 +212,7 @@ def test_host_descriptors_epilogue_subtile_and_fewer_programs_agree(recipe):
     sa, sb = _scales(recipe, M, N, K, 7)
     cfg = _config(recipe)
     base = fp8_matmul(a, b, sa, sb, recipe, config=cfg)
-    _check(base, G.reference(a, b, sa, sb, recipe), BF16)
+    _check(base, G.reference(a, b, sa, sb, recipe), BF16, bound=_bound(a, b, sa, sb, recipe))
     tiles = triton.cdiv(M, cfg.block_m) * triton.cdiv(N, cfg.block_n)
     assert tiles >= 4  # so that 1 and 3 programs each loop over several tiles
     runs = {
@@ -234,7 +246,7 @@ def test_strided_operands_and_out():
     wide_out = torch.full((M, N + 24), 7.0, dtype=BF16, device=kernels.DEVICE)
     got = fp8_matmul(wide_a[:, 16:16 + K], wide_b[:, :K], sa, sb, "row", config=_config("row"),
                      out=wide_out[:, 8:8 + N])
-    _check(got, G.reference(a, b, sa, sb, "row"), BF16)
+    _check(got, G.reference(a, b, sa, sb, "row"), BF16, bound=_bound(a, b, sa, sb, "row"))
     assert (wide_out[:, :8] == 7).all() and (wide_out[:, 8 + N:] == 7).all()  # nothing written outside out
 
 
@@ -246,7 +258,7 @@ def test_one_element_scales_of_any_shape_for_the_tensor_recipe():
     *_, sa2, sb2 = G.check_fp8_operands("t", a, b, sa, sb, "tensor", BF16)
     assert sa2.shape == (1, 1) and sb2.shape == (1, 1)
     out = fp8_matmul(a, b, sa, sb, "tensor", config=_config("tensor"))
-    _check(out, G.reference(a, b, sa2, sb2, "tensor"), BF16)
+    _check(out, G.reference(a, b, sa2, sb2, "tensor"), BF16, bound=_bound(a, b, sa2, sb2, "tensor"))
 
 
 @pytest.mark.parametrize("recipe", G.RECIPES)
@@ -260,9 +272,9 @@ def test_default_configuration_and_tuned_entry_point(recipe):
     M, N, K = 19, 32, 160
     a, b = _operands(M, N, K, 10)
     sa, sb = _scales(recipe, M, N, K, 10)
-    ref = G.reference(a, b, sa, sb, recipe)
-    _check(fp8_matmul(a, b, sa, sb, recipe), ref, BF16, "default config")
-    _check(G.fp8_matmul_tuned(a, b, sa, sb, recipe), ref, BF16, "tuned")
+    ref, bound = G.reference(a, b, sa, sb, recipe), _bound(a, b, sa, sb, recipe)
+    _check(fp8_matmul(a, b, sa, sb, recipe), ref, BF16, "default config", bound)
+    _check(G.fp8_matmul_tuned(a, b, sa, sb, recipe), ref, BF16, "tuned", bound)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +345,7 @@ def test_scale_values_are_not_checked_by_default(out_dtype):
     sa[5] = -sa[5]
     ref = G.reference(a, b, sa, sb, "row")
     out = fp8_matmul(a, b, sa, sb, "row", out_dtype, config=_config("row"))
-    _check(out, ref, out_dtype)
+    _check(out, ref, out_dtype, bound=_bound(a, b, sa, sb, "row"))
     sa[3] = float("nan")
     out = fp8_matmul(a, b, sa, sb, "row", out_dtype, config=_config("row")).float().cpu()
     assert torch.isfinite(torch.cat([out[:3], out[4:]])).all()
