@@ -91,8 +91,9 @@ def _check_x(name, x, check_finite=True):
         raise ValueError(f"{name}: x is on {x.device}; this world runs kernels on {DEVICE}")
     capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()  # nothing may wait for the GPU then
     if check_finite and not capturing and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name}: x holds NaN or inf; its scale would be NaN (check_finite=False skips this "
-                         f"check and its pass over x, and NaN/inf then spread to the scale and the values)")
+        raise ValueError(f"{name}: x holds NaN or inf (check_finite=False skips this check and its pass over x: "
+                         f"a NaN is then quantized to NaN (its group's scale too where the max takes the NaN up, as in "
+                         f"Triton's interpreter), and an inf makes its group's scale inf and the group's other values 0)")
 
 
 def quantize_rows(x: torch.Tensor, block_n: int = 128,
@@ -102,12 +103,13 @@ def quantize_rows(x: torch.Tensor, block_n: int = 128,
     ``x``. ``x``: ``(M, N)`` float32/float16/bfloat16 on ``kernels.DEVICE``, last dimension contiguous.
 
     Raises TypeError for another dtype, ValueError for a tensor that is not 2-D, not contiguous along
-    its rows, empty, or that holds NaN or inf (a NaN or inf would become the row's amax and every
-    scale and value of the row would be NaN: checked on the host, which costs one pass over ``x``;
-    ``check_finite=False`` skips the check), and for a ``block_n`` that is not a power of two from 16 to 4096."""
+    its rows, empty, or that holds NaN or inf (checked on the host, which costs one pass over ``x``;
+    ``check_finite=False`` skips the check, and then a NaN is quantized to NaN, its row's scale too
+    where the max takes the NaN up, and an inf makes the row's scale inf and its other values 0), and for a ``block_n`` that is not a power of two from 16 to 4096."""
     name = "quantize_rows"
     _check_x(name, x, check_finite)
-    if block_n not in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096):
+    if isinstance(block_n, bool) or not isinstance(block_n, int) or block_n not in (16, 32, 64, 128, 256, 512, 1024,
+                                                                                    2048, 4096):
         raise ValueError(f"{name}: block_n must be a power of two from 16 to 4096, got {block_n!r}")
     M, N = x.shape
     check_grid(name, (M,))

@@ -157,10 +157,44 @@ def e2m1_to_float(codes):
 def e2m1_to_bf16_bits(codes):
     """The same values as ``e2m1_to_float``, in bfloat16, by placing the code in bfloat16's bits
     (codes 1 and 9 become bfloat16 subnormals, then ``* 2**126``). Fewer operations, but it relies on
-    the hardware keeping bfloat16 subnormals; Triton's interpreter flushes them."""
+    the hardware keeping bfloat16 subnormals (it does: exact for every code on the H200), and Triton's
+    interpreter does not compute bfloat16 arithmetic correctly, so it is used on a GPU only."""
     c = codes.to(tl.int16)
     bits = ((c & 7) << 6) | ((c & 8) << 12)
     return bits.to(tl.bfloat16, bitcast=True) * 8.507059173023462e37  # 2**126
+
+
+@triton.jit
+def mxfp4_pairs_to_bf16(packed, scale):
+    """GPU only (inline PTX): bytes of two e2m1 codes -> ``(low, high)`` bfloat16 values times ``scale``
+    (bfloat16, one per byte). Four bytes at a time: ``prmt`` spreads bytes 0,1 (and 2,3) into the two
+    16-bit halves of a register; shifts and masks put each nibble's magnitude into bfloat16's bits 6..8
+    and its sign into bit 15 (the value times 2**-126, as ``e2m1_to_bf16_bits``); two packed
+    ``fma.rn.bf16x2`` multiply by 2**126 and by the scale."""
+    return tl.inline_asm_elementwise(
+        asm="""
+        {
+        .reg .b32 t0, t1, u, v, c126, nz;
+        mov.b32 c126, 0x7E807E80;
+        mov.b32 nz, 0x80008000;
+        prmt.b32 t0, $4, 0, 0x4140;
+        prmt.b32 t1, $4, 0, 0x4342;
+        shl.b32 u, t0, 6; and.b32 u, u, 0x01C001C0; shl.b32 v, t0, 12; and.b32 v, v, 0x80008000; or.b32 $0, u, v;
+        shl.b32 u, t1, 6; and.b32 u, u, 0x01C001C0; shl.b32 v, t1, 12; and.b32 v, v, 0x80008000; or.b32 $1, u, v;
+        shl.b32 u, t0, 2; and.b32 u, u, 0x01C001C0; shl.b32 v, t0, 8; and.b32 v, v, 0x80008000; or.b32 $2, u, v;
+        shl.b32 u, t1, 2; and.b32 u, u, 0x01C001C0; shl.b32 v, t1, 8; and.b32 v, v, 0x80008000; or.b32 $3, u, v;
+        fma.rn.bf16x2 $0, $0, c126, nz; fma.rn.bf16x2 $0, $0, $5, nz;
+        fma.rn.bf16x2 $1, $1, c126, nz; fma.rn.bf16x2 $1, $1, $6, nz;
+        fma.rn.bf16x2 $2, $2, c126, nz; fma.rn.bf16x2 $2, $2, $5, nz;
+        fma.rn.bf16x2 $3, $3, c126, nz; fma.rn.bf16x2 $3, $3, $6, nz;
+        }
+        """,
+        constraints="=r,=r,=r,=r,r,r,r",
+        args=[packed, scale],
+        dtype=(tl.bfloat16, tl.bfloat16),
+        is_pure=True,
+        pack=4,
+    )
 
 
 @triton.jit
@@ -226,6 +260,18 @@ def w4a16_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,
                 acc = tl.dot(w.to(tl.float32), tl.trans(x.to(tl.float32)), acc)
             else:
                 acc = tl.dot(w, tl.trans(x), acc)
+        elif MODE == 3:  # as MODE 0, with the unpacking, conversion and scaling in PTX, two values at a time
+            p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :],
+                        mask=row_ok & ((k0 // 2 + half)[None, :] < K // 2), other=0)
+            s = tl.load(ws_ptr + rows[:, None] * stride_sn + (k0 // 32 + blk)[None, :],
+                        mask=row_ok & ((k0 // 32 + blk)[None, :] < K // 32), other=127)
+            sc = (s.to(tl.int16) << 7).to(tl.bfloat16, bitcast=True)  # 2**(s - 127) in bfloat16
+            sc = tl.reshape(tl.broadcast_to(sc[:, :, None], (BLOCK_N, BLOCK_K // 32, 16)), (BLOCK_N, BLOCK_K // 2))
+            lo, hi = mxfp4_pairs_to_bf16(p, sc)
+            w = tl.reshape(tl.join(lo, hi), (BLOCK_N, BLOCK_K))
+            x = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + kk)[None, :],
+                        mask=(toks[:, None] < M) & ((k0 + kk)[None, :] < K), other=0.0)
+            acc = tl.dot(w, tl.trans(x), acc)
         else:  # low nibbles hold the even k, high nibbles the odd k: two dots, no interleaving
             hmask = row_ok & ((k0 // 2 + half)[None, :] < K // 2)
             p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :], mask=hmask, other=0)
