@@ -205,12 +205,12 @@ def e8m0_to_float(scales):
 
 
 @triton.jit
-def w4a16_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,
+def w4a16_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,  # x_ptr, wq_ptr: TMA descriptors made on the host if TMA
                  M, N, K,
                  stride_xm, stride_wn, stride_sn, stride_ym,
                  BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                  SPLIT_K: tl.constexpr, NUM_STAGES: tl.constexpr, UPCAST: tl.constexpr,
-                 BF16_BITS: tl.constexpr = False, MODE: tl.constexpr = 0):
+                 CONVERT: tl.constexpr = 0, TMA: tl.constexpr = False):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     pid_m = tl.program_id(2)
@@ -227,73 +227,34 @@ def w4a16_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,
     for ks in tl.range(first, last, num_stages=NUM_STAGES):
         k0 = ks * BLOCK_K
         row_ok = rows[:, None] < N
-        if MODE == 0:  # load bytes, split each into two codes, interleave: (BLOCK_N, BLOCK_K)
+        # the packed weight tile (BLOCK_N, BLOCK_K / 2) and the activations (BLOCK_M, BLOCK_K)
+        if TMA:  # one copy instruction per tile, no per-element addresses; zero-filled past the edges
+            p = wq_ptr.load([pid_n * BLOCK_N, k0 // 2])
+            x = x_ptr.load([pid_m * BLOCK_M, k0])
+        else:
             p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :],
                         mask=row_ok & ((k0 // 2 + half)[None, :] < K // 2), other=0)
-            s = tl.load(ws_ptr + rows[:, None] * stride_sn + (k0 // 32 + blk)[None, :],
-                        mask=row_ok & ((k0 // 32 + blk)[None, :] < K // 32), other=127)
-            codes = tl.reshape(tl.join(p & 15, p >> 4), (BLOCK_N, BLOCK_K))  # byte i -> elements 2i, 2i+1
-            scale = tl.reshape(tl.broadcast_to(e8m0_to_float(s)[:, :, None], (BLOCK_N, BLOCK_K // 32, 32)),
-                               (BLOCK_N, BLOCK_K))
-            if BF16_BITS:
-                w = e2m1_to_bf16_bits(codes) * scale.to(tl.bfloat16)
-            else:
-                w = (e2m1_to_float(codes) * scale).to(tl.bfloat16)
             x = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + kk)[None, :],
                         mask=(toks[:, None] < M) & ((k0 + kk)[None, :] < K), other=0.0)
-            if UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
-                acc = tl.dot(w.to(tl.float32), tl.trans(x.to(tl.float32)), acc)
-            else:
-                acc = tl.dot(w, tl.trans(x), acc)
-        elif MODE == 1:  # every element loads its own byte and scale (neighbours share them in L1)
-            kmask = row_ok & ((k0 + kk)[None, :] < K)
-            p = tl.load(wq_ptr + rows[:, None] * stride_wn + ((k0 + kk) // 2)[None, :], mask=kmask, other=0)
-            codes = (p >> (((k0 + kk) % 2) * 4)[None, :].to(tl.uint8)) & 15
-            s = tl.load(ws_ptr + rows[:, None] * stride_sn + ((k0 + kk) // 32)[None, :], mask=kmask, other=127)
-            if BF16_BITS:
-                w = e2m1_to_bf16_bits(codes) * e8m0_to_float(s).to(tl.bfloat16)
-            else:
-                w = (e2m1_to_float(codes) * e8m0_to_float(s)).to(tl.bfloat16)
-            x = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + kk)[None, :],
-                        mask=(toks[:, None] < M) & ((k0 + kk)[None, :] < K), other=0.0)
-            if UPCAST:
-                acc = tl.dot(w.to(tl.float32), tl.trans(x.to(tl.float32)), acc)
-            else:
-                acc = tl.dot(w, tl.trans(x), acc)
-        elif MODE == 3:  # as MODE 0, with the unpacking, conversion and scaling in PTX, two values at a time
-            p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :],
-                        mask=row_ok & ((k0 // 2 + half)[None, :] < K // 2), other=0)
-            s = tl.load(ws_ptr + rows[:, None] * stride_sn + (k0 // 32 + blk)[None, :],
-                        mask=row_ok & ((k0 // 32 + blk)[None, :] < K // 32), other=127)
+        s = tl.load(ws_ptr + rows[:, None] * stride_sn + (k0 // 32 + blk)[None, :],
+                    mask=row_ok & ((k0 // 32 + blk)[None, :] < K // 32), other=127)
+        if CONVERT == 2:  # PTX: unpack, convert and scale two values per instruction
             sc = (s.to(tl.int16) << 7).to(tl.bfloat16, bitcast=True)  # 2**(s - 127) in bfloat16
             sc = tl.reshape(tl.broadcast_to(sc[:, :, None], (BLOCK_N, BLOCK_K // 32, 16)), (BLOCK_N, BLOCK_K // 2))
             lo, hi = mxfp4_pairs_to_bf16(p, sc)
-            w = tl.reshape(tl.join(lo, hi), (BLOCK_N, BLOCK_K))
-            x = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + kk)[None, :],
-                        mask=(toks[:, None] < M) & ((k0 + kk)[None, :] < K), other=0.0)
+            w = tl.reshape(tl.join(lo, hi), (BLOCK_N, BLOCK_K))  # byte i -> elements 2i, 2i+1
+        else:
+            codes = tl.reshape(tl.join(p & 15, p >> 4), (BLOCK_N, BLOCK_K))  # byte i -> elements 2i, 2i+1
+            scale = tl.reshape(tl.broadcast_to(e8m0_to_float(s)[:, :, None], (BLOCK_N, BLOCK_K // 32, 32)),
+                               (BLOCK_N, BLOCK_K))
+            if CONVERT == 1:
+                w = e2m1_to_bf16_bits(codes) * scale.to(tl.bfloat16)
+            else:
+                w = (e2m1_to_float(codes) * scale).to(tl.bfloat16)
+        if UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
+            acc = tl.dot(w.to(tl.float32), tl.trans(x.to(tl.float32)), acc)
+        else:
             acc = tl.dot(w, tl.trans(x), acc)
-        else:  # low nibbles hold the even k, high nibbles the odd k: two dots, no interleaving
-            hmask = row_ok & ((k0 // 2 + half)[None, :] < K // 2)
-            p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :], mask=hmask, other=0)
-            s = tl.load(ws_ptr + rows[:, None] * stride_sn + ((k0 // 2 + half) // 16)[None, :], mask=hmask,
-                        other=127)
-            sc = e8m0_to_float(s)
-            if BF16_BITS:
-                sc16 = sc.to(tl.bfloat16)
-                w_even = e2m1_to_bf16_bits(p & 15) * sc16
-                w_odd = e2m1_to_bf16_bits(p >> 4) * sc16
-            else:
-                w_even = (e2m1_to_float(p & 15) * sc).to(tl.bfloat16)
-                w_odd = (e2m1_to_float(p >> 4) * sc).to(tl.bfloat16)
-            xm = (toks[:, None] < M) & ((k0 // 2 + half)[None, :] < K // 2)
-            x_even = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + 2 * half)[None, :], mask=xm, other=0.0)
-            x_odd = tl.load(x_ptr + toks[:, None] * stride_xm + (k0 + 2 * half + 1)[None, :], mask=xm, other=0.0)
-            if UPCAST:
-                acc = tl.dot(w_even.to(tl.float32), tl.trans(x_even.to(tl.float32)), acc)
-                acc = tl.dot(w_odd.to(tl.float32), tl.trans(x_odd.to(tl.float32)), acc)
-            else:
-                acc = tl.dot(w_even, tl.trans(x_even), acc)
-                acc = tl.dot(w_odd, tl.trans(x_odd), acc)
     out = y_ptr + toks[None, :] * stride_ym + rows[:, None]  # acc is a tile of y.T
     mask = (rows[:, None] < N) & (toks[None, :] < M)
     if SPLIT_K == 1:
@@ -312,10 +273,13 @@ class W4A16Config:
     num_warps: int = 4
     num_stages: int = 4
     block_m: int = 16
+    tma: bool = False  # load the packed weight and the activations through TMA descriptors
+    convert: str = "float32"  # one of CONVERSIONS
 
     def label(self) -> str:
         return (f"{self.block_n}x{self.block_k} m{self.block_m} split{self.split_k} "
-                f"w{self.num_warps} s{self.num_stages}")
+                f"w{self.num_warps} s{self.num_stages}" + (" tma" if self.tma else "")
+                + ("" if self.convert == "float32" else f" {self.convert}"))
 
 
 def default_config(M: int, N: int, on_gpu: bool | None = None) -> W4A16Config:
@@ -341,6 +305,9 @@ def _check_config(cfg, K, name):
         raise ValueError(f"{name}: config.block_k must be >= 64 (two scale blocks), got {cfg.block_k}")
     if not (isinstance(cfg.split_k, int) and cfg.split_k >= 1):
         raise ValueError(f"{name}: config.split_k must be a positive int, got {cfg.split_k!r}")
+    if cfg.convert not in CONVERSIONS or (cfg.convert != "float32" and not ON_GPU):
+        raise ValueError(f"{name}: config.convert must be one of {CONVERSIONS} ('float32' only in Triton's "
+                         f"interpreter), got {cfg.convert!r}")
     if cfg.num_warps not in (1, 2, 4, 8) or not (1 <= cfg.num_stages <= 8):
         raise ValueError(f"{name}: num_warps must be 1, 2, 4 or 8 and num_stages 1..8: {cfg}")
     return cfg
@@ -364,17 +331,30 @@ def check_w4a16(name, x, w):
     return x.shape[0], N, K
 
 
-def launch(x, w: MXFP4Weight, y, cfg: W4A16Config, bf16_bits: bool = False, mode: int = 0):
+CONVERSIONS = ("float32", "bf16 bits", "ptx")  # CONVERT 0, 1, 2: see e2m1_to_float, e2m1_to_bf16_bits,
+# mxfp4_pairs_to_bf16. Only "float32" is exact in Triton's interpreter; the other two are GPU-only.
+
+
+def launch(x, w: MXFP4Weight, y, cfg: W4A16Config):
     """Launch the kernel with no checks (``w4a16_matmul`` checks first): ``y`` is ``(M, N)``, bfloat16
-    for ``split_k == 1``, zeroed float32 otherwise. The lean path a CUDA graph captures."""
+    for ``split_k == 1``, zeroed float32 otherwise. The lean path a CUDA graph captures. With
+    ``cfg.tma`` the packed weight and the activations are loaded through TMA descriptors made here on
+    the host (rows 16-byte aligned: K a multiple of 32, base addresses 16-byte aligned)."""
     M, K = x.shape
     N = w.packed.shape[0]
     grid = (triton.cdiv(N, cfg.block_n), cfg.split_k, triton.cdiv(M, cfg.block_m))
-    return w4a16_kernel[grid](x, w.packed, w.scales, y, M, N, K, x.stride(0), w.packed.stride(0),
+    if cfg.tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        xa = TensorDescriptor(x, [M, K], [x.stride(0), 1], [cfg.block_m, cfg.block_k])
+        wa = TensorDescriptor(w.packed, [N, K // 2], [w.packed.stride(0), 1], [cfg.block_n, cfg.block_k // 2])
+    else:
+        xa, wa = x, w.packed
+    return w4a16_kernel[grid](xa, wa, w.scales, y, M, N, K, x.stride(0), w.packed.stride(0),
                               w.scales.stride(0), y.stride(0),
                               BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k,
                               SPLIT_K=cfg.split_k, NUM_STAGES=cfg.num_stages, UPCAST=not ON_GPU,
-                              BF16_BITS=bf16_bits, MODE=mode, num_warps=cfg.num_warps)
+                              CONVERT=CONVERSIONS.index(cfg.convert), TMA=cfg.tma, num_warps=cfg.num_warps)
 
 
 def w4a16_matmul(x: torch.Tensor, w: MXFP4Weight, config: W4A16Config | None = None) -> torch.Tensor:

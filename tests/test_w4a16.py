@@ -1,5 +1,6 @@
 """The weight-only MXFP4 matmul of chapter 07 (kernels.w4a16): quantization bit-exact with kernels.fp4,
-the kernel's e2m1 and e8m0 conversions on every code, the matmul in every mode against float64, bad input.
+the kernel's e2m1 and e8m0 conversions on every code, the matmul (pointer and TMA loads, every
+conversion) against float64, bad input.
 
 The matmul's tolerance: the weight dequantizes exactly to bfloat16 (an e2m1 value times a power of two),
 products of bfloat16 values are exact in float32, so the result differs from ``x.double() @ W.T`` by the
@@ -9,6 +10,8 @@ in torch. The checks allow 2 ulps of bfloat16 at each output's magnitude, plus a
 where they cancel: ``2**-20 * (|x| @ |W|.T)`` in the interpreter, ``2**-16`` times it on a GPU, whose
 tensor cores add in their own order.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -129,7 +132,7 @@ def test_e2m1_to_float_every_code():
 # (1.0 * 4.0 gives -2.0 in Triton 3.9's; its debugging guide says bfloat16 operations are not supported;
 # triton-lang/triton#10945), so the bfloat16 arithmetic of e2m1_to_bf16_bits runs on a GPU only
 NEEDS_BF16_ARITHMETIC = pytest.mark.skipif(
-    not kernels.ON_GPU, reason="Triton's interpreter does not do bfloat16 arithmetic (it computes on the bits)")
+    not kernels.ON_GPU, reason="GPU only: Triton's interpreter does not do bfloat16 arithmetic (it computes on the bits) nor inline PTX")
 
 
 @NEEDS_BF16_ARITHMETIC
@@ -201,10 +204,10 @@ def test_w4a16_matmul_uses_each_block_its_own_scale():
             _check(y, x, bad, "wrong scales")
 
 
-@pytest.mark.parametrize("mode", [0, 1, 2])
-def test_every_mode(mode):
-    """MODE 0 (unpack and interleave), 1 (a byte and a scale per element), 2 (even and odd k as two
-    dots): the same products, through ``launch`` (no checks), with split-K and ragged M, N and K."""
+@pytest.mark.parametrize("tma", [False, True], ids=["pointer loads", "TMA"])
+def test_loads_by_pointer_and_by_tma(tma):
+    """Pointer loads and TMA descriptors (made on the host) load the same tiles: the same products,
+    through ``launch`` (no checks), with split-K and ragged M, N and K (a K tail shorter than a block)."""
     w = quantize_mxfp4(_scaled_weight(N_RAGGED, K_TAIL, seed=13))
     for M, cfg in [(1, W.default_config(1, N_RAGGED)), (17, CONFIGS["split-K 2"])]:
         x = _x(M, K_TAIL, seed=14)
@@ -212,14 +215,16 @@ def test_every_mode(mode):
             y = T.poisoned_empty((M, N_RAGGED), torch.bfloat16)
         else:
             y = torch.zeros((M, N_RAGGED), dtype=torch.float32, device=kernels.DEVICE)
-        W.launch(x, w, y, cfg, mode=mode)
-        _check(y.to(torch.bfloat16), x, w, f"mode {mode}, M={M}, {cfg.label()}")
+        W.launch(x, w, y, dataclasses.replace(cfg, tma=tma))
+        _check(y.to(torch.bfloat16), x, w, f"tma={tma}, M={M}, {cfg.label()}")
 
 
 @NEEDS_BF16_ARITHMETIC
-@pytest.mark.parametrize("mode", [0, 1, 2])
-def test_bf16_bits_conversion(mode):
-    """``BF16_BITS``: the codes decoded in bfloat16's bits and scaled in bfloat16, every code present."""
+@pytest.mark.parametrize("tma", [False, True], ids=["pointer loads", "TMA"])
+@pytest.mark.parametrize("convert", ["bf16 bits", "ptx"])
+def test_gpu_conversions(convert, tma):
+    """The GPU-only conversions (codes decoded in bfloat16's bits; or unpacked, decoded and scaled in
+    PTX two at a time), every code present, scales spread over 2**-8 .. 2**8."""
     gen = torch.Generator().manual_seed(15)
     codes = torch.randint(0, 16, (N_RAGGED, K_TAIL), generator=gen, dtype=torch.uint8)
     codes[:, :16] = torch.arange(16, dtype=torch.uint8)
@@ -232,8 +237,8 @@ def test_bf16_bits_conversion(mode):
         cfg = W.default_config(M, N_RAGGED)
         y = T.poisoned_empty((M, N_RAGGED), torch.bfloat16) if cfg.split_k == 1 else \
             torch.zeros((M, N_RAGGED), dtype=torch.float32, device=kernels.DEVICE)
-        W.launch(x, w, y, cfg, bf16_bits=True, mode=mode)
-        _check(y.to(torch.bfloat16), x, w, f"bf16 bits, mode {mode}, M={M}")
+        W.launch(x, w, y, dataclasses.replace(cfg, convert=convert, tma=tma))
+        _check(y.to(torch.bfloat16), x, w, f"{convert}, tma={tma}, M={M}")
 
 
 def test_default_configs_pass_the_checks():

@@ -1,0 +1,90 @@
+"""Exploration on a GPU (not a chapter record): the W4A16 kernel's variants at N = K = 8192.
+
+    python benchmarks/explore_w4a16.py sweep      # every conversion x load path x tile, M = 1 and 16
+    python benchmarks/explore_w4a16.py dump CFG   # TTGIR, PTX and cubin of one configuration (its label)
+
+Writes JSON (and IR files) into $OUT or /tmp. The earlier explorations (results/logs/
+h200_2026-12-01_w4a16_explore_*.json) were made by scripts of commit 4ba326e.
+"""
+import dataclasses
+import itertools
+import json
+import os
+import sys
+
+import kernels  # noqa: F401  (decides the world first)
+import torch
+from triton.testing import do_bench_cudagraph
+
+from kernels import w4a16 as W
+
+OUT = os.environ.get("OUT", "/tmp")
+N = K = 8192
+
+
+def run(x, q, cfg):
+    M = x.shape[0]
+    if cfg.split_k == 1:
+        y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+        W.launch(x, q, y, cfg)
+        return y
+    y = torch.zeros((M, N), dtype=torch.float32, device="cuda")
+    W.launch(x, q, y, cfg)
+    return y.to(torch.bfloat16)
+
+
+def exact(cfg):
+    """Every code pair, eight scales: how many weights differ from the dequantized ones (x = identity)."""
+    codes = torch.arange(256, dtype=torch.uint8, device="cuda").reshape(1, 256).repeat(8, 1)
+    sc = torch.tensor([100, 120, 127, 140, 1, 2, 160, 126], dtype=torch.uint8, device="cuda")
+    w = W.MXFP4Weight(codes.contiguous(), sc.reshape(8, 1).repeat(1, 16).contiguous())
+    eye = torch.eye(512, device="cuda", dtype=torch.bfloat16)
+    y = torch.empty(512, 8, device="cuda", dtype=torch.bfloat16)
+    W.launch(eye, w, y, dataclasses.replace(cfg, split_k=1, block_n=16))
+    return int((y.T.double() != W.dequantize_mxfp4(w, torch.float64).bfloat16().double()).sum())
+
+
+def sweep():
+    torch.manual_seed(0)
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    wd = W.dequantize_mxfp4(q)
+    res = {"weight_bytes": q.nbytes(), "rows": []}
+    tiles = [(64, 128, 4, 4, 3), (64, 256, 2, 4, 3), (64, 256, 4, 4, 3), (32, 256, 4, 4, 4), (64, 512, 2, 4, 2),
+             (128, 256, 2, 4, 3), (16, 256, 2, 4, 4), (32, 512, 1, 4, 3), (64, 128, 8, 4, 3)]
+    for M in (16, 1):
+        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        ref = x.double() @ wd.double().T
+        res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
+        for (bn, bk, sk, nw, st), tma, conv in itertools.product(tiles, (False, True), W.CONVERSIONS):
+            cfg = W.W4A16Config(bn, bk, sk, nw, st, 16, tma, conv)
+            try:
+                err = ((run(x, q, cfg).double() - ref).abs().max() / ref.abs().max()).item()
+                us = do_bench_cudagraph(lambda: run(x, q, cfg), rep=100) * 1e3
+                res["rows"].append(dict(M=M, config=cfg.label(), us=round(us, 2), err=err,
+                                        tbps=round(q.nbytes() / us / 1e6, 3),
+                                        bad_codes=exact(cfg) if M == 16 else None))
+            except Exception as e:  # noqa: BLE001
+                res["rows"].append(dict(M=M, config=cfg.label(), error=repr(e)[:300]))
+            print(res["rows"][-1], flush=True)
+    res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
+    json.dump(res, open(os.path.join(OUT, "w4a16_sweep.json"), "w"), indent=1)
+
+
+def dump(label):
+    p = label.split()
+    bn, bk = (int(v) for v in p[0].split("x"))
+    cfg = W.W4A16Config(bn, bk, int(p[2][5:]), int(p[3][1:]), int(p[4][1:]), int(p[1][1:]), "tma" in p,
+                        next((c for c in W.CONVERSIONS if c != "float32" and label.endswith(c)), "float32"))
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    x = torch.randn(16, K, device="cuda", dtype=torch.bfloat16)
+    y = torch.zeros((16, N), dtype=torch.float32, device="cuda")
+    k = W.launch(x, q, y, cfg)
+    for kind in ("ttgir", "ptx"):
+        open(os.path.join(OUT, f"w4a16.{kind}"), "w").write(k.asm[kind])
+    open(os.path.join(OUT, "w4a16.cubin"), "wb").write(k.asm["cubin"])
+    print(cfg.label(), "registers", k.n_regs, "spills", k.n_spills, "shared", k.metadata.shared)
+    torch.cuda.synchronize()
+
+
+if __name__ == "__main__":
+    {"sweep": sweep, "dump": lambda: dump(sys.argv[2])}[sys.argv[1]]()
