@@ -351,3 +351,22 @@ def test_w4a16_matmul_refuses_bad_configs():
                         (dict(num_stages=0), "num_stages 1..8")]:
         with pytest.raises(ValueError, match=msg):
             w4a16_matmul(x, w, W4A16Config(**{**ok, **change}))
+
+
+def test_lean_layer_matches_the_checked_wrapper():
+    """W4A16Linear: the same products as w4a16_matmul, its output buffer reused per M (documented),
+    a wrong input still refused with the wrapper's message, and no CUDA graph in the interpreter."""
+    w = quantize_mxfp4(_scaled_weight(N_RAGGED, K_TAIL, seed=21))
+    layer = W.W4A16Linear(w, CONFIGS["split-K 2"])
+    for M in (1, 5):
+        x = _x(M, K_TAIL, seed=22 + M)
+        y = layer(x)
+        _check(y, x, w, f"lean layer, M={M}")
+        assert layer(_x(M, K_TAIL, seed=40)).data_ptr() == y.data_ptr()  # the same buffer, overwritten
+    with pytest.raises(ValueError, match="W4A16Linear: x is"):
+        layer(_x(2, K_TAIL + 32, seed=41))
+    with pytest.raises(TypeError, match="bfloat16"):
+        layer(_x(2, K_TAIL, seed=42).float())
+    if not kernels.ON_GPU:
+        with pytest.raises(RuntimeError, match="CUDA graphs need a GPU"):
+            layer.graph(1)
