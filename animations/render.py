@@ -20,11 +20,7 @@ from pathlib import Path
 
 import kernels  # noqa: F401  (before anything that could import triton)
 
-from . import SCENE_NAMES as _SCENES
-
-# chapter 07's scene, registered here (the package's SCENE_NAMES lists chapters 02-05's); a name that
-# is already there is not repeated
-SCENE_NAMES = _SCENES + tuple(n for n in ("FP4BlockScene",) if n not in _SCENES)
+from . import SCENE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "chapters" / "media"

@@ -358,12 +358,8 @@ def test_fp4_block_scene_shows_its_lesson():
 
 
 @pytest.fixture(scope="module")
-def rendered_fp4(tmp_path_factory):
-    from animations.render import SCENE_NAMES as REGISTERED
-    from animations.render import render_scene
-
-    assert "FP4BlockScene" in REGISTERED
-    return render_scene("FP4BlockScene", "low", tmp_path_factory.mktemp("fp4"), TINY)
+def rendered_fp4(rendered):
+    return rendered["FP4BlockScene"]
 
 
 def test_fp4_block_scene_renders_what_kernels_fp4_computes(rendered_fp4):
