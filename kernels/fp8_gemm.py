@@ -63,10 +63,12 @@ class FP8Config:
     num_stages: int = 3
     epilogue_subtile: bool = False  # store the C tile as two halves (less shared memory for C)
     flatten: bool = False  # pipeline across tiles: the next tile's loads overlap this epilogue
+    k_unroll: int = 1  # block recipe only: 2 runs two K blocks' dots per loop step
 
     def label(self) -> str:
         return (f"{self.block_m}x{self.block_n}x{self.block_k} w{self.num_warps} s{self.num_stages}"
-                + (" sub" if self.epilogue_subtile else "") + (" flat" if self.flatten else ""))
+                + (" sub" if self.epilogue_subtile else "") + (" flat" if self.flatten else "")
+                + (f" unroll{self.k_unroll}" if self.k_unroll != 1 else ""))
 
 
 @triton.jit
@@ -125,6 +127,7 @@ def fp8_matmul_kernel(
     FP8_OUT: tl.constexpr,
     EXACT_CAST: tl.constexpr,
     HOST_DESC: tl.constexpr,
+    K_UNROLL: tl.constexpr = 1,  # block recipe: K blocks per loop step (1 or 2)
 ):
     if HOST_DESC:
         a_desc = a_ptr
@@ -156,13 +159,28 @@ def fp8_matmul_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         if RECIPE == 2:
             sb_row = sb_ptr + (col0 // 128) * stride_sbn  # this tile's 128 rows of B share one scale per K block
-            for ks in tl.range(k_steps, num_stages=NUM_STAGES):
-                a = a_desc.load([row0, ks * BLOCK_K])
-                b = b_desc.load([col0, ks * BLOCK_K])
-                partial = tl.dot(a, b.T)  # a fresh float32 tile: the scales change with k
-                sa = tl.load(sa_ptr + rows * stride_sam + ks * stride_sak, mask=rows < M, other=0.0)
-                sb = tl.load(sb_row + ks * stride_sbk)
-                acc += partial * (sa * sb)[:, None]
+            if K_UNROLL == 1:
+                for ks in tl.range(k_steps, num_stages=NUM_STAGES):
+                    a = a_desc.load([row0, ks * BLOCK_K])
+                    b = b_desc.load([col0, ks * BLOCK_K])
+                    partial = tl.dot(a, b.T)  # a fresh float32 tile: the scales change with k
+                    sa = tl.load(sa_ptr + rows * stride_sam + ks * stride_sak, mask=rows < M, other=0.0)
+                    sb = tl.load(sb_row + ks * stride_sbk)
+                    acc += partial * (sa * sb)[:, None]
+            else:  # two K blocks per step: two independent dots the tensor cores can run back to back
+                for kp in tl.range(0, k_steps, 2, num_stages=NUM_STAGES):
+                    a0 = a_desc.load([row0, kp * BLOCK_K])
+                    b0 = b_desc.load([col0, kp * BLOCK_K])
+                    a1 = a_desc.load([row0, (kp + 1) * BLOCK_K])  # zeros past K: adds nothing
+                    b1 = b_desc.load([col0, (kp + 1) * BLOCK_K])
+                    p0 = tl.dot(a0, b0.T)
+                    p1 = tl.dot(a1, b1.T)
+                    k1 = tl.minimum(kp + 1, k_steps - 1)  # past K, p1 is zero: any finite scale will do
+                    sa0 = tl.load(sa_ptr + rows * stride_sam + kp * stride_sak, mask=rows < M, other=0.0)
+                    sa1 = tl.load(sa_ptr + rows * stride_sam + k1 * stride_sak, mask=rows < M, other=0.0)
+                    sb0 = tl.load(sb_row + kp * stride_sbk)
+                    sb1 = tl.load(sb_row + k1 * stride_sbk)
+                    acc += p0 * (sa0 * sb0)[:, None] + p1 * (sa1 * sb1)[:, None]
         else:
             for ks in tl.range(k_steps, num_stages=NUM_STAGES):
                 a = a_desc.load([row0, ks * BLOCK_K])  # zero-filled past the edges
@@ -292,6 +310,8 @@ def _check_config(cfg: FP8Config, recipe: str, name: str) -> FP8Config:
     if recipe == "block" and (cfg.block_k != SCALE_BLOCK or cfg.block_n > SCALE_BLOCK):
         raise ValueError(f"{name}: the block recipe needs block_k == 128 (one A scale per K step) and "
                          f"block_n <= 128 (one B scale per tile), got {cfg.label()}")
+    if cfg.k_unroll not in (1, 2) or (cfg.k_unroll == 2 and recipe != "block"):
+        raise ValueError(f"{name}: config.k_unroll must be 1, or 2 with the block recipe, got {cfg.k_unroll!r}")
     if cfg.num_warps not in (4, 8) or not (1 <= cfg.num_stages <= 8) or cfg.group_m < 1:
         raise ValueError(f"{name}: num_warps must be 4 or 8, num_stages 1..8, group_m >= 1: {cfg}")
     return cfg
@@ -340,7 +360,7 @@ def launch(a, b, c, a_scale, b_scale, recipe: str, cfg: FP8Config, num_programs:
         RECIPE=RECIPES.index(recipe),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
         NUM_STAGES=cfg.num_stages, EPILOGUE_SUBTILE=cfg.epilogue_subtile, FLATTEN=cfg.flatten,
-        FP8_OUT=c.dtype == E4M3, EXACT_CAST=not ON_GPU, HOST_DESC=host_descriptors,
+        FP8_OUT=c.dtype == E4M3, EXACT_CAST=not ON_GPU, HOST_DESC=host_descriptors, K_UNROLL=cfg.k_unroll,
         num_warps=cfg.num_warps,
     )
 

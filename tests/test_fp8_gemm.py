@@ -8,6 +8,7 @@ and the scale multiplications are rounded in float32, which can move a value tha
 last place (ulp) of the output format and require all but 1% of the elements to be bit-exact (a kernel
 that truncated instead of rounding would miss about half of them).
 """
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -170,8 +171,11 @@ def test_block_scales_change_along_k_and_across_n_blocks(out_dtype):
         sa = sa * float(300 / G.reference(a, b, sa, sb, "block").abs().max())
     ref = G.reference(a, b, sa, sb, "block")
     for sa_layout in (sa.contiguous(), sa.t().contiguous().t()):  # row-major, and column-major as quantize_blocks
-        out = fp8_matmul(a, b, sa_layout, sb, "block", out_dtype, config=_config("block"))
-        _check(out, ref, out_dtype, f"block, a_scale strides {sa_layout.stride()}", _bound(a, b, sa, sb, "block"))
+        for unroll in (1, 2):  # K blocks per loop step; 3 K blocks: the second step has one past K
+            cfg = dataclasses.replace(_config("block"), k_unroll=unroll)
+            out = fp8_matmul(a, b, sa_layout, sb, "block", out_dtype, config=cfg)
+            _check(out, ref, out_dtype, f"block, a_scale strides {sa_layout.stride()}, k_unroll {unroll}",
+                   _bound(a, b, sa, sb, "block"))
     # a kernel that used the first K block's scales throughout, or B's first 128-row scales for every
     # column, or no block scales at all, would be far off
     first_k = G.reference(a, b, sa[:, :1].expand(-1, 3), sb[:, :1].expand(-1, 3), "block")
@@ -454,6 +458,11 @@ def test_bad_configs():
     for cfg in (FP8Config(32, 32, 64), FP8Config(32, 32, 256), FP8Config(32, 256, 128)):
         with pytest.raises(ValueError, match="block recipe needs block_k == 128"):
             fp8_matmul(a, b, sa, sb, "block", config=cfg)
+    with pytest.raises(ValueError, match="k_unroll must be 1, or 2 with the block recipe"):
+        fp8_matmul(a, b, sa, sb, "block", config=FP8Config(32, 32, 128, k_unroll=3))
+    a, b, sa, sb = _good()
+    with pytest.raises(ValueError, match="k_unroll must be 1, or 2 with the block recipe"):
+        fp8_matmul(a, b, sa, sb, "row", config=FP8Config(32, 32, 32, k_unroll=2))
 
 
 def test_out_of_the_wrong_shape_or_dtype_or_sharing_memory_is_refused():
