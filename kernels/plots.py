@@ -346,3 +346,51 @@ def plot_quantize_cost(doc, ax=None):
     ax.legend(fontsize=7, loc="lower right")
     _title(ax, "quantize + FP8 GEMM against the bf16 GEMM (CUDA graph); label: speed-up over bf16", doc)
     return ax
+
+
+def plot_w4a16_over_m(doc, ax=None):
+    """Time per call (CUDA graph) of each decode kernel over M at one weight shape, log-log, with the
+    time it would take to read that kernel's weight bytes at the GPU's memory bandwidth (its floor at
+    small M); ``results/<gpu>/ch07_w4a16.json``."""
+    import matplotlib.pyplot as plt
+
+    from .roofline import datasheet
+
+    recs = [r for r in doc["records"] if "graph_us" in r]
+    ax = ax or plt.subplots(figsize=(8, 4.5))[1]
+    gpu = doc.get("gpu_slug")
+    bw = datasheet(gpu).bandwidth_tbs if gpu else None
+    names = list(dict.fromkeys(r["kernel"] for r in recs))
+    for i, name in enumerate(names):
+        rs = sorted((r for r in recs if r["kernel"] == name), key=lambda r: r["M"])
+        label = {"ours": "ours: W4A16 MXFP4 (Triton)", "cublas": "cuBLAS bf16",
+                 "gemlite": "gemlite A16W4 MXFP4", "tinygemm": "torch tinygemm int4"}.get(name, name)
+        ax.plot([r["M"] for r in rs], [r["graph_us"] for r in rs], "o-", color=f"C{i}", label=label, ms=3)
+        if bw:
+            ax.axhline(rs[0]["weight_bytes"] / bw / 1e6, color=f"C{i}", ls=":", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("M (tokens)")
+    ax.set_ylabel("µs per call (CUDA graph)")
+    r0 = recs[0]
+    ax.legend(fontsize=8)
+    _title(ax, f"y = x @ W.T, W {r0['N']}x{r0['K']}; dotted: the weight's bytes at the datasheet bandwidth", doc)
+    return ax
+
+
+def plot_launch(doc, ax=None):
+    """A decode-sized call timed from Python three ways, beside its GPU time
+    (``results/<gpu>/ch07_launch.json``)."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    labels = [f"{r['kernel']}, M={r['M']}" for r in recs]
+    y = range(len(recs))
+    ax.barh(y, [r["python_us"] for r in recs], color="C1", label="from Python (do_bench)")
+    ax.barh(y, [r["gpu_us"] for r in recs], color="C0", height=0.4, label="GPU time (CUDA graph)")
+    ax.set_yticks(list(y), labels, fontsize=8)
+    ax.set_xlabel("µs")
+    ax.legend(fontsize=8)
+    _title(ax, "what a call costs from Python, and what the GPU spends", doc)
+    return ax
