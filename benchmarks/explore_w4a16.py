@@ -1,6 +1,7 @@
 """Exploration on a GPU (not a chapter record): the W4A16 kernel's variants at N = K = 8192.
 
-    python benchmarks/explore_w4a16.py sweep      # every conversion x load path x tile, M = 1 and 16
+    python benchmarks/explore_w4a16.py sweep      # conversions x load paths x tiles, and the CUDA-core
+                                                  # kernel, at M = 1 and 16
     python benchmarks/explore_w4a16.py dump CFG   # TTGIR, PTX and cubin of one configuration (its label)
 
 Writes JSON (and IR files) into $OUT or /tmp. The earlier explorations (results/logs/
@@ -40,7 +41,7 @@ def exact(cfg):
     w = W.MXFP4Weight(codes.contiguous(), sc.reshape(8, 1).repeat(1, 16).contiguous())
     eye = torch.eye(512, device="cuda", dtype=torch.bfloat16)
     y = torch.empty(512, 8, device="cuda", dtype=torch.bfloat16)
-    W.launch(eye, w, y, dataclasses.replace(cfg, split_k=1, block_n=16))
+    W.launch(eye, w, y, dataclasses.replace(cfg, split_k=1, block_n=16, block_m=4 if cfg.gemv else 16))
     return int((y.T.double() != W.dequantize_mxfp4(w, torch.float64).bfloat16().double()).sum())
 
 
@@ -55,8 +56,12 @@ def sweep():
         x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
         ref = x.double() @ wd.double().T
         res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
-        for (bn, bk, sk, nw, st), tma, conv in itertools.product(tiles, (False, True), W.CONVERSIONS):
-            cfg = W.W4A16Config(bn, bk, sk, nw, st, 16, tma, conv)
+        cfgs = [W.W4A16Config(bn, bk, sk, nw, st, 16, tma, conv)
+                for (bn, bk, sk, nw, st), tma, conv in itertools.product(tiles, (False, True), W.CONVERSIONS)]
+        cfgs += [W.W4A16Config(bn, bk, sk, nw, st, min(M, 4), gemv=True)  # CUDA cores
+                 for bn, bk, sk, nw, st in ((64, 256, 2, 4, 3), (32, 512, 2, 4, 3), (128, 256, 4, 8, 3),
+                                            (16, 512, 2, 2, 3), (64, 512, 4, 4, 2), (32, 256, 4, 4, 4))]
+        for cfg in cfgs:
             try:
                 err = ((run(x, q, cfg).double() - ref).abs().max() / ref.abs().max()).item()
                 us = do_bench_cudagraph(lambda: run(x, q, cfg), rep=100) * 1e3

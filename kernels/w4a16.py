@@ -263,6 +263,52 @@ def w4a16_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,  # x_ptr, wq_ptr: TMA descriptors
         tl.atomic_add(out, acc, mask=mask)  # y is float32 here, zeroed before the launch
 
 
+@triton.jit
+def w4a16_gemv_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr,
+                      M, N, K,
+                      stride_xm, stride_wn, stride_sn, stride_ym,
+                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                      SPLIT_K: tl.constexpr, NUM_STAGES: tl.constexpr):
+    """The same product without tensor cores, for a few tokens (``BLOCK_M`` of 1, 2 or 4): every decoded
+    weight is multiplied by each token's activation on the CUDA cores, in float32. The low nibbles
+    hold the even k and the high nibbles the odd k, so the activations are read as (even, odd) pairs
+    and the weight tile never needs interleaving. Sums run over each 32-value block first; the block's
+    scale multiplies the block's sum, once."""
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    toks = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    half = tl.arange(0, BLOCK_K // 2)
+    blk = tl.arange(0, BLOCK_K // 32)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    k_steps = tl.cdiv(K, BLOCK_K)
+    steps = tl.cdiv(k_steps, SPLIT_K)
+    first = pid_k * steps
+    last = tl.minimum(first + steps, k_steps)
+    for ks in tl.range(first, last, num_stages=NUM_STAGES):
+        k0 = ks * BLOCK_K
+        bmask = (rows[:, None] < N) & ((k0 // 2 + half)[None, :] < K // 2)
+        p = tl.load(wq_ptr + rows[:, None] * stride_wn + (k0 // 2 + half)[None, :], mask=bmask, other=0)
+        s = tl.load(ws_ptr + rows[:, None] * stride_sn + (k0 // 32 + blk)[None, :],
+                    mask=(rows[:, None] < N) & ((k0 // 32 + blk)[None, :] < K // 32), other=127)
+        w_even = e2m1_to_float(p & 15)  # (BLOCK_N, BLOCK_K / 2): elements k0 + 2i
+        w_odd = e2m1_to_float(p >> 4)  # elements k0 + 2i + 1
+        xmask = (toks[:, None] < M) & ((k0 // 2 + half)[None, :] < K // 2)
+        xp = x_ptr + toks[:, None] * stride_xm + (k0 + 2 * half)[None, :]
+        x_even = tl.load(xp, mask=xmask, other=0.0).to(tl.float32)  # (BLOCK_M, BLOCK_K / 2)
+        x_odd = tl.load(xp + 1, mask=xmask, other=0.0).to(tl.float32)
+        prod = w_even[:, None, :] * x_even[None, :, :] + w_odd[:, None, :] * x_odd[None, :, :]
+        per_block = tl.sum(tl.reshape(prod, (BLOCK_N, BLOCK_M, BLOCK_K // 32, 16)), axis=3)
+        acc += tl.sum(per_block * e8m0_to_float(s)[:, None, :], axis=2)
+    out = y_ptr + toks[None, :] * stride_ym + rows[:, None]
+    mask = (rows[:, None] < N) & (toks[None, :] < M)
+    if SPLIT_K == 1:
+        tl.store(out, acc.to(y_ptr.dtype.element_ty), mask=mask)
+    else:
+        tl.atomic_add(out, acc, mask=mask)
+
+
 @dataclass(frozen=True)
 class W4A16Config:
     """Tile shape and launch parameters of ``w4a16_kernel``."""
@@ -275,11 +321,12 @@ class W4A16Config:
     block_m: int = 16
     tma: bool = False  # load the packed weight and the activations through TMA descriptors
     convert: str = "float32"  # one of CONVERSIONS
+    gemv: bool = False  # CUDA cores instead of tensor cores (w4a16_gemv_kernel), block_m of 1, 2 or 4
 
     def label(self) -> str:
         return (f"{self.block_n}x{self.block_k} m{self.block_m} split{self.split_k} "
                 f"w{self.num_warps} s{self.num_stages}" + (" tma" if self.tma else "")
-                + ("" if self.convert == "float32" else f" {self.convert}"))
+                + ("" if self.convert == "float32" else f" {self.convert}") + (" gemv" if self.gemv else ""))
 
 
 def default_config(M: int, N: int, on_gpu: bool | None = None) -> W4A16Config:
@@ -297,10 +344,13 @@ def default_config(M: int, N: int, on_gpu: bool | None = None) -> W4A16Config:
 def _check_config(cfg, K, name):
     if not isinstance(cfg, W4A16Config):
         raise TypeError(f"{name}: config must be a kernels.w4a16.W4A16Config, got {type(cfg).__name__}")
-    for f in ("block_n", "block_k", "block_m"):
+    for f in ("block_n", "block_k") + (() if cfg.gemv else ("block_m",)):
         v = getattr(cfg, f)
         if not isinstance(v, int) or v < 16 or v & (v - 1):
             raise ValueError(f"{name}: config.{f} must be a power of two >= 16, got {v!r}")
+    if cfg.gemv and (cfg.block_m not in (1, 2, 4) or cfg.tma or cfg.convert != "float32"):
+        raise ValueError(f"{name}: the gemv kernel takes block_m 1, 2 or 4, pointer loads and the float32 "
+                         f"conversion, got {cfg.label()}")
     if cfg.block_k < 64:
         raise ValueError(f"{name}: config.block_k must be >= 64 (two scale blocks), got {cfg.block_k}")
     if not (isinstance(cfg.split_k, int) and cfg.split_k >= 1):
@@ -343,6 +393,11 @@ def launch(x, w: MXFP4Weight, y, cfg: W4A16Config):
     M, K = x.shape
     N = w.packed.shape[0]
     grid = (triton.cdiv(N, cfg.block_n), cfg.split_k, triton.cdiv(M, cfg.block_m))
+    if cfg.gemv:
+        return w4a16_gemv_kernel[grid](x, w.packed, w.scales, y, M, N, K, x.stride(0), w.packed.stride(0),
+                                       w.scales.stride(0), y.stride(0), BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n,
+                                       BLOCK_K=cfg.block_k, SPLIT_K=cfg.split_k, NUM_STAGES=cfg.num_stages,
+                                       num_warps=cfg.num_warps)
     if cfg.tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
 

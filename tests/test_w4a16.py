@@ -370,3 +370,26 @@ def test_lean_layer_matches_the_checked_wrapper():
     if not kernels.ON_GPU:
         with pytest.raises(RuntimeError, match="CUDA graphs need a GPU"):
             layer.graph(1)
+
+
+@pytest.mark.parametrize("block_m,split_k", [(1, 1), (2, 3), (4, 2)])
+def test_gemv_kernel(block_m, split_k):
+    """The CUDA-core kernel for a few tokens: the same products for M of 1 to 5 (several token tiles when
+    M > block_m), ragged N, a K tail, split-K; and weights whose blocks differ in scale, so a wrong
+    block's scale would fail."""
+    w = quantize_mxfp4(_scaled_weight(N_RAGGED, K_TAIL, seed=31))
+    cfg = W4A16Config(block_n=32, block_k=64, split_k=split_k, num_warps=4, num_stages=1, block_m=block_m, gemv=True)
+    for M in (1, 3, 5):
+        x = _x(M, K_TAIL, seed=32 + M)
+        _check(w4a16_matmul(x, w, cfg), x, w, f"gemv {cfg.label()}, M={M}")
+    bad = MXFP4Weight(w.packed, w.scales.roll(1, dims=1).contiguous())
+    with pytest.raises(AssertionError):
+        _check(w4a16_matmul(x, w, cfg), x, bad, "gemv with another block's scales")
+
+
+def test_gemv_configs_are_checked():
+    w = quantize_mxfp4(_scaled_weight(64, 64, seed=35))
+    x = _x(1, 64, seed=36)
+    for cfg in (W4A16Config(32, 64, 1, 4, 1, 8, gemv=True), W4A16Config(32, 64, 1, 4, 1, 1, tma=True, gemv=True)):
+        with pytest.raises(ValueError, match="gemv kernel takes block_m 1, 2 or 4"):
+            w4a16_matmul(x, w, cfg)
