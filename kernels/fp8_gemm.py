@@ -228,6 +228,9 @@ def _check_scale(name, s, want, label, device):
         raise TypeError(f"{name}: {label} must be a torch.Tensor, got {type(s).__name__}")
     if s.dtype != torch.float32:
         raise TypeError(f"{name}: {label} must be float32, got {s.dtype}")
+    if s.is_neg():
+        raise ValueError(f"{name}: {label} is a view with a pending negation (the kernel reads raw memory); "
+                         f"pass {label}.resolve_neg()")
     if s.device.type != torch.device(device).type:
         raise ValueError(f"{name}: {label} is on {s.device}, the operands on {device}")
     shape = tuple(s.shape)
@@ -257,6 +260,9 @@ def check_fp8_operands(name, a, b, a_scale, b_scale, recipe, out_dtype, out=None
             raise ValueError(f"{name}: {label} must be a non-empty 2-D tensor, got shape {tuple(t.shape)}")
         if t.device.type != torch.device(DEVICE).type:
             raise ValueError(f"{name}: {label} is on {t.device}; this world runs kernels on {DEVICE}")
+        if t.is_neg():
+            raise ValueError(f"{name}: {label} is a view with a pending negation (the kernel reads raw memory); "
+                             f"pass {label}.resolve_neg()")
     M, K = a.shape
     N, Kb = b.shape
     if K != Kb:
@@ -298,18 +304,26 @@ def _overlaps(x, y):
     return x0 < y1 and y0 < x1
 
 
-def _check_config(cfg: FP8Config, recipe: str, name: str) -> FP8Config:
+def _check_config(cfg: FP8Config, recipe: str, name: str, out_dtype=torch.bfloat16) -> FP8Config:
     if not isinstance(cfg, FP8Config):
         raise TypeError(f"{name}: config must be a kernels.fp8_gemm.FP8Config, got {type(cfg).__name__}")
     for f in ("block_m", "block_n", "block_k"):
         v = getattr(cfg, f)
-        if not isinstance(v, int) or v < 16 or v & (v - 1):
-            raise ValueError(f"{name}: config.{f} must be a power of two >= 16, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 16 or v & (v - 1) or v > 256:
+            raise ValueError(f"{name}: config.{f} must be a power of two from 16 to 256 (a TMA tile is at most "
+                             f"256 along each dimension), got {v!r}")
+    for f in ("group_m", "num_warps", "num_stages", "k_unroll"):
+        v = getattr(cfg, f)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{name}: config.{f} must be an int, got {v!r}")
     if cfg.block_k < 32:
         raise ValueError(f"{name}: config.block_k must be >= 32 for 8-bit tl.dot, got {cfg.block_k}")
     if recipe == "block" and (cfg.block_k != SCALE_BLOCK or cfg.block_n > SCALE_BLOCK):
         raise ValueError(f"{name}: the block recipe needs block_k == 128 (one A scale per K step) and "
                          f"block_n <= 128 (one B scale per tile), got {cfg.label()}")
+    if cfg.epilogue_subtile and cfg.block_n // 2 * (1 if out_dtype == E4M3 else 2) < 16:
+        raise ValueError(f"{name}: epilogue_subtile stores half tiles of block_n // 2 columns, which must be at least "
+                         f"16 bytes for TMA: block_n >= {32 if out_dtype == E4M3 else 16} for {out_dtype}")
     if cfg.k_unroll not in (1, 2) or (cfg.k_unroll == 2 and recipe != "block"):
         raise ValueError(f"{name}: config.k_unroll must be 1, or 2 with the block recipe, got {cfg.k_unroll!r}")
     if cfg.num_warps not in (4, 8) or not (1 <= cfg.num_stages <= 8) or cfg.group_m < 1:
@@ -389,7 +403,7 @@ def fp8_matmul(a: torch.Tensor, b: torch.Tensor, a_scale: torch.Tensor, b_scale:
     name = "fp8_matmul"
     M, N, K, a_scale, b_scale = check_fp8_operands(name, a, b, a_scale, b_scale, recipe, out_dtype, out,
                                                    check_values)
-    cfg = _check_config(config or default_config(recipe), recipe, name)
+    cfg = _check_config(config or default_config(recipe), recipe, name, out_dtype)
     c = out if out is not None else torch.empty((M, N), dtype=out_dtype, device=a.device)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
     programs = resolve_programs(num_programs, tiles, name)

@@ -38,6 +38,18 @@ def round_to_e4m3(a):
     return tl.minimum(q, 448.0)
 
 
+AMAX_FLOOR = 2.0 ** -110  # below this, 448 / amax would overflow float32 (448 * 2**110 < 2**128)
+
+
+@triton.jit
+def safe_amax(m):
+    """The amax a group's scale is made from: 448 for an all-zero group (scale 1, no division by zero),
+    at least ``AMAX_FLOOR`` = 2**-110 for a tiny one (its 448 / amax would overflow float32 and turn the
+    group into NaN; with the floor its values are quantized against a slightly larger scale, and
+    ``q * scale`` still gives them back), NaN stays NaN."""
+    return tl.where(m == 0, 448.0, tl.where(m < 7.703719777548943e-34, 7.703719777548943e-34, m))
+
+
 @triton.jit
 def _cast_e4m3(x, inv):
     v = x * inv
@@ -67,7 +79,7 @@ def quantize_rows_kernel(x_ptr, q_ptr, s_ptr, N, stride_xm, stride_qm, BLOCK_N: 
         amax = tl.maximum(amax, tl.abs(x))
     m = tl.max(amax, axis=0)
     # x * (448 / amax) maps the largest magnitude onto 448; an all-zero row keeps scale 1
-    safe = tl.where(m == 0, 448.0, m)  # an all-zero row: scale 1, and no division by zero
+    safe = safe_amax(m)  # an all-zero row: scale 1; a tiny one: see safe_amax
     inv = tl.math.div_rn(448.0, safe)
     tl.store(s_ptr + row, tl.math.div_rn(safe, 448.0))
     # pass 2: scale, round, saturate, then store as e4m3 (an exact conversion now)
@@ -87,13 +99,16 @@ def _check_x(name, x, check_finite=True):
         raise ValueError(f"{name}: x must be a non-empty 2-D tensor (rows, columns), got shape {tuple(x.shape)}")
     if x.stride(1) != 1:
         raise ValueError(f"{name}: x must be contiguous along its rows (strides {x.stride()}); pass x.contiguous()")
+    if x.is_neg() or x.is_conj():
+        raise ValueError(f"{name}: x is a view with a pending negation or conjugation (the kernel reads raw "
+                         f"memory); pass x.resolve_neg().resolve_conj()")
     if x.device.type != torch.device(DEVICE).type:
         raise ValueError(f"{name}: x is on {x.device}; this world runs kernels on {DEVICE}")
     capturing = x.is_cuda and torch.cuda.is_current_stream_capturing()  # nothing may wait for the GPU then
     if check_finite and not capturing and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name}: x holds NaN or inf (check_finite=False skips this check and its pass over x: "
-                         f"a NaN is then quantized to NaN (its group's scale too where the max takes the NaN up, as in "
-                         f"Triton's interpreter), and an inf makes its group's scale inf and the group's other values 0)")
+                         f"a NaN is then quantized to NaN and its group's scale stays finite; an inf makes its "
+                         f"group's scale inf, itself NaN and the group's other values 0)")
 
 
 def quantize_rows(x: torch.Tensor, block_n: int = 128,
@@ -104,8 +119,8 @@ def quantize_rows(x: torch.Tensor, block_n: int = 128,
 
     Raises TypeError for another dtype, ValueError for a tensor that is not 2-D, not contiguous along
     its rows, empty, or that holds NaN or inf (checked on the host, which costs one pass over ``x``;
-    ``check_finite=False`` skips the check, and then a NaN is quantized to NaN, its row's scale too
-    where the max takes the NaN up, and an inf makes the row's scale inf and its other values 0), and for a ``block_n`` that is not a power of two from 16 to 4096."""
+    ``check_finite=False`` skips the check, and then a NaN is quantized to NaN while its row's scale
+    stays finite, and an inf makes the row's scale inf, itself NaN and its other values 0), and for a ``block_n`` that is not a power of two from 16 to 4096."""
     name = "quantize_rows"
     _check_x(name, x, check_finite)
     if isinstance(block_n, bool) or not isinstance(block_n, int) or block_n not in (16, 32, 64, 128, 256, 512, 1024,
@@ -138,7 +153,7 @@ def scale_cast_kernel(x_ptr, q_ptr, amax_ptr, M, N, stride_xm, stride_qm,
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (rows[:, None] < M) & (cols[None, :] < N)
     m = tl.load(amax_ptr)
-    inv = tl.math.div_rn(448.0, tl.where(m == 0, 448.0, m))
+    inv = tl.math.div_rn(448.0, safe_amax(m))
     x = tl.load(x_ptr + rows[:, None].to(tl.int64) * stride_xm + cols[None, :], mask=mask, other=0.0)
     tl.store(q_ptr + rows[:, None].to(tl.int64) * stride_qm + cols[None, :], _cast_e4m3(x.to(tl.float32), inv),
              mask=mask)
@@ -165,7 +180,7 @@ def quantize_tensor(x: torch.Tensor, block: tuple[int, int] = (32, 128),
     amax_kernel[grid](x, amax, M, N, x.stride(0), BLOCK_M=bm, BLOCK_N=bn)
     scale_cast_kernel[grid](x, q, amax, M, N, x.stride(0), q.stride(0), BLOCK_M=bm, BLOCK_N=bn)
     # the scale, as the kernels computed their 448 / amax (an all-zero tensor: scale 1)
-    scale = torch.where(amax > 0, amax, torch.full_like(amax, 448.0)) / 448.0
+    scale = torch.where(amax > 0, amax.clamp(min=AMAX_FLOOR), torch.full_like(amax, 448.0)) / 448.0
     return q, scale.reshape(1, 1)
 
 
@@ -183,12 +198,12 @@ def quantize_blocks_kernel(x_ptr, q_ptr, s_ptr, M, N, stride_xm, stride_qm, stri
     x = x.to(tl.float32)
     if PER_ROW:
         m = tl.max(tl.abs(x), axis=1)  # (BLOCK_M,)
-        safe = tl.where(m == 0, 448.0, m)
+        safe = safe_amax(m)
         tl.store(s_ptr + rows * stride_sm + pid_k * stride_sk, tl.math.div_rn(safe, 448.0), mask=rows < M)
         q = _cast_e4m3(x, tl.math.div_rn(448.0, safe)[:, None])
     else:
         m = tl.max(tl.max(tl.abs(x), axis=1), axis=0)
-        safe = tl.where(m == 0, 448.0, m)
+        safe = safe_amax(m)
         tl.store(s_ptr + pid_m * stride_sm + pid_k * stride_sk, tl.math.div_rn(safe, 448.0))
         q = _cast_e4m3(x, tl.math.div_rn(448.0, safe))
     tl.store(q_ptr + rows[:, None].to(tl.int64) * stride_qm + cols[None, :], q, mask=mask)
@@ -205,7 +220,8 @@ def quantize_blocks(x: torch.Tensor, block: tuple[int, int] = (1, 128), rows_per
     of two from 1 to 128. ``x`` and errors as ``quantize_rows``; ``ValueError`` for another ``block``."""
     name = "quantize_blocks"
     _check_x(name, x, check_finite)
-    if tuple(block) not in ((1, 128), (128, 128)):
+    if not isinstance(block, (tuple, list)) or tuple(block) not in ((1, 128), (128, 128)) \
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in block):
         raise ValueError(f"{name}: block must be (1, 128) or (128, 128), got {block!r}")
     per_row = block[0] == 1
     bm = rows_per_program if per_row else 128
@@ -223,10 +239,10 @@ def quantize_blocks(x: torch.Tensor, block: tuple[int, int] = (1, 128), rows_per
 
 
 def _check_tile(name, block):
-    try:
-        bm, bn = (int(v) for v in block)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: block must be two powers of two (rows, columns), got {block!r}") from None
+    if (not isinstance(block, (tuple, list)) or len(block) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in block)):
+        raise ValueError(f"{name}: block must be two powers of two (rows, columns), got {block!r}")
+    bm, bn = block
     for v in (bm, bn):
         if v < 1 or v & (v - 1) or v > 4096 or bm * bn > 2**16:
             raise ValueError(f"{name}: block must be two powers of two, at most 65536 elements, got {block!r}")

@@ -447,7 +447,10 @@ def test_bad_configs():
     with pytest.raises(TypeError, match="FP8Config"):
         fp8_matmul(a, b, sa, sb, config=(32, 32, 32))
     for cfg, msg in [(FP8Config(48, 32, 32), "block_m must be a power of two"),
-                     (FP8Config(32, 8, 32), "block_n must be a power of two >= 16"),
+                     (FP8Config(32, 8, 32), "block_n must be a power of two from 16 to 256"),
+                     (FP8Config(512, 32, 32), "block_m must be a power of two from 16 to 256"),
+                     (FP8Config(32, 32, 32, 2.5), "group_m must be an int"),
+                     (FP8Config(32, 32, 32, num_stages=1.5), "num_stages must be an int"),
                      (FP8Config(32, 32, 16), "block_k must be >= 32"),
                      (FP8Config(32, 32, 32, num_warps=2), "num_warps"),
                      (FP8Config(32, 32, 32, num_stages=0), "num_stages"),
@@ -463,6 +466,15 @@ def test_bad_configs():
     a, b, sa, sb = _good()
     with pytest.raises(ValueError, match="k_unroll must be 1, or 2 with the block recipe"):
         fp8_matmul(a, b, sa, sb, "row", config=FP8Config(32, 32, 32, k_unroll=2))
+    with pytest.raises(ValueError, match="epilogue_subtile stores half tiles"):  # 8-byte halves of e4m3
+        fp8_matmul(a, b, sa, sb, "row", E4M3, config=FP8Config(32, 16, 32, epilogue_subtile=True))
+
+
+def test_views_with_a_pending_negation_are_refused():
+    a, b, sa, sb = _good()
+    for args, label in (((a._neg_view(), b, sa, sb), "a"), ((a, b, sa._neg_view(), sb), "a_scale")):
+        with pytest.raises(ValueError, match=f"{label} is a view with a pending negation"):
+            fp8_matmul(*args)
 
 
 def test_out_of_the_wrong_shape_or_dtype_or_sharing_memory_is_refused():

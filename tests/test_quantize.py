@@ -259,3 +259,33 @@ def test_quantize_tensor_and_blocks_round_exact_ties_to_even():
     for q, s in (quantize_tensor(x, block=(1, 16)), quantize_blocks(x), quantize_blocks(x, (128, 128))):
         assert (s == 1).all()
         assert q.float()[0].tolist() == want and q.float()[1].tolist() == want[::-1]
+
+
+def test_tiny_groups_are_not_turned_into_nan():
+    """448 / amax overflows float32 below amax ~ 1.3e-36: the quantizers floor amax at 2**-110, so such
+    a group comes back as itself (a NaN here would be a wrong answer for finite input)."""
+    x = torch.zeros(2, 256, device=kernels.DEVICE)
+    x[0, :3] = torch.tensor([1e-37, 5e-38, -2.5e-38])
+    x[1, 0] = 1.0
+    for name, fn, expand in (
+            ("rows", quantize_rows, lambda s: s.expand(2, 256)),
+            ("tensor", quantize_tensor, lambda s: s.expand(2, 256)),
+            ("blocks", lambda t: quantize_blocks(t, (1, 128)), lambda s: s.repeat_interleave(128, 1))):
+        q, s = fn(x)
+        assert torch.isfinite(q.float()).all(), name
+        back = q.double() * expand(s).double()
+        if name != "tensor":  # per tensor, 1e-37 is far below the scale of the row holding 1.0: it is 0
+            assert torch.allclose(back[0, :3], x[0, :3].double(), rtol=2**-3), (name, back[0, :3])
+
+
+def test_block_arguments_and_negated_views_are_refused():
+    x = torch.ones(4, 256, device=kernels.DEVICE)
+    for bad in (128, None, (1.0, 128), (True, 128)):
+        with pytest.raises(ValueError, match="quantize_blocks: block must be"):
+            quantize_blocks(x, bad)
+    for bad in ((1.5, 128), ("32", "128"), (32,)):
+        with pytest.raises(ValueError, match="quantize_tensor: block must be two powers of two"):
+            quantize_tensor(x, bad)
+    for fn in (quantize_rows, quantize_tensor, quantize_blocks):
+        with pytest.raises(ValueError, match="pending negation"):
+            fn(x._neg_view())
