@@ -378,6 +378,9 @@ def check_w4a16(name, x, w):
         raise ValueError(f"{name}: x must be contiguous along K (strides {x.stride()}); pass x.contiguous()")
     if x.device.type != w.packed.device.type:
         raise ValueError(f"{name}: x is on {x.device}, the weight on {w.packed.device}")
+    if x.is_neg():
+        raise ValueError(f"{name}: x is a view with a pending negation (the kernel reads raw memory); "
+                         f"pass x.resolve_neg()")
     return x.shape[0], N, K
 
 

@@ -393,3 +393,9 @@ def test_gemv_configs_are_checked():
     for cfg in (W4A16Config(32, 64, 1, 4, 1, 8, gemv=True), W4A16Config(32, 64, 1, 4, 1, 1, tma=True, gemv=True)):
         with pytest.raises(ValueError, match="gemv kernel takes block_m 1, 2 or 4"):
             w4a16_matmul(x, w, cfg)
+
+
+def test_negated_view_of_x_is_refused():
+    w = quantize_mxfp4(_scaled_weight(64, 64, seed=37))
+    with pytest.raises(ValueError, match="pending negation"):
+        w4a16_matmul(_x(2, 64, seed=38)._neg_view(), w)
