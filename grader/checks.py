@@ -19,9 +19,11 @@ The FP8 and FP4 exercises (chapters 06 and 07) follow the same pattern with thei
 the order of a kernel's float32 operations decides, never in rows built of exact ties) and scales within
 2 float32 ulps of ``amax / 448``; ``scaled_matmul_e4m3`` every element within one bfloat16 step plus the
 accumulation error, with ``tl.dot`` on the e4m3 tiles themselves (read from what ran); ``dequantize_mxfp4``
-exact values. Their sandbox also refuses host-side casts to or from 8-bit and 4-bit floats; the course's
-NumPy references (``kernels.fp8``, ``kernels.fp4``) are out of reach there, since no tensor can be handed
-to NumPy, and anything computed outside a kernel fails the replay. The plain-PyTorch ``pack_e2m1`` and
+exact values. Their sandbox also refuses host-side casts to or from 8-bit and 4-bit floats and every call
+into the course's reference code (``kernels.fp8``, ``kernels.fp4``, ``kernels.quantize``:
+``guard.refuse_calls_into``); no tensor can be handed to NumPy, and anything computed outside a kernel
+fails the replay. In the interpreter, ``scaled_matmul_e4m3``'s replay doubles every ``tl.dot``'s product,
+and C must double with it. The plain-PyTorch ``pack_e2m1`` and
 ``unpack_e2m1`` run under ``guard.DtypeGuard`` (no PyTorch float4/float8 dtypes) and ``guard.watch_files``
 (no calls into ``kernels/fp4.py`` and its siblings, or torchao).
 """
@@ -47,11 +49,12 @@ from kernels import DEVICE, ON_GPU, pick
 from kernels import fp4 as _fp4
 from kernels import fp8 as _fp8
 from kernels import protocol as _protocol
+from kernels import quantize as _quantize
 from kernels import schedule as _schedule
 from kernels import testing as T
 
-from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, time_limit,
-                    watch_calls, watch_files)
+from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, refuse_calls_into,
+                    time_limit, watch_calls, watch_files)
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -746,7 +749,7 @@ def _replay_message(case, box, a, b, res, c_view, gen):
         _poison(c_view)
     ref = T.matmul_reference(new_a.to(DEVICE), new_b.to(DEVICE))
     try:
-        box.replay()
+        box.replay(dot_scale=dot_scale)
     except Exception as exc:
         if box.refusals:
             return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
@@ -1202,6 +1205,7 @@ def check_pingpong_consumer(fn, rng, gen, subchecks):
 # The course's own code for what these exercises ask: calls into it (or into a library's) are refused.
 _KERNELS_ROOT = os.path.dirname(os.path.abspath(kernels.__file__))
 _FP_REFERENCE_FILES = tuple(os.path.join(_KERNELS_ROOT, f) for f in ("fp4.py", "fp8.py", "quantize.py"))
+_FP_REFERENCE_MODULES = (_fp4, _fp8, _quantize)  # the same three, for the Triton exercises (refuse_calls_into)
 _FP_EXERCISE = _Exercise("fp", "any")  # every @triton.jit helper of kernels/ is the learner's to write
 _PACKAGE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
 
@@ -1279,16 +1283,19 @@ class _FPCall:
 
 def _fp_call(fn, args, kwargs, operands, read_only, stop) -> _FPCall:
     """Call ``fn(*args, **kwargs)`` in a ``Sandbox`` that also refuses host-side casts to and from 8-bit
-    and 4-bit floats; stop on a refusal, a fault, an error, no kernel, or a kernel or ``@triton.jit``
-    helper that is not the learner's (the course's, or an installed package's such as torchao)."""
+    and 4-bit floats and calls into the course's reference code (``kernels.fp8``, ``kernels.fp4``,
+    ``kernels.quantize``: ``guard.refuse_calls_into``); stop on a refusal, a fault, an error, no kernel, or
+    a kernel or ``@triton.jit`` helper that is not the learner's (the course's, or an installed package's
+    such as torchao)."""
     res, error = None, None
     with Sandbox(operands=operands, read_only=read_only, low_precision_casts=False) as box:
-        try:
-            res = fn(*args, **kwargs)
-        except Refused:
-            pass
-        except Exception as exc:  # the learner's code raised: report it, never crash
-            error = exc
+        with refuse_calls_into(_FP_REFERENCE_MODULES, box):
+            try:
+                res = fn(*args, **kwargs)
+            except Refused:
+                pass
+            except Exception as exc:  # the learner's code raised: report it, never crash
+                error = exc
     if box.refusals:
         stop("refused", "refused: " + box.refusals[0])
     if box.faults:
@@ -1352,9 +1359,10 @@ def _inputs_message(call, inputs: dict, privates: dict):
     return None
 
 
-def _replay_fp(call, new_inputs: dict, views: dict, poison_views=()):
+def _replay_fp(call, new_inputs: dict, views: dict, poison_views=(), dot_scale=None):
     """Restore what the launches received, put ``new_inputs`` (name -> CPU tensor) into the grader's
-    ``views`` and launch every recorded kernel again: ``None`` if that ran, else ``(status, message)``."""
+    ``views`` and launch every recorded kernel again (``dot_scale``: see ``Sandbox.replay``): ``None`` if
+    that ran, else ``(status, message)``."""
     box = call.box
     box.restore()
     for name, values in new_inputs.items():
@@ -1362,7 +1370,7 @@ def _replay_fp(call, new_inputs: dict, views: dict, poison_views=()):
     for v in poison_views:
         _poison(v)
     try:
-        box.replay()
+        box.replay(dot_scale=dot_scale)
     except Exception as exc:
         if box.refusals:
             return "refused", "refused when the grader ran your kernels again: " + box.refusals[-1]
@@ -1555,12 +1563,17 @@ def _run_quantize_case(fn, case, rng, gen, subchecks, first):
     # the same launches on new values of x: q and scale must follow
     new = torch.randn(M, N, generator=gen) * torch.tensor([10.0 ** rng.uniform(-3, 3) for _ in range(M)])[:, None]
     new = new.to(case.dtype)
+    first_q, first_s = _bytes_of(q), _bytes_of(s)
     verdict = _replay_fp(call, {"x": new}, {"x": x})
     if verdict:
         stop(*verdict)
-    if _quantize_message(new.to(torch.float32).numpy(), _e4m3_of(q), s.detach().cpu().numpy().reshape(-1),
-                         np.zeros(M, dtype=bool)):
-        stop(*_not_following("q and scale"))
+    msg = _quantize_message(new.to(torch.float32).numpy(), _e4m3_of(q), s.detach().cpu().numpy().reshape(-1),
+                            np.zeros(M, dtype=bool), _stored_mask(call.learner, q))
+    if msg:
+        if torch.equal(_bytes_of(q), first_q) and torch.equal(_bytes_of(s), first_s):
+            stop(*_not_following("q and scale"))
+        # they followed, but these values come out wrong: say which
+        stop("fail", "on new values of x (the grader launched your kernel again): " + msg)
     subchecks.append(SubCheck(title, "pass"))
 
 
@@ -1574,6 +1587,13 @@ def check_quantize_e4m3(fn, rng, gen, subchecks):
         _QCase("small", torch.randn(rng.randint(2, 5), _dims(rng, 3, 20), generator=gen)),
         _QCase("rows of several blocks", torch.randn(rng.randint(3, 6), _dims(rng, 70, hi_n), generator=gen),
                padded=True, kwargs={"block_n": 16}),
+        # rows longer than 256 at the wrapper's own block_n (several blocks each), and a row longer than the
+        # largest block_n the given wrapper takes (2048): a kernel that reads one block of a fixed size whatever
+        # N is misses the rest of the row
+        _QCase("rows longer than 256, several blocks of your block_n",
+               torch.randn(rng.randint(2, 4), _dims(rng, 300, 700), generator=gen)),
+        _QCase("a row longer than the largest block_n (2048)", torch.randn(2, _dims(rng, 2049, 2600), generator=gen),
+               padded=True, kwargs={"block_n": 512}),
         _QCase("rows from 1e-6 to 1e4, outliers, an all-zero row", _spread_rows(gen, rng, 9, _dims(rng, 20, 60)),
                padded=True),
         _QCase("exact ties, amax = 448 * 2**k", _ties_rows(rng, 4, 24), exact_rows=range(4), kwargs={"block_n": 16}),
@@ -1736,13 +1756,23 @@ def _run_scaled_case(fn, case, rng, gen, subchecks, first):
     msg = _scaled_message(res, qa64, sa_v, qb64, sb_v)
     if msg:
         stop("fail", msg)
+    # the same launches on new operands, in the interpreter with every tl.dot's product doubled: C must
+    # follow the new operands and double with the products (C is made of tl.dot's results, not of a
+    # product computed beside an unused tl.dot)
     n_qa, n_sa = _e4m3_operand(gen, rng, M, K, case.positive)
     n_qb, n_sb = _e4m3_operand(gen, rng, N, K, case.positive)
-    verdict = _replay_fp(call, {"qa": n_qa.to(f8), "sa": n_sa, "qb": n_qb.to(f8), "sb": n_sb}, inputs,
-                         [c_view] if c_view is not None else ())
+    new_inputs = {"qa": n_qa.to(f8), "sa": n_sa, "qb": n_qb.to(f8), "sb": n_sb}
+    poison = [c_view] if c_view is not None else ()
+    factor = 1.0 if ON_GPU else 2.0
+    verdict = _replay_fp(call, new_inputs, inputs, poison, dot_scale=None if ON_GPU else factor)
     if verdict:
         stop(*verdict)
-    if _scaled_message(res, n_qa, n_sa, n_qb, n_sb):
+    if _scaled_message(res, n_qa, n_sa * factor, n_qb, n_sb):
+        if factor != 1.0 and not (_replay_fp(call, new_inputs, inputs, poison)
+                                  or _scaled_message(res, n_qa, n_sa, n_qb, n_sb)):
+            stop("refused", "refused: when the grader ran your kernels again with every tl.dot's product doubled, "
+                            "C did not double: C must be made of tl.dot's results (acc = tl.dot(a, b, acc)), not "
+                            "of a product computed beside a tl.dot whose result goes unused")
         stop(*_not_following("C"))
     subchecks.append(SubCheck(title, "pass"))
 
@@ -1759,6 +1789,10 @@ def check_scaled_matmul_e4m3(fn, rng, gen, subchecks):
         _SCase("ragged, a scale per row of qa and of qb", *dims()),
         _SCase("ragged", *dims(), padded=True),
         _SCase("one row", 1, _dims(rng, 17, hi), _dims(rng, 2, 100)),
+        # more than 128 rows and columns: more than one tile of any size a wrapper is likely to pick, so a
+        # kernel whose tile ignores its program id leaves most of C unwritten
+        _SCase("ragged, over 128 rows and columns", _dims(rng, 129, 150), _dims(rng, 129, 150), _dims(rng, 33, 60),
+               padded=True),
         _SCase("one column", _dims(rng, 17, hi), 1, _dims(rng, 2, 100), padded=True),
         _SCase("positive values, long K: float32 accumulation", rng.randint(2, 16), rng.randint(2, 16), long_k,
                positive=True),

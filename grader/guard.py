@@ -1,6 +1,6 @@
 """What runs around a learner's function while it is graded.
 
-``Sandbox`` (a context manager) does four things while the learner's code runs:
+``Sandbox`` (a context manager) does five things while the learner's code runs:
 
 * a ``TorchDispatchMode`` lets through only the PyTorch ops that make, view, copy, fill or cast
   tensors (``empty``, ``full``, ``copy_``, ``as_strided``, ``_to_copy``, ... see ``is_allowed``): the
@@ -9,6 +9,11 @@
   ``torch.matmul``, ``@`` or ``(a[:, :, None] * b).sum(1)`` cannot stand in for a kernel;
 * ``Tensor.numpy()``, ``__array__``, ``tolist()`` and ``__dlpack__`` are refused too, so the
   answer cannot hand the work to NumPy that way;
+* a launch of a learner's kernel is refused when its source reaches plain Python (``python_calls``:
+  every name it uses must be Triton's language, a ``@triton.jit`` function, a builtin Triton compiles
+  or a constant, and a call's target one of those by name or a method of a kernel value) or when it
+  is handed a Python object (``argument_problem``): Triton's interpreter would run that Python on the
+  CPU, a GPU does not compile it;
 * every Triton launch is recorded, compiled (``JITFunction.run``) or interpreted
   (``InterpretedFunction.run``, ``TRITON_INTERPRET=1``): the launched function, its arguments, its grid
   as given (a callable too) and as started, what it returned (on a GPU the ``CompiledKernel``, whose
@@ -32,6 +37,11 @@
   Method names verified in Triton 3.6.0 and 3.9.0 (the positional arguments the hooks read are the
   same in both: ``ptrs, mask, other`` and ``ptrs, value, mask``).
 
+``Sandbox.replay(dot_scale=2.0)`` launches again with every interpreted ``tl.dot`` returning
+``acc + 2 * (a @ b)``: a result made of tl.dot's products doubles, one computed beside a ``tl.dot``
+whose result goes unused does not. ``refuse_calls_into(modules, sandbox)`` makes every plain function of
+the course's reference modules refuse to run while an answer runs (the FP8 and FP4 exercises).
+
 With ``Sandbox(..., low_precision_casts=False)`` (the FP8 and FP4 exercises) a conversion on the host
 between an 8-bit or 4-bit float dtype (``torch.float8_e4m3fn``, ``float8_e8m0fnu``, ``float4_e2m1fn_x2``,
 ...) and any other dtype is refused too: ``x.to(torch.float8_e4m3fn)`` or ``q.float()`` would do the
@@ -52,13 +62,15 @@ looping forever in the interpreter. The headless runner has a hard limit of its 
 """
 from __future__ import annotations
 
+import ast
+import builtins
 import contextlib
 import os
 import signal
 import sys
 import threading
 import traceback
-import weakref
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -491,6 +503,21 @@ class Trace:
             program.dot_types.add((str(getattr(a, "dtype", "?")), str(getattr(b, "dtype", "?"))))
 
 
+def _scaled_dot(original, builder, scale, args, kwargs):
+    """The interpreter's ``create_dot(a, b, acc, ...)`` with the product scaled: ``acc + scale * (a @ b)``,
+    the product computed by Triton's own code (on a zero accumulator) in the accumulator's dtype."""
+    args = list(args)
+    if len(args) > 2:
+        acc = args[2]
+        args[2] = type(acc)(np.zeros_like(acc.data), acc.dtype)
+    else:
+        acc = kwargs["d"]
+        kwargs = dict(kwargs, d=type(acc)(np.zeros_like(acc.data), acc.dtype))
+    product = original(builder, *args, **kwargs)
+    data = product.data * np.asarray(scale, dtype=product.data.dtype) + acc.data
+    return type(product)(data.astype(product.data.dtype, copy=False), product.dtype)
+
+
 # --------------------------------------------------------------------------------------------------
 # launches
 # --------------------------------------------------------------------------------------------------
@@ -531,82 +558,311 @@ def course_code(fn) -> str | None:
     return _course_index.get((path, code.co_firstlineno), f"kernels.{rel}.{code.co_name}")
 
 
-# What a kernel body may call besides @triton.jit functions and Triton's language: builtins the
-# Triton compiler itself understands
-_KERNEL_BUILTINS = {"range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
-                    "list", "zip", "enumerate", "getattr"}
-_python_calls_cache = weakref.WeakKeyDictionary()  # function -> verdict (an id could be reused)
+# --------------------------------------------------------------------------------------------------
+# what a learner's kernel may name and call (read from its source)
+# --------------------------------------------------------------------------------------------------
+# Python's builtins a kernel body may name: those Triton's compiler understands
+_KERNEL_BUILTINS = ("range", "min", "max", "len", "int", "float", "bool", "abs", "print", "isinstance", "tuple",
+                    "list", "zip", "enumerate")
+_BUILTIN_OBJECTS = {name: getattr(builtins, name) for name in _KERNEL_BUILTINS}
+_TRITON_DIR = os.path.dirname(os.path.abspath(__import__("triton").__file__)) + os.sep
+# Triton's language and Gluon's (triton.experimental.gluon.language): their modules and the files they are written in
+_LANGUAGE_MODULES = ("triton.language.", "triton.experimental.gluon.language.")
+_LANGUAGE_DIRS = tuple(os.path.join(_TRITON_DIR, *m.split(".")[1:-1]) + os.sep for m in _LANGUAGE_MODULES)
+# what ``dataclasses`` writes into a class (compiled from a string)
+_DATACLASS_METHODS = {"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__lt__", "__le__",
+                      "__gt__", "__ge__"}
+_DATACLASS_FILES = ("<string>", __import__("dataclasses").__file__)
+_CONSTANT_TYPES = (int, float, bool, complex, str, bytes, type(None))  # exact types: a subclass could overload
+_FORBIDDEN_NODES = {
+    ast.Lambda: "a lambda", ast.FunctionDef: "a function defined inside it", ast.AsyncFunctionDef:
+    "a function defined inside it", ast.ClassDef: "a class defined inside it", ast.Import: "an import",
+    ast.ImportFrom: "an import", ast.Global: "a `global` statement", ast.Nonlocal: "a `nonlocal` statement",
+}
 
 
-def python_calls(jit, depth=0, seen=None) -> str | None:
-    """Why ``jit`` (a learner's ``@triton.jit`` kernel) is refused for calling plain Python from its body
-    (a function of its own, ``exec``, ``globals()``...), or ``None``. Triton's interpreter would run
-    such a call as Python, on the CPU, with any data it likes; a GPU compiler refuses it. Read from the
-    source of the kernel and of the ``@triton.jit`` helpers it names, a few levels deep."""
-    import ast
-    import builtins
-    import inspect
-    import textwrap
-    import types
-
+def _inner_function(jit):
     fn = getattr(jit, "fn", None)
     while hasattr(fn, "fn"):
         fn = fn.fn
-    if fn is None or depth > 4:
-        return None
-    seen = set() if seen is None else seen
-    if id(fn) in seen:
+    return fn
+
+
+def _is_jit(obj) -> bool:
+    """A ``@triton.jit`` function (compiled or interpreted), or a wrapper of one (autotune, heuristics)."""
+    return hasattr(obj, "fn") and hasattr(obj, "run") and not isinstance(obj, type)
+
+
+def _code_path(fn) -> str:
+    code = getattr(fn, "__code__", None)
+    return os.path.abspath(code.co_filename) if code is not None else ""
+
+
+def _triton_module(obj) -> bool:
+    return isinstance(obj, types.ModuleType) and (obj.__name__ + ".").startswith(_LANGUAGE_MODULES)
+
+
+def _triton_class(obj) -> bool:
+    """A class of Triton's language (``tl.constexpr``, ``tl.tensor``, ``tl.dtype``, ...), written in Triton's
+    files (the interpreter's stand-ins for its methods included)."""
+    if not isinstance(obj, type) or not ((getattr(obj, "__module__", "") or "") + ".").startswith(_LANGUAGE_MODULES):
+        return False
+    module = sys.modules.get(obj.__module__)
+    if not os.path.abspath(getattr(module, "__file__", "") or "").startswith(_TRITON_DIR):
+        return False
+    return all(_code_path(v).startswith(_TRITON_DIR) or (name in _DATACLASS_METHODS and v.__code__.co_filename in _DATACLASS_FILES)
+               for name, v in vars(obj).items() if isinstance(v, types.FunctionType))
+
+
+def _triton_language(obj, parent) -> bool:
+    """Whether ``obj`` (reached as an attribute of ``parent``, or a global when ``parent`` is None) is part of
+    Triton's language: a ``triton.language`` module (or Gluon's), a function or class written in their files, or
+    one of the interpreter's stand-ins for them, reached through ``tl``. Told by the files their code comes
+    from, not by ``__module__`` (which anyone can set)."""
+    if isinstance(obj, types.ModuleType):
+        return _triton_module(obj)
+    if isinstance(obj, type):
+        return _triton_class(obj)
+    if isinstance(obj, types.MethodType):
+        return _triton_language(obj.__func__, type(obj.__self__)) and (
+            _triton_class(type(obj.__self__)) or _triton_class(obj.__self__))
+    if isinstance(obj, types.FunctionType):
+        path = _code_path(obj)
+        if path.startswith(_LANGUAGE_DIRS):
+            return True
+        return path.startswith(_TRITON_DIR) and (_triton_module(parent) or _triton_class(parent))
+    return False
+
+
+def _plain_value(obj, jits, depth=0) -> bool:
+    """Whether ``obj`` is a value a kernel may read: a number, string, None, a Triton dtype or constexpr of
+    one, a tuple of them; ``@triton.jit`` functions found inside (a constexpr, a tuple) go to ``jits``."""
+    t = type(obj)
+    if t in _CONSTANT_TYPES or (isinstance(obj, (np.number, np.bool_)) and t.__module__ == "numpy"):
+        return True
+    if depth > 3:
+        return False
+    if t in (tuple, list) or (isinstance(obj, tuple) and _triton_namedtuple(t)):
+        return all(_plain_value(v, jits, depth + 1) or _jit_value(v, jits) for v in obj)
+    if isinstance(obj, torch.dtype):
+        return True
+    if _triton_class(t):
+        if hasattr(obj, "value") and t.__name__ == "constexpr":
+            return _plain_value(obj.value, jits, depth + 1) or _jit_value(obj.value, jits)
+        return not callable(obj)  # a dtype, a block type, an enum member
+    if t.__module__.startswith("triton") and not callable(obj) and isinstance(getattr(t, "__members__", None), dict):
+        return True  # an enum of Triton's (tl.PropagateNan.ALL)
+    return False
+
+
+def _triton_namedtuple(t) -> bool:
+    return hasattr(t, "_fields") and all(_code_path(v).startswith(_TRITON_DIR) or not isinstance(v, types.FunctionType)
+                                         for v in vars(t).values())
+
+
+def _jit_value(obj, jits) -> bool:
+    if _is_jit(obj):
+        jits.append(obj)
+        return True
+    return False
+
+
+def _trusted(jit) -> bool:
+    """Triton's own @triton.jit functions (tl.sum, tl.cdiv, ...) and the course's: not the learner's to check."""
+    fn = _inner_function(jit)
+    return fn is None or _code_path(fn).startswith(_TRITON_DIR) or course_code(fn) is not None
+
+
+def _kernel_sources(jit, fn):
+    """The ``FunctionDef`` of the kernel's source as Triton's JIT reads it (from its first ``def`` line) and,
+    in Triton's interpreter, as ``FunctionRewriter`` reads it to run it (from the *last* line that starts
+    with ``def``, in Triton 3.6 and 3.9): both are checked, so what runs is what was read."""
+    import ast
+    import inspect
+    import textwrap
+
+    lines, _ = inspect.getsourcelines(fn)
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("def ")]
+    texts = [getattr(jit, "src", None) or "".join(lines[starts[0]:])]
+    if type(jit).__name__ == "InterpretedFunction" and starts[-1] != starts[0]:
+        texts.append("".join(lines[starts[-1]:]))
+    found = []
+    for text in texts:
+        tree = ast.parse(textwrap.dedent(text))
+        found.append(next(n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))))
+    return found
+
+
+def _kernel_problem(jit, seen) -> str | None:
+    """Why the @triton.jit function ``jit`` is refused, or None. See ``python_calls``."""
+    fn = _inner_function(jit)
+    if fn is None or id(fn) in seen:
         return None
     seen.add(id(fn))
-    if depth == 0 and fn in _python_calls_cache:
-        return _python_calls_cache[fn]
+    name = getattr(fn, "__name__", "?")
+    where = f"inside the @triton.jit kernel {name}"
     try:
-        tree = ast.parse(textwrap.dedent(getattr(jit, "src", None) or inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
-        return None
+        fdefs = _kernel_sources(jit, fn)
+    except (OSError, TypeError, SyntaxError, StopIteration, IndexError):
+        return (f"a @triton.jit kernel whose source cannot be read ({name}; made with exec or from a string?): "
+                "define your kernel with `def` in a cell or file of its own")
+    # the interpreter compiles a function once from its source and keeps it: drop that copy so the launch
+    # compiles again the source read here
+    cache = getattr(type(jit), "rewritten_fn", None)
+    if isinstance(cache, dict):
+        cache.pop(fn, None)
+    jits = []
+    for fdef in fdefs:
+        found = _source_problem(fdef, fn, where, jits)
+        if found:
+            return found
+    for inner in jits:
+        if not _trusted(inner):
+            found = _kernel_problem(inner, seen)
+            if found:
+                return found
+    return None
+
+
+def _source_problem(fdef, fn, where, jits) -> str | None:
+    """What ``python_calls`` refuses in one ``FunctionDef`` of ``fn``'s source; the learner's
+    ``@triton.jit`` functions it names go to ``jits``."""
+    import ast
+
     space = getattr(fn, "__globals__", {})
-    # names the kernel binds itself (parameters, assignments, loop variables) shadow its globals
-    local = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
-    local |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
-              for a in n.posonlyargs + n.args + n.kwonlyargs}
-    found = None
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        target = node.func
-        root = target
-        while isinstance(root, ast.Attribute):
-            root = root.value
-        if not isinstance(root, ast.Name):
-            continue
-        if root.id in local:
-            continue  # a method of one of the kernel's own values (acc.to, a_desc.load)
-        if root.id not in space:
-            if hasattr(builtins, root.id) and root.id not in _KERNEL_BUILTINS and root is target:
-                found = f"calling Python's `{root.id}()` inside the @triton.jit kernel {fn.__name__}"
-                break
-            continue  # a local variable's method (acc.to, a_desc.load) or a parameter
-        obj = space[root.id]
-        for attr in reversed([n.attr for n in ast.walk(target) if isinstance(n, ast.Attribute)]):
-            obj = getattr(obj, attr, None)
-        if isinstance(obj, types.ModuleType) or obj is None:
-            continue
-        if hasattr(obj, "fn") and hasattr(obj, "run"):  # another @triton.jit function
-            inner = python_calls(obj, depth + 1, seen)
-            if inner:
-                found = inner
-                break
-            continue
-        module = (getattr(obj, "__module__", "") or "").split(".")[0]
-        if module in ("triton", "builtins", "kernels") or isinstance(obj, (int, float, bool, type)):
-            continue  # Triton's language, a constant, a cast
-        if callable(obj):
-            found = (f"calling the Python function `{ast.unparse(target)}` inside the @triton.jit kernel "
-                     f"{fn.__name__} (the interpreter runs it as Python; a GPU cannot compile it)")
-            break
-    if depth == 0:
-        _python_calls_cache[fn] = found
-    return found
+    a = fdef.args
+    params = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs} | {x.arg for x in (a.vararg, a.kwarg) if x}
+    roots = [fdef.args] + list(fdef.body) + ([fdef.returns] if fdef.returns else [])
+    parents, nodes = {}, []
+    for root in roots:
+        for node in ast.walk(root):
+            nodes.append(node)
+            for child in ast.iter_child_nodes(node):
+                parents[child] = node
+    local = params | {n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+    local |= {n.name for n in nodes if isinstance(n, ast.alias)}
+    missing = object()
+    for node in nodes:
+        kind = _FORBIDDEN_NODES.get(type(node))
+        if kind:
+            return (f"{kind} {where} (the interpreter runs it as Python; a GPU cannot compile it): a kernel uses "
+                    "Triton's language (tl.*) and @triton.jit functions")
+        if isinstance(node, ast.Call):
+            f = node.func
+            if isinstance(f, ast.Name) and f.id in local:
+                what = "a parameter" if f.id in params else "a variable"
+                return (f"calling `{f.id}`, {what} of the kernel, {where}: call Triton's functions (tl.*) and "
+                        "@triton.jit functions by their own names (a name bound to a Python function would run "
+                        "as Python in the interpreter)")
+            if not isinstance(f, (ast.Name, ast.Attribute)):
+                return (f"calling the result of `{ast.unparse(f)}` {where}: call Triton's functions (tl.*) and "
+                        "@triton.jit functions by their own names")
+        elif isinstance(node, ast.Attribute):
+            root = node
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            on_global = isinstance(root, ast.Name) and root.id not in local
+            if node.attr.startswith("__") or (not on_global and (node.attr.startswith("_") or node.attr == "handle")):
+                return (f"reading `{ast.unparse(node)}` {where}: that is Triton's or Python's machinery behind a "
+                        "value (in the interpreter, the NumPy data itself), not part of Triton's language")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in local:
+            top, attrs = node, []
+            while isinstance(parents.get(top), ast.Attribute) and parents[top].value is top:
+                top = parents[top]
+                attrs.append(top.attr)
+            called = isinstance(parents.get(top), ast.Call) and parents[top].func is top
+            text = ast.unparse(top)
+            obj = space.get(node.id, missing) if isinstance(space, dict) else missing
+            if obj is missing:
+                obj = _BUILTIN_OBJECTS.get(node.id, missing)
+                if obj is missing or getattr(builtins, node.id, None) is not obj or attrs:
+                    if hasattr(builtins, node.id):
+                        return f"calling Python's `{node.id}()` {where}" if called else f"using Python's `{node.id}` {where}"
+                    continue  # not defined: a NameError where the kernel runs
+                continue  # range, min, len, ...
+            parent = None
+            for attr in attrs:
+                if not (isinstance(obj, types.ModuleType) or _triton_class(obj) or _triton_language(obj, parent)
+                        or _plain_value(obj, [], 0) or _is_jit(obj)):
+                    break  # not something whose attributes a kernel may read: judged below, as it is
+                parent = obj
+                try:
+                    obj = getattr(obj, attr)
+                except Exception:  # it fails where the kernel runs too, with Triton's own message
+                    obj = missing
+                    break
+            else:
+                if _is_jit(obj):
+                    if not _trusted(obj):
+                        jits.append(obj)
+                    continue
+                if _triton_language(obj, parent):
+                    continue
+                if not called and _plain_value(obj, jits):
+                    continue
+            if obj is missing:
+                continue  # an attribute that does not exist: an AttributeError where the kernel runs
+            described = (f"the module {obj.__name__}" if isinstance(obj, types.ModuleType) else "a Python function"
+                         if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.MethodType))
+                         else f"a {type(obj).__name__}")
+            if called and callable(obj):
+                return (f"calling the Python function `{text}` {where} (the interpreter runs it as Python; a GPU "
+                        "cannot compile it)")
+            return (f"using `{text}` ({described}) {where}: a kernel may use Triton's language (tl.*), "
+                    "@triton.jit functions and constants (numbers, dtypes, tl.constexpr), nothing else from Python")
+    return None
+
+
+def python_calls(jit) -> str | None:
+    """Why ``jit`` (a learner's ``@triton.jit`` kernel) is refused for reaching plain Python from its body,
+    or ``None``. Triton's interpreter would run such Python on the CPU, with any data it likes; a GPU
+    compiler refuses it. Read from the source that runs (the kernel's and that of every ``@triton.jit``
+    helper it names, however deep), strictly: every global name must stand for Triton's language
+    (``tl.*``, ``triton.language.*``, libdevice; told by the files their code comes from), a ``@triton.jit``
+    function, a builtin Triton compiles (``range``, ``min``, ...) or a constant (number, string, dtype,
+    ``tl.constexpr``); a call's target must be one of those named directly or a method of a kernel value
+    (``acc.to``, ``desc.load``). Refused: calling a name the kernel binds itself (a parameter, a variable:
+    ``f = H.r; f(v)``), calling the result of an expression (``getattr(H, "r")(v)``), any other global
+    (a module's function, a namespace, a Python callable, ``h = H``), lambdas, nested functions, imports,
+    dunder attributes, and a value's ``.handle`` or ``_private`` attributes (the interpreter's NumPy data)."""
+    return _kernel_problem(jit, set())
+
+
+_ARGUMENT_TYPES = ("TensorDescriptor", "TensorWrapper")
+
+
+def argument_problem(jit, args, kwargs) -> str | None:
+    """Why a launch of the learner's kernel ``jit`` with ``args``/``kwargs`` is refused, or ``None``: a kernel
+    takes tensors, numbers, strings, None, dtypes, tl.constexpr, host-side tensor descriptors,
+    ``triton.reinterpret`` views, tuples of them and ``@triton.jit`` functions (checked like the kernel).
+    Triton's interpreter hands any other Python object (a function, a namespace) to the kernel as it is,
+    where its methods would run as Python."""
+    names = _arg_names(jit)
+    labelled = [(names[i] if i < len(names) else f"argument {i}", v) for i, v in enumerate(args)]
+    labelled += list(kwargs.items())
+    for label, value in labelled:
+        jits = []
+        if not _argument_ok(value, jits):
+            return (f"passing {type(value).__name__} {label}= to the kernel {getattr(_inner_function(jit), '__name__', '?')}: "
+                    "a kernel takes tensors, numbers, dtypes, tensor descriptors and @triton.jit functions (the "
+                    "interpreter would hand it a Python object, whose code would run as Python)")
+        for inner in jits:
+            if not _trusted(inner):
+                found = python_calls(inner)
+                if found:
+                    return found
+    return None
+
+
+def _argument_ok(value, jits, depth=0) -> bool:
+    if isinstance(value, torch.Tensor) or _plain_value(value, jits) or _jit_value(value, jits):
+        return True
+    t = type(value)
+    if t.__name__ in _ARGUMENT_TYPES and t.__module__.startswith("triton"):
+        return True
+    if isinstance(value, (tuple, list)) and depth < 3:
+        return all(_argument_ok(v, jits, depth + 1) for v in value)
+    return False
 
 
 def _library_module(jit) -> bool:
@@ -709,6 +965,7 @@ class Sandbox:
         self.internal = 0  # > 0 while the sandbox itself runs torch ops (snapshots)
         self.recording = True
         self.before: dict = {}  # storage key -> (uint8 view of the storage, copy before its first launch)
+        self.dot_scale = None  # in the interpreter, while set: tl.dot returns acc + dot_scale * (a @ b)
         self._current: Trace | None = None
         self._undo = []
         self._depth = 0
@@ -807,18 +1064,23 @@ class Sandbox:
                 return original(self_, *args, grid=grid, warmup=warmup, **kwargs)
             seen = [grid]
             given = grid
+            ours = course_code(getattr(self_, "fn", None)) is not None or _library_module(self_)
             if callable(grid):  # grid(meta): Triton calls it with the bound arguments; keep its answer
 
                 def grid(meta):
                     seen[0] = given(meta)
+                    # the grid function is the answer's Python, run after the check below and before the
+                    # kernel: what the kernel names is read again
+                    python = None if ours else python_calls(self_)
+                    if python:
+                        sandbox.refuse(python)
                     return seen[0]
 
-            ours = course_code(getattr(self_, "fn", None)) is not None or _library_module(self_)
             if not ours and getattr(self_, "pre_run_hooks", None):
                 sandbox.refuse(f"a pre-run hook on your kernel {getattr(self_, '__name__', '?')} "
                                "(add_pre_run_hook runs Python, not the kernel)")
             if not ours:
-                python = python_calls(self_)
+                python = python_calls(self_) or argument_problem(self_, args, kwargs)
                 if python:  # the interpreter would run it as Python; a GPU does not compile it
                     sandbox.refuse(python)
             launch = sandbox._begin(self_, args, kwargs, given) if sandbox.recording else None
@@ -921,6 +1183,8 @@ class Sandbox:
                 trace = sandbox._current
                 if trace is not None:
                     trace.dot(b, first(args, kwargs, 0, "a"), first(args, kwargs, 1, "b"))
+                    if sandbox.dot_scale is not None:
+                        return _scaled_dot(original, b, sandbox.dot_scale, args, kwargs)
                 return original(b, *args, **kwargs)
             return f
 
@@ -988,11 +1252,15 @@ class Sandbox:
         finally:
             self.internal -= 1
 
-    def replay(self, launches=None):
+    def replay(self, launches=None, dot_scale=None):
         """Launch ``launches`` (default: every recorded one) again, in order, with the grids and
         arguments they had, guarded as before but not recorded. The caller restores storages and puts
-        new inputs in place first."""
+        new inputs in place first. ``dot_scale`` (in Triton's interpreter): every ``tl.dot(a, b, acc)``
+        returns ``acc + dot_scale * (a @ b)`` instead, so that a result made of tl.dot's products scales
+        with them (a power of two scales float32 sums exactly), and one computed beside an unused
+        ``tl.dot`` does not."""
         self.recording = False
+        self.dot_scale = dot_scale
         try:
             with self:
                 for launch in (self.launches if launches is None else launches):
@@ -1004,6 +1272,7 @@ class Sandbox:
                     launch.jit.run(*launch.args, grid=grid, warmup=False, **launch.kwargs)
         finally:
             self.recording = True
+            self.dot_scale = None
 
     # -- context manager --------------------------------------------------------------------------
     def __enter__(self):
@@ -1131,3 +1400,78 @@ class DtypeGuard(TorchDispatchMode):
             self.refusals.append(f"{what} at {learner_frame()}")
             raise Refused(f"grader: {what} is not allowed here; write the bit operations yourself")
         return func(*args, **(kwargs or {}))
+
+
+# --------------------------------------------------------------------------------------------------
+# the course's reference code, refused while an answer runs
+# --------------------------------------------------------------------------------------------------
+_REFUSING: list = []  # the sandboxes of the refuse_calls_into blocks that are open, innermost last
+
+
+def _refusing_stub(*args, **kwargs):
+    """What a function of the course's reference code runs while an answer is graded (its ``__code__``,
+    renamed): refuse, through the sandbox that is open."""
+    import sys as _sys
+
+    from grader.guard import _reference_call_refused
+
+    _reference_call_refused(_sys._getframe(0))
+
+
+def _reference_call_refused(frame):
+    code = frame.f_code
+    module = frame.f_globals.get("__name__", "?")
+    name = f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
+    what = (f"calling {name} (in {module.replace('.', '/')}.py), the course's own code for what this exercise "
+            "asks you to write")
+    if _REFUSING:
+        _REFUSING[-1].refuse(what)
+    raise Refused(f"grader: {what} is not allowed while an answer is graded")
+
+
+def _functions_of(module):
+    """The plain Python functions written in ``module``'s file: its own and its classes' methods (not its
+    ``@triton.jit`` kernels, which the launch checks refuse by name)."""
+    path = os.path.abspath(getattr(module, "__file__", "") or "")
+    found = []
+
+    def add(f):
+        if isinstance(f, (staticmethod, classmethod)):
+            f = f.__func__
+        if (isinstance(f, types.FunctionType) and os.path.abspath(f.__code__.co_filename) == path
+                and not f.__code__.co_freevars and f not in found):
+            found.append(f)
+
+    for value in list(vars(module).values()):
+        add(value)
+        if isinstance(value, type) and value.__module__ == module.__name__:
+            for member in list(vars(value).values()):
+                add(member)
+    return found
+
+
+@contextlib.contextmanager
+def refuse_calls_into(modules, sandbox):
+    """While the block runs, every plain function of ``modules`` (their own and their classes' methods)
+    refuses to run: the call raises ``Refused`` and is recorded in ``sandbox.refusals``, however the answer
+    reached the function (the module's attribute, ``from kernels.fp8 import quantize``, another name).
+    Each function's ``__code__`` is swapped for a refusing stub and put back after, which costs nothing per
+    call, unlike a profile hook. Properties and constants stay readable."""
+    swapped = []
+    try:
+        for module in modules:
+            for f in _functions_of(module):
+                code = f.__code__
+                stub = _refusing_stub.__code__.replace(co_name=code.co_name)
+                if hasattr(code, "co_qualname"):
+                    stub = stub.replace(co_qualname=code.co_qualname)
+                swapped.append((f, code, f.__defaults__, f.__kwdefaults__))
+                f.__defaults__, f.__kwdefaults__ = None, None
+                f.__code__ = stub
+        _REFUSING.append(sandbox)
+        yield
+    finally:
+        if _REFUSING and _REFUSING[-1] is sandbox:
+            _REFUSING.pop()
+        for f, code, defaults, kwdefaults in reversed(swapped):
+            f.__code__, f.__defaults__, f.__kwdefaults__ = code, defaults, kwdefaults

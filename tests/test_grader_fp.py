@@ -1,9 +1,9 @@
 """The FP8 and FP4 exercises (chapters 06 and 07): the solutions score full marks, the untouched exercises
 zero, and wrong answers (the solution with one piece swapped, or a file in ``tests/answers/`` whose name
-starts with ``a06``/``a07``, ``m06`` or ``r07``) get the verdict and the message they must get. Plus the
-sandbox's parts these exercises added: host-side casts to and from 8-bit and 4-bit floats, PyTorch's
-float4/float8 dtypes in plain-PyTorch answers, calls into the course's reference code, and the dtypes of
-``tl.dot``'s operands.
+starts with ``a06``/``a07``, ``m06``, ``r07`` or ``c06``/``c07``) get the verdict and the message they must
+get. Plus the sandbox's parts these exercises added: host-side casts to and from 8-bit and 4-bit floats,
+PyTorch's float4/float8 dtypes in plain-PyTorch answers, calls into the course's reference code, the
+dtypes of ``tl.dot``'s operands, and the strict reading of a kernel's source (``guard.python_calls``).
 
 Everything is graded in this process (``grader.checks.grade``) except one run of ``python -m grader`` over
 the two solution notebooks, as a learner's notebook is graded."""
@@ -228,12 +228,37 @@ ANSWER_FILES = {
     "a07d_library": ("dequantize_mxfp4", {"refused"}, "Tensor.numpy()"),
     "a07d_float4_cast": ("dequantize_mxfp4", {"refused"}, "from torch.float4_e2m1fn_x2 to torch.bfloat16"),
     "r07d_lookup_table": ("dequantize_mxfp4", {"pass"}, ""),
+    # plain Python reached from inside a kernel (the interpreter would run it on the CPU)
+    "c06q_getattr_pycall": ("quantize_e4m3", {"refused"}, "calling the result of `getattr(H, 'r')`"),
+    "c06q_local_alias": ("quantize_e4m3", {"refused"}, "calling `f`, a variable of the kernel"),
+    "c06q_namespace_alias": ("quantize_e4m3", {"refused"}, "using `H` (a SimpleNamespace)"),
+    "c06q_module_alias": ("quantize_e4m3", {"refused"}, "using `helpers` (the module helpers)"),
+    "c06q_pyfunc_argument": ("quantize_e4m3", {"refused"}, "calling `ROUND`, a parameter of the kernel"),
+    "c06q_namespace_argument": ("quantize_e4m3", {"refused"}, "passing SimpleNamespace P= to the kernel _quantize"),
+    "c06q_handle_data": ("quantize_e4m3", {"refused"}, "reading `t.handle`"),
+    "c06s_pycall_dot": ("scaled_matmul_e4m3", {"refused"}, "using `_numpy_mm` (a Python function)"),
+    # the course's reference called on the host, under another name
+    "c06q_host_fp8_call": ("quantize_e4m3", {"refused"}, "calling kernels.fp8.quantize (in kernels/fp8.py)"),
+    "c07d_host_fp4_call": ("dequantize_mxfp4", {"refused"}, "calling kernels.fp4.decode (in kernels/fp4.py)"),
+    # tl.dot on the e4m3 tiles, its result unused
+    "c06s_decoy_dot": ("scaled_matmul_e4m3", {"refused"}, "C did not double"),
+    # one fixed block or tile, whatever the size
+    "c06q_one_block": ("quantize_e4m3", {"fail"}, "never stored"),
+    "c06s_one_tile": ("scaled_matmul_e4m3", {"fail"}, "never written"),
+    # right answers written another way
+    "c06q_bits_round": ("quantize_e4m3", {"pass"}, ""),
+    "c06q_whole_row": ("quantize_e4m3", {"pass"}, ""),
+    "c06s_blocks_64_32_128_trans": ("scaled_matmul_e4m3", {"pass"}, ""),
 }
+# judged from what the interpreter does: the doubled tl.dot of the replay, the trace's stores
+ANSWERS_INTERPRETER_ONLY = {"c06s_decoy_dot", "c06q_one_block"}
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.parametrize("stem", sorted(ANSWER_FILES))
 def test_answer_files_get_their_verdict(stem):
+    if kernels.ON_GPU and stem in ANSWERS_INTERPRETER_ONLY:
+        pytest.skip("judged in the interpreter")
     name, statuses, words = ANSWER_FILES[stem]
     r = grade_file(stem, name)
     assert r.status in statuses, r.report()
@@ -419,3 +444,186 @@ def test_a_copy_read_while_x_is_passed_too_fails_the_replay(tmp_path):
                                              "    _touch[(1,)](x)\n    quantize_e4m3_kernel[(M,)](x2, q,")]}
     r = grade_variant(CH06, swaps, "quantize_e4m3", tmp_path)
     assert r.status == "refused" and "did not follow" in r.message, r.report()
+
+
+# ------------------------------------------------------------------------------------------------
+# the strict reading of a learner's kernel (guard.python_calls, guard.argument_problem)
+# ------------------------------------------------------------------------------------------------
+KERNEL_MODULE = '''
+import types
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+G = 3
+GC = tl.constexpr(4)
+NS = types.SimpleNamespace(f=lambda v: v)
+
+
+def pyf(v):
+    return v
+
+
+@triton.jit
+def helper(v):
+    return v * 2
+
+
+@triton.jit
+def deep3(v):
+    return pyf(v)
+
+
+@triton.jit
+def deep2(v):
+    return deep3(v)
+
+
+@triton.jit
+def deep1(v):
+    return deep2(v)
+
+
+@triton.jit
+def kernel(x_ptr, P):
+    x = tl.load(x_ptr + tl.arange(0, 16))
+    BODY
+    tl.store(x_ptr + tl.arange(0, 16), y)
+'''
+# body -> words of the refusal (None: accepted)
+KERNEL_BODIES = {
+    "y = tl.extra.libdevice.rint(x) + tl.math.exp(x)": None,
+    "y = helper(x).to(tl.float32) * G + GC": None,
+    "y = tl.where(x > 0, x, -x)\n    for i in tl.static_range(2):\n        y = tl.maximum(y, i * 1.0)": None,
+    "y = tl.sum(x[:, None] * x[None, :], axis=1) * min(2, 3) + abs(x)": None,
+    "y = tl.load(x_ptr + tl.arange(0, 16)).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)": None,
+    "y = pyf(x)": "calling the Python function `pyf`",
+    "y = NS.f(x)": "using `NS.f` (a SimpleNamespace)",
+    "y = np.round(x)": "calling the Python function `np.round`",
+    "f = helper\n    y = f(x)": "calling `f`, a variable of the kernel",
+    "y = P(x)": "calling `P`, a parameter of the kernel",
+    "y = getattr(tl, 'abs')(x)": "calling the result of `getattr(tl, 'abs')`",
+    "y = [pyf][0](x)": "calling the result of `[pyf][0]`",
+    "y = (lambda v: v)(x)": ("calling the result of", "a lambda"),
+    "import numpy\n    y = x": "an import",
+    "def g(v):\n        return v\n    y = x": "a function defined inside it",
+    "y = x.__class__(x.handle, x.type)": ("reading `x.__class__`", "reading `x.handle`"),
+    "d = x.handle.data\n    y = x": "reading `x.handle`",
+    "y = exec('0') or x": "calling Python's `exec()`",
+    "y = deep1(x)": "calling the Python function `pyf` inside the @triton.jit kernel deep3",
+}
+
+
+def _kernel_module(tmp_path, body):
+    path = tmp_path / f"fp_strict_{next(_count)}.py"
+    path.write_text(KERNEL_MODULE.replace("BODY", body))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("body", list(KERNEL_BODIES), ids=range(len(KERNEL_BODIES)))
+def test_what_a_kernel_may_name_and_call(body, tmp_path):
+    from grader.guard import python_calls
+
+    found = python_calls(_kernel_module(tmp_path, body).kernel)
+    words = KERNEL_BODIES[body]
+    if words is None:
+        assert found is None, found
+    else:
+        assert found is not None and has(found, words), found
+
+
+def test_what_a_kernel_may_be_given(tmp_path):
+    from grader.guard import argument_problem
+
+    m = _kernel_module(tmp_path, "y = x")
+    x = torch.zeros(16, device=kernels.DEVICE)
+    assert argument_problem(m.kernel, (x, m.helper), {}) is None  # a @triton.jit function, checked like the kernel
+    assert argument_problem(m.kernel, (x, 3), {"num_warps": 4, "P2": (1, 2.0, None)}) is None
+    assert "passing function P= to the kernel kernel" in argument_problem(m.kernel, (x, m.pyf), {})
+    assert "passing SimpleNamespace P=" in argument_problem(m.kernel, (x, m.NS), {})
+    assert "`pyf` inside the @triton.jit kernel deep3" in argument_problem(m.kernel, (x, m.deep1), {})
+
+
+def test_the_strict_check_accepts_every_kernel_of_the_course():
+    """The rules refuse no Triton or Gluon a kernel of the course writes (the course's own launches are not
+    checked: they are its code)."""
+    import importlib
+    import pkgutil
+
+    from grader.guard import _inner_function, _is_jit, python_calls
+
+    checked = 0
+    for info in pkgutil.iter_modules(kernels.__path__):
+        module = importlib.import_module(f"kernels.{info.name}")
+        for name, value in vars(module).items():
+            if _is_jit(value) and getattr(_inner_function(value), "__module__", "") == module.__name__:
+                assert python_calls(value) is None, (module.__name__, name, python_calls(value))
+                checked += 1
+    assert checked >= 20
+
+
+def test_a_grid_function_that_rebinds_what_the_kernel_calls_is_refused(tmp_path):
+    """The grid function is the answer's Python, run between the launch's check and the kernel: what the
+    kernel names is read again after it."""
+    path = tmp_path / f"fp_grid_{next(_count)}.py"
+    path.write_text('''
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def step(v):
+    return v
+
+
+def python_step(v):
+    return v
+
+
+@triton.jit
+def kernel(x_ptr):
+    offs = tl.arange(0, 16)
+    tl.store(x_ptr + offs, STEP(tl.load(x_ptr + offs)))
+
+
+STEP = step
+
+
+def grid(meta):
+    global STEP
+    STEP = python_step
+    return (1,)
+''')
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    m = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = m
+    spec.loader.exec_module(m)
+    x = torch.zeros(16, device=kernels.DEVICE)
+    with Sandbox() as box:
+        with pytest.raises(Refused):
+            m.kernel[m.grid](x)
+    assert box.refusals and "calling the Python function `STEP`" in box.refusals[0]
+
+
+def test_calls_into_the_reference_code_are_refused_under_any_name_then_restored():
+    from grader.guard import refuse_calls_into
+    from kernels import fp4, fp8
+    from kernels.fp8 import quantize as alias
+
+    values = np.array([1.0625, 17.0, 460.0])
+    before = alias(values)
+    with Sandbox() as box:
+        with refuse_calls_into([fp8, fp4], box):
+            for call in (lambda: alias(values), lambda: fp8.E4M3.values(), lambda: fp4.pack(np.zeros(4, np.uint8))):
+                with pytest.raises(Refused):
+                    call()
+            assert fp8.E4M3.max_finite == 448.0  # constants and properties stay readable
+    assert len(box.refusals) == 3 and "calling kernels.fp8.quantize (in kernels/fp8.py)" in box.refusals[0]
+    assert "kernels.fp8.FP8Format.values" in box.refusals[1] and "kernels.fp4.pack" in box.refusals[2]
+    np.testing.assert_array_equal(alias(values), before)  # the code and its defaults are back
+    np.testing.assert_array_equal(before, [1.0, 16.0, 448.0])
