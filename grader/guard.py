@@ -65,6 +65,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -628,10 +629,39 @@ def _triton_language(obj, parent) -> bool:
             _triton_class(type(obj.__self__)) or _triton_class(obj.__self__))
     if isinstance(obj, types.FunctionType):
         path = _code_path(obj)
+        if not _nothing_else_inside(obj):
+            return False
         if path.startswith(_LANGUAGE_DIRS):
             return True
         return path.startswith(_TRITON_DIR) and (_triton_module(parent) or _triton_class(parent))
-    return False
+    # what the interpreter leaves in tl's modules after a nested @triton.jit call (Triton 3.9 does not put
+    # them back): functools.partial of its own functions (tl.multiple_of) and Python's print (tl.static_print)
+    if isinstance(obj, functools.partial):
+        return _triton_language(obj.func, parent) and all(
+            _plain_value(v, []) for v in list(obj.args) + list(obj.keywords.values()))
+    return obj is builtins.print and _triton_module(parent)
+
+
+def _nothing_else_inside(fn, depth=0) -> bool:
+    """No function written outside Triton's files hides in ``fn``'s closure, defaults or ``__wrapped__``: a
+    wrapper such as ``tl.core.builtin`` makes (code in ``triton/language/``) around the answer's own Python."""
+    if depth > 6:
+        return False
+    inside = []
+    for cell in fn.__closure__ or ():
+        try:
+            inside.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    inside += list(fn.__defaults__ or ()) + list((fn.__kwdefaults__ or {}).values())
+    inside += [fn.__dict__["__wrapped__"]] if "__wrapped__" in fn.__dict__ else []
+    for value in inside:
+        while isinstance(value, (functools.partial, types.MethodType)):
+            value = value.func if isinstance(value, functools.partial) else value.__func__
+        if isinstance(value, types.FunctionType) and not (
+                _code_path(value).startswith(_TRITON_DIR) and _nothing_else_inside(value, depth + 1)):
+            return False
+    return True
 
 
 def _plain_value(obj, jits, depth=0) -> bool:

@@ -465,6 +465,13 @@ def pyf(v):
     return v
 
 
+def pyf_semantic(v, _semantic=None):
+    return v
+
+
+WRAPPED = tl.core.builtin(pyf_semantic)  # a builtin-style wrapper, written in triton/language, around Python
+
+
 @triton.jit
 def helper(v):
     return v * 2
@@ -498,7 +505,9 @@ KERNEL_BODIES = {
     "y = tl.where(x > 0, x, -x)\n    for i in tl.static_range(2):\n        y = tl.maximum(y, i * 1.0)": None,
     "y = tl.sum(x[:, None] * x[None, :], axis=1) * min(2, 3) + abs(x)": None,
     "y = tl.load(x_ptr + tl.arange(0, 16)).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)": None,
+    "y = tl.multiple_of(x, 16)\n    tl.static_print('x')\n    tl.static_assert(G == 3)": None,
     "y = pyf(x)": "calling the Python function `pyf`",
+    "y = WRAPPED(x, _semantic=1)": "calling the Python function `WRAPPED`",
     "y = NS.f(x)": "using `NS.f` (a SimpleNamespace)",
     "y = np.round(x)": "calling the Python function `np.round`",
     "f = helper\n    y = f(x)": "calling `f`, a variable of the kernel",
