@@ -569,6 +569,7 @@ _BUILTIN_OBJECTS = {name: getattr(builtins, name) for name in _KERNEL_BUILTINS}
 _TRITON_DIR = os.path.dirname(os.path.abspath(__import__("triton").__file__)) + os.sep
 # Triton's language and Gluon's (triton.experimental.gluon.language): their modules and the files they are written in
 _LANGUAGE_MODULES = ("triton.language.", "triton.experimental.gluon.language.")
+_TRITON_INIT = os.path.join(_TRITON_DIR, "__init__.py")  # its few functions: cdiv, next_power_of_2 (Triton 3.6)
 _LANGUAGE_DIRS = tuple(os.path.join(_TRITON_DIR, *m.split(".")[1:-1]) + os.sep for m in _LANGUAGE_MODULES)
 # what ``dataclasses`` writes into a class (compiled from a string)
 _DATACLASS_METHODS = {"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__lt__", "__le__",
@@ -611,7 +612,8 @@ def _triton_class(obj) -> bool:
     module = sys.modules.get(obj.__module__)
     if not os.path.abspath(getattr(module, "__file__", "") or "").startswith(_TRITON_DIR):
         return False
-    return all(_code_path(v).startswith(_TRITON_DIR) or (name in _DATACLASS_METHODS and v.__code__.co_filename in _DATACLASS_FILES)
+    return all(_code_path(v).startswith(_TRITON_DIR)
+               or (name in _DATACLASS_METHODS and v.__code__.co_filename in _DATACLASS_FILES)
                for name, v in vars(obj).items() if isinstance(v, types.FunctionType))
 
 
@@ -631,9 +633,14 @@ def _triton_language(obj, parent) -> bool:
         path = _code_path(obj)
         if not _nothing_else_inside(obj):
             return False
-        if path.startswith(_LANGUAGE_DIRS):
+        if path.startswith(_LANGUAGE_DIRS) or path == _TRITON_INIT:  # triton.cdiv, triton.next_power_of_2
             return True
         return path.startswith(_TRITON_DIR) and (_triton_module(parent) or _triton_class(parent))
+    # Triton's own @triton.constexpr_function helpers (triton.cdiv in 3.9), on constants; not the answer's
+    if type(obj).__name__ == "ConstexprFunction" and type(obj).__module__.startswith("triton."):
+        inner = getattr(obj, "fn", None)
+        return (isinstance(inner, types.FunctionType) and _code_path(inner).startswith(_TRITON_DIR)
+                and _nothing_else_inside(inner))
     # what the interpreter leaves in tl's modules after a nested @triton.jit call (Triton 3.9 does not put
     # them back): functools.partial of its own functions (tl.multiple_of) and Python's print (tl.static_print)
     if isinstance(obj, functools.partial):
@@ -807,7 +814,8 @@ def _source_problem(fdef, fn, where, jits) -> str | None:
                 obj = _BUILTIN_OBJECTS.get(node.id, missing)
                 if obj is missing or getattr(builtins, node.id, None) is not obj or attrs:
                     if hasattr(builtins, node.id):
-                        return f"calling Python's `{node.id}()` {where}" if called else f"using Python's `{node.id}` {where}"
+                        return (f"calling Python's `{node.id}()` {where}" if called
+                                else f"using Python's `{node.id}` {where}")
                     continue  # not defined: a NameError where the kernel runs
                 continue  # range, min, len, ...
             parent = None
@@ -848,10 +856,10 @@ def python_calls(jit) -> str | None:
     or ``None``. Triton's interpreter would run such Python on the CPU, with any data it likes; a GPU
     compiler refuses it. Read from the source that runs (the kernel's and that of every ``@triton.jit``
     helper it names, however deep), strictly: every global name must stand for Triton's language
-    (``tl.*``, ``triton.language.*``, libdevice; told by the files their code comes from), a ``@triton.jit``
-    function, a builtin Triton compiles (``range``, ``min``, ...) or a constant (number, string, dtype,
-    ``tl.constexpr``); a call's target must be one of those named directly or a method of a kernel value
-    (``acc.to``, ``desc.load``). Refused: calling a name the kernel binds itself (a parameter, a variable:
+    (``tl.*``, ``triton.language.*``, libdevice, ``triton.cdiv``; told by the files their code comes from),
+    a ``@triton.jit`` function, a builtin Triton compiles (``range``, ``min``, ...) or a constant (number,
+    string, dtype, ``tl.constexpr``); a call's target must be one of those named directly or a method of a
+    kernel value (``acc.to``, ``desc.load``). Refused: calling a name the kernel binds itself (a parameter, a variable:
     ``f = H.r; f(v)``), calling the result of an expression (``getattr(H, "r")(v)``), any other global
     (a module's function, a namespace, a Python callable, ``h = H``), lambdas, nested functions, imports,
     dunder attributes, and a value's ``.handle`` or ``_private`` attributes (the interpreter's NumPy data)."""
@@ -873,7 +881,8 @@ def argument_problem(jit, args, kwargs) -> str | None:
     for label, value in labelled:
         jits = []
         if not _argument_ok(value, jits):
-            return (f"passing {type(value).__name__} {label}= to the kernel {getattr(_inner_function(jit), '__name__', '?')}: "
+            kernel = getattr(_inner_function(jit), "__name__", "?")
+            return (f"passing {type(value).__name__} {label}= to the kernel {kernel}: "
                     "a kernel takes tensors, numbers, dtypes, tensor descriptors and @triton.jit functions (the "
                     "interpreter would hand it a Python object, whose code would run as Python)")
         for inner in jits:

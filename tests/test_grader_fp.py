@@ -506,6 +506,7 @@ KERNEL_BODIES = {
     "y = tl.sum(x[:, None] * x[None, :], axis=1) * min(2, 3) + abs(x)": None,
     "y = tl.load(x_ptr + tl.arange(0, 16)).to(tl.int32, bitcast=True).to(tl.float32, bitcast=True)": None,
     "y = tl.multiple_of(x, 16)\n    tl.static_print('x')\n    tl.static_assert(G == 3)": None,
+    "y = x + triton.cdiv(G, 2) + triton.next_power_of_2(G)": None,
     "y = pyf(x)": "calling the Python function `pyf`",
     "y = WRAPPED(x, _semantic=1)": "calling the Python function `WRAPPED`",
     "y = NS.f(x)": "using `NS.f` (a SimpleNamespace)",
