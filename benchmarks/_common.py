@@ -1,3 +1,5 @@
+import time
+
 import torch
 
 from kernels import bench
@@ -45,3 +47,16 @@ def table(records, cols):
             cells.append(f"{v:>10.3f}" if isinstance(v, float) else f"{str(v):>10}")
         lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+def cpu_launch_us(fn, n=200):
+    """CPU time of one call of ``fn`` in microseconds: the host clock over ``n`` calls, no synchronization
+    between them (the GPU work queues up behind)."""
+    fn()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    dt = time.perf_counter() - t
+    torch.cuda.synchronize()
+    return dt / n * 1e6

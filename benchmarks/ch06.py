@@ -12,14 +12,11 @@ import torch
 from kernels import bench
 from kernels import fp8_gemm as G
 from kernels.quantize import quantize_blocks, quantize_rows, quantize_tensor
+from kernels.testing import rel_error
 
 from ._common import error_text, table, tqdm
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (4096, 3072, 3072), (128, 8192, 8192)]
-
-
-def _rel(out, ref):
-    return ((out.double() - ref).norm() / ref.norm()).item()
 
 
 def torch_blockwise(qa, sa, qb, sb):
@@ -40,7 +37,7 @@ def torch_blockwise(qa, sa, qb, sb):
         except Exception as e:  # noqa: BLE001
             why.append(error_text(e))
             continue
-        if _rel(c[:256, :256], ref) < 1e-2:
+        if rel_error(c[:256, :256], ref) < 1e-2:
             return (lambda: torch._scaled_mm(qa, qb.T, scale_a=a_s, scale_b=b_s, out_dtype=torch.bfloat16)), layout
         why.append(f"{layout}: wrong result")
     return None, "; ".join(why)
@@ -73,8 +70,8 @@ def run_gemm(quick=False):
             try:
                 c = G.fp8_matmul_tuned(qa, qb, sa, sb, recipe, od)
                 ref = G.reference(qa[:256], qb[:256], sa[:256], sb[:2] if recipe == "block" else sb[:256], recipe)
-                fields["rel_error_vs_dequantized"] = _rel(c[:256, :256], ref)
-                fields["rel_error_vs_unquantized"] = _rel(c[:256, :256], exact)
+                fields["rel_error_vs_dequantized"] = rel_error(c[:256, :256], ref)
+                fields["rel_error_vs_unquantized"] = rel_error(c[:256, :256], exact)
                 fields["config"] = G.tuned_config(recipe)
                 if recipe == "block":
                     lib, layout = torch_blockwise(qa, sa, qb, sb)
@@ -100,7 +97,7 @@ def run_gemm(quick=False):
                 recs.append(dict(kernel=f"fp8_{recipe}", error=error_text(e), **fields))
         # the bf16 cuBLAS matmul of the same shape, for scale
         out = torch.matmul(xb, wb.T)
-        err = _rel(out[:256, :256], exact)  # before the timing: arguments are evaluated before the call
+        err = rel_error(out[:256, :256], exact)  # before the timing: arguments are evaluated before the call
         recs.append(bench.compare("cublas_bf16", lambda: torch.matmul(xb, wb.T, out=out),
                                   lambda: torch.matmul(xb, wb.T, out=out), flops=flops, M=M, N=N, K=K,
                                   recipe="none", out_dtype="bf16",

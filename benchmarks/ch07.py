@@ -12,16 +12,15 @@
 * ``ch07_dot_scaled``: what Hopper does with Triton's block-scaled ``tl.dot_scaled`` (no FP4 tensor
   cores: the operands are converted to bf16 first), against bf16 cuBLAS.
 """
-import time
-
 import torch
 import triton
 import triton.language as tl
 
 from kernels import bench
+from kernels.testing import rel_error
 from kernels import w4a16 as W
 
-from ._common import error_text, table, tqdm
+from ._common import cpu_launch_us, error_text, table, tqdm
 
 N = K = 8192
 MS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -29,10 +28,6 @@ MS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 def _us(fn):
     return bench.median_ms(fn, graph=True) * 1e3
-
-
-def _rel(y, ref):
-    return ((y.double() - ref).norm() / ref.norm()).item()
 
 
 def _gemlite(w_bf16):
@@ -92,7 +87,7 @@ def run_w4a16(quick=False):
             if name == "gemlite":
                 rec["library"] = gl_name
             try:
-                rec["rel_error"] = _rel(fn(), r)
+                rec["rel_error"] = rel_error(fn(), r)
                 us = base_us if name == "cublas" else _us(fn)
                 rec.update(graph_us=us, speedup_over_cublas=base_us / us, weight_tbps=wbytes[name] / us / 1e6,
                            tflops=2 * M * N * K / us / 1e6)
@@ -101,17 +96,6 @@ def run_w4a16(quick=False):
             recs.append(rec)
     recs[-1]["sm_mhz"] = bench.gpu_clocks().get("sm_mhz")
     return recs
-
-
-def _cpu_us(fn, n=200):
-    fn()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    dt = time.perf_counter() - t
-    torch.cuda.synchronize()
-    return dt / n * 1e6
 
 
 def run_launch(quick=False):
@@ -132,7 +116,7 @@ def run_launch(quick=False):
         for name, fn in ways.items():
             recs.append(dict(kernel=name, M=M, N=N, K=K,
                              python_us=bench.median_ms(fn) * 1e3,  # do_bench: launched from Python
-                             cpu_launch_us=_cpu_us(fn),
+                             cpu_launch_us=cpu_launch_us(fn),
                              gpu_us=gpu["torch.matmul bf16" if name.startswith("torch") else "W4A16Linear"]))
     return recs
 

@@ -4,8 +4,6 @@ Times each kernel three ways at a few sizes: ``do_bench`` (CUDA events around ea
 between calls), ``do_bench_cudagraph`` (the calls captured in a CUDA graph: no CPU launch cost), and
 the CPU time of one launch (host clock over many calls, no synchronization).
 """
-import time
-
 import kernels  # noqa: F401  (before triton)
 import torch
 import triton.testing
@@ -15,16 +13,7 @@ from kernels import pingpong as pp
 from kernels.tiled import TileConfig, matmul, matmul_tiled
 from kernels.tma import matmul_tma_tuned
 
-
-def cpu_launch_us(fn, n=200):
-    fn()
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    dt = time.perf_counter() - t
-    torch.cuda.synchronize()
-    return dt / n * 1e6
+from ._common import cpu_launch_us
 
 
 def run(sizes=(512, 1024, 2048)):

@@ -306,7 +306,7 @@ def plot_fp8_gemm(doc, ax=None):
                    label=f"library: {recipe}" if j == 0 else None)
             ax.text(x, r["graph_tflops"], f"{r['ratio_graph']:.2f}x", ha="center", va="bottom", fontsize=7,
                     rotation=90)
-        bf16 = [r for r in recs if r["kernel"] == "cublas_bf16" and "graph_tflops" in r]
+    bf16 = [r for r in recs if r["kernel"] == "cublas_bf16" and "graph_tflops" in r]
     for j, s in enumerate(shapes):
         r = next((r for r in bf16 if (r["M"], r["N"], r["K"]) == s), None)
         if r:
