@@ -45,7 +45,6 @@ from .tiled import _grouped_tile
 from .tma import _check_tma, _ensure_allocator
 
 E4M3 = torch.float8_e4m3fn
-E4M3_MAX = 448.0
 SCALE_BLOCK = 128  # the block recipe's granularity along K (and along N for B), as in DeepSeek-V3
 RECIPES = ("tensor", "row", "block")
 OUT_DTYPES = (torch.bfloat16, E4M3)

@@ -37,7 +37,6 @@ from . import DEVICE, ON_GPU, world_mismatch
 from .operands import check_grid
 
 MX_BLOCK = 32  # values per MXFP4 scale (OCP Microscaling Formats v1.0)
-E2M1_MAX = 6.0
 _MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)  # between consecutive e2m1 magnitudes
 
 
