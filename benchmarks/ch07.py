@@ -1,6 +1,8 @@
 """Chapter 07: FP4 weights for decode-sized matmuls on Hopper.
 
-* ``ch07_w4a16``: the W4A16 MXFP4 kernel over M = 1 ... 4096 at N = K = 8192 (CUDA-graph replay), beside
+* ``ch07_w4a16``: the two W4A16 MXFP4 kernels (``ours``: the weight prepacked in fragment order,
+  ``kernels.w4a16_fragments``; ``ours, row order``: the standard layout, ``kernels.w4a16``) over
+  M = 1 ... 4096 at N = K = 8192 (CUDA-graph replay), beside
   bf16 cuBLAS on the dequantized weight and the 4-bit weight-only kernels users deploy: gemlite's
   A16W4 MXFP4 (Triton; carried to the GPU as a wheel) and PyTorch's tinygemm int4 path
   (``torch._weight_int4pack_mm``, groups of 32 with bf16 scales and zero points: the same 4 bits a
@@ -19,6 +21,7 @@ import triton.language as tl
 from kernels import bench
 from kernels.testing import rel_error
 from kernels import w4a16 as W
+from kernels import w4a16_fragments as F
 
 from ._common import cpu_launch_us, error_text, table, tqdm
 
@@ -67,15 +70,18 @@ def run_w4a16(quick=False):
     q = W.quantize_mxfp4(w)
     wd = W.dequantize_mxfp4(q)
     layer = W.W4A16Linear(q)
+    fast = F.PrepackedW4A16Linear(q, block_n=64, block_k=256, num_warps=4)
     gl, gl_name = _gemlite(w)
     tg, tg_deq = _tinygemm(w)
-    wbytes = {"ours": q.nbytes(), "cublas": N * K * 2, "gemlite": q.nbytes(), "tinygemm": N * K // 2 + N * K // 32 * 4}
+    wbytes = {"ours": fast.pw.nbytes(), "ours, row order": q.nbytes(), "cublas": N * K * 2, "gemlite": q.nbytes(),
+              "tinygemm": N * K // 2 + N * K // 32 * 4}
     recs = []
     for M in tqdm(ms, desc="W4A16 over M"):
         x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
         ref = x.double() @ wd.double().T
         base_us = _us(lambda: torch.matmul(x, wd.T))
-        cands = {"ours": (lambda: layer(x), ref), "cublas": (lambda: torch.matmul(x, wd.T), ref)}
+        cands = {"ours": (lambda: fast(x), ref), "ours, row order": (lambda: layer(x), ref),
+                 "cublas": (lambda: torch.matmul(x, wd.T), ref)}
         if gl is not None:
             cands["gemlite"] = (lambda: gl(x), ref)
         cands["tinygemm"] = (lambda: tg(x), x.double() @ tg_deq.double().T)
@@ -83,6 +89,10 @@ def run_w4a16(quick=False):
             rec = dict(kernel=name, M=M, N=N, K=K, weight_bytes=wbytes[name], baseline="cuBLAS bf16 (torch.matmul)",
                        baseline_graph_us=base_us)
             if name == "ours":
+                c = fast._buffers(M, x.device)[1]
+                rec["config"] = (f"{fast.pw.block_n}x{fast.pw.block_k} w{fast.pw.num_warps} m{c.block_m} "
+                                 f"split{c.split_k} s{c.num_stages}")
+            if name == "ours, row order":
                 rec["config"] = layer._buffers(M, x.device)[2].label()
             if name == "gemlite":
                 rec["library"] = gl_name
@@ -102,22 +112,22 @@ def run_launch(quick=False):
     torch.manual_seed(1)
     q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16) * 0.02)
     wd = W.dequantize_mxfp4(q)
-    layer = W.W4A16Linear(q)
+    layer = F.PrepackedW4A16Linear(q, block_n=64, block_k=256, num_warps=4)
     recs = []
     for M in (1, 16):
         x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
         xs, replay = layer.graph(M)
         xs.copy_(x)
-        ways = {"w4a16_matmul (checked wrapper)": lambda: W.w4a16_matmul(x, q),
-                "W4A16Linear (lean call)": lambda: layer(x),
-                "W4A16Linear graph replay": replay,
+        ways = {"w4a16_prepacked (checked wrapper)": lambda: F.w4a16_prepacked(x, layer.pw),
+                "PrepackedW4A16Linear (lean call)": lambda: layer(x),
+                "PrepackedW4A16Linear graph replay": replay,
                 "torch.matmul bf16": lambda: torch.matmul(x, wd.T)}
-        gpu = {"W4A16Linear": _us(lambda: layer(x)), "torch.matmul bf16": _us(lambda: torch.matmul(x, wd.T))}
+        gpu = {"PrepackedW4A16Linear": _us(lambda: layer(x)), "torch.matmul bf16": _us(lambda: torch.matmul(x, wd.T))}
         for name, fn in ways.items():
             recs.append(dict(kernel=name, M=M, N=N, K=K,
                              python_us=bench.median_ms(fn) * 1e3,  # do_bench: launched from Python
                              cpu_launch_us=cpu_launch_us(fn),
-                             gpu_us=gpu["torch.matmul bf16" if name.startswith("torch") else "W4A16Linear"]))
+                             gpu_us=gpu["torch.matmul bf16" if name.startswith("torch") else "PrepackedW4A16Linear"]))
     return recs
 
 

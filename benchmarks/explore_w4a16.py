@@ -3,6 +3,8 @@
     python benchmarks/explore_w4a16.py sweep      # conversions x load paths x tiles, and the CUDA-core
                                                   # kernel, at M = 1 and 16
     python benchmarks/explore_w4a16.py dump CFG   # TTGIR, PTX and cubin of one configuration (its label)
+    python benchmarks/explore_w4a16.py fragments  # the prepacked (fragment-order) kernel: exactness,
+                                                  # errors, and a sweep of tiles, split-K and stages
 
 Writes JSON (and IR files) into $OUT or /tmp. The earlier explorations (results/logs/
 h200_2026-12-01_w4a16_explore_*.json) were made by scripts of commit 4ba326e.
@@ -15,6 +17,7 @@ import sys
 
 import kernels  # noqa: F401  (decides the world first)
 import torch
+import triton
 from triton.testing import do_bench_cudagraph
 
 from kernels import w4a16 as W
@@ -84,5 +87,119 @@ def dump(label):
     torch.cuda.synchronize()
 
 
+def fragments():
+    from kernels import w4a16_fragments as F
+
+    res = {"rows": [], "exact": {}}
+    # every code pair with scales on both sides of the fold limit, x = identity
+    codes = torch.arange(256, dtype=torch.uint8, device="cuda").reshape(1, 256).repeat(256, 1)
+    for label, sc in (("fold", [100, 120, 127, 128, 1, 2, 0, 126]), ("two multiplies", [100, 127, 140, 200, 1, 254, 0, 160])):
+        s = torch.tensor(sc, dtype=torch.uint8, device="cuda").repeat_interleave(32)
+        w = W.MXFP4Weight(codes.contiguous(), s.reshape(256, 1).repeat(1, 16).contiguous())
+        ref = W.dequantize_mxfp4(w, torch.float64).bfloat16().double()
+        eye = torch.eye(512, device="cuda", dtype=torch.bfloat16)
+        for conv in F.CONVERSIONS:
+            pw = F.prepack_mxfp4(w, 128, 256, 4)
+            y = F.w4a16_prepacked(eye, pw, F.FragmentLaunch(16, 1, 2, conv))
+            bad = (y.T.double() != ref)
+            res["exact"][f"{label} {conv} fold={pw.fold}"] = int(bad.sum())
+    print(res["exact"], flush=True)
+    torch.manual_seed(0)
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    wd = W.dequantize_mxfp4(q)
+    packs = {}
+    for M in (1, 16, 4, 64, 256):
+        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        ref = x.double() @ wd.double().T
+        res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
+        tiles = [(128, 256, 4), (64, 256, 4), (128, 512, 4), (128, 128, 4), (128, 256, 8), (256, 256, 8)]
+        if M > 16:
+            tiles = tiles[:2]
+        for bn, bk, nw in tiles:
+            key = (bn, bk, nw)
+            if key not in packs:
+                packs[key] = F.prepack_mxfp4(q, bn, bk, nw)
+            pw = packs[key]
+            bm = min(128, max(16, triton.next_power_of_2(M)))
+            for split in ((1, 2, 4, 8) if M <= 16 else (1, 2)):
+                for st in ((2, 3, 4) if M <= 16 and key == (128, 256, 4) else (3,)):
+                    cfg = F.FragmentLaunch(bm, split, st, "ptx")
+                    label = f"{bn}x{bk} w{nw} m{bm} split{split} s{st}"
+                    try:
+                        y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+                        part, cnt = F.workspace(M, pw, cfg, "cuda")
+                        F.launch(x, pw, y, cfg, part, cnt)
+                        err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+                        us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=100) * 1e3
+                        F.launch(x, pw, y, cfg, part, cnt)  # counters must be back at zero after the replays
+                        err2 = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+                        res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, err_after=err2,
+                                                tbps=round(pw.nbytes() / us / 1e6, 3),
+                                                x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
+                    except Exception as e:  # noqa: BLE001
+                        res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
+                    print(res["rows"][-1], flush=True)
+    res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
+    json.dump(res, open(os.path.join(OUT, "w4a16_fragments.json"), "w"), indent=1)
+
+
+def fragments2():
+    """Occupancy and step shape of the prepacked kernel at M = 1 and 16."""
+    from kernels import w4a16_fragments as F
+
+    res = {"rows": []}
+    torch.manual_seed(0)
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    wd = W.dequantize_mxfp4(q)
+    packs = {}
+    grid = [((64, 256, 4), 2, 4, False, None), ((64, 256, 4), 2, 4, True, None), ((64, 256, 4), 2, 2, False, None),
+            ((64, 256, 4), 2, 8, False, None), ((64, 256, 4), 2, 4, False, 80), ((64, 256, 4), 3, 4, True, None),
+            ((64, 128, 4), 2, 4, False, None), ((64, 128, 4), 3, 4, False, None), ((64, 128, 4), 3, 8, False, None),
+            ((64, 128, 4), 4, 4, True, None), ((64, 128, 4), 2, 8, True, None), ((64, 128, 4), 3, 4, False, 64),
+            ((128, 128, 8), 3, 4, False, None), ((128, 256, 8), 2, 4, True, None), ((64, 512, 4), 2, 4, True, None),
+            ((64, 512, 4), 2, 2, True, None), ((128, 128, 4), 3, 8, True, None), ((64, 256, 4), 4, 4, False, None)]
+    for M in (16, 1):
+        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        ref = x.double() @ wd.double().T
+        res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
+        for (bn, bk, nw), st, split, one, reg in grid:
+            if (bn, bk, nw) not in packs:
+                packs[(bn, bk, nw)] = F.prepack_mxfp4(q, bn, bk, nw)
+            pw = packs[(bn, bk, nw)]
+            cfg = F.FragmentLaunch(16, split, st, "ptx", one, reg)
+            label = f"{bn}x{bk} w{nw} s{st} split{split}" + (" onedot" if one else "") + (f" reg{reg}" if reg else "")
+            try:
+                y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+                part, cnt = F.workspace(M, pw, cfg, "cuda")
+                k = F.launch(x, pw, y, cfg, part, cnt)
+                err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+                us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=200) * 1e3
+                res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, regs=k.n_regs, spills=k.n_spills,
+                                        smem=k.metadata.shared, x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
+            except Exception as e:  # noqa: BLE001
+                res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
+            print(res["rows"][-1], flush=True)
+    res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
+    json.dump(res, open(os.path.join(OUT, "w4a16_fragments2.json"), "w"), indent=1)
+
+
+def one(spec):
+    """Launch one prepacked configuration 'bn,bk,warps,block_m,split,stages,M' a few times (for ncu)."""
+    from kernels import w4a16_fragments as F
+
+    bn, bk, nw, bm, split, st, M = (int(v) for v in spec.split(","))
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    pw = F.prepack_mxfp4(q, bn, bk, nw)
+    x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+    cfg = F.FragmentLaunch(bm, split, st, "ptx")
+    y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+    part, cnt = F.workspace(M, pw, cfg, "cuda")
+    for _ in range(3):
+        k = F.launch(x, pw, y, cfg, part, cnt)
+    torch.cuda.synchronize()
+    print(spec, "registers", k.n_regs, "spills", k.n_spills, "shared", k.metadata.shared, flush=True)
+
+
 if __name__ == "__main__":
-    {"sweep": sweep, "dump": lambda: dump(sys.argv[2])}[sys.argv[1]]()
+    {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2,
+     "one": lambda: one(sys.argv[2])}[sys.argv[1]]()

@@ -363,7 +363,8 @@ def plot_w4a16_over_m(doc, ax=None):
     names = list(dict.fromkeys(r["kernel"] for r in recs))
     for i, name in enumerate(names):
         rs = sorted((r for r in recs if r["kernel"] == name), key=lambda r: r["M"])
-        label = {"ours": "ours: W4A16 MXFP4 (Triton)", "cublas": "cuBLAS bf16",
+        label = {"ours": "ours: W4A16 MXFP4, prepacked (Triton)", "ours, row order": "ours: W4A16 MXFP4, row order",
+                 "cublas": "cuBLAS bf16",
                  "gemlite": "gemlite A16W4 MXFP4", "tinygemm": "torch tinygemm int4"}.get(name, name)
         ax.plot([r["M"] for r in rs], [r["graph_us"] for r in rs], "o-", color=f"C{i}", label=label, ms=3)
         if bw:

@@ -1,0 +1,474 @@
+"""Chapter 07, second kernel: the MXFP4 weight stored in the order the tensor cores read it.
+
+``kernels.w4a16`` reads the standard MXFP4 layout (row after row, two codes a byte) and lets Triton
+place the dequantized tile where Hopper's ``wgmma`` wants its first operand. That costs: Triton loads
+bytes in one register layout, the matmul needs another, and the compiled loop spends 7-9 instructions
+per weight on moving, unpacking and converting, three times what the memory system leaves time for at
+decode sizes (``N = K = 8192`` in 10 microseconds is 6.7 G weights a second: a few instructions each).
+
+This kernel removes the moving. ``prepack_mxfp4`` rewrites the weight once, offline, so that the
+16 bytes each thread loads are exactly the 32 weights that thread holds in ``wgmma``'s register operand
+(Triton's ``DotOperand`` layout, ``kWidth = 2``; :func:`fragment_bits` spells it out bit by bit):
+
+* a tile of ``BLOCK_N`` rows and ``BLOCK_K`` columns is stored as ``BLOCK_N * BLOCK_K / 2`` bytes;
+  byte ``e`` of it is loaded by thread ``(e / 16) mod (32 * num_warps)`` into its register
+  ``e mod 16`` (+ 16 for each further round), which is the plain, coalesced layout Triton gives a
+  contiguous 1-D load;
+* ``tl.reshape`` into one axis per bit of ``e``, ``tl.permute`` and ``tl.reshape`` again turn that
+  1-D tile into the ``(BLOCK_N, BLOCK_K / 2)`` tile of the operand. Reshapes and permutes only rename
+  what each register holds, so when the bits are right the compiler needs no data movement at all:
+  the tile goes from the load into the conversion and into ``wgmma`` without touching shared memory;
+* the low nibble of a byte holds column ``k`` of the tile's first half (``k < BLOCK_K / 2``) and the
+  high nibble column ``k + BLOCK_K / 2``: two matmuls (low nibbles with the first half of the
+  activations, high nibbles with the second) and no interleaving;
+* the conversion works on 32-bit words, four bytes at a time, and pairs the bytes ``(0, 2)`` and
+  ``(1, 3)`` so that one shift places two codes at once (``mxfp4_word_to_bf16``). The two middle
+  bytes of every group of four are swapped in memory to match, so that each output register still
+  holds the pair the tensor core expects.
+
+With ``split_k > 1`` several programs share one tile's K range; each writes its float32 partial sums
+into a workspace, and the last to finish (an atomic counter per tile) adds them in a fixed order and
+writes the bfloat16 output, then resets its counter: one launch, deterministic, and safe to replay in
+a CUDA graph.
+
+The same code runs in Triton's interpreter (the conversion then goes through float32, as in
+``kernels.w4a16``, and the memory order without the swap is used); the word conversion is PTX and runs
+on a GPU only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from . import DEVICE, ON_GPU, world_mismatch
+from .operands import check_grid
+from .w4a16 import MX_BLOCK, MXFP4Weight, check_w4a16, check_weight, e2m1_to_float, e8m0_to_float
+
+FOLD_MAX_SCALE = 128  # e8m0 scales up to 2**1: 2**(s - 1) is then a normal bfloat16 (see mxfp4_word_to_bf16)
+
+
+# --------------------------------------------------------------------------------------------------
+# the fragment order
+# --------------------------------------------------------------------------------------------------
+def fragment_bits(block_n: int, kp: int, num_warps: int) -> list[tuple[int, int]]:
+    """The register operand layout of Hopper's ``wgmma`` for a ``(block_n, kp)`` bfloat16 tile
+    (Triton's ``DotOperand`` layout of an ``NVMMA`` v3 parent, ``kWidth = 2``, ``num_warps`` warps
+    stacked along the rows), written as the meaning of each bit of a thread-ordered index ``e``.
+
+    ``e``'s bits, low to high: the thread's first four register bits, then the five lane bits, the
+    warp bits, and the remaining register bits. Entry ``i`` is ``(axis, bit)``: bit ``i`` of ``e``
+    adds ``2**bit`` to the row (axis 0) or the column (axis 1). Read from Triton's own description of
+    the layout (``gluon``'s ``to_linear_layout``; a test compiles the kernel for sm_90 and checks
+    that no layout conversion is left):
+
+    * registers: column +1, row +8, column +8, column +16, ... up to the tile's width, then row
+      ``+16 * num_warps`` and up (further 64-row blocks of the same warpgroup);
+    * lanes: column +2, column +4, row +1, row +2, row +4 (the ``4 x 8`` quad arrangement of
+      ``mma``'s operand fragments);
+    * warps: row +16, +32, ... (each warp of a warpgroup owns 16 rows).
+
+    Raises ValueError unless ``block_n`` and ``kp`` are powers of two with ``kp >= 32`` and
+    ``block_n >= 16 * num_warps``, and ``num_warps`` is 4 or 8 (one or two warpgroups)."""
+    if num_warps not in (1, 2, 4, 8):
+        raise ValueError(f"fragment_bits: num_warps must be 1, 2, 4 or 8, got {num_warps!r}")
+    for v, label, low in ((block_n, "block_n", 16 * num_warps), (kp, "block_k / 2", 32)):
+        if not isinstance(v, int) or v < low or v & (v - 1):
+            raise ValueError(f"fragment_bits: {label} must be a power of two >= {low}, got {v!r}")
+    lw = num_warps.bit_length() - 1
+    regs = [(1, 0), (0, 3), (1, 3)]
+    regs += [(1, c) for c in range(4, kp.bit_length() - 1)]
+    regs += [(0, r) for r in range(4 + lw, block_n.bit_length() - 1)]
+    lanes = [(1, 1), (1, 2), (0, 0), (0, 1), (0, 2)]
+    warps = [(0, 4 + i) for i in range(lw)]
+    return regs[:4] + lanes + warps + regs[4:]
+
+
+def memory_bits(block_n: int, kp: int, num_warps: int) -> list[tuple[int, int]]:
+    """:func:`fragment_bits` with its two lowest bits swapped: the order the bytes are stored in, so
+    that the word conversion's byte pairs ``(0, 2)`` and ``(1, 3)`` land in the registers ``wgmma``
+    reads as pairs of neighbouring columns."""
+    bits = fragment_bits(block_n, kp, num_warps)
+    return [bits[1], bits[0]] + bits[2:]
+
+
+def reshape_permute(bits: list[tuple[int, int]], block_n: int, kp: int) -> tuple[tuple, tuple]:
+    """``(shape, perm)`` such that ``reshape(permute(reshape(flat, shape), perm), (block_n, kp))``
+    turns a flat tile whose index bits mean ``bits`` into the ``(row, column)`` tile."""
+    nb = len(bits)
+    order = [(0, b) for b in reversed(range(block_n.bit_length() - 1))]
+    order += [(1, b) for b in reversed(range(kp.bit_length() - 1))]
+    return (2,) * nb, tuple(nb - 1 - bits.index(o) for o in order)
+
+
+def _source_index(bits: list[tuple[int, int]], kp: int) -> torch.Tensor:
+    """For each position ``e`` of a stored tile, the row-major index ``row * kp + col`` it holds."""
+    e = torch.arange(1 << len(bits))
+    src = torch.zeros_like(e)
+    for i, (axis, b) in enumerate(bits):
+        src += ((e >> i) & 1) << b if axis == 1 else (((e >> i) & 1) << b) * kp
+    return src
+
+
+# --------------------------------------------------------------------------------------------------
+# the prepacked weight
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrepackedMXFP4:
+    """An MXFP4 weight ``(N, K)`` rewritten by :func:`prepack_mxfp4` for ``w4a16_fragment_kernel``.
+
+    ``data``: uint8, ``N_pad * K_pad / 2`` bytes, tile after tile (``K_pad / block_k`` tiles of each
+    ``block_n``-row block, in order), each tile in :func:`memory_bits` order; ``scales``: the e8m0
+    scales ``(N_pad, K_pad / 32)`` uint8, row-major (padding rows and columns hold code 0 with scale
+    127). ``fold``: every scale is at most ``FOLD_MAX_SCALE``, so the kernel may merge the code's
+    ``2**-126`` into the block scale (one multiply instead of two)."""
+
+    data: torch.Tensor
+    scales: torch.Tensor
+    N: int
+    K: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    fold: bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.N, self.K
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        return self.scales.shape[0], self.scales.shape[1] * MX_BLOCK
+
+    def nbytes(self) -> int:
+        return self.data.numel() + self.scales.numel()
+
+
+def prepack_mxfp4(w: MXFP4Weight, block_n: int = 128, block_k: int = 256, num_warps: int = 4) -> PrepackedMXFP4:
+    """Rewrite an ``MXFP4Weight`` ``(N, K)`` in fragment order (see the module docstring), padding N
+    to a multiple of ``block_n`` and K to a multiple of ``block_k`` with zeros. Runs once, in torch,
+    on the weight's device. Raises TypeError/ValueError as ``check_weight`` (including a NaN scale)
+    and as :func:`fragment_bits` for the tile sizes."""
+    N, K = check_weight(w, "prepack_mxfp4")
+    kp = block_k // 2 if isinstance(block_k, int) else block_k
+    bits = memory_bits(block_n, kp, num_warps)  # validates the tile
+    n_pad, k_pad = -(-N // block_n) * block_n, -(-K // block_k) * block_k
+    codes = torch.stack((w.packed & 15, w.packed >> 4), dim=-1).reshape(N, K)
+    codes = torch.nn.functional.pad(codes, (0, k_pad - K, 0, n_pad - N))
+    tiles = codes.reshape(n_pad // block_n, block_n, k_pad // block_k, 2, kp).permute(0, 2, 1, 3, 4)
+    packed = (tiles[:, :, :, 0] | (tiles[:, :, :, 1] << 4)).reshape(n_pad // block_n, k_pad // block_k, -1)
+    data = packed[:, :, _source_index(bits, kp).to(packed.device)].contiguous().reshape(-1)
+    scales = torch.nn.functional.pad(w.scales, (0, (k_pad - K) // MX_BLOCK, 0, n_pad - N), value=127).contiguous()
+    fold = bool(scales.max() <= FOLD_MAX_SCALE)
+    return PrepackedMXFP4(data, scales, N, K, block_n, block_k, num_warps, fold)
+
+
+# --------------------------------------------------------------------------------------------------
+# the kernel
+# --------------------------------------------------------------------------------------------------
+_WORD_TO_BF16 = """
+    shl.b32 a, $4, 6; and.b32 a, a, 0x01C001C0; shl.b32 b, $4, 12; and.b32 b, b, 0x80008000; or.b32 $0, a, b;
+    shr.b32 a, $4, 2; and.b32 a, a, 0x01C001C0; shl.b32 b, $4, 4; and.b32 b, b, 0x80008000; or.b32 $1, a, b;
+    shl.b32 a, $4, 2; and.b32 a, a, 0x01C001C0; shl.b32 b, $4, 8; and.b32 b, b, 0x80008000; or.b32 $2, a, b;
+    shr.b32 a, $4, 6; and.b32 a, a, 0x01C001C0; and.b32 b, $4, 0x80008000; or.b32 $3, a, b;
+"""
+_ASM_FOLDED = tl.constexpr("{ .reg .b32 a, b;" + _WORD_TO_BF16 + """
+    mul.rn.bf16x2 $0, $0, $5; mul.rn.bf16x2 $1, $1, $6; mul.rn.bf16x2 $2, $2, $7; mul.rn.bf16x2 $3, $3, $8; }""")
+_ASM_TWO_MULTIPLIES = tl.constexpr("{ .reg .b32 a, b, c; mov.b32 c, 0x7E807E80;" + _WORD_TO_BF16 + """
+    mul.rn.bf16x2 $0, $0, c; mul.rn.bf16x2 $0, $0, $5; mul.rn.bf16x2 $1, $1, c; mul.rn.bf16x2 $1, $1, $6;
+    mul.rn.bf16x2 $2, $2, c; mul.rn.bf16x2 $2, $2, $7; mul.rn.bf16x2 $3, $3, c; mul.rn.bf16x2 $3, $3, $8; }""")
+
+
+@triton.jit
+def mxfp4_word_to_bf16(packed, s_lo, s_hi, FOLD: tl.constexpr):
+    """GPU only (inline PTX). Four packed bytes ``b0..b3`` -> eight bfloat16 values, ``(low, high)``
+    nibbles, each times its scale (bfloat16, one per byte). A code's magnitude bits go to bfloat16's
+    bits 6..8 and its sign to bit 15 (the value times ``2**-126``, as ``kernels.w4a16.
+    e2m1_to_bf16_bits``); bytes 0 and 2 sit 16 bits apart, so one shift places both of their codes
+    into the two halves of a register, and bytes 1 and 3 likewise: four registers of two values each
+    for 15 integer instructions. Output order: ``b0, b2, b1, b3`` (the stored order swaps the middle
+    bytes to match). ``FOLD``: the scales are ``2**(s - 1)``, the ``2**126`` already in them (one
+    ``mul.bf16x2`` a register); else they are ``2**(s - 127)`` and ``2**126`` is a second multiply."""
+    return tl.inline_asm_elementwise(
+        asm=_ASM_FOLDED if FOLD else _ASM_TWO_MULTIPLIES, constraints="=r,=r,=r,=r,r,r,r,r,r",
+        args=[packed, s_lo, s_hi], dtype=(tl.bfloat16, tl.bfloat16), is_pure=True, pack=4)
+
+
+if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7):
+    @triton.jit
+    def _rename(flat, SHAPE: tl.constexpr, PERM: tl.constexpr, BLOCK_N: tl.constexpr, KP: tl.constexpr):
+        """flat tile -> (BLOCK_N, KP) operand tile (Triton 3.6 hands tuple constexprs over wrapped)."""
+        return tl.reshape(tl.permute(tl.reshape(flat, SHAPE.value), PERM.value), (BLOCK_N, KP))
+else:
+    @triton.jit
+    def _rename(flat, SHAPE: tl.constexpr, PERM: tl.constexpr, BLOCK_N: tl.constexpr, KP: tl.constexpr):
+        """flat tile -> (BLOCK_N, KP) operand tile: reshapes and a permute rename registers only."""
+        return tl.reshape(tl.permute(tl.reshape(flat, SHAPE), PERM), (BLOCK_N, KP))
+
+
+@triton.jit
+def _broadcast_blocks(s, BLOCK_N: tl.constexpr, KP: tl.constexpr):
+    """(BLOCK_N, KP / 32) -> (BLOCK_N, KP): each block's scale repeated over its 32 columns."""
+    return tl.reshape(tl.broadcast_to(s[:, :, None], (BLOCK_N, KP // 32, 32)), (BLOCK_N, KP))
+
+
+@triton.jit
+def w4a16_fragment_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr, part_ptr, cnt_ptr,
+                          M, N, K, N_PAD, K_PAD, stride_xm, stride_sn, stride_ym,
+                          BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+                          SPLIT_K: tl.constexpr, NUM_STAGES: tl.constexpr,
+                          SHAPE: tl.constexpr, PERM: tl.constexpr, CONVERT: tl.constexpr, UPCAST: tl.constexpr,
+                          EVEN_K: tl.constexpr, ONE_DOT: tl.constexpr = False):
+    """``y = x @ W.T`` for a prepacked MXFP4 ``W``; see the module docstring. ``CONVERT``: 0 float32
+    (exact everywhere, the interpreter's), 1 PTX words, 2 PTX words with folded scales."""
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    pid_m = tl.program_id(2)
+    KP: tl.constexpr = BLOCK_K // 2
+    TILE: tl.constexpr = BLOCK_N * KP
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    toks = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = tl.arange(0, KP)
+    sblk = tl.arange(0, BLOCK_K // 32)
+    e = tl.arange(0, TILE)
+    k_steps = K_PAD // BLOCK_K
+    steps = tl.cdiv(k_steps, SPLIT_K)
+    first = pid_k * steps
+    last = tl.minimum(first + steps, k_steps)
+    tiles = wq_ptr + pid_n.to(tl.int64) * k_steps * TILE  # this row block's tiles, one after another
+    srow = ws_ptr + rows[:, None] * stride_sn
+    xrow = x_ptr + toks[:, None] * stride_xm
+    tok_ok = toks[:, None] < M
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for ks in tl.range(first, last, num_stages=NUM_STAGES):
+        k0 = ks * BLOCK_K
+        flat = tl.load(tiles + ks * TILE + e)  # 16 contiguous bytes a thread, coalesced
+        p = _rename(flat, SHAPE, PERM, BLOCK_N, KP)  # renames registers only
+        # the step's scales in one (BLOCK_N, BLOCK_K / 32) load (wide enough for the pipeliner's async
+        # copies), then the first and second halves' blocks
+        s = tl.load(srow + (k0 // 32 + sblk)[None, :])
+        s_lo, s_hi = tl.split(tl.permute(tl.reshape(s, (BLOCK_N, 2, KP // 32)), (0, 2, 1)))
+        if CONVERT == 0:
+            lo = (e2m1_to_float(p & 15) * _broadcast_blocks(e8m0_to_float(s_lo), BLOCK_N, KP)).to(tl.bfloat16)
+            hi = (e2m1_to_float(p >> 4) * _broadcast_blocks(e8m0_to_float(s_hi), BLOCK_N, KP)).to(tl.bfloat16)
+        else:
+            bias = 126 if CONVERT == 2 else 0  # 2**(s - 1) or 2**(s - 127) as bfloat16's bits
+            b_lo = ((s_lo.to(tl.int16) + bias).to(tl.int16) << 7).to(tl.bfloat16, bitcast=True)
+            b_hi = ((s_hi.to(tl.int16) + bias).to(tl.int16) << 7).to(tl.bfloat16, bitcast=True)
+            lo, hi = mxfp4_word_to_bf16(p, _broadcast_blocks(b_lo, BLOCK_N, KP), _broadcast_blocks(b_hi, BLOCK_N, KP),
+                                        CONVERT == 2)
+        if EVEN_K:  # K is a multiple of BLOCK_K: only the token rows need a mask
+            x_lo = tl.load(xrow + (k0 + cols)[None, :], mask=tok_ok, other=0.0)
+            x_hi = tl.load(xrow + (k0 + KP + cols)[None, :], mask=tok_ok, other=0.0)
+        else:
+            x_lo = tl.load(xrow + (k0 + cols)[None, :], mask=tok_ok & ((k0 + cols)[None, :] < K), other=0.0)
+            x_hi = tl.load(xrow + (k0 + KP + cols)[None, :], mask=tok_ok & ((k0 + KP + cols)[None, :] < K), other=0.0)
+        if ONE_DOT:  # one (BLOCK_N, BLOCK_K) operand: the halves side by side (a register renaming)
+            w = tl.reshape(tl.permute(tl.join(lo, hi), (0, 2, 1)), (BLOCK_N, BLOCK_K))
+            xx = tl.reshape(tl.permute(tl.join(x_lo, x_hi), (0, 2, 1)), (BLOCK_M, BLOCK_K))
+            if UPCAST:
+                acc = tl.dot(w.to(tl.float32), tl.trans(xx.to(tl.float32)), acc)
+            else:
+                acc = tl.dot(w, tl.trans(xx), acc)
+        elif UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
+            acc = tl.dot(lo.to(tl.float32), tl.trans(x_lo.to(tl.float32)), acc)
+            acc = tl.dot(hi.to(tl.float32), tl.trans(x_hi.to(tl.float32)), acc)
+        else:
+            acc = tl.dot(lo, tl.trans(x_lo), acc)
+            acc = tl.dot(hi, tl.trans(x_hi), acc)
+    out = y_ptr + toks[None, :] * stride_ym + rows[:, None]  # acc is a tile of y.T
+    mask = (rows[:, None] < N) & (toks[None, :] < M)
+    if SPLIT_K == 1:
+        tl.store(out, acc.to(y_ptr.dtype.element_ty), mask=mask)
+    else:
+        # serial split-K: park the partial sums, count arrivals; the last program adds them in order
+        m_pad = tl.num_programs(2) * BLOCK_M
+        part = part_ptr + toks[None, :] * N_PAD + rows[:, None]
+        tl.store(part + pid_k * m_pad * N_PAD, acc)
+        counter = cnt_ptr + pid_m * tl.num_programs(0) + pid_n
+        if tl.atomic_add(counter, 1, sem="acq_rel") == SPLIT_K - 1:
+            total = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+            for j in tl.static_range(SPLIT_K):
+                total += tl.load(part + j * m_pad * N_PAD, cache_modifier=".cg")
+            tl.store(out, total.to(y_ptr.dtype.element_ty), mask=mask)
+            tl.atomic_xchg(counter, 0)  # ready for the next launch (and graph replay)
+
+
+# --------------------------------------------------------------------------------------------------
+# host side
+# --------------------------------------------------------------------------------------------------
+CONVERSIONS = ("float32", "ptx")  # "ptx" uses the folded scales when the weight allows it
+
+
+@dataclass(frozen=True)
+class FragmentLaunch:
+    """Per-call choices of ``w4a16_fragment_kernel`` (the tile of the weight is fixed when it is
+    prepacked): ``block_m`` tokens a program (16, 32, 64 or 128), ``split_k`` programs per tile's K
+    range, ``num_stages`` of software pipelining, ``convert`` one of ``CONVERSIONS``."""
+
+    block_m: int = 16
+    split_k: int = 1
+    num_stages: int = 3
+    convert: str = "ptx"
+    one_dot: bool = False  # join the two halves into one (BLOCK_N, BLOCK_K) operand: one matmul a step
+    maxnreg: int | None = None  # cap on registers a thread (more programs resident on an SM)
+
+
+def default_launch(M: int, pw: PrepackedMXFP4, sms: int | None = None, on_gpu: bool | None = None) -> FragmentLaunch:
+    """The launch ``w4a16_prepacked`` uses when none is given: the smallest token tile that holds M
+    (16 to 128) and, for M <= 64, split-K up to about four programs per SM (the H200 sweep of
+    ``benchmarks/explore_w4a16.py fragments2``: at N = K = 8192 with 64 x 256 tiles, split-K 4 and
+    three stages were fastest for M = 1 ... 16). In the interpreter: float32 conversion, one stage."""
+    gpu = ON_GPU if on_gpu is None else on_gpu
+    block_m = min(128, max(16, triton.next_power_of_2(M)))
+    programs = triton.cdiv(pw.padded[0], pw.block_n) * triton.cdiv(M, block_m)
+    sms = sms or (torch.cuda.get_device_properties(0).multi_processor_count if gpu else 132)
+    k_steps = pw.padded[1] // pw.block_k
+    split = 1
+    while M <= 64 and programs * split * 2 <= 4 * sms and split * 2 <= k_steps:
+        split *= 2
+    if not gpu:
+        return FragmentLaunch(block_m, split, 1, "float32")
+    return FragmentLaunch(block_m, split, 3 if block_m <= 64 else 2, "ptx")
+
+
+def check_prepacked(pw, name: str) -> None:
+    if not isinstance(pw, PrepackedMXFP4):
+        raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
+                        f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
+
+
+def _check_launch(cfg, pw, name):
+    if not isinstance(cfg, FragmentLaunch):
+        raise TypeError(f"{name}: launch must be a FragmentLaunch, got {type(cfg).__name__}")
+    if cfg.block_m not in (16, 32, 64, 128):
+        raise ValueError(f"{name}: launch.block_m must be 16, 32, 64 or 128, got {cfg.block_m!r}")
+    k_steps = pw.padded[1] // pw.block_k
+    if not (isinstance(cfg.split_k, int) and 1 <= cfg.split_k <= k_steps):
+        raise ValueError(f"{name}: launch.split_k must be an int in 1..{k_steps} (the weight has {k_steps} "
+                         f"K tiles), got {cfg.split_k!r}")
+    if not (isinstance(cfg.num_stages, int) and 1 <= cfg.num_stages <= 6):
+        raise ValueError(f"{name}: launch.num_stages must be 1..6, got {cfg.num_stages!r}")
+    if cfg.convert not in CONVERSIONS or (cfg.convert != "float32" and not ON_GPU):
+        raise ValueError(f"{name}: launch.convert must be one of {CONVERSIONS} ('float32' only in Triton's "
+                         f"interpreter), got {cfg.convert!r}")
+    return cfg
+
+
+def workspace(M: int, pw: PrepackedMXFP4, cfg: FragmentLaunch, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The split-K workspace of one launch shape: float32 partial sums ``(split_k, M_pad, N_pad)`` and
+    the per-tile arrival counters (int32 zeros; the kernel leaves them at zero)."""
+    grid_m = triton.cdiv(M, cfg.block_m)
+    grid_n = pw.padded[0] // pw.block_n
+    if cfg.split_k == 1:
+        return torch.empty(1, dtype=torch.float32, device=device), torch.zeros(1, dtype=torch.int32, device=device)
+    part = torch.empty((cfg.split_k, grid_m * cfg.block_m, pw.padded[0]), dtype=torch.float32, device=device)
+    return part, torch.zeros(grid_m * grid_n, dtype=torch.int32, device=device)
+
+
+def launch(x, pw: PrepackedMXFP4, y, cfg: FragmentLaunch, part, counters):
+    """Launch with no checks (``w4a16_prepacked`` checks first): ``y`` ``(M, N)`` bfloat16,
+    ``part``/``counters`` from :func:`workspace`. The lean path a CUDA graph captures."""
+    M = x.shape[0]
+    n_pad, k_pad = pw.padded
+    kp = pw.block_k // 2
+    bits = memory_bits(pw.block_n, kp, pw.num_warps) if cfg.convert == "float32" else \
+        fragment_bits(pw.block_n, kp, pw.num_warps)
+    shape, perm = reshape_permute(bits, pw.block_n, kp)
+    convert = 0 if cfg.convert == "float32" else (2 if pw.fold else 1)
+    grid = (n_pad // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m))
+    return w4a16_fragment_kernel[grid](
+        x, pw.data, pw.scales, y, part, counters, M, pw.N, pw.K, n_pad, k_pad,
+        x.stride(0), pw.scales.stride(0), y.stride(0),
+        BLOCK_M=cfg.block_m, BLOCK_N=pw.block_n, BLOCK_K=pw.block_k, SPLIT_K=cfg.split_k,
+        NUM_STAGES=cfg.num_stages, SHAPE=shape, PERM=perm, CONVERT=convert, UPCAST=not ON_GPU, EVEN_K=k_pad == pw.K,
+        ONE_DOT=cfg.one_dot, num_warps=pw.num_warps, **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}))
+
+
+def w4a16_prepacked(x: torch.Tensor, pw: PrepackedMXFP4, config: FragmentLaunch | None = None) -> torch.Tensor:
+    """``x @ W.T`` for a weight prepacked by :func:`prepack_mxfp4`: ``x`` ``(M, K)`` bfloat16 on
+    ``kernels.DEVICE``, contiguous along K. Returns ``(M, N)`` bfloat16, float32 accumulation,
+    deterministic (split-K partial sums are added in a fixed order). Raises TypeError/ValueError for
+    a wrong weight type, an ``x`` of another dtype, shape, layout or device, or a bad ``config``."""
+    name = "w4a16_prepacked"
+    check_prepacked(pw, name)
+    N, K = pw.shape
+    _check_x(name, x, pw)
+    M = x.shape[0]
+    cfg = _check_launch(config or default_launch(M, pw), pw, name)
+    if world_mismatch(w4a16_fragment_kernel):
+        raise RuntimeError(world_mismatch(w4a16_fragment_kernel))
+    check_grid(name, (pw.padded[0] // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m)))
+    y = torch.empty((M, N), dtype=torch.bfloat16, device=x.device)
+    launch(x, pw, y, cfg, *workspace(M, pw, cfg, x.device))
+    return y
+
+
+def _check_x(name, x, pw):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: x must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype != torch.bfloat16:
+        raise TypeError(f"{name}: x must be bfloat16 (the activations), got {x.dtype}")
+    if x.dim() != 2 or x.shape[0] == 0:
+        raise ValueError(f"{name}: x must be (M, K) with M >= 1, got shape {tuple(x.shape)}")
+    if x.shape[1] != pw.K:
+        raise ValueError(f"{name}: x is (M, K) = {tuple(x.shape)} but the weight is (N, K) = {pw.shape}")
+    if x.stride(1) != 1 or x.stride(0) % 8:
+        raise ValueError(f"{name}: x must be contiguous along K with rows 16-byte aligned (strides "
+                         f"{x.stride()}); pass x.contiguous()")
+    if x.device != pw.data.device:
+        raise ValueError(f"{name}: x is on {x.device}, the weight on {pw.data.device}")
+    if x.is_neg():
+        raise ValueError(f"{name}: x is a view with a pending negation (the kernel reads raw memory); "
+                         f"pass x.resolve_neg()")
+
+
+class PrepackedW4A16Linear:
+    """A bias-free linear layer ``y = x @ W.T`` on a prepacked MXFP4 weight, made for decode: the
+    per-call work is one kernel launch, with outputs and split-K workspaces allocated once per M, and
+    ``graph(M)`` records that launch in a CUDA graph. ``w``: an ``MXFP4Weight`` (prepacked here with
+    ``block_n``, ``block_k``, ``num_warps``) or a ``PrepackedMXFP4``; ``launch``: a ``FragmentLaunch``
+    used for every M (default: ``default_launch`` per M). The returned tensor is the layer's own
+    buffer, overwritten by the next call with the same M."""
+
+    def __init__(self, w, launch_config: FragmentLaunch | None = None, block_n: int = 128, block_k: int = 256,
+                 num_warps: int = 4):
+        self.pw = w if isinstance(w, PrepackedMXFP4) else prepack_mxfp4(w, block_n, block_k, num_warps)
+        check_prepacked(self.pw, "PrepackedW4A16Linear")
+        self.N, self.K = self.pw.shape
+        self.config = launch_config
+        self._buf = {}
+
+    def _buffers(self, M, device):
+        if M not in self._buf:
+            cfg = _check_launch(self.config or default_launch(M, self.pw), self.pw, "PrepackedW4A16Linear")
+            y = torch.empty((M, self.N), dtype=torch.bfloat16, device=device)
+            self._buf[M] = (y, cfg, *workspace(M, self.pw, cfg, device))
+        return self._buf[M]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.dtype != torch.bfloat16 or x.dim() != 2 or x.shape[1] != self.K or x.stride(1) != 1
+                or x.stride(0) % 8 or x.device != self.pw.data.device or x.shape[0] == 0):
+            _check_x("PrepackedW4A16Linear", x, self.pw)
+        y, cfg, part, counters = self._buffers(x.shape[0], x.device)
+        launch(x, self.pw, y, cfg, part, counters)
+        return y
+
+    def graph(self, M: int):
+        """``(x_static, run)``: a CUDA graph of one call for ``M`` tokens (GPU only; RuntimeError in
+        the interpreter)."""
+        if not ON_GPU:
+            raise RuntimeError("PrepackedW4A16Linear.graph: CUDA graphs need a GPU")
+        x = torch.zeros((M, self.K), dtype=torch.bfloat16, device=self.pw.data.device)
+        self(x)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            y = self(x)
+
+        def run():
+            g.replay()
+            return y
+        return x, run
