@@ -172,11 +172,12 @@ def test_graph_replay_matches_a_call():
 
 
 @NEEDS_BF16_ARITHMETIC
-@pytest.mark.parametrize("scales", [(119, 128), (1, 254)], ids=["folded scales", "two multiplies"])
+@pytest.mark.parametrize("scales", [(119, 128), (1, 250)], ids=["folded scales", "two multiplies"])
 def test_ptx_conversion_every_code(scales):
     """Every code pair at every position of a tile, block scales from ``scales``: x is the identity, so
     each output is one weight, which must equal the dequantized weight exactly (the folded path
-    multiplies once by 2**(s - 1); the other path keeps scales past 2**1)."""
+    multiplies once by 2**(s - 1); the other path keeps scales past 2**1; scales stop at 2**123, where
+    6 * 2**123 still fits bfloat16: an infinite weight would turn the identity's zeros into NaN)."""
     gen = torch.Generator().manual_seed(12)
     N, K = 128, 512
     packed = torch.randint(0, 256, (N, K // 2), generator=gen, dtype=torch.uint8)
@@ -194,7 +195,7 @@ def test_ptx_conversion_every_code(scales):
 # --------------------------------------------------------------------------------------------------
 # the compiled loop
 # --------------------------------------------------------------------------------------------------
-COMPILE_FOR_HOPPER = '''
+COMPILE_FOR_HOPPER = r'''
 import torch
 torch.cuda.is_available = lambda: True  # compile as the GPU world does (no GPU is needed to compile)
 import kernels
