@@ -417,3 +417,60 @@ CLAIMS += [
     Claim("06_fp8_matmul", "keeps 1.28×", [qcost("block", 128)]),
     Claim("06_fp8_matmul", "(1.10× at 4096³)", [qcost("block", 4096)]),
 ]
+
+
+def w4(kernel, field="speedup_over_cublas", agg=None, scale=1.0, **where):
+    return rec("ch07_w4a16", field, agg, scale, kernel=kernel, **where)
+
+
+DECODE_M = one_of(1, 2, 4, 8, 16)
+CLAIMS += [
+    Claim("07_fp4_decode", "that is 16 flops per byte of bf16 weight",
+          [calc("2 * 16 * 8192 * 8192 / (8192 * 8192 * 2)", "flops of y = x @ W.T at M = 16 per byte of W in bf16")]),
+    Claim("07_fp4_decode", "about 210 flops per byte", [RIDGE], rounding=10),
+    Claim("07_fp4_decode", "Its magnitudes are 0, 0.5, 1, 1.5, 2, 3,",
+          [calc("course('fp4').VALUES[1]", "e2m1 code 1"), calc("course('fp4').VALUES[3]", "e2m1 code 3")]),
+    Claim("07_fp4_decode", "MXFP4 loses 11.4 % and NVFP4 9.5 %",
+          [rec("ch07_accuracy", "rel_error", "all", 100, kernel="mxfp4 plain", weights="gaussian"),
+           rec("ch07_accuracy", "rel_error", "all", 100, kernel="nvfp4 plain", weights="gaussian")]),
+    Claim("07_fp4_decode", "takes MXFP4 from 9.7 % to 7.1–7.2 %, but NVFP4 from 4.4 % to 6.7–6.8 %",
+          [rec("ch07_accuracy", "rel_error", "all", 100, kernel="mxfp4 plain", weights="outlier channels"),
+           rec("ch07_accuracy", "rel_error", "min", 100, kernel="mxfp4 rotated", weights="outlier channels"),
+           rec("ch07_accuracy", "rel_error", "max", 100, kernel="mxfp4 rotated", weights="outlier channels"),
+           rec("ch07_accuracy", "rel_error", "all", 100, kernel="nvfp4 plain", weights="outlier channels"),
+           rec("ch07_accuracy", "rel_error", "min", 100, kernel="nvfp4 rotated", weights="outlier channels"),
+           rec("ch07_accuracy", "rel_error", "max", 100, kernel="nvfp4 rotated", weights="outlier channels")]),
+    Claim("07_fp4_decode", "The best of these reaches 0.33× bf16 cuBLAS",
+          [rec("ch07_dot_scaled", "ratio_to_bf16", "max")]),
+    Claim("07_fp4_decode", "128 programs for 132 SMs", [SMS]),
+    Claim("07_fp4_decode", "0.57–0.72× at M = 1 … 16",
+          [w4("ours, row order", agg="min", M=DECODE_M), w4("ours, row order", agg="max", M=DECODE_M)]),
+    Claim("07_fp4_decode", "the same 35.7 MB) and", [w4("gemlite", "weight_bytes", "all", 1e-6)]),
+    Claim("07_fp4_decode", "takes 16.3–16.5 µs against about 33 µs for cuBLAS: 2.0× bf16",
+          [w4("ours", "graph_us", "min", M=DECODE_M), w4("ours", "graph_us", "max", M=DECODE_M),
+           w4("cublas", "graph_us", "all", M=DECODE_M), w4("ours", agg="all", M=DECODE_M)], rounding=[None, None, 1, None]),
+    Claim("07_fp4_decode", "(tinygemm 22.9 µs at M = 1", [w4("tinygemm", "graph_us", M=1)]),
+    Claim("07_fp4_decode", "gemlite\n  35–40 µs", [w4("gemlite", "graph_us", "min", M=DECODE_M),
+                                                   w4("gemlite", "graph_us", "max", M=DECODE_M)]),
+    Claim("07_fp4_decode", "at 2.2 TB/s of the 4.8 TB/s the memory could give",
+          [w4("ours", "weight_tbps", "all", M=DECODE_M), BANDWIDTH]),
+    Claim("07_fp4_decode", "weight at about 4 TB/s", [w4("cublas", "weight_tbps", "all", M=DECODE_M)], rounding=0.5),
+    Claim("07_fp4_decode", "the 35.7 MB would take 7.4 µs",
+          [w4("ours", "weight_bytes", "all", 1e-6),
+           calc("record('ch07_w4a16', 'weight_bytes', gpu='h200', kernel='ours', M=1) / (datasheet('h200').bandwidth_tbs * 1e6)",
+                "the prepacked weight's bytes at the datasheet bandwidth, µs")]),
+    Claim("07_fp4_decode", "the conversion alone is 2.4 instructions",
+          [calc("19 / 8", "mxfp4_word_to_bf16 (kernels/w4a16_fragments.py): 15 integer instructions and 4 bf16x2 "
+                "multiplies per 32-bit word of 8 weights")]),
+    Claim("07_fp4_decode", "1.24× at M = 64, 0.71× at M = 128, and\n  0.39–0.43× from M = 256 on",
+          [w4("ours", M=64), w4("ours", M=128), w4("ours", agg="min", M=lambda m: m >= 256),
+           w4("ours", agg="max", M=lambda m: m >= 256)]),
+    Claim("07_fp4_decode", "spends about 140 µs a call, the lean layer 48–58 µs, a graph\nreplay 5–6 µs, for 16.5 µs of GPU work",
+          [rec("ch07_launch", "cpu_launch_us", "all", kernel="w4a16_prepacked (checked wrapper)"),
+           rec("ch07_launch", "cpu_launch_us", "min", kernel="PrepackedW4A16Linear (lean call)"),
+           rec("ch07_launch", "cpu_launch_us", "max", kernel="PrepackedW4A16Linear (lean call)"),
+           rec("ch07_launch", "cpu_launch_us", "min", kernel="PrepackedW4A16Linear graph replay"),
+           rec("ch07_launch", "cpu_launch_us", "max", kernel="PrepackedW4A16Linear graph replay"),
+           rec("ch07_launch", "gpu_us", "all", kernel="PrepackedW4A16Linear graph replay")], rounding=[10, None, None, None, None, None]),
+]
+

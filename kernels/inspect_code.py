@@ -66,3 +66,26 @@ def summarize_ttgir(text: str) -> dict:
 def setmaxnreg(ptx: str) -> list[tuple[str, int]]:
     """The ``setmaxnreg`` instructions in PTX, in order: ``[("dec", 40), ("inc", 232), ...]``."""
     return [(m.group(1), int(m.group(2))) for m in re.finditer(r"setmaxnreg\.(inc|dec)\.sync\.aligned\.u32\s+(\d+)", ptx)]
+
+
+def sass_instructions(sass: str) -> list[tuple[int, str]]:
+    """``(address, opcode)`` of each instruction in ``cuobjdump -sass`` output (predicates dropped,
+    modifiers kept: ``IMAD.SHL.U32``)."""
+    out = []
+    for ln in sass.splitlines():
+        m = re.match(r"\s+/\*([0-9a-f]{4,6})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*?);", ln)
+        if m:
+            out.append((int(m.group(1), 16), m.group(2) + ("" if m.group(2) != "BRA" else m.group(3))))
+    return out
+
+
+def sass_main_loop(sass: str) -> Counter:
+    """Opcode counts (without modifiers) of the longest loop in the SASS: the instructions between a
+    backward branch and its target. A kernel's K loop is its longest loop."""
+    ins = sass_instructions(sass)
+    best = (0, -1)
+    for addr, op in ins:
+        t = re.search(r"BRA\s.*?0x([0-9a-f]+)", op)
+        if t and int(t.group(1), 16) < addr and addr - int(t.group(1), 16) > best[1] - best[0]:
+            best = (int(t.group(1), 16), addr)
+    return Counter(op.split(".")[0] for addr, op in ins if best[0] <= addr <= best[1])

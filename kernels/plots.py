@@ -216,6 +216,38 @@ def plot_fp8_values(ax=None, formats=("e4m3", "e5m2")):
     return ax
 
 
+def plot_fragment_order(block_n=64, block_k=256, num_warps=4, rows=16, cols=32, ax=None):
+    """Who holds which weight in ``wgmma``'s register operand (``kernels.w4a16_fragments.fragment_bits``):
+    the top-left ``rows x cols`` corner of a ``(block_n, block_k / 2)`` packed tile, each byte coloured by
+    the lane that holds it and labelled with its register; bytes a thread loads together (its 16
+    contiguous bytes in the prepacked layout) share a colour."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from .w4a16_fragments import fragment_bits
+
+    bits = fragment_bits(block_n, block_k // 2, num_warps)
+    lane = np.zeros((block_n, block_k // 2), dtype=int)
+    reg = np.zeros_like(lane)
+    for e in range(1 << len(bits)):
+        r = sum(((e >> i) & 1) << b for i, (a, b) in enumerate(bits) if a == 0)
+        c = sum(((e >> i) & 1) << b for i, (a, b) in enumerate(bits) if a == 1)
+        lane[r, c] = (e >> 4) & 31
+        reg[r, c] = (e & 15) | ((e >> (9 + num_warps.bit_length() - 1)) << 4)
+    ax = ax or plt.subplots(figsize=(10, 5))[1]
+    from matplotlib.colors import ListedColormap
+
+    lanes = ListedColormap(list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors)[:12])
+    ax.imshow(lane[:rows, :cols], cmap=lanes, vmin=0, vmax=31, interpolation="nearest", aspect="auto")
+    for r in range(rows):
+        for c in range(cols):
+            ax.text(c, r, str(reg[r, c]), ha="center", va="center", fontsize=6)
+    ax.set_xlabel("byte along K (two codes each: column k and k + block_k/2)")
+    ax.set_ylabel("row of W (output feature)")
+    ax.set_title(f"colour: the lane holding the byte; number: its register (warp 0, {rows}x{cols} corner)", fontsize=9)
+    return ax
+
+
 def plot_fp4_block(values=None, seed=0, axes=None):
     """One block of 32 values quantized to MXFP4 (top) and to NVFP4 (bottom), on one value axis.
 

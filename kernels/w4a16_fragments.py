@@ -220,7 +220,7 @@ def w4a16_fragment_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr, part_ptr, cnt_ptr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
                           SPLIT_K: tl.constexpr, NUM_STAGES: tl.constexpr,
                           SHAPE: tl.constexpr, PERM: tl.constexpr, CONVERT: tl.constexpr, UPCAST: tl.constexpr,
-                          EVEN_K: tl.constexpr, ONE_DOT: tl.constexpr = False):
+                          EVEN_K: tl.constexpr, ONE_DOT: tl.constexpr = False, TMA: tl.constexpr = False):
     """``y = x @ W.T`` for a prepacked MXFP4 ``W``; see the module docstring. ``CONVERT``: 0 float32
     (exact everywhere, the interpreter's), 1 PTX words, 2 PTX words with folded scales."""
     pid_n = tl.program_id(0)
@@ -237,14 +237,19 @@ def w4a16_fragment_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr, part_ptr, cnt_ptr,
     steps = tl.cdiv(k_steps, SPLIT_K)
     first = pid_k * steps
     last = tl.minimum(first + steps, k_steps)
-    tiles = wq_ptr + pid_n.to(tl.int64) * k_steps * TILE  # this row block's tiles, one after another
+    if not TMA:
+        tiles = wq_ptr + pid_n.to(tl.int64) * k_steps * TILE  # this row block's tiles, one after another
     srow = ws_ptr + rows[:, None] * stride_sn
-    xrow = x_ptr + toks[:, None] * stride_xm
+    if not TMA:
+        xrow = x_ptr + toks[:, None] * stride_xm
     tok_ok = toks[:, None] < M
     acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     for ks in tl.range(first, last, num_stages=NUM_STAGES):
         k0 = ks * BLOCK_K
-        flat = tl.load(tiles + ks * TILE + e)  # 16 contiguous bytes a thread, coalesced
+        if TMA:  # the tile as (TILE / 256, 256) bytes of a 2-D view, one copy; x likewise
+            flat = tl.reshape(wq_ptr.load([(pid_n * k_steps + ks) * (TILE // 256), 0]), (TILE,))
+        else:
+            flat = tl.load(tiles + ks * TILE + e)  # 16 contiguous bytes a thread, coalesced
         p = _rename(flat, SHAPE, PERM, BLOCK_N, KP)  # renames registers only
         # the step's scales in one (BLOCK_N, BLOCK_K / 32) load (wide enough for the pipeliner's async
         # copies), then the first and second halves' blocks
@@ -259,7 +264,10 @@ def w4a16_fragment_kernel(x_ptr, wq_ptr, ws_ptr, y_ptr, part_ptr, cnt_ptr,
             b_hi = ((s_hi.to(tl.int16) + bias).to(tl.int16) << 7).to(tl.bfloat16, bitcast=True)
             lo, hi = mxfp4_word_to_bf16(p, _broadcast_blocks(b_lo, BLOCK_N, KP), _broadcast_blocks(b_hi, BLOCK_N, KP),
                                         CONVERT == 2)
-        if EVEN_K:  # K is a multiple of BLOCK_K: only the token rows need a mask
+        if TMA:  # zero-filled past M and K
+            x_lo = x_ptr.load([pid_m * BLOCK_M, k0])
+            x_hi = x_ptr.load([pid_m * BLOCK_M, k0 + KP])
+        elif EVEN_K:  # K is a multiple of BLOCK_K: only the token rows need a mask
             x_lo = tl.load(xrow + (k0 + cols)[None, :], mask=tok_ok, other=0.0)
             x_hi = tl.load(xrow + (k0 + KP + cols)[None, :], mask=tok_ok, other=0.0)
         else:
@@ -313,6 +321,7 @@ class FragmentLaunch:
     num_stages: int = 3
     convert: str = "ptx"
     one_dot: bool = False  # join the two halves into one (BLOCK_N, BLOCK_K) operand: one matmul a step
+    tma: bool = False  # load the weight tiles and the activations through TMA descriptors (GPU only)
     maxnreg: int | None = None  # cap on registers a thread (more programs resident on an SM)
 
 
@@ -379,12 +388,19 @@ def launch(x, pw: PrepackedMXFP4, y, cfg: FragmentLaunch, part, counters):
     shape, perm = reshape_permute(bits, pw.block_n, kp)
     convert = 0 if cfg.convert == "float32" else (2 if pw.fold else 1)
     grid = (n_pad // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m))
+    xa, wa = x, pw.data
+    if cfg.tma:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+
+        tile = pw.block_n * kp
+        xa = TensorDescriptor(x, [M, pw.K], [x.stride(0), 1], [cfg.block_m, kp])
+        wa = TensorDescriptor(pw.data.view(-1, 256), [pw.data.numel() // 256, 256], [256, 1], [tile // 256, 256])
     return w4a16_fragment_kernel[grid](
-        x, pw.data, pw.scales, y, part, counters, M, pw.N, pw.K, n_pad, k_pad,
+        xa, wa, pw.scales, y, part, counters, M, pw.N, pw.K, n_pad, k_pad,
         x.stride(0), pw.scales.stride(0), y.stride(0),
         BLOCK_M=cfg.block_m, BLOCK_N=pw.block_n, BLOCK_K=pw.block_k, SPLIT_K=cfg.split_k,
         NUM_STAGES=cfg.num_stages, SHAPE=shape, PERM=perm, CONVERT=convert, UPCAST=not ON_GPU, EVEN_K=k_pad == pw.K,
-        ONE_DOT=cfg.one_dot, num_warps=pw.num_warps, **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}))
+        ONE_DOT=cfg.one_dot, TMA=cfg.tma, num_warps=pw.num_warps, **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}))
 
 
 def w4a16_prepacked(x: torch.Tensor, pw: PrepackedMXFP4, config: FragmentLaunch | None = None) -> torch.Tensor:
@@ -472,3 +488,67 @@ class PrepackedW4A16Linear:
             g.replay()
             return y
         return x, run
+
+
+# --------------------------------------------------------------------------------------------------
+# evidence from the compiled code
+# --------------------------------------------------------------------------------------------------
+_LOOP_MIX = r"""
+import json, subprocess, sys, os
+import torch
+torch.cuda.is_available = lambda: True  # compile as the GPU world does: no GPU is needed to compile
+import kernels
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+from kernels import inspect_code, w4a16 as W, w4a16_fragments as F
+
+ptrs = {"x_ptr": "*bf16", "wq_ptr": "*u8", "ws_ptr": "*u8", "y_ptr": "*bf16", "part_ptr": "*fp32", "cnt_ptr": "*i32"}
+aligned = ("x_ptr", "wq_ptr", "ws_ptr", "y_ptr", "part_ptr", "cnt_ptr", "N", "K", "N_PAD", "K_PAD", "stride_xm",
+           "stride_wn", "stride_sn", "stride_ym")
+bin_dir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
+bn, bk, nw = 64, 256, 4
+shape, perm = F.reshape_permute(F.fragment_bits(bn, bk // 2, nw), bn, bk // 2)
+cases = {
+    "row order (kernels.w4a16, PTX conversion)": (W.w4a16_kernel, dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=2,
+        NUM_STAGES=3, UPCAST=False, CONVERT=2, TMA=False)),
+    "prepacked (kernels.w4a16_fragments)": (F.w4a16_fragment_kernel, dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=4,
+        NUM_STAGES=3, SHAPE=shape, PERM=perm, CONVERT=2, UPCAST=False, EVEN_K=True, ONE_DOT=False, TMA=False)),
+}
+out = {}
+for label, (fn, consts) in cases.items():
+    names = list(fn.arg_names)
+    sig = {n: ("constexpr" if n in consts else ptrs.get(n, "i32")) for n in names}
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned if a in names}
+    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options={"num_warps": nw})
+    path = os.path.join(sys.argv[1], "k.cubin")
+    open(path, "wb").write(k.asm["cubin"])
+    sass = subprocess.run([os.path.join(bin_dir, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout
+    mix = inspect_code.sass_main_loop(sass)
+    out[label] = {"instructions": sum(mix.values()), "weights": bn * bk // (32 * nw), "mix": dict(mix.most_common())}
+print(json.dumps(out))
+"""
+
+
+def compiled_loop_mix() -> dict:
+    """Compile both W4A16 kernels for sm_90 (any machine: Triton's compiler and ptxas need no GPU) at
+    a 64 x 256 weight tile, 4 warps, the PTX conversion, and count the instructions of each kernel's
+    K loop (``kernels.inspect_code.sass_main_loop``). Returns ``{kernel: {"instructions": n,
+    "weights": weights a thread handles per loop step, "mix": {opcode: count}}}``. Runs in a fresh
+    Python process (the interpreter world's ``triton.jit`` does not compile); takes seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "TTC_WORLD")}
+    with tempfile.TemporaryDirectory() as tmp:
+        env.update(PYTHONPATH=str(Path(__file__).resolve().parents[1]), TRITON_CACHE_DIR=os.path.join(tmp, "cache"))
+        proc = subprocess.run([sys.executable, "-c", _LOOP_MIX, tmp], capture_output=True, text=True, env=env,
+                              timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"compiled_loop_mix: the compile failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
