@@ -209,7 +209,7 @@ shape, perm = F.reshape_permute(F.fragment_bits(bn, bk // 2, nw), bn, bk // 2)
 names = list(F.w4a16_fragment_kernel.arg_names)
 ptrs = {"x_ptr": "*bf16", "wq_ptr": "*u8", "ws_ptr": "*u8", "y_ptr": "*bf16", "part_ptr": "*fp32", "cnt_ptr": "*i32"}
 consts = dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=4, NUM_STAGES=3, SHAPE=shape, PERM=perm, CONVERT=2,
-              UPCAST=False, EVEN_K=True, ONE_DOT=False)
+              UPCAST=False, EVEN_K=True, ONE_DOT=False, TMA=False)
 sig = {n: ("constexpr" if n in consts else ptrs.get(n, "i32")) for n in names}
 aligned = ("x_ptr", "wq_ptr", "ws_ptr", "y_ptr", "part_ptr", "cnt_ptr", "N_PAD", "K_PAD", "stride_xm", "stride_sn",
            "stride_ym")
