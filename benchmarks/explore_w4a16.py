@@ -183,6 +183,44 @@ def fragments2():
     json.dump(res, open(os.path.join(OUT, "w4a16_fragments2.json"), "w"), indent=1)
 
 
+def fragments3():
+    """block_m 8 (mma.sync instead of wgmma: fewer registers, more programs an SM) and split-K counts."""
+    from kernels import w4a16_fragments as F
+
+    res = {"rows": []}
+    torch.manual_seed(0)
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    wd = W.dequantize_mxfp4(q)
+    packs = {}
+    grid = [((64, 256, 4), 8, 3, 4), ((64, 256, 4), 8, 4, 4), ((64, 256, 4), 8, 3, 2), ((64, 256, 4), 8, 3, 8),
+            ((64, 256, 4), 8, 4, 8), ((64, 128, 4), 8, 4, 4), ((64, 128, 4), 8, 4, 8), ((64, 512, 4), 8, 3, 4),
+            ((128, 256, 4), 8, 3, 4), ((128, 256, 8), 8, 3, 4), ((64, 256, 4), 16, 3, 3), ((64, 256, 4), 16, 3, 5),
+            ((64, 256, 4), 16, 3, 6), ((64, 256, 4), 16, 3, 4)]
+    for M in (1, 8):
+        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        ref = x.double() @ wd.double().T
+        res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
+        for (bn, bk, nw), bm, st, split in grid:
+            if (bn, bk, nw) not in packs:
+                packs[(bn, bk, nw)] = F.prepack_mxfp4(q, bn, bk, nw)
+            pw = packs[(bn, bk, nw)]
+            cfg = F.FragmentLaunch(bm, split, st, "ptx")
+            label = f"{bn}x{bk} w{nw} m{bm} s{st} split{split}"
+            try:
+                y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+                part, cnt = F.workspace(M, pw, cfg, "cuda")
+                k = F.launch(x, pw, y, cfg, part, cnt)
+                err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+                us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=200) * 1e3
+                res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, regs=k.n_regs, spills=k.n_spills,
+                                        smem=k.metadata.shared, x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
+            except Exception as e:  # noqa: BLE001
+                res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
+            print(res["rows"][-1], flush=True)
+    res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
+    json.dump(res, open(os.path.join(OUT, "w4a16_fragments3.json"), "w"), indent=1)
+
+
 def one(spec):
     """Launch one prepacked configuration 'bn,bk,warps,block_m,split,stages,M' a few times (for ncu)."""
     from kernels import w4a16_fragments as F
@@ -201,5 +239,5 @@ def one(spec):
 
 
 if __name__ == "__main__":
-    {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2,
+    {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2, "fragments3": fragments3,
      "one": lambda: one(sys.argv[2])}[sys.argv[1]]()

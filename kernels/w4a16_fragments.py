@@ -71,9 +71,11 @@ def fragment_bits(block_n: int, kp: int, num_warps: int) -> list[tuple[int, int]
     * warps: row +16, +32, ... (each warp of a warpgroup owns 16 rows).
 
     Raises ValueError unless ``block_n`` and ``kp`` are powers of two with ``kp >= 32`` and
-    ``block_n >= 16 * num_warps``, and ``num_warps`` is 4 or 8 (one or two warpgroups)."""
-    if num_warps not in (1, 2, 4, 8):
-        raise ValueError(f"fragment_bits: num_warps must be 1, 2, 4 or 8, got {num_warps!r}")
+    ``block_n >= 16 * num_warps``, and ``num_warps`` is 4 or 8 (one or two warpgroups). With fewer
+    warps, or 8 tokens a program, Triton uses ``mma.sync`` instead of ``wgmma``, whose operand is laid
+    out otherwise: measured on the H200, the same bits then give wrong products, so they are refused."""
+    if num_warps not in (4, 8):  # one or two warpgroups: wgmma (fewer warps get mma.sync, another layout)
+        raise ValueError(f"fragment_bits: num_warps must be 4 or 8, got {num_warps!r}")
     for v, label, low in ((block_n, "block_n", 16 * num_warps), (kp, "block_k / 2", 32)):
         if not isinstance(v, int) or v < low or v & (v - 1):
             raise ValueError(f"fragment_bits: {label} must be a power of two >= {low}, got {v!r}")
@@ -352,7 +354,7 @@ def check_prepacked(pw, name: str) -> None:
 def _check_launch(cfg, pw, name):
     if not isinstance(cfg, FragmentLaunch):
         raise TypeError(f"{name}: launch must be a FragmentLaunch, got {type(cfg).__name__}")
-    if cfg.block_m not in (16, 32, 64, 128):
+    if cfg.block_m not in (16, 32, 64, 128):  # 8 would make Triton use mma.sync, whose operand layout differs
         raise ValueError(f"{name}: launch.block_m must be 16, 32, 64 or 128, got {cfg.block_m!r}")
     k_steps = pw.padded[1] // pw.block_k
     if not (isinstance(cfg.split_k, int) and 1 <= cfg.split_k <= k_steps):

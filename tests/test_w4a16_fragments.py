@@ -24,7 +24,7 @@ from test_w4a16 import NEEDS_BF16_ARITHMETIC, _check, _scaled_weight, _x  # noqa
 
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_DEVICE = "cpu" if kernels.ON_GPU else "meta"
-TILES = [(64, 64, 4), (128, 128, 4), (128, 64, 8), (32, 64, 2)]  # (block_n, block_k, num_warps)
+TILES = [(64, 64, 4), (128, 128, 4), (128, 64, 8), (256, 64, 4)]  # (block_n, block_k, num_warps)
 
 
 def _codes(w):
@@ -44,7 +44,7 @@ def test_fragment_bits_name_every_row_and_column_bit_once(block_n, block_k, num_
 
 
 def test_fragment_bits_refuse_tiles_the_layout_cannot_cover():
-    for args, msg in [((64, 64, 3), "num_warps must be 1, 2, 4 or 8"), ((32, 64, 4), "block_n must be a power of two >= 64"),
+    for args, msg in [((64, 64, 3), "num_warps must be 4 or 8"), ((32, 64, 2), "num_warps must be 4 or 8"), ((32, 64, 4), "block_n must be a power of two >= 64"),
                       ((64, 16, 4), "block_k / 2 must be a power of two >= 32"), ((96, 64, 4), "power of two")]:
         with pytest.raises(ValueError, match=msg):
             F.fragment_bits(*args)
@@ -270,7 +270,7 @@ def test_bad_input_is_refused():
         F.w4a16_prepacked(x.to(OTHER_DEVICE), pw)
     with pytest.raises(ValueError, match="pending negation"):
         F.w4a16_prepacked(torch._neg_view(x), pw)
-    for cfg, msg in [(F.FragmentLaunch(block_m=8), "block_m must be"), (F.FragmentLaunch(split_k=0), "split_k"),
+    for cfg, msg in [(F.FragmentLaunch(block_m=8), "block_m must be 16, 32, 64 or 128"), (F.FragmentLaunch(split_k=0), "split_k"),
                      (F.FragmentLaunch(split_k=3), "split_k must be an int in 1..2"),
                      (F.FragmentLaunch(num_stages=0), "num_stages"), (F.FragmentLaunch(convert="fp8"), "convert")]:
         with pytest.raises(ValueError, match=msg):
