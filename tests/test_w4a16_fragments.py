@@ -123,7 +123,7 @@ def _launches(pw):
 def test_w4a16_prepacked(M):
     w = quantize_mxfp4(_scaled_weight(N_RAGGED, K_TAIL, seed=4))
     x = _x(M, K_TAIL, seed=5 + M)
-    for tile in [(64, 64, 4), (128, 128, 8)]:
+    for tile in [(64, 64, 4), (128, 128, 8), (256, 64, 4)]:
         pw = F.prepack_mxfp4(w, *tile)
         for label, cfg in _launches(pw).items():
             _check(F.w4a16_prepacked(x, pw, cfg), x, w, f"M={M} {tile} {label}")
