@@ -30,6 +30,7 @@ and C must double with it. The plain-PyTorch ``pack_e2m1`` and
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import json
 import os
@@ -1204,7 +1205,8 @@ def check_pingpong_consumer(fn, rng, gen, subchecks):
 # --------------------------------------------------------------------------------------------------
 # The course's own code for what these exercises ask: calls into it (or into a library's) are refused.
 _KERNELS_ROOT = os.path.dirname(os.path.abspath(kernels.__file__))
-_FP_REFERENCE_FILES = tuple(os.path.join(_KERNELS_ROOT, f) for f in ("fp4.py", "fp8.py", "quantize.py"))
+_FP_REFERENCE_FILES = tuple(os.path.join(_KERNELS_ROOT, f) for f in ("fp4.py", "fp8.py", "quantize.py", "w4a16.py",
+                                                                   "w4a16_fragments.py", "fp8_gemm.py"))
 _FP_REFERENCE_MODULES = (_fp4, _fp8, _quantize)  # the same three, for the Triton exercises (refuse_calls_into)
 _FP_EXERCISE = _Exercise("fp", "any")  # every @triton.jit helper of kernels/ is the learner's to write
 _PACKAGE_DIRS = (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
@@ -1812,6 +1814,34 @@ def check_scaled_matmul_e4m3(fn, rng, gen, subchecks):
 _ORDERS = ("low_first", "high_first")
 
 
+@contextlib.contextmanager
+def _no_threads(spawned):
+    """Refuse threads and processes started inside the block (``Refused``), noting what was started:
+    the dtype guard and the file watch see only the calling thread."""
+    import multiprocessing.process as mp_process
+    import threading
+
+    patched = [(threading.Thread, "start", "a thread (threading.Thread.start)"),
+               (mp_process.BaseProcess, "start", "a process (multiprocessing)")]
+    if hasattr(os, "fork"):
+        patched.append((os, "fork", "a process (os.fork)"))
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patched]
+
+    def refusing(what):
+        def start(*args, **kwargs):
+            spawned.append(what)
+            raise Refused(f"starting {what}")
+        return start
+
+    for owner, name, what in patched:
+        setattr(owner, name, refusing(what))
+    try:
+        yield
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
 def _plain_call(fn, args, kwargs, stop):
     """Call a plain-PyTorch answer with PyTorch's 8-bit/4-bit float dtypes refused and calls into the
     course's reference code (kernels/fp4.py, ...) or torchao recorded; stop on either, or an error."""
@@ -1819,7 +1849,8 @@ def _plain_call(fn, args, kwargs, stop):
     watched = list(_FP_REFERENCE_FILES) + _library_dirs("torchao")
     with DtypeGuard():  # the first op through a dispatch mode sets torch up (a second or so): not under watch
         torch.empty(0)
-    with watch_files(watched) as calls:
+    spawned = []
+    with watch_files(watched) as calls, _no_threads(spawned):
         guard = DtypeGuard()
         try:
             with guard:
@@ -1828,6 +1859,9 @@ def _plain_call(fn, args, kwargs, stop):
             pass
         except Exception as exc:
             error = exc
+    if spawned:
+        stop("refused", f"refused: it starts {spawned[0]}; the grader watches only the answer's own thread, so "
+                        "compute in it")
     if guard.refusals:
         stop("refused", "refused: " + guard.refusals[0])
     if calls:
