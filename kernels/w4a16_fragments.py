@@ -4,7 +4,7 @@
 place the dequantized tile where Hopper's ``wgmma`` wants its first operand. That costs: Triton loads
 bytes in one register layout, the matmul needs another, and the compiled loop spends 7-9 instructions
 per weight on moving, unpacking and converting, three times what the memory system leaves time for at
-decode sizes (``N = K = 8192`` in 10 microseconds is 6.7 G weights a second: a few instructions each).
+decode sizes (``N = K = 8192`` in 10 microseconds is 6.7 T weights a second: a few instructions each).
 
 This kernel removes the moving. ``prepack_mxfp4`` rewrites the weight once, offline, so that the
 16 bytes each thread loads are exactly the 32 weights that thread holds in ``wgmma``'s register operand
@@ -30,6 +30,10 @@ With ``split_k > 1`` several programs share one tile's K range; each writes its 
 into a workspace, and the last to finish (an atomic counter per tile) adds them in a fixed order and
 writes the bfloat16 output, then resets its counter: one launch, deterministic, and safe to replay in
 a CUDA graph.
+
+Scales at the bottom of e8m0's range: a scale byte of 0 (``2**-127``) reads as 0 on the float32 path,
+as in ``kernels.w4a16.e8m0_to_float``, and on the PTX path without folding; with folded scales it is
+kept (the weight becomes a bfloat16 subnormal). Weights that small are 0 for any practical purpose.
 
 The same code runs in Triton's interpreter (the conversion then goes through float32, as in
 ``kernels.w4a16``, and the memory order without the swap is used); the word conversion is PTX and runs
@@ -125,7 +129,9 @@ class PrepackedMXFP4:
     ``block_n``-row block, in order), each tile in :func:`memory_bits` order; ``scales``: the e8m0
     scales ``(N_pad, K_pad / 32)`` uint8, row-major (padding rows and columns hold code 0 with scale
     127). ``fold``: every scale is at most ``FOLD_MAX_SCALE``, so the kernel may merge the code's
-    ``2**-126`` into the block scale (one multiply instead of two)."""
+    ``2**-126`` into the block scale (one multiply instead of two). ``written_for``: the tile the bytes
+    were laid out for; it must equal ``(block_n, block_k, num_warps)``, so that a copy with another
+    tile (``dataclasses.replace``) is refused rather than read in the wrong order."""
 
     data: torch.Tensor
     scales: torch.Tensor
@@ -135,6 +141,10 @@ class PrepackedMXFP4:
     block_k: int
     num_warps: int
     fold: bool
+    written_for: tuple = ()  # the (block_n, block_k, num_warps) prepack_mxfp4 laid data out for
+
+    def __post_init__(self):
+        check_prepacked(self, "PrepackedMXFP4")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -154,7 +164,12 @@ def prepack_mxfp4(w: MXFP4Weight, block_n: int = 128, block_k: int = 256, num_wa
     on the weight's device. Raises TypeError/ValueError as ``check_weight`` (including a NaN scale)
     and as :func:`fragment_bits` for the tile sizes."""
     N, K = check_weight(w, "prepack_mxfp4")
-    kp = block_k // 2 if isinstance(block_k, int) else block_k
+    for v, label in ((block_n, "block_n"), (block_k, "block_k"), (num_warps, "num_warps")):
+        if not _is_int(v):
+            raise ValueError(f"prepack_mxfp4: {label} must be an int, got {v!r}")
+    if block_k < 64 or block_k & (block_k - 1):
+        raise ValueError(f"prepack_mxfp4: block_k must be a power of two >= 64, got {block_k}")
+    kp = block_k // 2
     bits = memory_bits(block_n, kp, num_warps)  # validates the tile
     n_pad, k_pad = -(-N // block_n) * block_n, -(-K // block_k) * block_k
     codes = torch.stack((w.packed & 15, w.packed >> 4), dim=-1).reshape(N, K)
@@ -164,7 +179,7 @@ def prepack_mxfp4(w: MXFP4Weight, block_n: int = 128, block_k: int = 256, num_wa
     data = packed[:, :, _source_index(bits, kp).to(packed.device)].contiguous().reshape(-1)
     scales = torch.nn.functional.pad(w.scales, (0, (k_pad - K) // MX_BLOCK, 0, n_pad - N), value=127).contiguous()
     fold = bool(scales.max() <= FOLD_MAX_SCALE)
-    return PrepackedMXFP4(data, scales, N, K, block_n, block_k, num_warps, fold)
+    return PrepackedMXFP4(data, scales, N, K, block_n, block_k, num_warps, fold, (block_n, block_k, num_warps))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,6 +347,8 @@ def default_launch(M: int, pw: PrepackedMXFP4, sms: int | None = None, on_gpu: b
     (16 to 128) and, for M <= 64, split-K up to about four programs per SM (the H200 sweep of
     ``benchmarks/explore_w4a16.py fragments2``: at N = K = 8192 with 64 x 256 tiles, split-K 4 and
     three stages were fastest for M = 1 ... 16). In the interpreter: float32 conversion, one stage."""
+    if not _is_int(M) or M < 1:
+        raise ValueError(f"default_launch: M must be a positive int, got {M!r}")
     gpu = ON_GPU if on_gpu is None else on_gpu
     block_m = min(128, max(16, triton.next_power_of_2(M)))
     programs = triton.cdiv(pw.padded[0], pw.block_n) * triton.cdiv(M, block_m)
@@ -345,15 +362,68 @@ def default_launch(M: int, pw: PrepackedMXFP4, sms: int | None = None, on_gpu: b
     return FragmentLaunch(block_m, split, 3 if block_m <= 64 else 2, "ptx")
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def check_prepacked(pw, name: str) -> None:
+    """Refuse anything but a consistent ``PrepackedMXFP4``: TypeError for another type or dtype,
+    ValueError for tile sizes the layout cannot cover, tensors that are not contiguous, not on one
+    device of this world, or whose sizes disagree with ``N``, ``K`` and the tile (``data`` holds
+    ``N_pad * K_pad / 2`` bytes, ``scales`` is ``(N_pad, K_pad / 32)``, the padding less than one tile),
+    and ``fold`` set with a scale above ``FOLD_MAX_SCALE``. Runs when one is made (it reads the scales
+    once); a call only checks the type."""
     if not isinstance(pw, PrepackedMXFP4):
         raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
                         f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
+    for f in ("N", "K", "block_n", "block_k", "num_warps"):
+        if not _is_int(getattr(pw, f)):
+            raise TypeError(f"{name}: {f} must be an int, got {getattr(pw, f)!r}")
+    if not isinstance(pw.fold, bool):
+        raise TypeError(f"{name}: fold must be a bool, got {pw.fold!r}")
+    if tuple(pw.written_for) != (pw.block_n, pw.block_k, pw.num_warps):
+        raise ValueError(f"{name}: data was laid out for tiles {tuple(pw.written_for)} (block_n, block_k, num_warps), "
+                         f"not {(pw.block_n, pw.block_k, pw.num_warps)}: prepack the weight again with prepack_mxfp4")
+    fragment_bits(pw.block_n, pw.block_k // 2 if pw.block_k % 2 == 0 else pw.block_k, pw.num_warps)
+    for t, label, dim in ((pw.data, "data", 1), (pw.scales, "scales", 2)):
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.uint8:
+            raise TypeError(f"{name}: {label} must be a uint8 tensor")
+        if t.dim() != dim or not t.is_contiguous():
+            raise ValueError(f"{name}: {label} must be a contiguous {dim}-D tensor, got shape {tuple(t.shape)} "
+                             f"and strides {t.stride()}")
+        if t.device.type != torch.device(DEVICE).type:
+            raise ValueError(f"{name}: {label} is on {t.device}; this world runs kernels on {DEVICE}")
+    if pw.data.device != pw.scales.device:
+        raise ValueError(f"{name}: data is on {pw.data.device}, scales on {pw.scales.device}")
+    n_pad, k_pad = pw.padded
+    if not (n_pad % pw.block_n == 0 and k_pad % pw.block_k == 0 and n_pad > 0 and k_pad > 0):
+        raise ValueError(f"{name}: scales {tuple(pw.scales.shape)} do not cover whole {pw.block_n} x {pw.block_k} tiles")
+    if not (0 < pw.N <= n_pad and n_pad - pw.N < pw.block_n and 0 < pw.K <= k_pad and k_pad - pw.K < pw.block_k
+            and pw.K % MX_BLOCK == 0):
+        raise ValueError(f"{name}: (N, K) = {(pw.N, pw.K)} does not match the padded tiles {(n_pad, k_pad)} "
+                         f"(K a multiple of 32, less than one tile of padding)")
+    if pw.data.numel() != n_pad * k_pad // 2:
+        raise ValueError(f"{name}: data holds {pw.data.numel()} bytes; (N_pad, K_pad) = {(n_pad, k_pad)} needs "
+                         f"{n_pad * k_pad // 2}")
+    top = int(pw.scales.max())  # reads the scales: waits for the GPU, once
+    if top == 255:
+        raise ValueError(f"{name}: a scale is 255, e8m0's NaN")
+    if pw.fold and top > FOLD_MAX_SCALE:
+        raise ValueError(f"{name}: fold=True but a scale is {top} > {FOLD_MAX_SCALE} (2**(s - 1) would overflow bfloat16)")
 
 
 def _check_launch(cfg, pw, name):
     if not isinstance(cfg, FragmentLaunch):
         raise TypeError(f"{name}: launch must be a FragmentLaunch, got {type(cfg).__name__}")
+    for f in ("block_m", "split_k", "num_stages"):
+        if not _is_int(getattr(cfg, f)):
+            raise ValueError(f"{name}: launch.{f} must be an int, got {getattr(cfg, f)!r}")
+    if not isinstance(cfg.one_dot, bool) or not isinstance(cfg.tma, bool):
+        raise ValueError(f"{name}: launch.one_dot and launch.tma must be bools, got {cfg.one_dot!r}, {cfg.tma!r}")
+    if cfg.tma and not ON_GPU:
+        raise ValueError(f"{name}: launch.tma needs a GPU (Triton's interpreter has no TMA of its own)")
+    if cfg.maxnreg is not None and not (_is_int(cfg.maxnreg) and 24 <= cfg.maxnreg <= 255):
+        raise ValueError(f"{name}: launch.maxnreg must be None or an int in 24..255, got {cfg.maxnreg!r}")
     if cfg.block_m not in (16, 32, 64, 128):  # 8 would make Triton use mma.sync, whose operand layout differs
         raise ValueError(f"{name}: launch.block_m must be 16, 32, 64 or 128, got {cfg.block_m!r}")
     k_steps = pw.padded[1] // pw.block_k
@@ -391,15 +461,16 @@ def launch(x, pw: PrepackedMXFP4, y, cfg: FragmentLaunch, part, counters):
     convert = 0 if cfg.convert == "float32" else (2 if pw.fold else 1)
     grid = (n_pad // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m))
     xa, wa = x, pw.data
+    sxm = x.stride(0) if M > 1 else pw.K  # a single row's stride is never used (and may be anything)
     if cfg.tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
 
         tile = pw.block_n * kp
-        xa = TensorDescriptor(x, [M, pw.K], [x.stride(0), 1], [cfg.block_m, kp])
+        xa = TensorDescriptor(x, [M, pw.K], [sxm, 1], [cfg.block_m, kp])
         wa = TensorDescriptor(pw.data.view(-1, 256), [pw.data.numel() // 256, 256], [256, 1], [tile // 256, 256])
     return w4a16_fragment_kernel[grid](
         xa, wa, pw.scales, y, part, counters, M, pw.N, pw.K, n_pad, k_pad,
-        x.stride(0), pw.scales.stride(0), y.stride(0),
+        sxm, pw.scales.stride(0), y.stride(0),
         BLOCK_M=cfg.block_m, BLOCK_N=pw.block_n, BLOCK_K=pw.block_k, SPLIT_K=cfg.split_k,
         NUM_STAGES=cfg.num_stages, SHAPE=shape, PERM=perm, CONVERT=convert, UPCAST=not ON_GPU, EVEN_K=k_pad == pw.K,
         ONE_DOT=cfg.one_dot, TMA=cfg.tma, num_warps=pw.num_warps, **({"maxnreg": cfg.maxnreg} if cfg.maxnreg else {}))
@@ -411,7 +482,9 @@ def w4a16_prepacked(x: torch.Tensor, pw: PrepackedMXFP4, config: FragmentLaunch 
     deterministic (split-K partial sums are added in a fixed order). Raises TypeError/ValueError for
     a wrong weight type, an ``x`` of another dtype, shape, layout or device, or a bad ``config``."""
     name = "w4a16_prepacked"
-    check_prepacked(pw, name)
+    if not isinstance(pw, PrepackedMXFP4):  # made and checked once (PrepackedMXFP4.__post_init__)
+        raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
+                        f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
     N, K = pw.shape
     _check_x(name, x, pw)
     M = x.shape[0]
@@ -433,7 +506,7 @@ def _check_x(name, x, pw):
         raise ValueError(f"{name}: x must be (M, K) with M >= 1, got shape {tuple(x.shape)}")
     if x.shape[1] != pw.K:
         raise ValueError(f"{name}: x is (M, K) = {tuple(x.shape)} but the weight is (N, K) = {pw.shape}")
-    if x.stride(1) != 1 or x.stride(0) % 8:
+    if x.stride(1) != 1 or (x.shape[0] > 1 and x.stride(0) % 8):  # one row: its stride is never used
         raise ValueError(f"{name}: x must be contiguous along K with rows 16-byte aligned (strides "
                          f"{x.stride()}); pass x.contiguous()")
     if x.device != pw.data.device:
@@ -454,7 +527,6 @@ class PrepackedW4A16Linear:
     def __init__(self, w, launch_config: FragmentLaunch | None = None, block_n: int = 128, block_k: int = 256,
                  num_warps: int = 4):
         self.pw = w if isinstance(w, PrepackedMXFP4) else prepack_mxfp4(w, block_n, block_k, num_warps)
-        check_prepacked(self.pw, "PrepackedW4A16Linear")
         self.N, self.K = self.pw.shape
         self.config = launch_config
         self._buf = {}
@@ -468,7 +540,7 @@ class PrepackedW4A16Linear:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if (x.dtype != torch.bfloat16 or x.dim() != 2 or x.shape[1] != self.K or x.stride(1) != 1
-                or x.stride(0) % 8 or x.device != self.pw.data.device or x.shape[0] == 0):
+                or x.stride(0) % 8 or x.device != self.pw.data.device or x.shape[0] == 0 or x.is_neg()):
             _check_x("PrepackedW4A16Linear", x, self.pw)
         y, cfg, part, counters = self._buffers(x.shape[0], x.device)
         launch(x, self.pw, y, cfg, part, counters)

@@ -294,3 +294,60 @@ def test_default_launch_passes_the_checks():
             assert cfg.block_m >= min(M, 128) or cfg.block_m == 128
             if on_gpu == kernels.ON_GPU:
                 F._check_launch(cfg, pw, "default_launch")
+
+
+def test_a_prepacked_weight_is_checked_when_made():
+    """A hand-made or edited PrepackedMXFP4 whose parts disagree is refused (not read in the wrong
+    order, past its end, or with scales that would overflow)."""
+    import dataclasses
+
+    w = quantize_mxfp4(_scaled_weight(100, 96, seed=16))
+    pw = F.prepack_mxfp4(w, 64, 64, 4)
+    R = dataclasses.replace
+    cases = [(dict(data=pw.data[:-100]), ValueError, "data holds 8092 bytes"),
+             (dict(data=torch.stack([pw.data, pw.data], 1)[:, 0]), ValueError, "contiguous 1-D"),
+             (dict(data=pw.data.float()), TypeError, "data must be a uint8 tensor"),
+             (dict(scales=pw.scales[:64]), ValueError, "does not match the padded tiles"),
+             (dict(scales=pw.scales.T.contiguous().T), ValueError, "contiguous 2-D"),
+             (dict(block_n=128), ValueError, "laid out for tiles"), (dict(block_k=128), ValueError, "laid out for tiles"),
+             (dict(K=64), ValueError, "does not match"), (dict(N=200), ValueError, "does not match"),
+             (dict(N=-1), ValueError, "does not match"), (dict(N=100.0), TypeError, "N must be an int"),
+             (dict(scales=torch.full_like(pw.scales, 255)), ValueError, "255"),
+             (dict(scales=torch.full_like(pw.scales, 200), fold=True), ValueError, "fold=True but a scale is 200")]
+    for change, kind, msg in cases:
+        with pytest.raises(kind, match=msg):
+            R(pw, **change)
+    for args, msg in [((64, 64, 4.0), "num_warps must be an int"), ((64, 64.0, 4), "block_k must be an int"),
+                      ((64, 48, 4), "block_k must be a power of two >= 64")]:
+        with pytest.raises(ValueError, match=msg):
+            F.prepack_mxfp4(w, *args)
+
+
+def test_launch_values_of_the_wrong_kind_are_refused():
+    w = quantize_mxfp4(_scaled_weight(64, 128, seed=17))
+    pw = F.prepack_mxfp4(w, 64, 64, 4)
+    x = _x(3, 128, seed=18)
+    conv = "ptx" if kernels.ON_GPU else "float32"
+    for cfg, msg in [(F.FragmentLaunch(block_m=16.0, convert=conv), "block_m must be an int"),
+                     (F.FragmentLaunch(one_dot="no", convert=conv), "must be bools"),
+                     (F.FragmentLaunch(maxnreg=5, convert=conv), "maxnreg")]:
+        with pytest.raises(ValueError, match=msg):
+            F.w4a16_prepacked(x, pw, cfg)
+    if not kernels.ON_GPU:
+        with pytest.raises(ValueError, match="tma needs a GPU"):
+            F.w4a16_prepacked(x, pw, F.FragmentLaunch(tma=True, convert=conv))
+    for M in (0, -3, 2.0):
+        with pytest.raises(ValueError, match="M must be a positive int"):
+            F.default_launch(M, pw)
+
+
+def test_lean_layer_refuses_a_negated_view_and_takes_a_single_row_of_any_stride():
+    w = quantize_mxfp4(_scaled_weight(N_RAGGED, K_TAIL, seed=19))
+    layer = F.PrepackedW4A16Linear(w, block_n=64, block_k=64)
+    x = _x(5, K_TAIL, seed=20)
+    with pytest.raises(ValueError, match="pending negation"):
+        layer(torch._neg_view(x))
+    one = _x(1, K_TAIL, seed=21).reshape(K_TAIL, 1).t()  # (1, K) with strides (1, 1)
+    assert one.stride() == (1, 1)
+    _check(F.w4a16_prepacked(one, layer.pw), one, w, "one row, stride (1, 1)")
+    assert torch.equal(layer(one), F.w4a16_prepacked(one.contiguous(), layer.pw))
