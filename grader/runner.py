@@ -367,7 +367,9 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, ti
                             "were skipped")
                 break
             what = {"timeout": f"ran past the cell time limit ({cell_timeout:g} s); it was stopped and skipped",
-                    "dead": "crashed the kernel; skipped (the kernel was restarted without it)",
+                    "dead": "crashed the kernel; skipped (the kernel was restarted without it). In Triton's "
+                            "interpreter an unmasked store can write past a tensor and crash this or a later cell: "
+                            "check the masks of the kernels it runs",
                     "exit": "called exit() or quit(), which stops the Jupyter kernel; skipped (the kernel was "
                             "restarted without it)"}[result.status]
             report.cell_issues.append(f"cell {index} {what}")
@@ -408,7 +410,10 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, ti
                 recover(result)
             elif result.status == "dead":
                 report.exercises.append(_zero(name, "crashed", "the answer crashed the Python kernel "
-                                              "(a segfault, os._exit, out of memory?)", seed))
+                                              "(a segfault, os._exit, out of memory?). In Triton's interpreter a "
+                                              "store without a mask, in this answer or in any kernel an earlier cell "
+                                              "ran, can write past its tensor and crash later code: check every "
+                                              "kernel's masks first", seed))
                 recover(result)
             elif result.status == "exit":
                 report.exercises.append(_zero(name, "crashed", "the answer called exit() or quit(), which stops "
