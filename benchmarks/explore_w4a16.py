@@ -5,9 +5,12 @@
     python benchmarks/explore_w4a16.py dump CFG   # TTGIR, PTX and cubin of one configuration (its label)
     python benchmarks/explore_w4a16.py fragments  # the prepacked (fragment-order) kernel: exactness,
                                                   # errors, and a sweep of tiles, split-K and stages
+    python benchmarks/explore_w4a16.py fragments2 # its occupancy, step shape, one joined matmul, register caps
+    python benchmarks/explore_w4a16.py one SPEC   # one prepacked configuration a few times (for ncu)
 
 Writes JSON (and IR files) into $OUT or /tmp. The earlier explorations (results/logs/
-h200_2026-12-01_w4a16_explore_*.json) were made by scripts of commit 4ba326e.
+h200_2026-12-01_w4a16_explore_*.json) were made by scripts of commit 4ba326e; the block_m 8 sweep
+(h200_2026-12-01_w4a16_fragments_block_m8.json, wrong products: mma.sync's layout) by commit 0800b04's.
 """
 import dataclasses
 import itertools
@@ -87,6 +90,26 @@ def dump(label):
     torch.cuda.synchronize()
 
 
+def _time_prepacked(F, x, pw, cfg, ref, base_us, label, rep=100):
+    """One launch of the prepacked kernel: its error, CUDA-graph time, and the error after the replays
+    (the split-K counters must be back at zero), or the error it raised."""
+    M = x.shape[0]
+    try:
+        y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+        part, cnt = F.workspace(M, pw, cfg, "cuda")
+        k = F.launch(x, pw, y, cfg, part, cnt)
+        err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+        us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=rep) * 1e3
+        F.launch(x, pw, y, cfg, part, cnt)
+        err2 = ((y.double() - ref).abs().max() / ref.abs().max()).item()
+        row = dict(M=M, config=label, us=round(us, 2), err=err, err_after=err2, regs=k.n_regs, spills=k.n_spills,
+                   smem=k.metadata.shared, tbps=round(pw.nbytes() / us / 1e6, 3), x_cublas=round(base_us / us, 2))
+    except Exception as e:  # noqa: BLE001
+        row = dict(M=M, config=label, error=repr(e)[:300])
+    print(row, flush=True)
+    return row
+
+
 def fragments():
     from kernels import w4a16_fragments as F
 
@@ -125,20 +148,7 @@ def fragments():
                 for st in ((2, 3, 4) if M <= 16 and key == (128, 256, 4) else (3,)):
                     cfg = F.FragmentLaunch(bm, split, st, "ptx")
                     label = f"{bn}x{bk} w{nw} m{bm} split{split} s{st}"
-                    try:
-                        y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
-                        part, cnt = F.workspace(M, pw, cfg, "cuda")
-                        F.launch(x, pw, y, cfg, part, cnt)
-                        err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
-                        us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=100) * 1e3
-                        F.launch(x, pw, y, cfg, part, cnt)  # counters must be back at zero after the replays
-                        err2 = ((y.double() - ref).abs().max() / ref.abs().max()).item()
-                        res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, err_after=err2,
-                                                tbps=round(pw.nbytes() / us / 1e6, 3),
-                                                x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
-                    except Exception as e:  # noqa: BLE001
-                        res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
-                    print(res["rows"][-1], flush=True)
+                    res["rows"].append(_time_prepacked(F, x, pw, cfg, ref, res[f"cublas_M{M}_us"], label))
     res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
     json.dump(res, open(os.path.join(OUT, "w4a16_fragments.json"), "w"), indent=1)
 
@@ -168,57 +178,9 @@ def fragments2():
             pw = packs[(bn, bk, nw)]
             cfg = F.FragmentLaunch(16, split, st, "ptx", one, reg)
             label = f"{bn}x{bk} w{nw} s{st} split{split}" + (" onedot" if one else "") + (f" reg{reg}" if reg else "")
-            try:
-                y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
-                part, cnt = F.workspace(M, pw, cfg, "cuda")
-                k = F.launch(x, pw, y, cfg, part, cnt)
-                err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
-                us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=200) * 1e3
-                res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, regs=k.n_regs, spills=k.n_spills,
-                                        smem=k.metadata.shared, x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
-            except Exception as e:  # noqa: BLE001
-                res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
-            print(res["rows"][-1], flush=True)
+            res["rows"].append(_time_prepacked(F, x, pw, cfg, ref, res[f"cublas_M{M}_us"], label, rep=200))
     res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
     json.dump(res, open(os.path.join(OUT, "w4a16_fragments2.json"), "w"), indent=1)
-
-
-def fragments3():
-    """block_m 8 (mma.sync instead of wgmma: fewer registers, more programs an SM) and split-K counts."""
-    from kernels import w4a16_fragments as F
-
-    res = {"rows": []}
-    torch.manual_seed(0)
-    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
-    wd = W.dequantize_mxfp4(q)
-    packs = {}
-    grid = [((64, 256, 4), 8, 3, 4), ((64, 256, 4), 8, 4, 4), ((64, 256, 4), 8, 3, 2), ((64, 256, 4), 8, 3, 8),
-            ((64, 256, 4), 8, 4, 8), ((64, 128, 4), 8, 4, 4), ((64, 128, 4), 8, 4, 8), ((64, 512, 4), 8, 3, 4),
-            ((128, 256, 4), 8, 3, 4), ((128, 256, 8), 8, 3, 4), ((64, 256, 4), 16, 3, 3), ((64, 256, 4), 16, 3, 5),
-            ((64, 256, 4), 16, 3, 6), ((64, 256, 4), 16, 3, 4)]
-    for M in (1, 8):
-        x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
-        ref = x.double() @ wd.double().T
-        res[f"cublas_M{M}_us"] = do_bench_cudagraph(lambda: x @ wd.T, rep=100) * 1e3
-        for (bn, bk, nw), bm, st, split in grid:
-            if (bn, bk, nw) not in packs:
-                packs[(bn, bk, nw)] = F.prepack_mxfp4(q, bn, bk, nw)
-            pw = packs[(bn, bk, nw)]
-            cfg = F.FragmentLaunch(bm, split, st, "ptx")
-            label = f"{bn}x{bk} w{nw} m{bm} s{st} split{split}"
-            try:
-                y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
-                part, cnt = F.workspace(M, pw, cfg, "cuda")
-                k = F.launch(x, pw, y, cfg, part, cnt)
-                err = ((y.double() - ref).abs().max() / ref.abs().max()).item()
-                us = do_bench_cudagraph(lambda: F.launch(x, pw, y, cfg, part, cnt), rep=200) * 1e3
-                res["rows"].append(dict(M=M, config=label, us=round(us, 2), err=err, regs=k.n_regs, spills=k.n_spills,
-                                        smem=k.metadata.shared, x_cublas=round(res[f"cublas_M{M}_us"] / us, 2)))
-            except Exception as e:  # noqa: BLE001
-                res["rows"].append(dict(M=M, config=label, error=repr(e)[:300]))
-            print(res["rows"][-1], flush=True)
-    res["rows"].sort(key=lambda r: (r["M"], r.get("us", 1e9)))
-    json.dump(res, open(os.path.join(OUT, "w4a16_fragments3.json"), "w"), indent=1)
 
 
 def one(spec):
@@ -239,5 +201,5 @@ def one(spec):
 
 
 if __name__ == "__main__":
-    {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2, "fragments3": fragments3,
+    {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2,
      "one": lambda: one(sys.argv[2])}[sys.argv[1]]()
