@@ -55,7 +55,7 @@ from kernels import schedule as _schedule
 from kernels import testing as T
 
 from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, refuse_calls_into,
-                    time_limit, watch_calls, watch_files)
+                    spawners, time_limit, watch_calls, watch_files)
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -1816,16 +1816,9 @@ _ORDERS = ("low_first", "high_first")
 
 @contextlib.contextmanager
 def _no_threads(spawned):
-    """Refuse threads and processes started inside the block (``Refused``), noting what was started:
-    the dtype guard and the file watch see only the calling thread."""
-    import multiprocessing.process as mp_process
-    import threading
-
-    patched = [(threading.Thread, "start", "a thread (threading.Thread.start)"),
-               (mp_process.BaseProcess, "start", "a process (multiprocessing)")]
-    if hasattr(os, "fork"):
-        patched.append((os, "fork", "a process (os.fork)"))
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patched]
+    """Refuse threads and processes started inside the block (``Refused``; ``guard.spawners``), noting
+    what was started in ``spawned``: the dtype guard and the file watch see only the calling thread."""
+    saved = [(owner, name, getattr(owner, name), what) for owner, name, what in spawners()]
 
     def refusing(what):
         def start(*args, **kwargs):
@@ -1833,12 +1826,12 @@ def _no_threads(spawned):
             raise Refused(f"starting {what}")
         return start
 
-    for owner, name, what in patched:
+    for owner, name, _, what in saved:
         setattr(owner, name, refusing(what))
     try:
         yield
     finally:
-        for owner, name, original in saved:
+        for owner, name, original, _ in saved:
             setattr(owner, name, original)
 
 

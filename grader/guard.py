@@ -985,6 +985,19 @@ _MISSING = object()
 _TENSOR_ESCAPES = ("numpy", "__array__", "tolist", "__dlpack__")
 
 
+def spawners() -> list[tuple]:
+    """``(owner, attribute, what)`` of each way an answer could start work outside its own thread, where
+    the grader's per-thread guards (dispatch modes, profile hooks) do not see it: ``threading.Thread.start``,
+    ``multiprocessing``'s ``BaseProcess.start`` and ``os.fork``."""
+    import multiprocessing.process as mp_process
+
+    found = [(threading.Thread, "start", "a thread (threading.Thread.start)"),
+             (mp_process.BaseProcess, "start", "a process (multiprocessing)")]
+    if hasattr(os, "fork"):
+        found.append((os, "fork", "a process (os.fork)"))
+    return found
+
+
 class Sandbox:
     """``with Sandbox(operands={"A": a, "B": b, "C": out}) as box: res = fn(a, b, out=out)``; then read
     ``box.refusals``, ``box.faults`` and ``box.launches``, and ``box.replay(...)``.
@@ -1151,13 +1164,8 @@ class Sandbox:
                 sandbox.refuse(f"starting {what} (work there is outside the grader's view and your kernel)")
             return start
 
-        self._patch(threading.Thread, "start", refusing("a thread (threading.Thread.start)", threading.Thread.start))
-        import multiprocessing.process as mp_process
-
-        self._patch(mp_process.BaseProcess, "start",
-                    refusing("a process (multiprocessing)", mp_process.BaseProcess.start))
-        if hasattr(os, "fork"):
-            self._patch(os, "fork", refusing("a process (os.fork)", os.fork))
+        for owner, name, what in spawners():
+            self._patch(owner, name, refusing(what, getattr(owner, name)))
 
     def _hook_interpreter(self):
         """Hooks on the interpreter's builder and on nested @triton.jit calls (no-ops on a GPU)."""

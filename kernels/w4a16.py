@@ -365,6 +365,17 @@ def _check_config(cfg, K, name):
 def check_w4a16(name, x, w):
     """Check ``x`` against the weight, on the host only; return ``(M, N, K)``."""
     N, K = check_weight(w, name, check_values=False)
+    check_activations(name, x, (N, K), w.packed.device)
+    return x.shape[0], N, K
+
+
+def check_activations(name, x, weight_shape, device, rows_aligned=False, same_device=False):
+    """Refuse activations ``x`` that a W4A16 kernel cannot read for a weight of ``weight_shape``
+    ``(N, K)`` on ``device``: TypeError for another type or dtype than bfloat16, ValueError for a shape
+    that is not ``(M, K)`` with M >= 1, rows not contiguous along K (and, with ``rows_aligned``, rows of
+    more than one not 16-byte aligned), another device (type; with ``same_device`` the device itself),
+    or a pending negation (the kernels read raw memory)."""
+    N, K = weight_shape
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: x must be a torch.Tensor, got {type(x).__name__}")
     if x.dtype != torch.bfloat16:
@@ -373,14 +384,34 @@ def check_w4a16(name, x, w):
         raise ValueError(f"{name}: x must be (M, K) with M >= 1, got shape {tuple(x.shape)}")
     if x.shape[1] != K:
         raise ValueError(f"{name}: x is (M, K) = {tuple(x.shape)} but the weight is (N, K) = {(N, K)}")
-    if x.stride(1) != 1:
-        raise ValueError(f"{name}: x must be contiguous along K (strides {x.stride()}); pass x.contiguous()")
-    if x.device.type != w.packed.device.type:
-        raise ValueError(f"{name}: x is on {x.device}, the weight on {w.packed.device}")
+    if x.stride(1) != 1 or (rows_aligned and x.shape[0] > 1 and x.stride(0) % 8):  # one row: its stride is unused
+        raise ValueError(f"{name}: x must be contiguous along K{' with rows 16-byte aligned' if rows_aligned else ''} "
+                         f"(strides {x.stride()}); pass x.contiguous()")
+    if (x.device != device) if same_device else (x.device.type != device.type):
+        raise ValueError(f"{name}: x is on {x.device}, the weight on {device}")
     if x.is_neg():
         raise ValueError(f"{name}: x is a view with a pending negation (the kernel reads raw memory); "
                          f"pass x.resolve_neg()")
-    return x.shape[0], N, K
+
+
+def graph_of_call(layer, M: int, K: int, device, name: str):
+    """``(x_static, run)``: a CUDA graph of ``layer(x)`` for ``M`` tokens of ``K`` values on ``device``
+    (a layer whose call returns its own output buffer). Copy the input into ``x_static`` and call
+    ``run()``, which replays the graph and returns that buffer. The first call (compile, allocate,
+    warm up) runs outside the capture. Raises RuntimeError in Triton's interpreter (no CUDA graphs)."""
+    if not ON_GPU:
+        raise RuntimeError(f"{name}: CUDA graphs need a GPU")
+    x = torch.zeros((M, K), dtype=torch.bfloat16, device=device)
+    layer(x)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        y = layer(x)
+
+    def run():
+        g.replay()
+        return y
+    return x, run
 
 
 CONVERSIONS = ("float32", "bf16 bits", "ptx")  # CONVERT 0, 1, 2: see e2m1_to_float, e2m1_to_bf16_bits,
@@ -490,16 +521,4 @@ class W4A16Linear:
         """A CUDA graph of one call for ``M`` tokens (GPU only): returns ``(x_static, run)``: copy the
         input into ``x_static`` and call ``run()``, which replays the graph and returns the output
         buffer. Raises RuntimeError in Triton's interpreter, which has no CUDA graphs."""
-        if not ON_GPU:
-            raise RuntimeError("W4A16Linear.graph: CUDA graphs need a GPU")
-        x = torch.zeros((M, self.K), dtype=torch.bfloat16, device=self.w.packed.device)
-        self(x)  # compile, allocate and warm up outside the capture
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            y = self(x)
-
-        def run():
-            g.replay()
-            return y
-        return x, run
+        return graph_of_call(self, M, self.K, self.w.packed.device, "W4A16Linear.graph")

@@ -41,6 +41,7 @@ on a GPU only.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -49,7 +50,8 @@ import triton.language as tl
 
 from . import DEVICE, ON_GPU, world_mismatch
 from .operands import check_grid
-from .w4a16 import MX_BLOCK, MXFP4Weight, check_w4a16, check_weight, e2m1_to_float, e8m0_to_float
+from .w4a16 import (MX_BLOCK, MXFP4Weight, check_activations, check_weight, e2m1_to_float, e8m0_to_float,
+                    graph_of_call)
 
 FOLD_MAX_SCALE = 128  # e8m0 scales up to 2**1: 2**(s - 1) is then a normal bfloat16 (see mxfp4_word_to_bf16)
 
@@ -366,6 +368,12 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _require_prepacked(pw, name: str) -> None:
+    if not isinstance(pw, PrepackedMXFP4):
+        raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
+                        f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
+
+
 def check_prepacked(pw, name: str) -> None:
     """Refuse anything but a consistent ``PrepackedMXFP4``: TypeError for another type or dtype,
     ValueError for tile sizes the layout cannot cover, tensors that are not contiguous, not on one
@@ -373,9 +381,7 @@ def check_prepacked(pw, name: str) -> None:
     ``N_pad * K_pad / 2`` bytes, ``scales`` is ``(N_pad, K_pad / 32)``, the padding less than one tile),
     and ``fold`` set with a scale above ``FOLD_MAX_SCALE``. Runs when one is made (it reads the scales
     once); a call only checks the type."""
-    if not isinstance(pw, PrepackedMXFP4):
-        raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
-                        f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
+    _require_prepacked(pw, name)
     for f in ("N", "K", "block_n", "block_k", "num_warps"):
         if not _is_int(getattr(pw, f)):
             raise TypeError(f"{name}: {f} must be an int, got {getattr(pw, f)!r}")
@@ -449,15 +455,21 @@ def workspace(M: int, pw: PrepackedMXFP4, cfg: FragmentLaunch, device) -> tuple[
     return part, torch.zeros(grid_m * grid_n, dtype=torch.int32, device=device)
 
 
+@functools.lru_cache(maxsize=None)
+def _renaming(block_n: int, kp: int, num_warps: int, stored_order: bool) -> tuple[tuple, tuple]:
+    """The kernel's ``(SHAPE, PERM)``: the stored byte order for the elementwise float32 path, the operand
+    layout for the PTX path (whose word conversion undoes the swap). Computed once per tile, not per call."""
+    bits = memory_bits(block_n, kp, num_warps) if stored_order else fragment_bits(block_n, kp, num_warps)
+    return reshape_permute(bits, block_n, kp)
+
+
 def launch(x, pw: PrepackedMXFP4, y, cfg: FragmentLaunch, part, counters):
     """Launch with no checks (``w4a16_prepacked`` checks first): ``y`` ``(M, N)`` bfloat16,
     ``part``/``counters`` from :func:`workspace`. The lean path a CUDA graph captures."""
     M = x.shape[0]
     n_pad, k_pad = pw.padded
     kp = pw.block_k // 2
-    bits = memory_bits(pw.block_n, kp, pw.num_warps) if cfg.convert == "float32" else \
-        fragment_bits(pw.block_n, kp, pw.num_warps)
-    shape, perm = reshape_permute(bits, pw.block_n, kp)
+    shape, perm = _renaming(pw.block_n, kp, pw.num_warps, cfg.convert == "float32")
     convert = 0 if cfg.convert == "float32" else (2 if pw.fold else 1)
     grid = (n_pad // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m))
     xa, wa = x, pw.data
@@ -482,38 +494,20 @@ def w4a16_prepacked(x: torch.Tensor, pw: PrepackedMXFP4, config: FragmentLaunch 
     deterministic (split-K partial sums are added in a fixed order). Raises TypeError/ValueError for
     a wrong weight type, an ``x`` of another dtype, shape, layout or device, or a bad ``config``."""
     name = "w4a16_prepacked"
-    if not isinstance(pw, PrepackedMXFP4):  # made and checked once (PrepackedMXFP4.__post_init__)
-        raise TypeError(f"{name}: the weight must be a kernels.w4a16_fragments.PrepackedMXFP4 "
-                        f"(prepack_mxfp4 makes one), got {type(pw).__name__}")
-    N, K = pw.shape
+    _require_prepacked(pw, name)  # its parts were checked once, when it was made
     _check_x(name, x, pw)
     M = x.shape[0]
     cfg = _check_launch(config or default_launch(M, pw), pw, name)
     if world_mismatch(w4a16_fragment_kernel):
         raise RuntimeError(world_mismatch(w4a16_fragment_kernel))
     check_grid(name, (pw.padded[0] // pw.block_n, cfg.split_k, triton.cdiv(M, cfg.block_m)))
-    y = torch.empty((M, N), dtype=torch.bfloat16, device=x.device)
+    y = torch.empty((M, pw.N), dtype=torch.bfloat16, device=x.device)
     launch(x, pw, y, cfg, *workspace(M, pw, cfg, x.device))
     return y
 
 
 def _check_x(name, x, pw):
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: x must be a torch.Tensor, got {type(x).__name__}")
-    if x.dtype != torch.bfloat16:
-        raise TypeError(f"{name}: x must be bfloat16 (the activations), got {x.dtype}")
-    if x.dim() != 2 or x.shape[0] == 0:
-        raise ValueError(f"{name}: x must be (M, K) with M >= 1, got shape {tuple(x.shape)}")
-    if x.shape[1] != pw.K:
-        raise ValueError(f"{name}: x is (M, K) = {tuple(x.shape)} but the weight is (N, K) = {pw.shape}")
-    if x.stride(1) != 1 or (x.shape[0] > 1 and x.stride(0) % 8):  # one row: its stride is never used
-        raise ValueError(f"{name}: x must be contiguous along K with rows 16-byte aligned (strides "
-                         f"{x.stride()}); pass x.contiguous()")
-    if x.device != pw.data.device:
-        raise ValueError(f"{name}: x is on {x.device}, the weight on {pw.data.device}")
-    if x.is_neg():
-        raise ValueError(f"{name}: x is a view with a pending negation (the kernel reads raw memory); "
-                         f"pass x.resolve_neg()")
+    check_activations(name, x, pw.shape, pw.data.device, rows_aligned=True, same_device=True)
 
 
 class PrepackedW4A16Linear:
@@ -548,53 +542,61 @@ class PrepackedW4A16Linear:
 
     def graph(self, M: int):
         """``(x_static, run)``: a CUDA graph of one call for ``M`` tokens (GPU only; RuntimeError in
-        the interpreter)."""
-        if not ON_GPU:
-            raise RuntimeError("PrepackedW4A16Linear.graph: CUDA graphs need a GPU")
-        x = torch.zeros((M, self.K), dtype=torch.bfloat16, device=self.pw.data.device)
-        self(x)
-        torch.cuda.synchronize()
-        g = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(g):
-            y = self(x)
-
-        def run():
-            g.replay()
-            return y
-        return x, run
+        the interpreter): see ``kernels.w4a16.graph_of_call``."""
+        return graph_of_call(self, M, self.K, self.pw.data.device, "PrepackedW4A16Linear.graph")
 
 
 # --------------------------------------------------------------------------------------------------
 # evidence from the compiled code
 # --------------------------------------------------------------------------------------------------
+_ARG_TYPES = {"x_ptr": "*bf16", "wq_ptr": "*u8", "ws_ptr": "*u8", "y_ptr": "*bf16", "part_ptr": "*fp32",
+              "cnt_ptr": "*i32"}  # every other argument of the two W4A16 kernels is an i32 or a constexpr
+_ALIGNED_ARGS = ("x_ptr", "wq_ptr", "ws_ptr", "y_ptr", "part_ptr", "cnt_ptr", "N", "K", "N_PAD", "K_PAD", "stride_xm",
+                 "stride_wn", "stride_sn", "stride_ym")  # 16-byte aligned, or multiples of 16, at the chapter's sizes
+
+
+def compile_sm90(fn, constants: dict, num_warps: int):
+    """Compile a W4A16 kernel (``kernels.w4a16.w4a16_kernel`` or ``w4a16_fragment_kernel``) for sm_90,
+    given its constexprs, with the argument types and the 16-byte alignment that a launch at the
+    chapter's sizes gives it (Triton specializes on both). Needs the GPU world's ``triton.jit``, not
+    a GPU (:func:`compiled_loop_mix` runs it in a fresh process). Returns Triton's ``CompiledKernel``
+    (``.asm["ttgir"]``, ``.asm["cubin"]``, ...)."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    names = list(fn.arg_names)
+    sig = {n: ("constexpr" if n in constants else _ARG_TYPES.get(n, "i32")) for n in names}
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in _ALIGNED_ARGS if a in names}
+    return triton.compile(ASTSource(fn, sig, constants, attrs), target=GPUTarget("cuda", 90, 32),
+                          options={"num_warps": num_warps})
+
+
+def prepacked_constants(block_n: int, block_k: int, num_warps: int, split_k: int = 4, num_stages: int = 3) -> dict:
+    """The constexprs of ``w4a16_fragment_kernel`` on the PTX path with folded scales, 16 tokens a
+    program, K a multiple of ``block_k``, pointer loads: what ``launch`` passes at the chapter's sizes."""
+    shape, perm = _renaming(block_n, block_k // 2, num_warps, False)
+    return dict(BLOCK_M=16, BLOCK_N=block_n, BLOCK_K=block_k, SPLIT_K=split_k, NUM_STAGES=num_stages, SHAPE=shape,
+                PERM=perm, CONVERT=2, UPCAST=False, EVEN_K=True, ONE_DOT=False, TMA=False)
+
+
 _LOOP_MIX = r"""
 import json, subprocess, sys, os
 import torch
 torch.cuda.is_available = lambda: True  # compile as the GPU world does: no GPU is needed to compile
 import kernels
 import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 from kernels import inspect_code, w4a16 as W, w4a16_fragments as F
 
-ptrs = {"x_ptr": "*bf16", "wq_ptr": "*u8", "ws_ptr": "*u8", "y_ptr": "*bf16", "part_ptr": "*fp32", "cnt_ptr": "*i32"}
-aligned = ("x_ptr", "wq_ptr", "ws_ptr", "y_ptr", "part_ptr", "cnt_ptr", "N", "K", "N_PAD", "K_PAD", "stride_xm",
-           "stride_wn", "stride_sn", "stride_ym")
 bin_dir = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 bn, bk, nw = 64, 256, 4
-shape, perm = F.reshape_permute(F.fragment_bits(bn, bk // 2, nw), bn, bk // 2)
 cases = {
     "row order (kernels.w4a16, PTX conversion)": (W.w4a16_kernel, dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=2,
         NUM_STAGES=3, UPCAST=False, CONVERT=2, TMA=False)),
-    "prepacked (kernels.w4a16_fragments)": (F.w4a16_fragment_kernel, dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=4,
-        NUM_STAGES=3, SHAPE=shape, PERM=perm, CONVERT=2, UPCAST=False, EVEN_K=True, ONE_DOT=False, TMA=False)),
+    "prepacked (kernels.w4a16_fragments)": (F.w4a16_fragment_kernel, F.prepacked_constants(bn, bk, nw)),
 }
 out = {}
 for label, (fn, consts) in cases.items():
-    names = list(fn.arg_names)
-    sig = {n: ("constexpr" if n in consts else ptrs.get(n, "i32")) for n in names}
-    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned if a in names}
-    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options={"num_warps": nw})
+    k = F.compile_sm90(fn, consts, nw)
     path = os.path.join(sys.argv[1], "k.cubin")
     open(path, "wb").write(k.asm["cubin"])
     sass = subprocess.run([os.path.join(bin_dir, "cuobjdump"), "-sass", path], capture_output=True, text=True).stdout

@@ -199,23 +199,10 @@ COMPILE_FOR_HOPPER = r'''
 import torch
 torch.cuda.is_available = lambda: True  # compile as the GPU world does (no GPU is needed to compile)
 import kernels
-import triton
-from triton.backends.compiler import GPUTarget
-from triton.compiler import ASTSource
 from kernels import w4a16_fragments as F
 
 bn, bk, nw = 64, 256, 4
-shape, perm = F.reshape_permute(F.fragment_bits(bn, bk // 2, nw), bn, bk // 2)
-names = list(F.w4a16_fragment_kernel.arg_names)
-ptrs = {"x_ptr": "*bf16", "wq_ptr": "*u8", "ws_ptr": "*u8", "y_ptr": "*bf16", "part_ptr": "*fp32", "cnt_ptr": "*i32"}
-consts = dict(BLOCK_M=16, BLOCK_N=bn, BLOCK_K=bk, SPLIT_K=4, NUM_STAGES=3, SHAPE=shape, PERM=perm, CONVERT=2,
-              UPCAST=False, EVEN_K=True, ONE_DOT=False, TMA=False)
-sig = {n: ("constexpr" if n in consts else ptrs.get(n, "i32")) for n in names}
-aligned = ("x_ptr", "wq_ptr", "ws_ptr", "y_ptr", "part_ptr", "cnt_ptr", "N_PAD", "K_PAD", "stride_xm", "stride_sn",
-           "stride_ym")
-attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in aligned}
-k = triton.compile(ASTSource(F.w4a16_fragment_kernel, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
-                   options={"num_warps": nw})
+k = F.compile_sm90(F.w4a16_fragment_kernel, F.prepacked_constants(bn, bk, nw), nw)
 ir = k.asm["ttgir"]
 import re
 loop = ir[ir.index("scf.for"):]
