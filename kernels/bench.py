@@ -58,6 +58,30 @@ def median_ms(fn, warmup_ms=25, rep_ms=100, graph=False) -> float:
     return float(triton.testing.do_bench(fn, warmup=warmup_ms, rep=rep_ms, return_mode="median"))
 
 
+def rotating_graph_ms(fns, rep_ms=100) -> float:
+    """Median GPU time of one call in milliseconds, each call reading its operands from DRAM (GPU only).
+
+    ``fns``: callables that do the same work, each on its own copy of the operands. They are captured
+    together in one CUDA graph (``do_bench_cudagraph``), one call each, and the graph's median is
+    divided by ``len(fns)``. Use it when one call's operands fit in L2 (50 MB on the H100 and H200):
+    replays of a graph over one copy would then read much of it from L2, which a model whose layers
+    each have their own weight does not; copies together several times larger than L2 keep the timing
+    honest (the device's METHOD.md: "rotate among several input sets"). Raises ``ValueError`` for an
+    empty ``fns``."""
+    fns = list(fns)
+    if not fns:
+        raise ValueError("rotating_graph_ms: give at least one callable")
+    if not ON_GPU:
+        raise RuntimeError("timing needs a GPU; in the interpreter, show the recorded numbers instead")
+    import triton.testing
+
+    def all_calls():
+        for fn in fns:
+            fn()
+
+    return float(triton.testing.do_bench_cudagraph(all_calls, rep=rep_ms, return_mode="median")) / len(fns)
+
+
 def gpu_clocks() -> dict:
     """The GPU's clocks and state now, from ``nvidia-smi`` (MHz, W, degrees C); ``{}`` where it is absent.
 
