@@ -1,0 +1,418 @@
+"""Chapter 08: attention, from three lines of PyTorch to one fused forward kernel.
+
+``O = softmax(Q K^T * scale) V``, per batch and head. Written out, the scores ``S = Q K^T`` are an
+``S_q x S_k`` matrix per head: at S = 16k that is 256 M scores, 1 GB in fp32 for every head of every
+sequence, written once and read twice. The fused kernel never writes it: a program owns a tile of
+``BLOCK_M`` query rows, streams the keys and values through in tiles of ``BLOCK_N``, and keeps for each
+row a running maximum ``m``, a running sum ``l`` of ``exp(score - m)`` and a running output ``acc``
+(:func:`online_softmax_update` says how; it is the same update in NumPy/torch that the chapter's
+animation draws and the exercise asks for).
+
+What the kernel takes:
+
+* ``q`` ``(B, H, S_q, D)``, ``k``/``v`` ``(B, H_kv, S_k, D)`` (``layout="bhsd"``), or the models' own
+  ``(B, S, H, D)`` (``layout="bshd"``): any strides, as long as the head dimension is contiguous
+  (stride 1), which a ``.transpose(1, 2)`` of either layout keeps; no copy is made.
+* float16, bfloat16 (and float32, which the tensor cores run as tf32 on a GPU);
+  head dims 16, 32, 64 and 128;
+* grouped-query attention: ``H`` a multiple of ``H_kv``, query head ``h`` reads key/value head
+  ``h // (H / H_kv)`` (multi-query attention is ``H_kv = 1``);
+* ``causal=True``: query ``i`` sees keys ``j <= i`` (``torch.nn.functional.scaled_dot_product_attention``'s
+  ``is_causal``, aligned at the top left). Key tiles wholly above the diagonal are never loaded, and only
+  the tiles that cross it are masked;
+* ragged lengths: ``S_q`` and ``S_k`` need not be multiples of the tiles.
+
+It returns ``O`` (in ``q``'s layout and dtype) and, on request, the log-sum-exp of each row's scaled scores,
+``lse = log(sum_j exp(scale * q_i . k_j))`` (float32, ``(B, H, S_q)``, natural log): with it a backward pass
+recomputes any probability as ``exp(scale * q_i . k_j - lse_i)`` without a second pass over the keys.
+
+Inside, scores are kept in base 2: ``exp(x) = 2 ** (x * log2(e))``, and ``log2(e)`` is folded into the
+scale once, so each score costs one multiply and one ``exp2`` (the GPU's native exponential).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import triton
+import triton.language as tl
+
+from . import DEVICE, ON_GPU, world_mismatch
+from .operands import _dtype_advice, check_grid, cuda_device_problem
+
+LOG2E = 1.4426950408889634  # log2(e): exp(x) == exp2(x * LOG2E)
+HEAD_DIMS = (16, 32, 64, 128)
+LAYOUTS = ("bhsd", "bshd")
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# online softmax, in plain NumPy/torch: the update the kernel makes, tile by tile
+# --------------------------------------------------------------------------------------------------
+def _online_step(m, l, acc, scores, values):
+    lib = torch if isinstance(scores, torch.Tensor) else np
+    m_tile = scores.max(1) if lib is np else scores.max(1).values
+    m_new = lib.maximum(m, m_tile)
+    # rows with nothing seen yet (m_new = -inf) shift by 0 instead of by -inf (which would give NaN)
+    shift = lib.where(lib.isinf(m_new), lib.zeros_like(m_new), m_new)
+    p = lib.exp(scores - shift[:, None])
+    alpha = lib.exp(m - shift)
+    return m_new, l * alpha + p.sum(1), acc * alpha[:, None] + p @ values, alpha
+
+
+def online_softmax_update(m, l, acc, scores, values):
+    """One step of the online softmax for a block of rows (NumPy arrays or torch tensors).
+
+    ``m`` ``(R,)`` the running maximum of each row's scores so far (``-inf`` before the first tile),
+    ``l`` ``(R,)`` the running sum of ``exp(score - m)``, ``acc`` ``(R, D)`` the running sum of
+    ``exp(score - m) * value``; ``scores`` ``(R, T)`` this tile's scores (``-inf`` where masked),
+    ``values`` ``(T, D)`` this tile's values. Returns the new ``(m, l, acc)``. After the last tile the
+    output is ``acc / l`` and the log-sum-exp is ``m + log(l)``.
+
+    When the maximum moves from ``m`` to ``m_new``, everything summed so far was weighted by
+    ``exp(score - m)`` and must be by ``exp(score - m_new)``: both ``l`` and ``acc`` are multiplied by
+    ``alpha = exp(m - m_new)`` (1 when the maximum did not move, 0 on the first tile). A row whose
+    scores so far are all ``-inf`` keeps ``m = -inf``, ``l = 0`` and ``acc = 0``."""
+    return _online_step(m, l, acc, scores, values)[:3]
+
+
+def online_softmax_steps(scores, values, tile: int):
+    """The states of :func:`online_softmax_update` over one block of rows, ``tile`` keys at a time
+    (NumPy, float64): a list of dicts ``{"start", "m", "l", "acc", "alpha"}``, one after each tile
+    (``alpha``: the factor the earlier sums were rescaled by), for the chapter's plots and animation.
+    ``scores`` ``(R, S)``, ``values`` ``(S, D)``."""
+    scores = np.asarray(scores, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if scores.ndim != 2 or values.ndim != 2 or scores.shape[1] != values.shape[0]:
+        raise ValueError(f"online_softmax_steps: scores (R, S) and values (S, D) must agree, got "
+                         f"{scores.shape} and {values.shape}")
+    if not (isinstance(tile, int) and not isinstance(tile, bool) and tile >= 1):
+        raise ValueError(f"online_softmax_steps: tile must be a positive int, got {tile!r}")
+    R, D = scores.shape[0], values.shape[1]
+    m, l, acc = np.full(R, -np.inf), np.zeros(R), np.zeros((R, D))
+    steps = []
+    for start in range(0, scores.shape[1], tile):
+        m, l, acc, alpha = _online_step(m, l, acc, scores[:, start:start + tile], values[start:start + tile])
+        steps.append({"start": start, "m": m.copy(), "l": l.copy(), "acc": acc.copy(), "alpha": alpha})
+    return steps
+
+
+def _expand_kv(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, H_kv, S, D) -> (B, H, S, D): each key/value head repeated for its group of query heads."""
+    return t.repeat_interleave(heads // t.shape[1], dim=1)
+
+
+def _to_bhsd(t: torch.Tensor, layout: str) -> torch.Tensor:
+    return t if layout == "bhsd" else t.transpose(1, 2)
+
+
+def attention_reference(q, k, v, causal: bool = False, scale: float | None = None, layout: str = "bhsd"):
+    """``(O, lse)`` in float64, by the three lines (scores, softmax, weighted sum) on the exact values
+    of the inputs: ``O`` in ``q``'s layout, ``lse`` ``(B, H, S_q)`` (natural log). For tests; it
+    materializes the whole ``S_q x S_k`` score matrix, so keep it small."""
+    qb, kb, vb = (_to_bhsd(t, layout).detach().to(torch.float64) for t in (q, k, v))
+    D, H = qb.shape[-1], qb.shape[1]
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    kb, vb = _expand_kv(kb, H), _expand_kv(vb, H)
+    s = (qb @ kb.transpose(-1, -2)) * scale
+    if causal:
+        Sq, Sk = s.shape[-2:]
+        keep = torch.ones(Sq, Sk, dtype=torch.bool, device=s.device).tril()
+        s = s.masked_fill(~keep, float("-inf"))
+    lse = torch.logsumexp(s, dim=-1)
+    o = torch.softmax(s, dim=-1) @ vb
+    return (o if layout == "bhsd" else o.transpose(1, 2)), lse
+
+
+def attention_reference_tiled(q, k, v, causal: bool = False, scale: float | None = None, block_n: int = 64):
+    """The same ``(O, lse)`` as :func:`attention_reference` (``bhsd``, float64), computed as the kernel
+    does: keys and values one tile of ``block_n`` at a time through :func:`online_softmax_update`,
+    never holding more than one tile of scores per row."""
+    qb, kb, vb = (t.detach().to(torch.float64) for t in (q, k, v))
+    B, H, Sq, D = qb.shape
+    Sk = kb.shape[2]
+    scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    kb, vb = _expand_kv(kb, H), _expand_kv(vb, H)
+    rows = torch.arange(Sq, device=qb.device)
+    o = torch.empty_like(qb)
+    lse = torch.empty(B, H, Sq, dtype=torch.float64, device=qb.device)
+    for b in range(B):
+        for h in range(H):
+            m = torch.full((Sq,), float("-inf"), dtype=torch.float64, device=qb.device)
+            l = torch.zeros(Sq, dtype=torch.float64, device=qb.device)
+            acc = torch.zeros(Sq, D, dtype=torch.float64, device=qb.device)
+            for start in range(0, Sk, block_n):
+                s = (qb[b, h] @ kb[b, h, start:start + block_n].T) * scale
+                if causal:
+                    cols = torch.arange(start, start + s.shape[1], device=qb.device)
+                    s = s.masked_fill(cols[None, :] > rows[:, None], float("-inf"))
+                m, l, acc = online_softmax_update(m, l, acc, s, vb[b, h, start:start + block_n])
+            o[b, h] = acc / l[:, None]
+            lse[b, h] = m + torch.log(l)
+    return o, lse
+
+
+# --------------------------------------------------------------------------------------------------
+# the kernel
+# --------------------------------------------------------------------------------------------------
+@triton.jit
+def _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, start, end, offs_m, S_K, qk_scale,
+            HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
+            UPCAST: tl.constexpr):
+    """Key/value tiles ``start, start + BLOCK_N, ... < end`` into the running ``(acc, l_i, m_i)``.
+    ``MASK``: check each key against ``S_K`` and, if ``CAUSAL``, against the row (the tiles that cross
+    the diagonal or the end); the others skip the checks."""
+    offs_d = tl.arange(0, HEAD_DIM)
+    for n0 in range(start, end, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        if MASK:
+            k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+        else:
+            k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :])
+        if UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
+            s = tl.dot(q.to(tl.float32), tl.trans(k.to(tl.float32)))
+        else:
+            s = tl.dot(q, tl.trans(k))
+        s = s * qk_scale  # base-2 units: log2(e) is in qk_scale
+        if MASK:
+            keep = offs_n[None, :] < S_K
+            if CAUSAL:
+                keep = keep & (offs_n[None, :] <= offs_m[:, None])
+            s = tl.where(keep, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        p = tl.math.exp2(s - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if MASK:
+            v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+        else:
+            v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :])
+        if UPCAST:
+            acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+        else:
+            acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
+def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
+                         stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
+                         stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
+                         H, GROUP, S_Q, S_K, qk_scale,
+                         HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                         CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring."""
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = bh % H
+    hk = (h // GROUP).to(tl.int64)  # grouped-query attention: the key/value head of this query head
+    h = h.to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qs + offs_d[None, :],
+                mask=offs_m[:, None] < S_Q, other=0.0)
+    k_base = k_ptr + b * stride_kb + hk * stride_kh
+    v_base = v_ptr + b * stride_vb + hk * stride_vh
+    m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
+    acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
+    if CAUSAL:
+        # keys below the tile's first row need no mask; the tiles from there to its last row cross the
+        # diagonal; keys past its last row are never loaded (BLOCK_M is a multiple of BLOCK_N)
+        diag = tl.minimum(pid_m * BLOCK_M, (S_K // BLOCK_N) * BLOCK_N)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, 0, diag, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST)
+        end = tl.minimum((pid_m + 1) * BLOCK_M, S_K)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, diag, end, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST)
+    else:
+        full = (S_K // BLOCK_N) * BLOCK_N  # whole tiles: no mask; then the ragged last one, masked
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, 0, full, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, full, S_K, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST)
+    o = acc / l_i[:, None]
+    tl.store(o_ptr + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_os + offs_d[None, :],
+             o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < S_Q)
+    if STORE_LSE:  # natural log: (m + log2(l)) is in base 2
+        tl.store(lse_ptr + bh.to(tl.int64) * S_Q + offs_m, (m_i + tl.math.log2(l_i)) / 1.4426950408889634,
+                 mask=offs_m < S_Q)
+
+
+# --------------------------------------------------------------------------------------------------
+# host side
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Per-call choices of :func:`attention`: ``block_m`` query rows a program, ``block_n`` keys a
+    step (``block_m`` a multiple of ``block_n``; both powers of two, at least 16), ``num_warps``,
+    ``num_stages`` of software pipelining (GPU)."""
+    block_m: int = 128
+    block_n: int = 64
+    num_warps: int = 8
+    num_stages: int = 3
+
+    def label(self) -> str:
+        return f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}"
+
+
+def default_config(head_dim: int, seq_q: int, on_gpu: bool | None = None) -> AttentionConfig:
+    """The tiles :func:`attention` uses when none is given. In the interpreter: 16 x 16 (small sizes run
+    fastest there). On a GPU: 128 query rows a program (64 for short sequences), 64 keys a step."""
+    on_gpu = ON_GPU if on_gpu is None else on_gpu
+    if not on_gpu:
+        return AttentionConfig(16, 16, 4, 1)
+    if seq_q <= 64:
+        return AttentionConfig(64, 64, 4, 3)
+    return AttentionConfig(128, 64, 8 if head_dim >= 64 else 4, 3)
+
+
+def _pow2(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0 and v & (v - 1) == 0
+
+
+def check_config(cfg, name: str = "attention") -> AttentionConfig:
+    """Raise ``TypeError``/``ValueError`` for a config the kernel cannot run; return it."""
+    if not isinstance(cfg, AttentionConfig):
+        raise TypeError(f"{name}: config must be an AttentionConfig, got {type(cfg).__name__}")
+    for f in ("block_m", "block_n"):
+        v = getattr(cfg, f)
+        if not (_pow2(v) and 16 <= v <= 256):
+            raise ValueError(f"{name}: config.{f} must be a power of two in 16..256, got {v!r}")
+    if cfg.block_m % cfg.block_n:
+        raise ValueError(f"{name}: config.block_m ({cfg.block_m}) must be a multiple of config.block_n "
+                         f"({cfg.block_n}): the causal loop stops at a query tile's last row")
+    if cfg.num_warps not in (1, 2, 4, 8, 16):
+        raise ValueError(f"{name}: config.num_warps must be 1, 2, 4, 8 or 16, got {cfg.num_warps!r}")
+    if not (isinstance(cfg.num_stages, int) and 1 <= cfg.num_stages <= 6):
+        raise ValueError(f"{name}: config.num_stages must be an int in 1..6, got {cfg.num_stages!r}")
+    return cfg
+
+
+def _check_tensor(t, label: str, name: str) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: {label} must be a torch.Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided or t.is_nested:
+        raise ValueError(f"{name}: {label} must be a dense (strided) tensor, got {t.layout}")
+    if t.dim() != 4:
+        raise ValueError(f"{name}: {label} must be 4-D (batch, heads, sequence, head dim) or (batch, sequence, "
+                         f"heads, head dim) with layout='bshd', got shape {tuple(t.shape)}")
+    if t.dtype not in DTYPES:
+        raise TypeError(f"{name}: {_dtype_advice(t, label)}")
+    if t.is_neg() or t.is_conj():
+        raise ValueError(f"{name}: {label} is a view with a pending negation or conjugation; call "
+                         f"{label}.resolve_neg() / .resolve_conj() first")
+    if t.device.type != torch.device(DEVICE).type:
+        where = "a CUDA GPU" if ON_GPU else "the CPU (Triton's interpreter; no GPU here)"
+        raise ValueError(f"{name}: {label} is on {t.device}, but this process runs kernels on {where}; "
+                         f"move it with .to(kernels.DEVICE)")
+    if ON_GPU and t.device.type == "cuda":
+        problem = cuda_device_problem(label, t.device, torch.cuda.current_device())
+        if problem:
+            raise ValueError(f"{name}: {problem}")
+    if t.numel() == 0:
+        raise ValueError(f"{name}: {label} is empty (shape {tuple(t.shape)})")
+    if any(s < 0 for s in t.stride()):
+        raise ValueError(f"{name}: {label} has a negative stride {t.stride()}")
+    if t.stride(3) != 1 and t.shape[3] > 1:
+        raise ValueError(f"{name}: {label}'s head dimension must be contiguous (stride 1), got strides "
+                         f"{t.stride()}; the other three dimensions may have any strides (pass "
+                         f"{label}.contiguous() if it came from a transpose of the last dimension)")
+
+
+def check_attention(name, q, k, v, layout: str, scale) -> tuple[int, int, int, int, int, int]:
+    """Check the operands of :func:`attention`; return ``(B, H, H_kv, S_q, S_k, D)``. Raises
+    ``TypeError`` (types, dtypes) or ``ValueError`` (layout, shapes, head dims, devices, strides)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"{name}: layout must be one of {LAYOUTS}, got {layout!r}")
+    for t, label in ((q, "q"), (k, "k"), (v, "v")):
+        _check_tensor(t, label, name)
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"{name}: q, k and v must share a dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device):
+        raise ValueError(f"{name}: q, k and v must be on one device, got {q.device}, {k.device}, {v.device}")
+    qb, kb, vb = (_to_bhsd(t, layout) for t in (q, k, v))
+    B, H, Sq, D = qb.shape
+    if tuple(kb.shape) != tuple(vb.shape):
+        raise ValueError(f"{name}: k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    Bk, Hk, Sk, Dk = kb.shape
+    dims = "(B, H, S, D)" if layout == "bhsd" else "(B, S, H, D)"
+    if Bk != B:
+        raise ValueError(f"{name}: q has batch {B} but k/v have {Bk} (shapes {dims}: {tuple(q.shape)}, {tuple(k.shape)})")
+    if Dk != D:
+        raise ValueError(f"{name}: q has head dim {D} but k/v have {Dk}")
+    if D not in HEAD_DIMS:
+        raise ValueError(f"{name}: head dim {D} is not supported; the kernel takes {HEAD_DIMS} (pad the head "
+                         f"dimension with zeros up to the next one and pass scale=1/sqrt({D}))")
+    if H % Hk:
+        raise ValueError(f"{name}: q has {H} heads, k/v {Hk}: the key/value heads must divide the query heads "
+                         f"(grouped-query attention; shapes {dims}: {tuple(q.shape)}, {tuple(k.shape)})")
+    if scale is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+                                  and math.isfinite(scale)):
+        raise ValueError(f"{name}: scale must be a finite number or None (1/sqrt(head dim)), got {scale!r}")
+    return B, H, Hk, Sq, Sk, D
+
+
+def attention(q, k, v, causal: bool = False, scale: float | None = None, layout: str = "bhsd",
+              return_lse: bool = False, config: AttentionConfig | None = None):
+    """Fused attention forward: ``softmax(q @ k^T * scale) @ v`` per batch and head (module docstring).
+
+    ``q`` ``(B, H, S_q, D)``, ``k``/``v`` ``(B, H_kv, S_k, D)`` (or ``(B, S, H, D)`` with
+    ``layout="bshd"``), one dtype (float16, bfloat16, float32), head dim in ``HEAD_DIMS``, ``H_kv``
+    dividing ``H``, head dimension contiguous. ``scale`` defaults to ``1/sqrt(D)``; ``causal``: query
+    ``i`` sees keys ``j <= i``. Returns ``O`` (``q``'s shape, layout and dtype; float32 accumulation),
+    and with ``return_lse`` also ``lse`` ``(B, H, S_q)`` float32, natural log. Raises ``TypeError``/
+    ``ValueError`` (see :func:`check_attention`, :func:`check_config`) for what it cannot take."""
+    name = "attention"
+    B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
+    cfg = check_config(config or default_config(D, Sq), name)
+    if world_mismatch(attention_fwd_kernel):
+        raise RuntimeError(world_mismatch(attention_fwd_kernel))
+    grid = (triton.cdiv(Sq, cfg.block_m), B * H)
+    check_grid(name, grid)
+    o = torch.empty_like(q, memory_format=torch.contiguous_format)
+    lse = torch.empty((B, H, Sq), dtype=torch.float32, device=q.device) if return_lse else o
+    launch(q, k, v, o, lse, causal, scale, layout, cfg, return_lse)
+    return (o, lse) if return_lse else o
+
+
+def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_lse: bool = True):
+    """Launch with no checks (``attention`` checks first): ``o`` like ``q``, ``lse`` ``(B, H, S_q)``
+    float32. The lean path a CUDA graph captures."""
+    qb, kb, vb, ob = (_to_bhsd(t, layout) for t in (q, k, v, o))
+    B, H, Sq, D = qb.shape
+    Hk, Sk = kb.shape[1], kb.shape[2]
+    sm_scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    grid = (triton.cdiv(Sq, cfg.block_m), B * H)
+    return attention_fwd_kernel[grid](
+        qb, kb, vb, ob, lse, *qb.stride()[:3], *kb.stride()[:3], *vb.stride()[:3], *ob.stride()[:3],
+        H, H // Hk, Sq, Sk, sm_scale * LOG2E,
+        HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), STORE_LSE=bool(store_lse),
+        UPCAST=not ON_GPU, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+# --------------------------------------------------------------------------------------------------
+# counting
+# --------------------------------------------------------------------------------------------------
+def attention_flops(B: int, H: int, S_q: int, S_k: int, D: int, causal: bool = False) -> float:
+    """Floating-point operations of the forward pass: two matmuls (``Q K^T`` and ``P V``) of
+    ``2 * S_q * S_k * D`` each per head, halved when causal (the convention of FlashAttention's and
+    Triton's benchmarks: ``4 * B * H * S^2 * D``, ``/ 2`` causal; the softmax's exponentials are not
+    counted)."""
+    f = 4.0 * B * H * S_q * S_k * D
+    return f / 2 if causal else f
+
+
+def naive_attention_bytes(B: int, H: int, S_q: int, S_k: int, D: int, elem: int = 2, score_elem: int = 4) -> dict:
+    """Bytes the three-line attention moves through memory (each step reads its inputs and writes its
+    output once): ``Q``, ``K``, ``V``, ``O`` of ``elem`` bytes and the ``S_q x S_k`` scores and
+    probabilities of ``score_elem`` bytes, per step. ``{"scores": bytes of one score matrix (all
+    heads), "total": bytes moved, "fused": what a fused kernel moves (Q, K, V read once, O written)}``."""
+    qkvo = elem * B * H * (2 * S_q * D + 2 * S_k * D)
+    scores = score_elem * B * H * S_q * S_k
+    # S = Q K^T writes S; softmax reads S and writes P; O = P V reads P: four passes over a score matrix
+    return {"scores": float(scores), "total": float(qkvo + 4 * scores), "fused": float(qkvo)}
