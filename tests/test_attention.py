@@ -1,0 +1,205 @@
+"""The fused attention forward of chapter 08 (kernels.attention): the online softmax against the plain
+softmax, the tiled reference against the whole one, the kernel against float64 on random ragged shapes
+(causal or not, head dims 16-128, grouped-query heads, both layouts, strided views), its log-sum-exp,
+and bad input.
+
+Tolerances: the output by the dtype's matmul tolerance (``kernels.testing.tolerance``: fp32 runs as
+tf32 on a GPU); the log-sum-exp (float32, from float32 scores) to ``2e-3`` absolute on a GPU (tf32
+scores) and ``1e-5`` in the interpreter, relative where it exceeds 1 in magnitude.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import kernels
+from kernels import attention as A
+from kernels import testing as T
+
+OTHER_DEVICE = "cpu" if kernels.ON_GPU else "meta"
+LSE_TOL = 2e-3 if kernels.ON_GPU else 1e-5
+SMALL = kernels.pick(cpu=1, gpu=4)  # size multiplier: the interpreter is slow
+
+
+def _qkv(B, H, Hk, Sq, Sk, D, dtype, layout="bhsd", seed=0):
+    g = torch.Generator().manual_seed(seed)
+
+    def make(h, s):
+        shape = (B, h, s, D) if layout == "bhsd" else (B, s, h, D)
+        return torch.randn(shape, generator=g).to(dtype).to(kernels.DEVICE)
+
+    return make(H, Sq), make(Hk, Sk), make(Hk, Sk)
+
+
+def _check(q, k, v, causal=False, layout="bhsd", scale=None, config=None):
+    o, lse = A.attention(q, k, v, causal=causal, layout=layout, scale=scale, return_lse=True, config=config)
+    ro, rl = A.attention_reference(q, k, v, causal=causal, layout=layout, scale=scale)
+    assert o.shape == q.shape and o.dtype == q.dtype
+    err = T.rel_error(o, ro)
+    assert err < T.tolerance(q.dtype), f"output error {err:.2e}"
+    assert lse.dtype == torch.float32 and lse.shape == rl.shape
+    lerr = ((lse.double() - rl).abs() / rl.abs().clamp(min=1)).max().item()  # float32: relative when large
+    assert lerr < LSE_TOL, f"log-sum-exp error {lerr:.2e}"
+    return o, lse
+
+
+# ------------------------------------------------------------------------------------- online softmax
+@pytest.mark.parametrize("tile", [1, 3, 8, 64])
+def test_online_softmax_matches_softmax(tile):
+    rng = np.random.default_rng(tile)
+    s = rng.standard_normal((5, 29)) * 4
+    s[2, :11] = -np.inf  # a row whose first tiles are all masked
+    v = rng.standard_normal((29, 7))
+    steps = A.online_softmax_steps(s, v, tile)
+    assert len(steps) == math.ceil(29 / tile)
+    last = steps[-1]
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    np.testing.assert_allclose(last["acc"] / last["l"][:, None], p @ v, rtol=1e-12, atol=1e-12)
+    lse = np.log(np.exp(s - s.max(1, keepdims=True)).sum(1)) + s.max(1)
+    np.testing.assert_allclose(last["m"] + np.log(last["l"]), lse, rtol=1e-12)
+    for a, b in zip(steps, steps[1:]):  # the running max never falls; alpha = exp(m_old - m_new) <= 1
+        assert np.all(b["m"] >= a["m"]) and np.all(b["alpha"] <= 1 + 1e-15)
+
+
+def test_online_softmax_update_torch_and_numpy_agree():
+    rng = np.random.default_rng(1)
+    s, v = rng.standard_normal((4, 6)), rng.standard_normal((6, 3))
+    m, l, acc = np.full(4, -np.inf), np.zeros(4), np.zeros((4, 3))
+    n = A.online_softmax_update(m, l, acc, s, v)
+    t = A.online_softmax_update(torch.tensor(m), torch.tensor(l), torch.tensor(acc), torch.tensor(s), torch.tensor(v))
+    for a, b in zip(n, t):
+        np.testing.assert_allclose(a, b.numpy(), rtol=1e-14)
+
+
+def test_online_softmax_all_masked_row_stays_empty():
+    s = np.array([[-np.inf, -np.inf], [0.0, 1.0]])
+    m, l, acc = A.online_softmax_update(np.full(2, -np.inf), np.zeros(2), np.zeros((2, 1)), s, np.ones((2, 1)))
+    assert m[0] == -np.inf and l[0] == 0 and acc[0, 0] == 0 and np.isfinite(l[1])
+
+
+def test_online_softmax_steps_refuses_bad_input():
+    with pytest.raises(ValueError, match="must agree"):
+        A.online_softmax_steps(np.zeros((2, 3)), np.zeros((4, 1)), 2)
+    with pytest.raises(ValueError, match="positive int"):
+        A.online_softmax_steps(np.zeros((2, 3)), np.zeros((3, 1)), 0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_tiled_reference_matches_whole(causal):
+    q, k, v = _qkv(2, 4, 2, 23, 23 if causal else 41, 16, torch.float32, seed=3)
+    o, lse = A.attention_reference(q, k, v, causal=causal)
+    to, tlse = A.attention_reference_tiled(q, k, v, causal=causal, block_n=8)
+    assert T.rel_error(to, o) < 1e-12 and (tlse - lse).abs().max() < 1e-12
+
+
+# ------------------------------------------------------------------------------------------ the kernel
+@pytest.mark.parametrize("D", A.HEAD_DIMS)
+@pytest.mark.parametrize("causal", [False, True])
+def test_kernel_head_dims(D, causal):
+    _check(*_qkv(1, 2, 2, 37 * SMALL, 37 * SMALL, D, torch.float32, seed=D), causal=causal)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("layout", A.LAYOUTS)
+def test_kernel_dtypes_and_layouts(dtype, layout):
+    _check(*_qkv(2, 4, 2, 45, 45, 64, dtype, layout=layout), causal=True, layout=layout)
+    _check(*_qkv(1, 2, 1, 20, 51, 32, dtype, layout=layout, seed=1), causal=False, layout=layout)
+
+
+@pytest.mark.parametrize("Sq,Sk", [(1, 1), (1, 17), (15, 16), (16, 16), (17, 16), (33, 7), (7, 33), (64, 80)])
+@pytest.mark.parametrize("causal", [False, True])
+def test_kernel_ragged_lengths(Sq, Sk, causal):
+    """Lengths on both sides of the tile edges; causal with S_q != S_k is aligned top-left, as SDPA."""
+    _check(*_qkv(1, 2, 2, Sq, Sk, 32, torch.float32, seed=Sq * 100 + Sk), causal=causal,
+           config=A.AttentionConfig(32, 16, 4, 1) if not kernels.ON_GPU else None)
+
+
+@pytest.mark.parametrize("H,Hk", [(8, 8), (8, 2), (8, 1), (6, 3)])
+def test_kernel_grouped_query_heads(H, Hk):
+    _check(*_qkv(2, H, Hk, 24, 24, 32, torch.float16, seed=H * 10 + Hk), causal=True)
+
+
+@pytest.mark.parametrize("cfg", [A.AttentionConfig(16, 16, 4, 1), A.AttentionConfig(32, 16, 4, 2),
+                                 A.AttentionConfig(64, 32, 4, 3), A.AttentionConfig(64, 64, 4, 2)])
+def test_kernel_configs(cfg):
+    for causal in (False, True):
+        _check(*_qkv(1, 2, 2, 70, 70, 32, torch.float16, seed=cfg.block_m), causal=causal, config=cfg)
+
+
+def test_kernel_strided_views_and_broadcast_heads():
+    """Any strides but the head dimension's: transposed views, a slice of a fused QKV projection, and
+    key/value heads broadcast with expand (stride 0)."""
+    B, S, H, D = 2, 29, 4, 32
+    qkv = torch.randn(B, S, 3, H, D).to(kernels.DEVICE)  # (B, S, 3, H, D): one projection, three views
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    assert not q.is_contiguous()
+    _check(q, k, v, layout="bshd", causal=True)
+    _check(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), layout="bhsd")
+    k1 = torch.randn(B, 1, S, D).to(kernels.DEVICE)
+    _check(q.transpose(1, 2), k1.expand(B, H, S, D), k1.expand(B, H, S, D))
+
+
+def test_kernel_scale_and_large_scores():
+    """A custom scale, and scores large enough that exp without the running max would overflow."""
+    q, k, v = _qkv(1, 2, 2, 33, 33, 32, torch.float32, seed=9)
+    _check(q, k, v, scale=0.05)
+    _check(q * 30, k * 30, v, causal=True)  # scores in the hundreds
+
+
+def test_kernel_without_lse_and_outputs_fully_written():
+    q, k, v = _qkv(1, 2, 2, 19, 19, 16, torch.float16, seed=4)
+    o = A.attention(q, k, v)
+    assert isinstance(o, torch.Tensor) and torch.isfinite(o).all()
+    assert T.rel_error(o, A.attention_reference(q, k, v)[0]) < T.tolerance(torch.float16)
+
+
+# ------------------------------------------------------------------------------------------- bad input
+def test_refuses_bad_operands():
+    q, k, v = _qkv(1, 4, 2, 16, 16, 32, torch.float16)
+    cases = [
+        (dict(q=q.float()), TypeError, "share a dtype"),
+        (dict(q=q.double(), k=k.double(), v=v.double()), TypeError, "float64"),
+        (dict(q=q.to(torch.int32), k=k.to(torch.int32), v=v.to(torch.int32)), TypeError, "integers"),
+        (dict(q=q[0]), ValueError, "4-D"),
+        (dict(q=q.numpy() if not kernels.ON_GPU else q.cpu().numpy()), TypeError, "torch.Tensor"),
+        (dict(v=v[:, :, :8]), ValueError, "same shape"),
+        (dict(k=k[:1, :1].expand(1, 3, 16, 32), v=v[:1, :1].expand(1, 3, 16, 32)), ValueError, "divide"),
+        (dict(q=torch.cat([q, q])), ValueError, "batch"),
+        (dict(q=q[..., :24], k=k[..., :24], v=v[..., :24]), ValueError, "head dim 24"),
+        (dict(q=q[..., :16]), ValueError, "head dim"),
+        (dict(q=q.transpose(2, 3)), ValueError, "contiguous"),
+        (dict(q=q[:, :, :0]), ValueError, "empty"),
+        (dict(q=q.to(OTHER_DEVICE)), ValueError, "is on"),
+        (dict(q=q.neg().conj() if q.is_complex() else torch._neg_view(q)), ValueError, "negation"),
+    ]
+    for change, exc, msg in cases:
+        args = dict(q=q, k=k, v=v) | change
+        with pytest.raises(exc, match=msg):
+            A.attention(args["q"], args["k"], args["v"])
+
+
+def test_refuses_bad_options():
+    q, k, v = _qkv(1, 2, 2, 16, 16, 32, torch.float16)
+    with pytest.raises(ValueError, match="layout"):
+        A.attention(q, k, v, layout="sbhd")
+    with pytest.raises(ValueError, match="scale"):
+        A.attention(q, k, v, scale=float("nan"))
+    with pytest.raises(ValueError, match="multiple of config.block_n"):
+        A.attention(q, k, v, config=A.AttentionConfig(32, 64, 4, 1))
+    with pytest.raises(ValueError, match="power of two"):
+        A.attention(q, k, v, config=A.AttentionConfig(48, 16, 4, 1))
+    with pytest.raises(ValueError, match="num_stages"):
+        A.attention(q, k, v, config=A.AttentionConfig(32, 16, 4, 0))
+    with pytest.raises(TypeError, match="AttentionConfig"):
+        A.attention(q, k, v, config=(32, 16, 4, 1))
+
+
+# -------------------------------------------------------------------------------------------- counting
+def test_flops_and_bytes():
+    assert A.attention_flops(4, 16, 4096, 4096, 128) == 4 * 4 * 16 * 4096**2 * 128
+    assert A.attention_flops(1, 1, 8, 8, 64, causal=True) == A.attention_flops(1, 1, 8, 8, 64) / 2
+    b = A.naive_attention_bytes(1, 16, 16384, 16384, 128)
+    assert b["scores"] == 4 * 16 * 16384**2  # 17 GB of fp32 scores for one sequence of 16k tokens
+    assert b["total"] > 4 * b["scores"] > 1000 * b["fused"] / 8
