@@ -158,19 +158,22 @@ def attention_reference_tiled(q, k, v, causal: bool = False, scale: float | None
 # the kernel
 # --------------------------------------------------------------------------------------------------
 @triton.jit
-def _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, start, end, offs_m, S_K, qk_scale,
+def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, offs_m, S_K, qk_scale,
             HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
-            UPCAST: tl.constexpr):
+            UPCAST: tl.constexpr, TMA: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
     """Key/value tiles ``start, start + BLOCK_N, ... < end`` into the running ``(acc, l_i, m_i)``.
     ``MASK``: check each key against ``S_K`` and, if ``CAUSAL``, against the row (the tiles that cross
-    the diagonal or the end); the others skip the checks."""
+    the diagonal or the end); the others skip the checks. ``TMA``: ``k_src``/``v_src`` are tensor
+    descriptors (rows past ``S_K`` arrive as zeros), else base pointers."""
     offs_d = tl.arange(0, HEAD_DIM)
-    for n0 in range(start, end, BLOCK_N):
+    for n0 in tl.range(start, end, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
         offs_n = n0 + tl.arange(0, BLOCK_N)
-        if MASK:
-            k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+        if TMA:
+            k = k_src.load([n0, 0])
+        elif MASK:
+            k = tl.load(k_src + offs_n[:, None] * stride_ks + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
         else:
-            k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :])
+            k = tl.load(k_src + offs_n[:, None] * stride_ks + offs_d[None, :])
         if UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
             s = tl.dot(q.to(tl.float32), tl.trans(k.to(tl.float32)))
         else:
@@ -185,10 +188,12 @@ def _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, start, end, 
         p = tl.math.exp2(s - m_new[:, None])
         alpha = tl.math.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
-        if MASK:
-            v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+        if TMA:
+            v = v_src.load([n0, 0])
+        elif MASK:
+            v = tl.load(v_src + offs_n[:, None] * stride_vs + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
         else:
-            v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :])
+            v = tl.load(v_src + offs_n[:, None] * stride_vs + offs_d[None, :])
         if UPCAST:
             acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
         else:
@@ -203,8 +208,11 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                          stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
                          H, GROUP, S_Q, S_K, qk_scale,
                          HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                         CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr):
-    """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring."""
+                         CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr,
+                         TMA: tl.constexpr = False, WARP_SPECIALIZE: tl.constexpr = False):
+    """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring. ``TMA``:
+    Q, K, V and O move through tensor descriptors built here, one 2-D ``(S, HEAD_DIM)`` view per head;
+    ``WARP_SPECIALIZE``: ask Triton for a producer warp and consumer warpgroups in the key loop."""
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
@@ -213,10 +221,20 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
     h = h.to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, HEAD_DIM)
-    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qs + offs_d[None, :],
-                mask=offs_m[:, None] < S_Q, other=0.0)
-    k_base = k_ptr + b * stride_kb + hk * stride_kh
-    v_base = v_ptr + b * stride_vb + hk * stride_vh
+    q_base = q_ptr + b * stride_qb + h * stride_qh
+    k_src = k_ptr + b * stride_kb + hk * stride_kh
+    v_src = v_ptr + b * stride_vb + hk * stride_vh
+    o_base = o_ptr + b * stride_ob + h * stride_oh
+    if TMA:
+        q_desc = tl.make_tensor_descriptor(q_base, shape=[S_Q, HEAD_DIM], strides=[stride_qs, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        k_src = tl.make_tensor_descriptor(k_src, shape=[S_K, HEAD_DIM], strides=[stride_ks, 1],
+                                          block_shape=[BLOCK_N, HEAD_DIM])
+        v_src = tl.make_tensor_descriptor(v_src, shape=[S_K, HEAD_DIM], strides=[stride_vs, 1],
+                                          block_shape=[BLOCK_N, HEAD_DIM])
+        q = q_desc.load([pid_m * BLOCK_M, 0])
+    else:
+        q = tl.load(q_base + offs_m[:, None] * stride_qs + offs_d[None, :], mask=offs_m[:, None] < S_Q, other=0.0)
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
@@ -224,20 +242,24 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
         # keys below the tile's first row need no mask; the tiles from there to its last row cross the
         # diagonal; keys past its last row are never loaded (BLOCK_M is a multiple of BLOCK_N)
         diag = tl.minimum(pid_m * BLOCK_M, (S_K // BLOCK_N) * BLOCK_N)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, 0, diag, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, WARP_SPECIALIZE)
         end = tl.minimum((pid_m + 1) * BLOCK_M, S_K)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, diag, end, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, diag, end, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST, TMA, False)
     else:
         full = (S_K // BLOCK_N) * BLOCK_N  # whole tiles: no mask; then the ragged last one, masked
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, 0, full, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_base, v_base, stride_ks, stride_vs, full, S_K, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST)
-    o = acc / l_i[:, None]
-    tl.store(o_ptr + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_os + offs_d[None, :],
-             o.to(o_ptr.dtype.element_ty), mask=offs_m[:, None] < S_Q)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, WARP_SPECIALIZE)
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, full, S_K, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False)
+    o = (acc / l_i[:, None]).to(o_ptr.dtype.element_ty)
+    if TMA:  # rows past S_Q are dropped by the copy engine
+        o_desc = tl.make_tensor_descriptor(o_base, shape=[S_Q, HEAD_DIM], strides=[stride_os, 1],
+                                           block_shape=[BLOCK_M, HEAD_DIM])
+        o_desc.store([pid_m * BLOCK_M, 0], o)
+    else:
+        tl.store(o_base + offs_m[:, None] * stride_os + offs_d[None, :], o, mask=offs_m[:, None] < S_Q)
     if STORE_LSE:  # natural log: (m + log2(l)) is in base 2
         tl.store(lse_ptr + bh.to(tl.int64) * S_Q + offs_m, (m_i + tl.math.log2(l_i)) / 1.4426950408889634,
                  mask=offs_m < S_Q)
@@ -250,14 +272,18 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
 class AttentionConfig:
     """Per-call choices of :func:`attention`: ``block_m`` query rows a program, ``block_n`` keys a
     step (``block_m`` a multiple of ``block_n``; both powers of two, at least 16), ``num_warps``,
-    ``num_stages`` of software pipelining (GPU)."""
+    ``num_stages`` of software pipelining (GPU), ``tma`` (tensor descriptors: every stride but the head
+    dimension's and every base address 16-byte aligned), ``warp_specialize``."""
     block_m: int = 128
     block_n: int = 64
     num_warps: int = 8
     num_stages: int = 3
+    tma: bool = False  # tensor descriptors (TMA on Hopper) for Q, K, V and O
+    warp_specialize: bool = False  # a producer warp and consumer warpgroups in the key loop (GPU, non-causal)
 
     def label(self) -> str:
-        return f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}"
+        return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + (" tma" if self.tma else "")
+                + (" ws" if self.warp_specialize else ""))
 
 
 def default_config(head_dim: int, seq_q: int, on_gpu: bool | None = None) -> AttentionConfig:
@@ -290,7 +316,23 @@ def check_config(cfg, name: str = "attention") -> AttentionConfig:
         raise ValueError(f"{name}: config.num_warps must be 1, 2, 4, 8 or 16, got {cfg.num_warps!r}")
     if not (isinstance(cfg.num_stages, int) and 1 <= cfg.num_stages <= 6):
         raise ValueError(f"{name}: config.num_stages must be an int in 1..6, got {cfg.num_stages!r}")
+    for f in ("tma", "warp_specialize"):
+        if not isinstance(getattr(cfg, f), bool):
+            raise ValueError(f"{name}: config.{f} must be True or False, got {getattr(cfg, f)!r}")
     return cfg
+
+
+def tma_problem(*tensors) -> str | None:
+    """Why tensor descriptors cannot address these ``(B, H, S, D)`` views (base addresses and the batch,
+    head and sequence strides must be multiples of 16 bytes), or ``None``."""
+    for t in tensors:
+        es = t.element_size()
+        if t.data_ptr() % 16:
+            return f"a base address is not 16-byte aligned ({t.data_ptr() % 16} bytes off)"
+        for d in range(3):
+            if t.shape[d] > 1 and (t.stride(d) * es) % 16:
+                return f"a stride of {t.stride(d) * es} bytes (shape {tuple(t.shape)}) is not a multiple of 16"
+    return None
 
 
 def _check_tensor(t, label: str, name: str) -> None:
@@ -376,6 +418,12 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
     check_grid(name, grid)
     o = torch.empty_like(q, memory_format=torch.contiguous_format)
     lse = torch.empty((B, H, Sq), dtype=torch.float32, device=q.device) if return_lse else o
+    if cfg.tma:
+        problem = tma_problem(*(_to_bhsd(t, layout) for t in (q, k, v, o)))
+        if problem:
+            raise ValueError(f"{name}: config.tma needs 16-byte aligned addresses and strides: {problem}; "
+                             f"pass a config with tma=False, or contiguous tensors")
+        _ensure_allocator()
     launch(q, k, v, o, lse, causal, scale, layout, cfg, return_lse)
     return (o, lse) if return_lse else o
 
@@ -392,7 +440,25 @@ def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_l
         qb, kb, vb, ob, lse, *qb.stride()[:3], *kb.stride()[:3], *vb.stride()[:3], *ob.stride()[:3],
         H, H // Hk, Sq, Sk, sm_scale * LOG2E,
         HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), STORE_LSE=bool(store_lse),
-        UPCAST=not ON_GPU, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        UPCAST=not ON_GPU, TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, num_warps=cfg.num_warps,
+        num_stages=cfg.num_stages)
+
+
+_allocator_set = False
+
+
+def _ensure_allocator():
+    """Device-side tensor descriptors need a little global scratch memory per program; Triton asks for
+    it through an allocator registered once (as ``kernels.tma`` does)."""
+    global _allocator_set
+    if _allocator_set or not ON_GPU:
+        return
+
+    def alloc(size: int, alignment: int, stream):
+        return torch.empty(size, device="cuda", dtype=torch.int8)
+
+    triton.set_allocator(alloc)
+    _allocator_set = True
 
 
 # --------------------------------------------------------------------------------------------------

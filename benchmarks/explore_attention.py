@@ -1,0 +1,79 @@
+"""Exploration on a GPU (not a chapter record): the attention kernel's tiles and Hopper steps against
+cuDNN SDPA and the FA2 backend, bf16, CUDA-graph medians.
+
+    python benchmarks/explore_attention.py [quick]
+
+Writes attention_sweep.json into $OUT or /tmp.
+"""
+import json
+import os
+import sys
+import time
+
+import kernels  # noqa: F401  (decides the world first)
+import torch
+import triton
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from kernels import attention as A
+from kernels import bench
+from kernels.testing import rel_error
+
+OUT = os.environ.get("OUT", "/tmp")
+TILES = [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 2),
+         (64, 128, 4, 3), (128, 32, 4, 3)]
+STEPS = {"pointer": (False, False), "tma": (True, False), "tma+ws": (True, True)}
+
+
+def sdpa(backend, q, k, v, causal):
+    def run():
+        with sdpa_kernel(backend):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                                                    enable_gqa=q.shape[1] != k.shape[1])
+    return run
+
+
+def main(quick=False):
+    shapes = [(4, 16, 16, 4096, 128, False), (4, 16, 16, 4096, 128, True), (4, 16, 16, 4096, 64, False)]
+    if not quick:
+        shapes += [(4, 16, 16, 4096, 64, True), (1, 16, 16, 16384, 128, False), (1, 16, 16, 16384, 128, True),
+                   (4, 32, 8, 4096, 128, True)]
+    res = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__},
+           "rows": []}
+    for B, H, Hk, S, D, causal in shapes:
+        torch.manual_seed(0)
+        q = torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(B, Hk, S, D, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(B, Hk, S, D, device="cuda", dtype=torch.bfloat16)
+        flops = A.attention_flops(B, H, S, S, D, causal)
+        shape = f"B{B} H{H}/{Hk} S{S} D{D}" + (" causal" if causal else "")
+        ref = sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)()
+        base_ms = bench.median_ms(sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal), graph=True)
+        row = {"shape": shape, "cudnn_tflops": flops / base_ms / 1e9}
+        try:
+            fa_ms = bench.median_ms(sdpa(SDPBackend.FLASH_ATTENTION, q, k, v, causal), graph=True)
+            row["fa2_x"] = base_ms / fa_ms
+        except Exception as e:  # noqa: BLE001
+            row["fa2_x"] = str(e)[:60]
+        print(row, flush=True)
+        res["rows"].append(row)
+        for step, (tma, ws) in STEPS.items():
+            for bm, bn, nw, st in TILES:
+                cfg = A.AttentionConfig(bm, bn, nw, st, tma, ws)
+                r = {"shape": shape, "step": step, "config": cfg.label()}
+                t0 = time.time()
+                try:
+                    o = A.attention(q, k, v, causal=causal, config=cfg)
+                    r["err_vs_cudnn"] = rel_error(o, ref)
+                    ms = bench.median_ms(lambda: A.attention(q, k, v, causal=causal, config=cfg), graph=True)
+                    r.update(tflops=flops / ms / 1e9, x_cudnn=base_ms / ms)
+                except Exception as e:  # noqa: BLE001
+                    r["error"] = f"{type(e).__name__}: {str(e)[:100]}"
+                r["s"] = round(time.time() - t0, 1)
+                print(r, flush=True)
+                res["rows"].append(r)
+                json.dump(res, open(os.path.join(OUT, "attention_sweep.json"), "w"), indent=1)
+
+
+if __name__ == "__main__":
+    main(quick=sys.argv[1:] == ["quick"])
