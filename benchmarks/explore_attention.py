@@ -1,7 +1,7 @@
 """Exploration on a GPU (not a chapter record): the attention kernel's tiles and Hopper steps against
 cuDNN SDPA and the FA2 backend, bf16, CUDA-graph medians.
 
-    python benchmarks/explore_attention.py [quick]
+    python benchmarks/explore_attention.py [quick | bar]
 
 Writes attention_sweep.json into $OUT or /tmp.
 """
@@ -32,9 +32,15 @@ def sdpa(backend, q, k, v, causal):
     return run
 
 
-def main(quick=False):
+def main(quick=False, bar=False):
+    global TILES, STEPS
     shapes = [(4, 16, 16, 4096, 128, False), (4, 16, 16, 4096, 128, True), (4, 16, 16, 4096, 64, False)]
-    if not quick:
+    if bar:  # the chapter's bar shapes, pointer loads only
+        shapes = [(4, 16, 16, 4096, 128, False), (4, 16, 16, 4096, 128, True), (1, 16, 16, 16384, 128, False),
+                  (1, 16, 16, 16384, 128, True), (4, 16, 16, 4096, 64, False)]
+        TILES = [(128, 128, 8, 3), (128, 64, 8, 3), (128, 128, 8, 4), (128, 64, 8, 4)]
+        STEPS = {"pointer": (False, False)}
+    elif not quick:
         shapes += [(4, 16, 16, 4096, 64, True), (1, 16, 16, 16384, 128, False), (1, 16, 16, 16384, 128, True),
                    (4, 32, 8, 4096, 128, True)]
     res = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__},
@@ -75,4 +81,4 @@ def main(quick=False):
 
 
 if __name__ == "__main__":
-    main(quick=sys.argv[1:] == ["quick"])
+    main(quick=sys.argv[1:] == ["quick"], bar=sys.argv[1:] == ["bar"])

@@ -178,14 +178,15 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
             s = tl.dot(q.to(tl.float32), tl.trans(k.to(tl.float32)))
         else:
             s = tl.dot(q, tl.trans(k))
-        s = s * qk_scale  # base-2 units: log2(e) is in qk_scale
         if MASK:
             keep = offs_n[None, :] < S_K
             if CAUSAL:
                 keep = keep & (offs_n[None, :] <= offs_m[:, None])
             s = tl.where(keep, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        p = tl.math.exp2(s - m_new[:, None])
+        # base-2 units (log2(e) is in qk_scale, which is positive): the row maximum of the scaled scores
+        # is the scaled maximum, and scaling and shifting each score is one fused multiply-add
+        m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+        p = tl.math.exp2(s * qk_scale - m_new[:, None])
         alpha = tl.math.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
         if TMA:
@@ -286,15 +287,20 @@ class AttentionConfig:
                 + (" ws" if self.warp_specialize else ""))
 
 
-def default_config(head_dim: int, seq_q: int, on_gpu: bool | None = None) -> AttentionConfig:
+def default_config(head_dim: int, seq_q: int, dtype=torch.bfloat16, on_gpu: bool | None = None) -> AttentionConfig:
     """The tiles :func:`attention` uses when none is given. In the interpreter: 16 x 16 (small sizes run
-    fastest there). On a GPU: 128 query rows a program (64 for short sequences), 64 keys a step."""
+    fastest there). On a GPU (from the H200 sweep of ``benchmarks/explore_attention.py``): 128 query
+    rows a program and 128 keys a step at head dim 128, 64 keys at head dim 64, 8 warps, 3 stages;
+    64 rows for short sequences; float32 (twice the bytes a tile) with smaller tiles, to fit in
+    shared memory."""
     on_gpu = ON_GPU if on_gpu is None else on_gpu
     if not on_gpu:
         return AttentionConfig(16, 16, 4, 1)
+    if dtype == torch.float32:
+        return AttentionConfig(64, 32, 4, 2)
     if seq_q <= 64:
         return AttentionConfig(64, 64, 4, 3)
-    return AttentionConfig(128, 64, 8 if head_dim >= 64 else 4, 3)
+    return AttentionConfig(128, 128 if head_dim >= 128 else 64, 8 if head_dim >= 64 else 4, 3)
 
 
 def _pow2(v) -> bool:
@@ -394,8 +400,8 @@ def check_attention(name, q, k, v, layout: str, scale) -> tuple[int, int, int, i
         raise ValueError(f"{name}: q has {H} heads, k/v {Hk}: the key/value heads must divide the query heads "
                          f"(grouped-query attention; shapes {dims}: {tuple(q.shape)}, {tuple(k.shape)})")
     if scale is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
-                                  and math.isfinite(scale)):
-        raise ValueError(f"{name}: scale must be a finite number or None (1/sqrt(head dim)), got {scale!r}")
+                                  and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"{name}: scale must be a positive finite number or None (1/sqrt(head dim)), got {scale!r}")
     return B, H, Hk, Sq, Sk, D
 
 
@@ -411,7 +417,7 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
     ``ValueError`` (see :func:`check_attention`, :func:`check_config`) for what it cannot take."""
     name = "attention"
     B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
-    cfg = check_config(config or default_config(D, Sq), name)
+    cfg = check_config(config or default_config(D, Sq, q.dtype), name)
     if world_mismatch(attention_fwd_kernel):
         raise RuntimeError(world_mismatch(attention_fwd_kernel))
     grid = (triton.cdiv(Sq, cfg.block_m), B * H)
