@@ -11,7 +11,7 @@ from kernels import bench  # noqa: E402
 
 CHAPTERS = {"00": "benchmarks.ch00", "01": "benchmarks.ch01", "02": "benchmarks.ch02", "03": "benchmarks.ch03",
             "04": "benchmarks.ch04", "05": "benchmarks.ch05",
-            "06": "benchmarks.ch06", "07": "benchmarks.ch07"}
+            "06": "benchmarks.ch06", "07": "benchmarks.ch07", "08": "benchmarks.ch08"}
 
 
 def main(argv=None):

@@ -1,0 +1,134 @@
+"""Chapter 08: attention forward against cuDNN SDPA, and what the three-line version costs.
+
+* ``ch08_attention``: bf16, the course's fused kernel (``kernels.attention``: pointer loads with the
+  default tiles, and the TMA variant) beside ``scaled_dot_product_attention`` with the cuDNN backend
+  (the baseline of every ratio) and the FlashAttention-2 backend, at the shapes of the chapter:
+  head dim 128 at (B, H, S) = (4, 16, 4096) and (1, 16, 16384), causal and not; head dim 64 at
+  (4, 16, 4096) and (16, 16, 1024); grouped-query heads (32 query, 8 key/value heads). FLOPs =
+  ``4 B H S^2 D``, halved when causal. CUDA-graph medians; the inputs (67-134 MB each) exceed L2.
+  Each kernel's output is compared with cuDNN's, and its log-sum-exp with float32 ``logsumexp`` of
+  the scores of the first two heads.
+* ``ch08_naive_memory``: the three lines of PyTorch (scores, softmax, weighted sum) against the fused
+  kernel as S grows: peak memory allocated during the call and time (head dim 128, 16 heads).
+"""
+import dataclasses
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from kernels import attention as A
+from kernels import bench
+from kernels.testing import rel_error
+
+from ._common import error_text, table, tqdm
+
+SHAPES = [(4, 16, 16, 4096, 128, False), (4, 16, 16, 4096, 128, True), (1, 16, 16, 16384, 128, False),
+          (1, 16, 16, 16384, 128, True), (4, 16, 16, 4096, 64, False), (4, 16, 16, 4096, 64, True),
+          (16, 16, 16, 1024, 64, False), (16, 16, 16, 1024, 64, True), (4, 32, 8, 4096, 128, False),
+          (4, 32, 8, 4096, 128, True)]
+
+
+def _sdpa(backend, q, k, v, causal):
+    def run():
+        with sdpa_kernel(backend):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal,
+                                                                    enable_gqa=q.shape[1] != k.shape[1])
+    return run
+
+
+def _lse_error(lse, q, k, causal):
+    """Largest |lse - float32 logsumexp| over the first two heads of the first sequence."""
+    D = q.shape[-1]
+    k2 = A._expand_kv(k[:1], q.shape[1])[0, :2].float()
+    s = (q[0, :2].float() @ k2.transpose(-1, -2)) / D ** 0.5
+    if causal:
+        S = s.shape[-1]
+        s = s.masked_fill(~torch.ones(S, S, dtype=torch.bool, device=s.device).tril(), float("-inf"))
+    return float((lse[0, :2] - torch.logsumexp(s, -1)).abs().max())
+
+
+def run_attention(quick=False):
+    shapes = SHAPES[:2] if quick else SHAPES
+    recs = []
+    for B, H, Hk, S, D, causal in tqdm(shapes, desc="attention shapes"):
+        torch.manual_seed(0)
+        q = torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16)
+        k = torch.randn(B, Hk, S, D, device="cuda", dtype=torch.bfloat16)
+        v = torch.randn(B, Hk, S, D, device="cuda", dtype=torch.bfloat16)
+        flops = A.attention_flops(B, H, S, S, D, causal)
+        cudnn = _sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)
+        ref = cudnn()
+        base_ms = bench.median_ms(cudnn, graph=True)
+        default = A.default_config(D, S, torch.bfloat16)
+        cands = {"cuDNN SDPA": (cudnn, None), "FA2 backend SDPA": (_sdpa(SDPBackend.FLASH_ATTENTION, q, k, v, causal), None),
+                 "ours": (None, default), "ours, TMA": (None, dataclasses.replace(default, tma=True))}
+        for name, (fn, cfg) in cands.items():
+            rec = dict(kernel=name, B=B, H=H, H_kv=Hk, S=S, D=D, causal=causal, dtype="bf16", flops=flops,
+                       baseline="cuDNN SDPA", baseline_graph_ms=base_ms)
+            try:
+                if cfg is not None:
+                    rec["config"] = cfg.label()
+                    o, lse = A.attention(q, k, v, causal=causal, return_lse=True, config=cfg)
+                    rec["lse_max_abs_error"] = _lse_error(lse, q, k, causal)
+                    fn = lambda cfg=cfg: A.attention(q, k, v, causal=causal, config=cfg)  # noqa: E731
+                else:
+                    o = fn()
+                rec["rel_error_vs_cudnn"] = rel_error(o, ref)
+                ms = base_ms if name == "cuDNN SDPA" else bench.median_ms(fn, graph=True)
+                rec.update(graph_ms=ms, tflops=flops / ms / 1e9, ratio_graph=base_ms / ms)
+            except Exception as e:  # noqa: BLE001
+                rec["error"] = error_text(e)
+            recs.append(rec)
+    recs[-1]["sm_mhz"] = bench.gpu_clocks().get("sm_mhz")
+    return recs
+
+
+def naive_attention(q, k, v, causal=False):
+    """The three lines: scores, softmax, weighted sum (bf16 in, the scores in q's dtype, as PyTorch
+    users write it)."""
+    s = (q @ k.transpose(-1, -2)) / q.shape[-1] ** 0.5
+    if causal:
+        S = s.shape[-1]
+        s = s.masked_fill(~torch.ones(S, S, dtype=torch.bool, device=s.device).tril(), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v
+
+
+def run_naive_memory(quick=False):
+    recs = []
+    H, D = 16, 128
+    for S in tqdm((1024, 4096) if quick else (1024, 2048, 4096, 8192, 16384), desc="naive vs fused"):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(1, H, S, D, device="cuda", dtype=torch.bfloat16) for _ in range(3))
+        for name, fn in (("naive (three lines)", lambda: naive_attention(q, k, v)), ("ours", lambda: A.attention(q, k, v))):
+            rec = dict(kernel=name, B=1, H=H, S=S, D=D, dtype="bf16",
+                       scores_bytes=A.naive_attention_bytes(1, H, S, S, D, score_elem=2)["scores"])
+            try:
+                fn()
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+                out = fn()
+                torch.cuda.synchronize()
+                rec["peak_extra_bytes"] = torch.cuda.max_memory_allocated() - before
+                del out
+                rec["ms"] = bench.median_ms(fn)
+            except Exception as e:  # noqa: BLE001
+                rec["error"] = error_text(e)
+            recs.append(rec)
+    return recs
+
+
+def run_all(quick=False):
+    return {
+        "ch08_attention": (lambda: run_attention(quick), {"what": "attention forward, bf16, vs cuDNN SDPA and the "
+                                                         "FA2 backend; CUDA-graph medians"}),
+        "ch08_naive_memory": (lambda: run_naive_memory(quick), {"what": "three-line attention vs the fused kernel: "
+                                                                "peak memory and time as S grows"}),
+    }
+
+
+def summary(name, records):
+    cols = {"ch08_attention": ["kernel", "B", "H", "H_kv", "S", "D", "causal", "tflops", "ratio_graph",
+                               "rel_error_vs_cudnn", "lse_max_abs_error", "error"],
+            "ch08_naive_memory": ["kernel", "S", "peak_extra_bytes", "scores_bytes", "ms", "error"]}[name]
+    return f"{name}\n" + table(records, cols)
