@@ -467,6 +467,24 @@ def _ensure_allocator():
     _allocator_set = True
 
 
+def causal_tiles(seq_q: int, seq_k: int, block_m: int, block_n: int) -> np.ndarray:
+    """What the causal kernel does with each (query tile, key tile) pair: 2 = loaded and used whole,
+    1 = loaded and masked (it crosses the diagonal or the end of the keys), 0 = never loaded. The same
+    bounds as ``attention_fwd_kernel``'s two loops (``diag`` and ``end``), in NumPy, ``(query tiles, key
+    tiles)`` int array."""
+    if block_m % block_n:
+        raise ValueError(f"causal_tiles: block_m ({block_m}) must be a multiple of block_n ({block_n})")
+    rows, cols = -(-seq_q // block_m), -(-seq_k // block_n)
+    grid = np.zeros((rows, cols), dtype=np.int64)
+    for pm in range(rows):
+        diag = min(pm * block_m, (seq_k // block_n) * block_n)
+        end = min((pm + 1) * block_m, seq_k)
+        for pn in range(cols):
+            n0 = pn * block_n
+            grid[pm, pn] = 2 if n0 < diag else (1 if n0 < end else 0)
+    return grid
+
+
 # --------------------------------------------------------------------------------------------------
 # counting
 # --------------------------------------------------------------------------------------------------

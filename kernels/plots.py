@@ -427,3 +427,101 @@ def plot_launch(doc, ax=None):
     ax.legend(fontsize=8)
     _title(ax, "what a call costs from Python, and what the GPU spends", doc)
     return ax
+
+
+# ------------------------------------------------------------------------------------------ chapter 08
+def plot_online_softmax(steps, scores, row=0, ax=None):
+    """One row's scores key by key (dots, tiles shaded in turn) and the running maximum after each tile
+    (a step line): ``steps`` from ``kernels.attention.online_softmax_steps(scores, values, tile)``."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ax = ax or plt.subplots(figsize=(8, 3.2))[1]
+    s = np.asarray(scores)[row]
+    ax.plot(range(len(s)), s, "o", color="C0", ms=4, label="scores of the row")
+    for i, st in enumerate(steps):
+        end = steps[i + 1]["start"] if i + 1 < len(steps) else len(s)
+        if i % 2:
+            ax.axvspan(st["start"] - 0.5, end - 0.5, color="0.92", lw=0)
+        ax.hlines(st["m"][row], st["start"] - 0.5, end - 0.5, color="C3", lw=2,
+                  label="running max m after the tile" if i == 0 else None)
+        if i and st["alpha"][row] < 1:
+            ax.annotate(f"α = {st['alpha'][row]:.2f}", (st["start"], st["m"][row]), textcoords="offset points",
+                        xytext=(2, 6), fontsize=8, color="C3")
+    ax.set_xlabel("key (tiles shaded in turn)")
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("online softmax: the maximum only moves up; when it does, earlier sums are rescaled by α",
+                 fontsize=9)
+    return ax
+
+
+def plot_causal_tiles(seq, block_m, block_n, ax=None):
+    """Which (query tile, key tile) pairs the causal kernel loads whole, masks or skips
+    (``kernels.attention.causal_tiles``)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    from .attention import causal_tiles
+
+    grid = causal_tiles(seq, seq, block_m, block_n)
+    rows, cols = grid.shape
+    ax = ax or plt.subplots(figsize=(4.5, 4.5 * rows / max(cols, 1) + 0.6))[1]
+    ax.imshow(grid, cmap=ListedColormap(["white", "C1", "C0"]), vmin=0, vmax=2, aspect="auto")
+    ax.set_xticks(np.arange(-0.5, cols), [])
+    ax.set_yticks(np.arange(-0.5, rows), [])
+    ax.grid(color="0.6", lw=0.5)
+    ax.set_xlabel(f"key tiles ({block_n} keys)")
+    ax.set_ylabel(f"query tiles ({block_m} rows)")
+    n = {k: int((grid == k).sum()) for k in (0, 1, 2)}
+    ax.set_title(f"S = {seq}: {n[2]} tiles whole (blue), {n[1]} masked (orange), {n[0]} skipped", fontsize=9)
+    return ax
+
+
+def plot_naive_memory(doc, axes=None):
+    """Peak memory and time of three-line attention against the fused kernel as S grows
+    (``results/<gpu>/ch08_naive_memory.json``)."""
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in doc["records"] if "peak_extra_bytes" in r]
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(10, 3.5))[1]
+    for name, color in (("naive (three lines)", "C3"), ("ours", "C0")):
+        rs = [r for r in recs if r["kernel"] == name]
+        axes[0].loglog([r["S"] for r in rs], [r["peak_extra_bytes"] / 1e9 for r in rs], "o-", color=color, label=name)
+        axes[1].loglog([r["S"] for r in rs], [r["ms"] for r in rs], "o-", color=color, label=name)
+    axes[0].set_ylabel("memory allocated by the call, GB")
+    axes[1].set_ylabel("ms (do_bench median)")
+    for ax in axes:
+        ax.set_xlabel("sequence length S (16 heads, head dim 128, bf16)")
+        ax.legend(fontsize=8)
+    _title(axes[0], "memory: the S x S scores", doc)
+    _title(axes[1], "time", doc)
+    return axes
+
+
+def plot_attention(doc, ax=None):
+    """TFLOP/s per shape for every kernel of ``results/<gpu>/ch08_attention.json`` (CUDA graphs)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    recs = [r for r in doc["records"] if "tflops" in r]
+    shapes = []
+    for r in recs:
+        key = (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"])
+        if key not in shapes:
+            shapes.append(key)
+    kernels_ = list(dict.fromkeys(r["kernel"] for r in recs))
+    ax = ax or plt.subplots(figsize=(11, 4))[1]
+    width = 0.8 / len(kernels_)
+    for i, k in enumerate(kernels_):
+        vals = [next((r["tflops"] for r in recs if r["kernel"] == k and
+                      (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"]) == s), np.nan) for s in shapes]
+        ax.bar(np.arange(len(shapes)) + i * width, vals, width, label=k)
+    labels = [f"B{b} H{h}" + (f"/{hk}" if hk != h else "") + f"\nS{s} D{d}" + ("\ncausal" if c else "")
+              for b, h, hk, s, d, c in shapes]
+    ax.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2, labels, fontsize=7)
+    ax.set_ylabel("TFLOP/s (4·B·H·S²·D, halved if causal)")
+    ax.legend(fontsize=8, ncol=4)
+    _title(ax, "attention forward, bf16", doc)
+    return ax

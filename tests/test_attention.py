@@ -206,3 +206,26 @@ def test_flops_and_bytes():
     b = A.naive_attention_bytes(1, 16, 16384, 16384, 128)
     assert b["scores"] == 4 * 16 * 16384**2  # 17 GB of fp32 scores for one sequence of 16k tokens
     assert b["total"] > 4 * b["scores"] > 1000 * b["fused"] / 8
+
+
+def test_causal_tiles_counts():
+    g = A.causal_tiles(512, 512, 128, 64)
+    assert g.shape == (4, 8)
+    assert (g == 1).sum() == 4 * 2  # two 64-key tiles cross each 128-row tile's diagonal
+    assert (g == 2).sum() == 2 * (0 + 1 + 2 + 3)  # whole tiles below it
+    assert (g == 0).sum() == 32 - 8 - 12
+    # ragged: the last key tile is masked even below the diagonal
+    g = A.causal_tiles(100, 100, 32, 16)
+    assert g[-1, -1] == 1 and g[0, 0] == 1 and g[0, 2] == 0
+    with pytest.raises(ValueError, match="multiple"):
+        A.causal_tiles(64, 64, 16, 32)
+
+
+def test_chapter_plots_draw():
+    import matplotlib
+    matplotlib.use("Agg")
+    from kernels import plots
+    rng = np.random.default_rng(0)
+    s, v = rng.standard_normal((3, 12)), rng.standard_normal((12, 2))
+    plots.plot_online_softmax(A.online_softmax_steps(s, v, 4), s)
+    plots.plot_causal_tiles(256, 64, 32)
