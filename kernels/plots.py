@@ -447,7 +447,7 @@ def plot_online_softmax(steps, scores, row=0, ax=None):
                   label="running max m after the tile" if i == 0 else None)
         if i and st["alpha"][row] < 1:
             ax.annotate(f"α = {st['alpha'][row]:.2f}", (st["start"], st["m"][row]), textcoords="offset points",
-                        xytext=(2, 6), fontsize=8, color="C3")
+                        xytext=(2, -12), fontsize=8, color="C3")
     ax.set_xlabel("key (tiles shaded in turn)")
     ax.set_ylabel("score")
     ax.legend(fontsize=8, loc="lower right")
@@ -492,11 +492,12 @@ def plot_naive_memory(doc, axes=None):
         axes[1].loglog([r["S"] for r in rs], [r["ms"] for r in rs], "o-", color=color, label=name)
     axes[0].set_ylabel("memory allocated by the call, GB")
     axes[1].set_ylabel("ms (do_bench median)")
-    for ax in axes:
+    for ax, title in zip(axes, ("memory: the S x S scores", "time")):
         ax.set_xlabel("sequence length S (16 heads, head dim 128, bf16)")
         ax.legend(fontsize=8)
-    _title(axes[0], "memory: the S x S scores", doc)
-    _title(axes[1], "time", doc)
+        ax.set_title(title, fontsize=9)
+    src = "measured just now" if doc.get("fresh") else "recorded"
+    axes[0].figure.suptitle(f"three-line attention vs the fused kernel; {src}: {describe(doc)}", fontsize=9)
     return axes
 
 
@@ -522,6 +523,7 @@ def plot_attention(doc, ax=None):
               for b, h, hk, s, d, c in shapes]
     ax.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2, labels, fontsize=7)
     ax.set_ylabel("TFLOP/s (4·B·H·S²·D, halved if causal)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.set_ylim(0, 1.18 * max(r["tflops"] for r in recs))
+    ax.legend(fontsize=8, ncol=4, loc="upper right")
     _title(ax, "attention forward, bf16", doc)
     return ax
