@@ -8,6 +8,8 @@
   ``4 B H S^2 D``, halved when causal. CUDA-graph medians; the inputs (67-134 MB each) exceed L2.
   Each kernel's output is compared with cuDNN's, and its log-sum-exp with float32 ``logsumexp`` of
   the scores of the first two heads.
+* ``ch08_backward``: the backward pass (dQ, dK, dV) of the course's kernels against SDPA's cuDNN and
+  FA2 backends, bf16, at the shapes above up to B * S = 16384.
 * ``ch08_naive_memory``: the three lines of PyTorch (scores, softmax, weighted sum) against the fused
   kernel as S grows: peak memory allocated during the call and time (head dim 128, 16 heads).
 """
@@ -118,17 +120,58 @@ def run_naive_memory(quick=False):
     return recs
 
 
+def run_backward(quick=False):
+    """The backward pass alone (``torch.autograd.grad`` of a kept forward graph, ``do_bench`` medians):
+    the course's kernels (``kernels.attention.flash_attention``) against SDPA's cuDNN and FA2 backends;
+    FLOPs = 2.5x the forward's (five matmuls of S^2 D per head instead of two), halved when causal.
+    Errors of dQ, dK, dV against cuDNN's."""
+    shapes = SHAPES[:2] if quick else [s for s in SHAPES if s[0] * s[3] <= 16384]
+    recs = []
+    for B, H, Hk, S, D, causal in tqdm(shapes, desc="attention backward"):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(B, h, S, D, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+                   for h in (H, Hk, Hk))
+        do = torch.randn(B, H, S, D, device="cuda", dtype=torch.bfloat16)
+        flops = 2.5 * A.attention_flops(B, H, S, S, D, causal)
+        outs = {}
+        for name, backend in (("cuDNN SDPA", SDPBackend.CUDNN_ATTENTION), ("FA2 backend SDPA", SDPBackend.FLASH_ATTENTION),
+                              ("ours", None)):
+            rec = dict(kernel=name, B=B, H=H, H_kv=Hk, S=S, D=D, causal=causal, dtype="bf16", flops=flops,
+                       baseline="cuDNN SDPA")
+            try:
+                o = _sdpa(backend, q, k, v, causal)() if backend is not None else A.flash_attention(q, k, v, causal=causal)
+                grads = torch.autograd.grad(o, (q, k, v), do, retain_graph=True)
+                outs[name] = grads
+                ms = bench.median_ms(lambda: torch.autograd.grad(o, (q, k, v), do, retain_graph=True))
+                rec.update(ms=ms, tflops=flops / ms / 1e9)
+                if name != "cuDNN SDPA" and "cuDNN SDPA" in outs:
+                    rec.update({f"rel_error_d{n}_vs_cudnn": rel_error(g, r)
+                                for n, g, r in zip("qkv", grads, outs["cuDNN SDPA"])})
+            except Exception as e:  # noqa: BLE001
+                rec["error"] = error_text(e)
+            recs.append(rec)
+        base = next((r["ms"] for r in recs[-3:] if r["kernel"] == "cuDNN SDPA" and "ms" in r), None)
+        for r in recs[-3:]:
+            if base and "ms" in r:
+                r.update(baseline_ms=base, ratio=base / r["ms"])
+    return recs
+
+
 def run_all(quick=False):
     return {
         "ch08_attention": (lambda: run_attention(quick), {"what": "attention forward, bf16, vs cuDNN SDPA and the "
                                                          "FA2 backend; CUDA-graph medians"}),
         "ch08_naive_memory": (lambda: run_naive_memory(quick), {"what": "three-line attention vs the fused kernel: "
                                                                 "peak memory and time as S grows"}),
+        "ch08_backward": (lambda: run_backward(quick), {"what": "attention backward, bf16, vs SDPA's cuDNN and FA2 "
+                                                        "backends; do_bench medians"}),
     }
 
 
 def summary(name, records):
     cols = {"ch08_attention": ["kernel", "B", "H", "H_kv", "S", "D", "causal", "tflops", "ratio_graph",
                                "rel_error_vs_cudnn", "lse_max_abs_error", "error"],
-            "ch08_naive_memory": ["kernel", "S", "peak_extra_bytes", "scores_bytes", "ms", "error"]}[name]
+            "ch08_naive_memory": ["kernel", "S", "peak_extra_bytes", "scores_bytes", "ms", "error"],
+            "ch08_backward": ["kernel", "B", "H", "H_kv", "S", "D", "causal", "tflops", "ratio",
+                              "rel_error_dq_vs_cudnn", "error"]}[name]
     return f"{name}\n" + table(records, cols)

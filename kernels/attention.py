@@ -110,9 +110,10 @@ def _to_bhsd(t: torch.Tensor, layout: str) -> torch.Tensor:
 
 def attention_reference(q, k, v, causal: bool = False, scale: float | None = None, layout: str = "bhsd"):
     """``(O, lse)`` in float64, by the three lines (scores, softmax, weighted sum) on the exact values
-    of the inputs: ``O`` in ``q``'s layout, ``lse`` ``(B, H, S_q)`` (natural log). For tests; it
-    materializes the whole ``S_q x S_k`` score matrix, so keep it small."""
-    qb, kb, vb = (_to_bhsd(t, layout).detach().to(torch.float64) for t in (q, k, v))
+    of the inputs: ``O`` in ``q``'s layout, ``lse`` ``(B, H, S_q)`` (natural log). Differentiable
+    (autograd gives the backward pass's reference). For tests; it materializes the whole
+    ``S_q x S_k`` score matrix, so keep it small."""
+    qb, kb, vb = (_to_bhsd(t, layout).to(torch.float64) for t in (q, k, v))  # differentiable: a backward reference
     D, H = qb.shape[-1], qb.shape[1]
     scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
     kb, vb = _expand_kv(kb, H), _expand_kv(vb, H)
@@ -483,6 +484,228 @@ def causal_tiles(seq_q: int, seq_k: int, block_m: int, block_n: int) -> np.ndarr
             n0 = pn * block_n
             grid[pm, pn] = 2 if n0 < diag else (1 if n0 < end else 0)
     return grid
+
+
+# --------------------------------------------------------------------------------------------------
+# the backward pass
+# --------------------------------------------------------------------------------------------------
+# With P = softmax(scale * Q K^T) row by row and O = P V, for an upstream gradient dO:
+#   dV = P^T dO,   dP = dO V^T,   dS = P * (dP - delta) with delta_i = sum_d dO_id O_id,
+#   dQ = scale * dS K,   dK = scale * dS^T Q.
+# No S x S matrix is kept: P is recomputed tile by tile from Q, K and the saved log-sum-exp,
+# P_ij = exp(scale * q_i . k_j - lse_i). One kernel computes dK and dV (a program per key tile, looping
+# over query tiles and, for grouped-query attention, over the query heads that share the key/value
+# head), another dQ (a program per query tile, looping over key tiles): each program adds into its own
+# accumulators only, so no atomics are needed.
+@triton.jit
+def _bwd_delta_kernel(o_ptr, do_ptr, delta_ptr, stride_ob, stride_oh, stride_os, stride_dob, stride_doh,
+                      stride_dos, H, S_Q, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+    """delta[b, h, i] = sum_d dO[b, h, i, d] * O[b, h, i, d] (float32)."""
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = (bh % H).to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = offs_m[:, None] < S_Q
+    o = tl.load(o_ptr + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_os + offs_d[None, :], mask=rows,
+                other=0.0).to(tl.float32)
+    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows,
+                 other=0.0).to(tl.float32)
+    tl.store(delta_ptr + bh.to(tl.int64) * S_Q + offs_m, tl.sum(o * do, 1), mask=offs_m < S_Q)
+
+
+@triton.jit
+def _dot(a, b, UPCAST: tl.constexpr):
+    """a @ b with float32 accumulation (float32 operands in Triton's interpreter, where bf16 is wrong)."""
+    if UPCAST:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32))
+    return tl.dot(a, b)
+
+
+@triton.jit
+def attention_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dk_ptr, dv_ptr,
+                              stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
+                              stride_vb, stride_vh, stride_vs, stride_dob, stride_doh, stride_dos,
+                              stride_dkb, stride_dkh, stride_dks, stride_dvb, stride_dvh, stride_dvs,
+                              H, H_KV, GROUP, S_Q, S_K, sm_scale,
+                              HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                              CAUSAL: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: ``BLOCK_N`` keys of one (batch, key/value head); dK and dV summed over every query
+    tile that sees them and every query head of the group."""
+    pid_n = tl.program_id(0)
+    bhk = tl.program_id(1)
+    b = (bhk // H_KV).to(tl.int64)
+    hk = (bhk % H_KV).to(tl.int64)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, HEAD_DIM)
+    keys = offs_n[:, None] < S_K
+    k = tl.load(k_ptr + b * stride_kb + hk * stride_kh + offs_n[:, None] * stride_ks + offs_d[None, :], mask=keys,
+                other=0.0)
+    v = tl.load(v_ptr + b * stride_vb + hk * stride_vh + offs_n[:, None] * stride_vs + offs_d[None, :], mask=keys,
+                other=0.0)
+    dk = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
+    dv = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
+    qk_scale = sm_scale * 1.4426950408889634
+    # causal: query rows before this key tile's first key see none of it
+    start = (pid_n * BLOCK_N // BLOCK_M) * BLOCK_M if CAUSAL else 0
+    for g in range(GROUP):
+        h = hk * GROUP + g
+        q_base = q_ptr + b * stride_qb + h * stride_qh
+        do_base = do_ptr + b * stride_dob + h * stride_doh
+        row_base = (b * H + h) * S_Q
+        for m0 in range(start, S_Q, BLOCK_M):
+            offs_m = m0 + tl.arange(0, BLOCK_M)
+            rows = offs_m[:, None] < S_Q
+            q = tl.load(q_base + offs_m[:, None] * stride_qs + offs_d[None, :], mask=rows, other=0.0)
+            do = tl.load(do_base + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows, other=0.0)
+            lse2 = tl.load(lse_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0) * 1.4426950408889634
+            delta = tl.load(delta_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0)
+            # P^T for this (key tile, query tile): (BLOCK_N, BLOCK_M)
+            st = _dot(k, tl.trans(q), UPCAST)
+            pt = tl.math.exp2(st * qk_scale - lse2[None, :])
+            keep = (offs_n[:, None] < S_K) & (offs_m[None, :] < S_Q)
+            if CAUSAL:
+                keep = keep & (offs_n[:, None] <= offs_m[None, :])
+            pt = tl.where(keep, pt, 0.0)
+            dv += _dot(pt.to(do.dtype), do, UPCAST)
+            dpt = _dot(v, tl.trans(do), UPCAST)  # (dO V^T)^T
+            dst = pt * (dpt - delta[None, :])
+            dk += _dot(dst.to(q.dtype), q, UPCAST)
+    out = offs_n[:, None] < S_K
+    tl.store(dk_ptr + b * stride_dkb + hk * stride_dkh + offs_n[:, None] * stride_dks + offs_d[None, :],
+             (dk * sm_scale).to(dk_ptr.dtype.element_ty), mask=out)
+    tl.store(dv_ptr + b * stride_dvb + hk * stride_dvh + offs_n[:, None] * stride_dvs + offs_d[None, :],
+             dv.to(dv_ptr.dtype.element_ty), mask=out)
+
+
+@triton.jit
+def attention_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_ptr,
+                            stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
+                            stride_vb, stride_vh, stride_vs, stride_dob, stride_doh, stride_dos,
+                            stride_dqb, stride_dqh, stride_dqs,
+                            H, GROUP, S_Q, S_K, sm_scale,
+                            HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+                            CAUSAL: tl.constexpr, UPCAST: tl.constexpr):
+    """One program: ``BLOCK_M`` query rows of one (batch, head); dQ summed over the key tiles they see."""
+    pid_m = tl.program_id(0)
+    bh = tl.program_id(1)
+    b = (bh // H).to(tl.int64)
+    h = bh % H
+    hk = (h // GROUP).to(tl.int64)
+    h = h.to(tl.int64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, HEAD_DIM)
+    rows = offs_m[:, None] < S_Q
+    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qs + offs_d[None, :], mask=rows,
+                other=0.0)
+    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows,
+                 other=0.0)
+    row_base = bh.to(tl.int64) * S_Q
+    lse2 = tl.load(lse_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0) * 1.4426950408889634
+    delta = tl.load(delta_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0)
+    qk_scale = sm_scale * 1.4426950408889634
+    k_base = k_ptr + b * stride_kb + hk * stride_kh
+    v_base = v_ptr + b * stride_vb + hk * stride_vh
+    dq = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
+    end = tl.minimum((pid_m + 1) * BLOCK_M, S_K) if CAUSAL else S_K
+    for n0 in range(0, end, BLOCK_N):
+        offs_n = n0 + tl.arange(0, BLOCK_N)
+        keys = offs_n[:, None] < S_K
+        k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :], mask=keys, other=0.0)
+        v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :], mask=keys, other=0.0)
+        p = tl.math.exp2(_dot(q, tl.trans(k), UPCAST) * qk_scale - lse2[:, None])
+        keep = (offs_n[None, :] < S_K) & (offs_m[:, None] < S_Q)
+        if CAUSAL:
+            keep = keep & (offs_n[None, :] <= offs_m[:, None])
+        p = tl.where(keep, p, 0.0)
+        dp = _dot(do, tl.trans(v), UPCAST)
+        ds = p * (dp - delta[:, None])
+        dq += _dot(ds.to(k.dtype), k, UPCAST)
+    tl.store(dq_ptr + b * stride_dqb + h * stride_dqh + offs_m[:, None] * stride_dqs + offs_d[None, :],
+             (dq * sm_scale).to(dq_ptr.dtype.element_ty), mask=rows)
+
+
+def default_bwd_config(head_dim: int, dtype=torch.bfloat16, on_gpu: bool | None = None) -> AttentionConfig:
+    """Tiles of the backward kernels (each program holds more tiles than the forward's: smaller ones)."""
+    on_gpu = ON_GPU if on_gpu is None else on_gpu
+    if not on_gpu:
+        return AttentionConfig(16, 16, 4, 1)
+    if dtype == torch.float32 or head_dim > 64:
+        return AttentionConfig(64, 32, 4, 2)
+    return AttentionConfig(64, 64, 4, 2)
+
+
+def attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: float | None = None,
+                       layout: str = "bhsd", config: AttentionConfig | None = None):
+    """Gradients ``(dq, dk, dv)`` of :func:`attention`'s output for the upstream gradient ``do`` (shaped
+    like ``o``), from the forward's ``o`` and ``lse``; shapes, layouts and dtypes as the inputs (for
+    grouped-query attention, ``dk`` and ``dv`` add the contributions of every query head of a group).
+    float32 accumulation. ``config``: ``block_m``/``block_n`` (``num_stages``, ``num_warps``) of both
+    kernels (``default_bwd_config``). Raises as :func:`attention` for bad operands, and ``ValueError``
+    for ``do``/``o``/``lse`` of the wrong shape."""
+    name = "attention_backward"
+    B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
+    for t, label in ((do, "do"), (o, "o")):
+        _check_tensor(t, label, name)
+        if tuple(t.shape) != tuple(q.shape) or t.dtype != q.dtype:
+            raise ValueError(f"{name}: {label} must have q's shape {tuple(q.shape)} and dtype {q.dtype}, got "
+                             f"{tuple(t.shape)} {t.dtype}")
+    if not isinstance(lse, torch.Tensor) or tuple(lse.shape) != (B, H, Sq) or lse.dtype != torch.float32 \
+            or lse.device != q.device:
+        raise ValueError(f"{name}: lse must be the forward's float32 (B, H, S_q) = {(B, H, Sq)} log-sum-exp on "
+                         f"{q.device}, got {getattr(lse, 'shape', type(lse))} {getattr(lse, 'dtype', '')}")
+    cfg = check_config(config or default_bwd_config(D, q.dtype), name)
+    for fn in (attention_bwd_dkdv_kernel, attention_bwd_dq_kernel, _bwd_delta_kernel):
+        if world_mismatch(fn):
+            raise RuntimeError(world_mismatch(fn))
+    lse = lse.contiguous()
+    qb, kb, vb, ob, dob = (_to_bhsd(t, layout) for t in (q, k, v, o, do))
+    dq, dk, dv = (torch.empty_like(t, memory_format=torch.contiguous_format) for t in (q, k, v))
+    dqb, dkb, dvb = (_to_bhsd(t, layout) for t in (dq, dk, dv))
+    sm_scale = 1.0 / math.sqrt(D) if scale is None else float(scale)
+    delta = torch.empty((B, H, Sq), dtype=torch.float32, device=q.device)
+    grid_q = (triton.cdiv(Sq, cfg.block_m), B * H)
+    grid_k = (triton.cdiv(Sk, cfg.block_n), B * Hk)
+    check_grid(name, grid_q)
+    check_grid(name, grid_k)
+    _bwd_delta_kernel[grid_q](ob, dob, delta, *ob.stride()[:3], *dob.stride()[:3], H, Sq, HEAD_DIM=D,
+                              BLOCK_M=cfg.block_m)
+    common = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), UPCAST=not ON_GPU,
+                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    attention_bwd_dkdv_kernel[grid_k](qb, kb, vb, dob, lse, delta, dkb, dvb, *qb.stride()[:3], *kb.stride()[:3],
+                                      *vb.stride()[:3], *dob.stride()[:3], *dkb.stride()[:3], *dvb.stride()[:3],
+                                      H, Hk, H // Hk, Sq, Sk, sm_scale, **common)
+    attention_bwd_dq_kernel[grid_q](qb, kb, vb, dob, lse, delta, dqb, *qb.stride()[:3], *kb.stride()[:3],
+                                    *vb.stride()[:3], *dob.stride()[:3], *dqb.stride()[:3],
+                                    H, H // Hk, Sq, Sk, sm_scale, **common)
+    return dq, dk, dv
+
+
+class FlashAttention(torch.autograd.Function):
+    """:func:`attention` with a backward pass (:func:`attention_backward`), so the kernel trains:
+    ``FlashAttention.apply(q, k, v, causal=False, scale=None, layout="bhsd")`` or :func:`flash_attention`."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal=False, scale=None, layout="bhsd"):
+        o, lse = attention(q, k, v, causal=causal, scale=scale, layout=layout, return_lse=True)
+        ctx.save_for_backward(q, k, v, o, lse)
+        ctx.args = (causal, scale, layout)
+        return o
+
+    @staticmethod
+    def backward(ctx, do):
+        q, k, v, o, lse = ctx.saved_tensors
+        causal, scale, layout = ctx.args
+        dq, dk, dv = attention_backward(do.contiguous() if do.stride(-1) != 1 else do, q, k, v, o, lse,
+                                        causal=causal, scale=scale, layout=layout)
+        return dq, dk, dv, None, None, None
+
+
+def flash_attention(q, k, v, causal: bool = False, scale: float | None = None, layout: str = "bhsd"):
+    """Differentiable fused attention: as :func:`attention`, and ``.backward()`` runs the course's
+    backward kernels."""
+    return FlashAttention.apply(q, k, v, causal, scale, layout)
 
 
 # --------------------------------------------------------------------------------------------------

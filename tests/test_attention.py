@@ -229,3 +229,43 @@ def test_chapter_plots_draw():
     s, v = rng.standard_normal((3, 12)), rng.standard_normal((12, 2))
     plots.plot_online_softmax(A.online_softmax_steps(s, v, 4), s)
     plots.plot_causal_tiles(256, 64, 32)
+
+
+# ------------------------------------------------------------------------------------------- backward
+def _grads_check(B, H, Hk, Sq, Sk, D, dtype, causal, layout="bhsd", seed=0):
+    q, k, v = (t.requires_grad_() for t in _qkv(B, H, Hk, Sq, Sk, D, dtype, layout=layout, seed=seed))
+    g = torch.Generator().manual_seed(seed + 1)
+    do = torch.randn(q.shape, generator=g).to(dtype).to(kernels.DEVICE)
+    o = A.flash_attention(q, k, v, causal=causal, layout=layout)
+    o.backward(do)
+    ref = [t.detach().double().requires_grad_() for t in (q, k, v)]
+    ro, _ = A.attention_reference(*ref, causal=causal, layout=layout)
+    ro.backward(do.double())
+    tol = 3 * T.tolerance(dtype)  # three chained matmuls
+    for name, mine, want in zip("qkv", (q, k, v), ref):
+        assert mine.grad.shape == mine.shape and mine.grad.dtype == dtype
+        err = T.rel_error(mine.grad, want.grad)
+        assert err < tol, f"d{name}: error {err:.2e}"
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("Sq,Sk", [(37, 37), (16, 16), (20, 45), (45, 20)])
+def test_backward_against_autograd(causal, Sq, Sk):
+    _grads_check(1, 2, 2, Sq, Sk, 16, torch.float32, causal, seed=Sq + Sk)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_backward_grouped_heads_and_layout(dtype):
+    _grads_check(2, 4, 2, 33, 33, 32, dtype, True, layout="bshd", seed=5)
+    _grads_check(1, 4, 1, 24, 24, 16, dtype, False, seed=6)
+
+
+def test_backward_refuses_bad_saved_tensors():
+    q, k, v = _qkv(1, 2, 2, 16, 16, 16, torch.float32)
+    o, lse = A.attention(q, k, v, return_lse=True)
+    with pytest.raises(ValueError, match="do must have"):
+        A.attention_backward(o[:, :1], q, k, v, o, lse)
+    with pytest.raises(ValueError, match="lse"):
+        A.attention_backward(o, q, k, v, o, lse[..., :8])
+    with pytest.raises(ValueError, match="lse"):
+        A.attention_backward(o, q, k, v, o, lse.double())
