@@ -1,7 +1,7 @@
 """Chapter 08: attention forward against cuDNN SDPA, and what the three-line version costs.
 
 * ``ch08_attention``: bf16, the course's fused kernel (``kernels.attention``: pointer loads with the
-  default tiles, and the TMA variant) beside ``scaled_dot_product_attention`` with the cuDNN backend
+  default tiles, the TMA variant, and TMA with Triton's warp specialization) beside ``scaled_dot_product_attention`` with the cuDNN backend
   (the baseline of every ratio) and the FlashAttention-2 backend, at the shapes of the chapter:
   head dim 128 at (B, H, S) = (4, 16, 4096) and (1, 16, 16384), causal and not; head dim 64 at
   (4, 16, 4096) and (16, 16, 1024); grouped-query heads (32 query, 8 key/value heads). FLOPs =
@@ -63,7 +63,9 @@ def run_attention(quick=False):
         base_ms = bench.median_ms(cudnn, graph=True)
         default = A.default_config(D, S, torch.bfloat16)
         cands = {"cuDNN SDPA": (cudnn, None), "FA2 backend SDPA": (_sdpa(SDPBackend.FLASH_ATTENTION, q, k, v, causal), None),
-                 "ours": (None, default), "ours, TMA": (None, dataclasses.replace(default, tma=True))}
+                 "ours": (None, default), "ours, TMA": (None, dataclasses.replace(default, tma=True)),
+                 "ours, TMA + warp specialization": (None, A.AttentionConfig(128, 128 if D >= 128 else 64, 4,
+                                                                             2 if D >= 128 else 3, True, True))}
         for name, (fn, cfg) in cands.items():
             rec = dict(kernel=name, B=B, H=H, H_kv=Hk, S=S, D=D, causal=causal, dtype="bf16", flops=flops,
                        baseline="cuDNN SDPA", baseline_graph_ms=base_ms)

@@ -22,6 +22,7 @@ from kernels.testing import rel_error
 OUT = os.environ.get("OUT", "/tmp")
 TILES = [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3), (128, 64, 8, 4), (128, 128, 8, 2)]
 STEPS = {"pointer": (False, False), "tma": (True, False), "tma+ws": (True, True)}
+WS_TILES = [(128, 64, 4, 3), (128, 128, 4, 2), (64, 64, 4, 3), (128, 64, 4, 2)]  # warp specialization: 4 warps
 
 
 def sdpa(backend, q, k, v, causal):
@@ -63,7 +64,7 @@ def main(quick=False, bar=False):
         print(row, flush=True)
         res["rows"].append(row)
         for step, (tma, ws) in STEPS.items():
-            for bm, bn, nw, st in TILES:
+            for bm, bn, nw, st in (WS_TILES if ws else TILES):
                 cfg = A.AttentionConfig(bm, bn, nw, st, tma, ws)
                 r = {"shape": shape, "step": step, "config": cfg.label()}
                 t0 = time.time()

@@ -211,10 +211,13 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                          H, GROUP, S_Q, S_K, qk_scale,
                          HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                          CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr,
-                         TMA: tl.constexpr = False, WARP_SPECIALIZE: tl.constexpr = False):
-    """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring. ``TMA``:
+                         TMA: tl.constexpr = False, WARP_SPECIALIZE: tl.constexpr = False,
+                         EVEN_N: tl.constexpr = False):
+    """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring. ``EVEN_N``:
+    ``S_K`` is a multiple of ``BLOCK_N`` (no ragged last key tile to mask, no second loop). ``TMA``:
     Q, K, V and O move through tensor descriptors built here, one 2-D ``(S, HEAD_DIM)`` view per head;
-    ``WARP_SPECIALIZE``: ask Triton for a producer warp and consumer warpgroups in the key loop."""
+    ``WARP_SPECIALIZE``: ask Triton for a producer warp and consumer warpgroups in the key loop (then
+    with one loop over every key tile, masked where needed)."""
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
@@ -240,21 +243,28 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
-    if CAUSAL:
+    if WARP_SPECIALIZE:
+        # Triton 3.6 warp-specializes a kernel with a single key loop (a second loop, for the diagonal or
+        # the ragged tail, fails inside its compiler): one loop, every tile masked when any may need it
+        end = tl.minimum((pid_m + 1) * BLOCK_M, S_K) if CAUSAL else S_K
+        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, end, offs_m, S_K,
+                                qk_scale, HEAD_DIM, BLOCK_N, CAUSAL or not EVEN_N, CAUSAL, UPCAST, TMA, True)
+    elif CAUSAL:
         # keys below the tile's first row need no mask; the tiles from there to its last row cross the
         # diagonal; keys past its last row are never loaded (BLOCK_M is a multiple of BLOCK_N)
         diag = tl.minimum(pid_m * BLOCK_M, (S_K // BLOCK_N) * BLOCK_N)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, WARP_SPECIALIZE)
+                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, False)
         end = tl.minimum((pid_m + 1) * BLOCK_M, S_K)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, diag, end, offs_m, S_K,
                                 qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST, TMA, False)
     else:
         full = (S_K // BLOCK_N) * BLOCK_N  # whole tiles: no mask; then the ragged last one, masked
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, WARP_SPECIALIZE)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, full, S_K, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False)
+                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, False)
+        if not EVEN_N:
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, full, S_K, offs_m, S_K,
+                                    qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False)
     o = (acc / l_i[:, None]).to(o_ptr.dtype.element_ty)
     if TMA:  # rows past S_Q are dropped by the copy engine
         o_desc = tl.make_tensor_descriptor(o_base, shape=[S_Q, HEAD_DIM], strides=[stride_os, 1],
@@ -281,7 +291,7 @@ class AttentionConfig:
     num_warps: int = 8
     num_stages: int = 3
     tma: bool = False  # tensor descriptors (TMA on Hopper) for Q, K, V and O
-    warp_specialize: bool = False  # a producer warp and consumer warpgroups in the key loop (GPU, non-causal)
+    warp_specialize: bool = False  # a producer warp and consumer warpgroups in the key loop (with tma, 4 warps)
 
     def label(self) -> str:
         return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + (" tma" if self.tma else "")
@@ -326,6 +336,10 @@ def check_config(cfg, name: str = "attention") -> AttentionConfig:
     for f in ("tma", "warp_specialize"):
         if not isinstance(getattr(cfg, f), bool):
             raise ValueError(f"{name}: config.{f} must be True or False, got {getattr(cfg, f)!r}")
+    if cfg.warp_specialize and not (cfg.tma and cfg.num_warps == 4):
+        raise ValueError(f"{name}: config.warp_specialize needs tma=True and num_warps=4 (Triton 3.6 on Hopper "
+                         f"specializes only that: with pointer loads it fails to compile, with 8 warps it "
+                         f"silently builds an ordinary kernel), got tma={cfg.tma}, num_warps={cfg.num_warps}")
     return cfg
 
 
@@ -447,7 +461,8 @@ def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_l
         qb, kb, vb, ob, lse, *qb.stride()[:3], *kb.stride()[:3], *vb.stride()[:3], *ob.stride()[:3],
         H, H // Hk, Sq, Sk, sm_scale * LOG2E,
         HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), STORE_LSE=bool(store_lse),
-        UPCAST=not ON_GPU, TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, num_warps=cfg.num_warps,
+        UPCAST=not ON_GPU, TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=Sk % cfg.block_n == 0,
+        num_warps=cfg.num_warps,
         num_stages=cfg.num_stages)
 
 

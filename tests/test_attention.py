@@ -269,3 +269,19 @@ def test_backward_refuses_bad_saved_tensors():
         A.attention_backward(o, q, k, v, o, lse[..., :8])
     with pytest.raises(ValueError, match="lse"):
         A.attention_backward(o, q, k, v, o, lse.double())
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("S", [32, 45])
+def test_warp_specialized_single_loop(causal, S):
+    """The warp-specialized variant runs one key loop (masked where needed): even and ragged lengths."""
+    cfg = A.AttentionConfig(32, 16, 4, 1, tma=True, warp_specialize=True)
+    _check(*_qkv(1, 2, 2, S, S, 32, torch.float16, seed=S), causal=causal, config=cfg)
+
+
+def test_warp_specialize_needs_tma_and_four_warps():
+    q, k, v = _qkv(1, 2, 2, 16, 16, 32, torch.float16)
+    for cfg in (A.AttentionConfig(32, 16, 4, 1, tma=False, warp_specialize=True),
+                A.AttentionConfig(32, 16, 8, 1, tma=True, warp_specialize=True)):
+        with pytest.raises(ValueError, match="warp_specialize needs"):
+            A.attention(q, k, v, config=cfg)
