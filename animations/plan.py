@@ -343,3 +343,102 @@ def fp4_block_plan(values) -> FP4BlockPlan:
         dequantized=tuple(float(d) for d in b.dequantized), packed=tuple(int(p) for p in b.packed),
         saturated=tuple(int(i) for i in np.nonzero(np.abs(scaled) > fp4.MAX)[0]),
         flushed=tuple(int(i) for i in np.nonzero((v != 0) & (b.dequantized == 0))[0]))
+
+
+# --------------------------------------------------------------------------------------------------
+# One block of query rows through the online softmax, one tile of keys at a time (OnlineSoftmaxScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnlineSoftmaxStep:
+    """The state of every row after tile ``index`` (keys ``[start, stop)``), as
+    ``kernels.attention.online_softmax_steps`` returns it, with what the scene marks: the maximum each
+    row had before (``m_old``, ``-inf`` before the first tile), the rows whose maximum moved, and the
+    key where each row's running maximum now is."""
+
+    index: int
+    start: int
+    stop: int
+    m_old: tuple  # per row, the running maximum before this tile
+    m: tuple  # per row, after it
+    alpha: tuple  # per row, exp(m_old - m): what l and acc were multiplied by (0 on the first tile)
+    l: tuple  # per row, the running sum of exp(s - m)
+    acc: tuple  # per row, the running sum of exp(s - m) * v (head_dim numbers)
+    moved: tuple  # rows whose maximum went up in this tile (every row on the first tile)
+    argmax: tuple  # per row, the first key holding its running maximum
+
+
+@dataclass(frozen=True)
+class OnlineSoftmaxPlan:
+    """``R`` query rows' scores against ``S`` keys, their values, and the online softmax over them
+    ``tile`` keys at a time (``kernels.attention.online_softmax_steps``), with the output it ends with
+    (``acc / l``) and the softmax computed directly on the whole rows, for comparison."""
+
+    scores: tuple  # R rows of S scores
+    values: tuple  # S rows of head_dim values
+    tile: int
+    steps: tuple  # OnlineSoftmaxStep, one a tile
+    out: tuple  # acc / l after the last tile: R rows of head_dim
+    reference: tuple  # softmax(scores, axis=1) @ values, in one go
+    max_error: float  # the largest |out - reference|
+
+    @property
+    def rows(self) -> int:
+        return len(self.scores)
+
+    @property
+    def keys(self) -> int:
+        return len(self.values)
+
+    @property
+    def head_dim(self) -> int:
+        return len(self.values[0])
+
+
+def example_scores(seed=16, rows=4, keys=16, head_dim=2, top=8, value_max=3):
+    """Small-integer scores ``(rows, keys)`` in ``[0, top]`` and values ``(keys, head_dim)`` in
+    ``[-value_max, value_max]`` from ``numpy.random.default_rng(seed)``: numbers short enough to read."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, top + 1, (rows, keys)).astype(np.float64),
+            rng.integers(-value_max, value_max + 1, (keys, head_dim)).astype(np.float64))
+
+
+def online_softmax_plan(seed=16, rows=4, keys=16, tile=4, head_dim=2, scores=None, values=None) -> OnlineSoftmaxPlan:
+    """``kernels.attention.online_softmax_steps(scores, values, tile)`` split into the scene's steps.
+
+    ``scores`` ``(R, S)`` and ``values`` ``(S, D)`` default to ``example_scores(seed, rows, keys,
+    head_dim)``. Raises what ``online_softmax_steps`` raises (shapes that disagree, a bad tile)."""
+    import numpy as np
+
+    from kernels.attention import online_softmax_steps
+
+    if scores is None or values is None:
+        scores, values = example_scores(seed, rows, keys, head_dim)
+    s = np.asarray(scores, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    raw = online_softmax_steps(s, v, tile)
+    steps, m_old = [], np.full(s.shape[0], -np.inf)
+    for i, st in enumerate(raw):
+        stop = min(st["start"] + tile, s.shape[1])
+        seen = s[:, :stop]
+        steps.append(OnlineSoftmaxStep(
+            index=i, start=int(st["start"]), stop=int(stop),
+            m_old=tuple(float(x) for x in m_old), m=tuple(float(x) for x in st["m"]),
+            alpha=tuple(float(a) for a in st["alpha"]), l=tuple(float(x) for x in st["l"]),
+            acc=tuple(tuple(float(x) for x in row) for row in st["acc"]),
+            moved=tuple(int(r) for r in np.nonzero(st["m"] > m_old)[0]),
+            argmax=tuple(int(j) for j in np.argmax(seen, axis=1))))
+        m_old = st["m"]
+    last = raw[-1]
+    out = last["acc"] / last["l"][:, None]
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    reference = (p / p.sum(axis=1, keepdims=True)) @ v
+    return OnlineSoftmaxPlan(
+        scores=tuple(tuple(float(x) for x in row) for row in s),
+        values=tuple(tuple(float(x) for x in row) for row in v), tile=tile, steps=tuple(steps),
+        out=tuple(tuple(float(x) for x in row) for row in out),
+        reference=tuple(tuple(float(x) for x in row) for row in reference),
+        max_error=float(np.abs(out - reference).max()))

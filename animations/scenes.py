@@ -1063,3 +1063,310 @@ class FP4BlockScene(Scene):
         self.wait(3.5)
 
     _caption = staticmethod(KLoopScene._caption)
+
+
+from .plan import OnlineSoftmaxPlan, OnlineSoftmaxStep, online_softmax_plan  # noqa: E402  (chapter 08's scene)
+
+RESCALE_COLOR = ManimColor("#e0533d")  # red: alpha < 1, the sums so far shrink
+INF = "\u221e"
+SIGMA = "\u03a3"
+ALPHA = "\u03b1"
+DOT = "\u00b7"
+
+
+def _num(v, digits) -> str:
+    """``v`` with ``digits`` decimals, a real minus sign, ``-inf`` as ``−∞`` and no ``−0.00``."""
+    if np.isinf(v):
+        return (MINUS if v < 0 else "") + INF
+    s = f"{v:.{digits}f}"
+    if float(s) == 0:
+        s = s.lstrip("-")
+    return s.replace("-", MINUS)
+
+
+def _rows_text(rows) -> str:
+    """``(2,) -> 'row 2'``, ``(1, 3) -> 'rows 1 and 3'``, ``(0, 1, 3) -> 'rows 0, 1 and 3'``."""
+    rows = [str(r) for r in rows]
+    if len(rows) == 1:
+        return f"row {rows[0]}"
+    return f"rows {', '.join(rows[:-1])} and {rows[-1]}"
+
+
+def field_labels(strings, centers, size=17, colors=None, width=None) -> VGroup:
+    """One ``Text`` for all ``strings`` (cheaper to build than one each), its glyphs then split by
+    field and each field centred on its point in ``centers`` (``fit_width`` to ``width`` if given).
+    A field must not contain spaces."""
+    glyphs, k, g = list(text("   ".join(strings), size).submobjects), 0, VGroup()
+    for i, f in enumerate(strings):
+        chunk = VGroup(*glyphs[k:k + len(f)])
+        k += len(f)
+        chunk.set_color(colors[i] if colors else WHITE)
+        if width is not None:
+            fit_width(chunk, width)
+        g.add(chunk.move_to(centers[i]))
+    assert k == len(glyphs), "a field's glyph count does not match its characters"
+    return g
+
+
+class OnlineSoftmaxScene(Scene):
+    """The online softmax of flash attention: a block of query rows meets the keys one tile at a
+    time, keeping per row a running maximum ``m``, a running sum ``l`` and an output ``acc``, both
+    rescaled by ``alpha = exp(m_old - m_new)`` whenever the maximum moves; at the end ``acc / l`` is
+    the softmax of the whole rows times ``V``. Every number comes from
+    ``animations.plan.online_softmax_plan``, i.e. ``kernels.attention.online_softmax_steps``."""
+
+    SEED, ROWS, KEYS, TILE, HEAD_DIM = 16, 4, 16, 4, 2
+
+    @classmethod
+    def plan(cls) -> OnlineSoftmaxPlan:
+        return online_softmax_plan(cls.SEED, cls.ROWS, cls.KEYS, cls.TILE, cls.HEAD_DIM)
+
+    def construct(self):
+        p = self.plan()
+        R, S, D, T = p.rows, p.keys, p.head_dim, p.tile
+        self.drawn_scores = [list(r) for r in p.scores]
+        self.drawn_values = [list(r) for r in p.values]
+        self.drawn_steps, self.drawn_rings = [], []
+
+        title = text("Online softmax: one row block, one tile of keys at a time", 30).to_edge(UP, buff=0.2)
+
+        # ---- the scores (R x S, tiles marked), the values under their keys (drawn transposed) ----
+        cw, ch = 0.44, 0.42
+        x_left, y_top = -6.45, 2.45
+
+        def cell(r, j, top=y_top):
+            return np.array([x_left + (j + 0.5) * cw, top - (r + 0.5) * ch, 0])
+
+        def boxes(n_rows, n_cols, centre, color, opacity=0.12):
+            return VGroup(*[Rectangle(width=cw, height=ch, stroke_color=color, stroke_width=1.2,
+                                      fill_color=color, fill_opacity=opacity).move_to(centre(r, j))
+                            for r in range(n_rows) for j in range(n_cols)])
+
+        s_cells = boxes(R, S, cell, A_COLOR, 0.05)
+        s_labels = field_labels([_num(x, 0) for row in p.scores for x in row],
+                                [cell(r, j) for r in range(R) for j in range(S)], 17)
+        s_labels.set_opacity(0.4)
+        tile_lines = VGroup(*[Line(cell(0, j) + (UP * ch + LEFT * cw) / 2, cell(R - 1, j) + (DOWN * ch + LEFT * cw) / 2,
+                                   stroke_width=3, stroke_color=GREY_B) for j in range(T, S, T)])
+        tile_heads = VGroup(*[text(f"tile {i}", 15, GREY_B).move_to(
+            (cell(0, a) + cell(0, min(a + T, S) - 1)) / 2 + UP * (ch / 2 + 0.2)) for i, a in enumerate(range(0, S, T))])
+        row_labs = VGroup(*[text(f"row {r}", 15, GREY_B).next_to(cell(r, 0), LEFT, buff=0.3) for r in range(R)])
+        s_key = text("scores s", 18, A_COLOR).next_to(tile_heads, UP, buff=0.12).align_to(s_cells, LEFT)
+
+        v_top = y_top - R * ch - 0.3
+
+        def vcell(d, j):
+            return cell(d, j, v_top)
+
+        v_cells = boxes(D, S, vcell, B_COLOR, 0.05)
+        v_labels = field_labels([_num(p.values[j][d], 0) for d in range(D) for j in range(S)],
+                                [vcell(d, j) for d in range(D) for j in range(S)], 17)
+        v_labels.set_opacity(0.4)
+        v_lab = text("V\u1d40", 17, B_COLOR).next_to(v_cells, LEFT, buff=0.3)
+
+        # ---- the running state of each row: m, alpha, l, acc ----
+        col_w = {"m": 0.7, "a": 0.8, "l": 0.85, "acc": 0.85}
+        xs, x = {}, 1.1
+        for key in ("m", "a", "l"):
+            xs[key] = x + col_w[key] / 2
+            x += col_w[key] + 0.1
+        xs["acc"] = [x + (d + 0.5) * col_w["acc"] for d in range(D)]
+
+        def tcell(key, r, d=0):
+            cx = xs[key][d] if key == "acc" else xs[key]
+            return np.array([cx, cell(r, 0)[1], 0])
+
+        def column(key, color, opacity=0.12):
+            n = D if key == "acc" else 1
+            return VGroup(*[Rectangle(width=col_w[key] - 0.04, height=ch, stroke_color=color, stroke_width=1.2,
+                                      fill_color=color, fill_opacity=opacity).move_to(tcell(key, r, d))
+                            for r in range(R) for d in range(n)])
+
+        m_cells, a_cells = column("m", A_COLOR), column("a", GREY_C)
+        l_cells, acc_cells = column("l", C_COLOR), column("acc", C_COLOR)
+        head_y = y_top + 0.2
+        heads = VGroup(
+            text("m", 19, A_COLOR).move_to([xs["m"], head_y, 0]),
+            text(ALPHA, 19, WHITE).move_to([xs["a"], head_y, 0]),
+            text("l", 19, C_COLOR).move_to([xs["l"], head_y, 0]),
+            text("acc", 19, C_COLOR).move_to([sum(xs["acc"]) / D, head_y, 0]),
+        )
+        state_key = text("what each row keeps", 18, GREY_B).move_to([sum(xs["acc"]) / D, 0, 0])
+        state_key.next_to(heads, UP, buff=0.12).set_x((xs["m"] + xs["acc"][-1]) / 2)
+
+        def m_labels(m):
+            return field_labels([_num(v, 0) for v in m], [tcell("m", r) for r in range(R)], 17)
+
+        def a_labels(alpha, colors=None):
+            return field_labels([_num(a, 2) for a in alpha], [tcell("a", r) for r in range(R)], 17, colors)
+
+        def l_labels(l):
+            return field_labels([_num(v, 2) for v in l], [tcell("l", r) for r in range(R)], 17)
+
+        def acc_labels(acc):
+            return field_labels([_num(acc[r][d], 2) for r in range(R) for d in range(D)],
+                                [tcell("acc", r, d) for r in range(R) for d in range(D)], 17,
+                                width=col_w["acc"] - 0.1)
+
+        first = p.steps[0]
+        shown = {"m": m_labels(first.m_old), "l": l_labels([0.0] * R),
+                 "acc": acc_labels([[0.0] * D for _ in range(R)]), "a": VGroup()}
+
+        # ---- the update rule, each line lit while it happens ----
+        rules = VGroup(
+            text("for each tile of keys, in every row:", 18, GREY_B),
+            text("m_new = max(m, largest score of the tile)", 18),
+            text(f"{ALPHA} = exp(m {MINUS} m_new)      (1 if the max did not move)", 18),
+            text(f"l = {ALPHA}{DOT}l + {SIGMA} exp(s {MINUS} m_new)", 18),
+            text(f"acc = {ALPHA}{DOT}acc + {SIGMA} exp(s {MINUS} m_new){DOT}v", 18),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.13)
+        rules.move_to([x_left, v_top - D * ch - 0.3, 0], aligned_edge=UP + LEFT)
+
+        state = {"caption": None}
+
+        def set_caption(s, color=WHITE):
+            new = self._caption(s, color)
+            if state["caption"] is None:
+                self.play(FadeIn(new), run_time=0.5)
+            else:
+                self.remove(state["caption"])
+                self.add(new)
+            state["caption"] = new
+
+        def swap(key, new):
+            self.remove(shown[key])
+            self.add(new)
+            shown[key] = new
+
+        self.play(FadeIn(title), FadeIn(s_cells), FadeIn(s_labels), FadeIn(tile_lines), FadeIn(tile_heads),
+                  FadeIn(row_labs), FadeIn(s_key), FadeIn(v_cells), FadeIn(v_labels), FadeIn(v_lab), run_time=1.0)
+        self.play(FadeIn(VGroup(m_cells, a_cells, l_cells, acc_cells, heads, state_key, shown["m"], shown["l"],
+                                shown["acc"])), FadeIn(rules), run_time=0.8)
+        set_caption(f"Flash attention never holds a whole row of scores. This block of {R} query rows meets the keys "
+                    f"{T} at a time and keeps, per row, a running max m, a sum l and an output acc.")
+        self.wait(2.5)
+
+        frame = Rectangle(width=T * cw, height=R * ch, stroke_color=YELLOW, stroke_width=4)
+        v_frame = Rectangle(width=T * cw, height=D * ch, stroke_color=YELLOW, stroke_width=3)
+        rings = VGroup(*[Rectangle(width=cw - 0.08, height=ch - 0.08, stroke_color=YELLOW, stroke_width=3)
+                         .move_to(cell(r, first.argmax[r])) for r in range(R)])
+        lit = [rules[1]]
+        for st in p.steps:
+            self.drawn_steps.append({"start": st.start, "stop": st.stop, "m": list(st.m), "alpha": list(st.alpha),
+                                     "l": list(st.l), "acc": [list(a) for a in st.acc]})
+            self.drawn_rings.append(list(st.argmax))
+            cols = range(st.start, st.stop)
+            now_s = [s_cells[r * S + j] for r in range(R) for j in cols]
+            now_sl = [s_labels[r * S + j] for r in range(R) for j in cols]
+            now_v = [v_cells[d * S + j] for d in range(D) for j in cols]
+            now_vl = [v_labels[d * S + j] for d in range(D) for j in cols]
+            centre = (cell(0, st.start) + cell(R - 1, st.stop - 1)) / 2
+            v_centre = (vcell(0, st.start) + vcell(D - 1, st.stop - 1)) / 2
+            # 1. the tile arrives: its scores and values light up
+            anims = [*(c.animate.set_fill(opacity=0.5) for c in now_s), *(c.animate.set_fill(opacity=0.4) for c in now_v),
+                     *(lb.animate.set_opacity(1) for lb in now_sl + now_vl), rules[1].animate.set_color(YELLOW)]
+            if st.index == 0:
+                anims += [FadeIn(frame.move_to(centre)), FadeIn(v_frame.move_to(v_centre))]
+            else:
+                prev = p.steps[st.index - 1]
+                anims += [frame.animate.move_to(centre), v_frame.animate.move_to(v_centre),
+                          *(s_cells[r * S + j].animate.set_fill(opacity=0.2) for r in range(R)
+                            for j in range(prev.start, prev.stop)),
+                          *(v_cells[d * S + j].animate.set_fill(opacity=0.2) for d in range(D)
+                            for j in range(prev.start, prev.stop)),
+                          *(m.animate.set_color(WHITE) for m in lit)]
+            set_caption(self._step_caption(st, T))
+            self.play(*anims, run_time=0.7)
+            # 2. the running maximum: the rows whose max moved flash, their ring jumps to the new largest score
+            moved_m = [m_cells[r] for r in st.moved]
+            ring_anims = ([FadeIn(rings)] if st.index == 0 else
+                          [rings[r].animate.move_to(cell(r, st.argmax[r])) for r in st.moved])
+            if moved_m or ring_anims:
+                self.play(*(c.animate.set_fill(YELLOW, opacity=0.6) for c in moved_m), *ring_anims, run_time=0.45)
+                swap("m", m_labels(st.m))
+                self.play(*(c.animate.set_fill(A_COLOR, opacity=0.12) for c in moved_m), run_time=0.35)
+            else:  # nothing moved: the rings stay where they are
+                self.play(rings.animate.set_stroke(width=6), run_time=0.4)
+                self.play(rings.animate.set_stroke(width=3), run_time=0.4)
+            # 3. alpha: red where the sums so far must shrink
+            shrink = [r for r in range(R) if st.alpha[r] < 1 and st.index > 0]
+            colors = [GREY_B if st.index == 0 else WHITE for r in range(R)]
+            self.play(rules[1].animate.set_color(WHITE), rules[2].animate.set_color(YELLOW),
+                      *(a_cells[r].animate.set_fill(RESCALE_COLOR if r in shrink else GREY_C,
+                                                    opacity=0.45 if r in shrink else 0.12) for r in range(R)),
+                      run_time=0.3)
+            swap("a", a_labels(st.alpha, colors))
+            self.wait(0.25)
+            # 4. l and acc: scaled by alpha, the tile's terms added
+            sums = [*l_cells, *acc_cells]
+            self.play(rules[2].animate.set_color(WHITE), rules[3].animate.set_color(YELLOW),
+                      rules[4].animate.set_color(YELLOW), *(c.animate.set_fill(opacity=0.55) for c in sums),
+                      run_time=0.4)
+            swap("l", l_labels(st.l))
+            swap("acc", acc_labels(st.acc))
+            self.play(*(c.animate.set_fill(opacity=0.12) for c in sums), run_time=0.4)
+            lit = [rules[3], rules[4]]
+            self.wait(self._reading_time(st))
+
+        # ---- the end: O = acc / l, and the softmax of the whole rows times V ----
+        self.play(FadeOut(frame), FadeOut(v_frame), *(m.animate.set_color(WHITE) for m in lit), run_time=0.4)
+        ow = 0.85
+        out_top = y_top - R * ch - 0.15  # under the state table
+        o_x = [1.1 + (d + 0.5) * ow for d in range(D)]
+        ref_x = [o_x[-1] + ow / 2 + 1.2 + (d + 0.5) * ow for d in range(D)]
+
+        def ocell(xc, r, d):
+            return np.array([xc[d], out_top - 0.45 - (r + 0.5) * ch, 0])
+
+        o_cells = VGroup(*[Rectangle(width=ow - 0.04, height=ch, stroke_color=C_COLOR, stroke_width=1.2,
+                                     fill_color=C_COLOR, fill_opacity=0.3).move_to(ocell(o_x, r, d))
+                           for r in range(R) for d in range(D)])
+        ref_cells = VGroup(*[Rectangle(width=ow - 0.04, height=ch, stroke_color=B_COLOR, stroke_width=1.2,
+                                       fill_color=B_COLOR, fill_opacity=0.3).move_to(ocell(ref_x, r, d))
+                             for r in range(R) for d in range(D)])
+        o_vals = field_labels([_num(p.out[r][d], 3) for r in range(R) for d in range(D)],
+                              [ocell(o_x, r, d) for r in range(R) for d in range(D)], 17, width=ow - 0.1)
+        ref_vals = field_labels([_num(p.reference[r][d], 3) for r in range(R) for d in range(D)],
+                                [ocell(ref_x, r, d) for r in range(R) for d in range(D)], 17, width=ow - 0.1)
+        o_head = text("O = acc / l", 18, C_COLOR).move_to([(o_x[0] + o_x[-1]) / 2, out_top - 0.2, 0])
+        ref_head = text("softmax(s) @ V, whole rows", 18, B_COLOR).move_to([(ref_x[0] + ref_x[-1]) / 2, out_top - 0.2, 0])
+        eq = text("=", 30, YELLOW).move_to([(o_x[-1] + ref_x[0]) / 2, ocell(o_x, (R - 1) / 2, 0)[1], 0])
+        err = text(f"largest difference: {p.max_error:.1e} (float64 rounding)", 16, GREY_B)
+        err.next_to(VGroup(o_cells, ref_cells), DOWN, buff=0.15)
+        self.drawn_out = [list(r) for r in p.out]
+        self.drawn_reference = [list(r) for r in p.reference]
+        self.drawn_error = p.max_error
+        set_caption(f"After the last tile, divide: O = acc / l. Every term now carries exp(s {MINUS} m) with the row's "
+                    f"final max, so O is the softmax of the whole rows times V, from one pass over the keys.", YELLOW)
+        self.play(FadeIn(o_cells), FadeIn(o_head), FadeIn(o_vals),
+                  *(c.animate.set_fill(opacity=0.55) for c in [*l_cells, *acc_cells]), run_time=0.8)
+        self.play(*(c.animate.set_fill(opacity=0.12) for c in [*l_cells, *acc_cells]),
+                  FadeIn(ref_cells), FadeIn(ref_head), FadeIn(ref_vals), run_time=0.8)
+        self.play(FadeIn(eq), FadeIn(err), run_time=0.5)
+        self.wait(4.0)
+
+    @staticmethod
+    def _step_caption(st: OnlineSoftmaxStep, tile: int) -> str:
+        i = st.index
+        if i == 0:
+            return (f"Tile 0: m is each row's largest score so far. l adds up exp(s {MINUS} m), never more than 1 "
+                    f"a term (no overflow), and acc adds exp(s {MINUS} m){DOT}v. Nothing came before: {ALPHA} = 0.")
+        if not st.moved:
+            return (f"Tile {i}: no row finds a score above its max, so m stays and {ALPHA} = 1: the tile's "
+                    f"terms are simply added to l and acc.")
+        if len(st.moved) == 1:
+            r = st.moved[0]
+            return (f"Tile {i}: row {r}'s max moves from {_num(st.m_old[r], 0)} to {_num(st.m[r], 0)}. Its l and acc "
+                    f"were summed with exp(s {MINUS} {_num(st.m_old[r], 0)}): times {ALPHA} = exp({_num(st.m_old[r], 0)} "
+                    f"{MINUS} {_num(st.m[r], 0)}) = {_num(st.alpha[r], 2)} they become exp(s {MINUS} {_num(st.m[r], 0)}).")
+        return (f"Tile {i}: {_rows_text(st.moved)} see a larger score, so their m moves up. Their l and acc were summed "
+                f"with exp(s {MINUS} m_old); times {ALPHA} = exp(m_old {MINUS} m_new) they are as if m_new had been known.")
+
+    @staticmethod
+    def _reading_time(st: OnlineSoftmaxStep) -> float:
+        """Seconds to read the caption of a step: longer where the maximum moved after the first tile."""
+        if st.index == 0:
+            return 2.4
+        return 3.0 if st.moved else 1.6
+
+    _caption = staticmethod(KLoopScene._caption)

@@ -383,3 +383,116 @@ def test_fp4_block_scene_renders_what_kernels_fp4_computes(rendered_fp4):
     assert scene.drawn_codes == codes[0].tolist()
     assert scene.drawn_landed == fp4.VALUES[codes[0]].tolist()
     assert scene.drawn_bytes == fp4.pack(codes[0]).tolist()
+
+
+# ---- chapter 08: the online softmax of one row block (OnlineSoftmaxScene) ---------------------------
+
+def _softmax_at_once(scores, values):
+    import numpy as np
+
+    s = np.asarray(scores, dtype=np.float64)
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    return (p / p.sum(axis=1, keepdims=True)) @ np.asarray(values, dtype=np.float64)
+
+
+@pytest.mark.parametrize("seed,rows,keys,tile,head_dim", [(16, 4, 16, 4, 2), (0, 3, 10, 4, 3), (5, 2, 7, 1, 1),
+                                                          (7, 4, 16, 16, 2)])
+def test_online_softmax_plan_is_kernels_attention(seed, rows, keys, tile, head_dim):
+    import numpy as np
+
+    from animations.plan import example_scores, online_softmax_plan
+    from kernels.attention import online_softmax_steps
+
+    s, v = example_scores(seed, rows, keys, head_dim)
+    assert s.shape == (rows, keys) and v.shape == (keys, head_dim)
+    assert (s == np.round(s)).all() and (v == np.round(v)).all()  # small integers, readable
+    p = online_softmax_plan(seed, rows, keys, tile, head_dim)
+    assert p.scores == tuple(map(tuple, s)) and p.values == tuple(map(tuple, v))
+    assert (p.rows, p.keys, p.head_dim, p.tile) == (rows, keys, head_dim, tile)
+    raw = online_softmax_steps(s, v, tile)
+    assert len(p.steps) == len(raw) == -(-keys // tile)
+    m_old = np.full(rows, -np.inf)
+    for i, (st, r) in enumerate(zip(p.steps, raw)):
+        assert (st.index, st.start, st.stop) == (i, r["start"], min(r["start"] + tile, keys))
+        assert st.m == tuple(r["m"]) and st.l == tuple(r["l"]) and st.alpha == tuple(r["alpha"])
+        assert st.acc == tuple(map(tuple, r["acc"]))
+        assert st.m_old == tuple(m_old)
+        assert st.m == tuple(s[:, :st.stop].max(axis=1))  # the running max is the max of what was seen
+        assert st.moved == tuple(i for i in range(rows) if r["m"][i] > m_old[i])
+        assert all(s[row, st.argmax[row]] == st.m[row] and st.argmax[row] < st.stop for row in range(rows))
+        # alpha is exp(m_old - m_new): 0 on the first tile, 1 where the max stayed, < 1 where it moved
+        assert st.alpha == pytest.approx(tuple(np.exp(m_old - r["m"])))
+        if i > 0:
+            assert all((st.alpha[row] < 1) == (row in st.moved) for row in range(rows))
+        m_old = r["m"]
+    ref = _softmax_at_once(s, v)
+    assert np.allclose(p.out, ref, rtol=0, atol=1e-12) and np.allclose(p.reference, ref, rtol=0, atol=1e-15)
+    assert p.max_error == np.abs(np.array(p.out) - np.array(p.reference)).max() < 1e-12
+    # the last state is l = sum exp(s - m) and acc = sum exp(s - m) v over whole rows
+    e = np.exp(s - s.max(axis=1, keepdims=True))
+    assert p.steps[-1].l == pytest.approx(tuple(e.sum(axis=1)))
+    assert np.allclose(p.steps[-1].acc, e @ v)
+
+
+def test_online_softmax_plan_takes_explicit_data_and_rejects_bad_shapes():
+    from animations.plan import online_softmax_plan
+
+    scores, values = [[1.0, 3.0, 2.0], [0.0, 0.0, 5.0]], [[1.0], [2.0], [3.0]]
+    p = online_softmax_plan(tile=2, scores=scores, values=values)
+    assert [st.moved for st in p.steps] == [(0, 1), (1,)] and p.steps[1].alpha[0] == 1.0
+    assert [o[0] for o in p.out] == pytest.approx(_softmax_at_once(scores, values)[:, 0].tolist())
+    with pytest.raises(ValueError, match="must agree"):
+        online_softmax_plan(tile=2, scores=scores, values=values[:2])
+    with pytest.raises(ValueError, match="tile"):
+        online_softmax_plan(tile=0, scores=scores, values=values)
+
+
+def test_online_softmax_scene_shows_its_lesson():
+    from animations.scenes import OnlineSoftmaxScene as S
+
+    p = S.plan()
+    assert (p.rows, p.keys, p.tile) == (S.ROWS, S.KEYS, S.TILE) and p.keys // p.tile >= 3
+    later = p.steps[1:]
+    # after the first tile the max moves in some tile for some row (alpha < 1), and in some tile for no row
+    assert any(st.moved for st in later) and any(not st.moved for st in later)
+    assert any(0 < a < 1 for st in later for a in st.alpha)
+    # a tile where one row's max moves and another's does not
+    assert any(0 < len(st.moved) < p.rows for st in later)
+    assert p.max_error < 1e-12
+
+
+@pytest.fixture(scope="module")
+def rendered_online_softmax(rendered):
+    return rendered["OnlineSoftmaxScene"]
+
+
+def test_online_softmax_scene_renders_what_kernels_attention_computes(rendered_online_softmax):
+    import av
+    import numpy as np
+
+    from animations.plan import example_scores
+    from animations.scenes import OnlineSoftmaxScene as S
+    from kernels.attention import online_softmax_steps
+
+    r = rendered_online_softmax
+    with av.open(str(r.path)) as f:
+        v = f.streams.video[0]
+        assert (v.width, v.height) == (TINY["pixel_width"], TINY["pixel_height"])
+        seconds = sum(1 for _ in f.decode(v)) / TINY["frame_rate"]
+    assert 15 <= seconds <= 40, f"OnlineSoftmaxScene lasts {seconds:.1f} s"
+    scene = r.scene
+    scores, values = example_scores(S.SEED, S.ROWS, S.KEYS, S.HEAD_DIM)
+    assert scene.drawn_scores == scores.tolist() and scene.drawn_values == values.tolist()
+    steps = online_softmax_steps(scores, values, S.TILE)
+    assert [(d["start"], d["stop"]) for d in scene.drawn_steps] == [
+        (st["start"], min(st["start"] + S.TILE, S.KEYS)) for st in steps]
+    for d, st in zip(scene.drawn_steps, steps):
+        assert d["m"] == st["m"].tolist() and d["alpha"] == st["alpha"].tolist()
+        assert d["l"] == st["l"].tolist() and d["acc"] == st["acc"].tolist()
+    # each row's ring sits on a key holding its running max
+    for rings, d in zip(scene.drawn_rings, scene.drawn_steps):
+        assert [scores[row, j] for row, j in enumerate(rings)] == d["m"]
+    out = steps[-1]["acc"] / steps[-1]["l"][:, None]
+    assert scene.drawn_out == out.tolist()
+    assert np.allclose(scene.drawn_reference, _softmax_at_once(scores, values), rtol=0, atol=1e-15)
+    assert scene.drawn_error < 1e-12
