@@ -26,6 +26,18 @@ fails the replay. In the interpreter, ``scaled_matmul_e4m3``'s replay doubles ev
 and C must double with it. The plain-PyTorch ``pack_e2m1`` and
 ``unpack_e2m1`` run under ``guard.DtypeGuard`` (no PyTorch float4/float8 dtypes) and ``guard.watch_files``
 (no calls into ``kernels/fp4.py`` and its siblings, or torchao).
+
+Chapter 08: ``online_softmax_update`` (plain PyTorch, float64) is compared with the grader's own float64
+step on a first tile, states it never produced, tiles that raise or stay below every row's maximum, rows
+masked so far or in the tile, and chains of tiles ending in the whole rows' softmax and log-sum-exp; calls
+into ``kernels/attention.py`` are refused (``guard.watch_files``) and the inputs must stay unchanged.
+``attention_forward`` runs in the sandbox with ``kernels.attention`` refused (``refuse_calls_into``), so
+PyTorch's products, softmax and ``scaled_dot_product_attention`` cannot run on the host; O and the
+log-sum-exp are checked against float64 (the log-sum-exp within a few float32 steps), and in the
+interpreter the trace must show stores only into O and lse, each element once, and loads of at most
+``BLOCK_N`` rows of K or V at a time, from the program's own (batch, head), none wholly above the diagonal
+when causal (the ``S x S`` scores never reach memory, nor a whole row of them a program's registers);
+finally the replay on new q, k, v.
 """
 from __future__ import annotations
 
@@ -1283,15 +1295,17 @@ class _FPCall:
         self.box, self.res, self.learner = box, res, learner
 
 
-def _fp_call(fn, args, kwargs, operands, read_only, stop) -> _FPCall:
+def _fp_call(fn, args, kwargs, operands, read_only, stop, modules=_FP_REFERENCE_MODULES,
+             low_precision_casts=False) -> _FPCall:
     """Call ``fn(*args, **kwargs)`` in a ``Sandbox`` that also refuses host-side casts to and from 8-bit
     and 4-bit floats and calls into the course's reference code (``kernels.fp8``, ``kernels.fp4``,
     ``kernels.quantize``: ``guard.refuse_calls_into``); stop on a refusal, a fault, an error, no kernel, or
     a kernel or ``@triton.jit`` helper that is not the learner's (the course's, or an installed package's
-    such as torchao)."""
+    such as torchao). ``modules`` and ``low_precision_casts``: what other exercises refuse instead
+    (attention: ``kernels.attention``, and casts are fine)."""
     res, error = None, None
-    with Sandbox(operands=operands, read_only=read_only, low_precision_casts=False) as box:
-        with refuse_calls_into(_FP_REFERENCE_MODULES, box):
+    with Sandbox(operands=operands, read_only=read_only, low_precision_casts=low_precision_casts) as box:
+        with refuse_calls_into(modules, box):
             try:
                 res = fn(*args, **kwargs)
             except Refused:
@@ -1835,11 +1849,13 @@ def _no_threads(spawned):
             setattr(owner, name, original)
 
 
-def _plain_call(fn, args, kwargs, stop):
+def _plain_call(fn, args, kwargs, stop, watched=None, write="the bit operations"):
     """Call a plain-PyTorch answer with PyTorch's 8-bit/4-bit float dtypes refused and calls into the
-    course's reference code (kernels/fp4.py, ...) or torchao recorded; stop on either, or an error."""
+    course's reference code (kernels/fp4.py, ...) or torchao recorded (or into the files and folders
+    ``watched``); stop on either, or an error. ``write``: what the refusal asks the learner to write."""
     res, error = None, None
-    watched = list(_FP_REFERENCE_FILES) + _library_dirs("torchao")
+    if watched is None:
+        watched = list(_FP_REFERENCE_FILES) + _library_dirs("torchao")
     with DtypeGuard():  # the first op through a dispatch mode sets torch up (a second or so): not under watch
         torch.empty(0)
     spawned = []
@@ -1860,8 +1876,8 @@ def _plain_call(fn, args, kwargs, stop):
     if calls:
         where = calls[0]
         owner = "the course's own code" if where.startswith("kernels.") else "a library"
-        stop("refused", f"refused: it calls {where}, {owner} for what this exercise asks you to write; write the "
-                        "bit operations yourself")
+        stop("refused", f"refused: it calls {where}, {owner} for what this exercise asks you to write; write "
+                        f"{write} yourself")
     if error is not None:
         if _not_implemented(error):
             stop("not_implemented", "not implemented yet (NotImplementedError)")
@@ -2130,6 +2146,549 @@ def check_dequantize_mxfp4(fn, rng, gen, subchecks):
     ]
     for i, case in enumerate(cases):
         _run_mx_case(fn, case, rng, gen, subchecks, i == 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# online_softmax_update (plain PyTorch) and attention_forward (chapter 08)
+# --------------------------------------------------------------------------------------------------
+_ATTENTION_FILE = os.path.join(_KERNELS_ROOT, "attention.py")
+_LOG2E = 1.4426950408889634
+
+
+def _online_reference(m, l, acc, scores, values):
+    """One step of the online softmax in float64 (the grader's own, from the definition): ``(m, l, acc)``
+    and, for the messages, the step without rescaling ``acc`` and without rescaling ``l``."""
+    m_new = torch.maximum(m, scores.max(dim=1).values)
+    shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)
+    p = torch.exp(scores - shift[:, None])
+    alpha = torch.exp(m - shift)
+    pv = p @ values
+    return (m_new, l * alpha + p.sum(1), acc * alpha[:, None] + pv), (l + p.sum(1), acc + pv)
+
+
+def _close64(got, want, scale):
+    """Elementwise: ``got`` within 1e-10 of ``want`` (relative to ``|want|`` plus the row's ``scale``),
+    equal where ``want`` is infinite or zero with a zero scale."""
+    inf = torch.isinf(want)
+    ok = torch.where(inf, got == want, (got - want).abs() <= 1e-10 * (want.abs() + scale))
+    return ok & ~torch.isnan(got)
+
+
+class _OCase:
+    """One call, or a chain of calls, of ``online_softmax_update``. ``steps``: [(scores, values)], each the
+    next tile; ``state``: ``(m, l, acc)`` before the first (``None``: a fresh row, ``m = -inf``, ``l = 0``,
+    ``acc = 0``); ``chain``: feed the answer's own result into the next call, as a loop over tiles does."""
+
+    def __init__(self, label, steps, state=None, chain=False):
+        self.label, self.steps, self.state, self.chain = label, steps, state, chain
+
+    def title(self):
+        R = self.steps[0][0].shape[0]
+        D = self.steps[0][1].shape[1]
+        widths = list(dict.fromkeys(s.shape[1] for s, _ in self.steps))
+        keys = f"tiles of {', '.join(map(str, widths))} key{'s' if widths != [1] else ''}"
+        tiles = f", {len(self.steps)} tiles" if len(self.steps) > 1 else ""
+        return f"{R} rows, {keys}, D={D} ({self.label}{tiles})"
+
+
+def _fresh(R, D):
+    return (torch.full((R,), float("-inf"), dtype=torch.float64), torch.zeros(R, dtype=torch.float64),
+            torch.zeros(R, D, dtype=torch.float64))
+
+
+def _online_message(i, got, want, unscaled, inputs, masked_before):
+    """What is wrong with step ``i``'s ``got = (m, l, acc)`` against ``want``, or ``None``."""
+    m, l, acc = got
+    wm, wl, wacc = want
+    names = ("m", "l", "acc")
+    step = f"tile {i + 1}: " if i is not None else ""
+    for name, g, w in zip(names, got, want):
+        nan = torch.isnan(g)
+        if bool(nan.any()):
+            r = int(nan.nonzero()[0, 0])
+            if bool(masked_before[r]):
+                return (f"{step}{name}[{r}] is NaN; row {r} has seen only masked scores (-inf) so far, so its m is "
+                        "still -inf, and exp(score - m) with m = -inf is exp(-inf - (-inf)) = exp(NaN): shift such "
+                        "a row by 0 instead (torch.where(m_new == -inf, 0, m_new)); it keeps m = -inf, l = 0, acc = 0")
+            return (f"{step}{name}[{r}] is NaN (or inf turned NaN): exp of a large score overflows; subtract the "
+                    "new maximum m_new from the scores before exp, and rescale by exp(m - m_new)")
+    rows_scale = wl.abs()[:, None] * inputs["values"].abs().max().clamp(min=1.0)
+    checks = (("m", m, wm, torch.zeros_like(wm)), ("l", l, wl, torch.zeros_like(wl)), ("acc", acc, wacc, rows_scale))
+    for name, g, w, scale in checks:
+        ok = _close64(g, w, scale) if name != "m" else ((g == w) | _close64(g, w, scale))
+        if bool(ok.all()):
+            continue
+        idx = tuple(int(x) for x in (~ok).nonzero()[0])
+        where = f"{name}[{', '.join(map(str, idx))}]"
+        head = f"{step}{where} is {float(g[idx]):.10g}, expected {float(w[idx]):.10g}"
+        r = idx[0]
+        if name == "m":
+            return head + (": m is the running maximum of each row's scores, max(m, scores.max(dim=1)) (-inf "
+                           "while a row has seen only -inf)")
+        ul, uacc = unscaled
+        if name == "acc" and bool(_close64(acc, uacc, rows_scale).all()) and not torch.equal(wacc, uacc):
+            return head + (": acc was not rescaled. When a row's maximum rises from m to m_new, everything summed "
+                           "so far was weighted by exp(score - m) and must be by exp(score - m_new): multiply acc "
+                           "by alpha = exp(m - m_new) before adding this tile's p @ values")
+        if name == "l" and bool(_close64(l, ul, torch.zeros_like(ul)).all()) and not torch.equal(wl, ul):
+            return head + (": l was not rescaled: when the maximum rises, multiply the old sum by alpha = "
+                           "exp(m - m_new) before adding this tile's sum of exp(score - m_new)")
+        if bool(masked_before[r]) and float(w[idx]) == 0.0:
+            return head + (f": row {r} has seen only masked scores (-inf) so far: it keeps l = 0 and acc = 0 "
+                           "(and m = -inf)")
+        if name == "l":
+            return head + ": l is l * alpha + the sum over the tile of exp(score - m_new), alpha = exp(m - m_new)"
+        return head + ": acc is acc * alpha + exp(scores - m_new) @ values, alpha = exp(m - m_new)"
+    return None
+
+
+def _run_online_case(fn, case, subchecks):
+    title = case.title()
+    stop = _stop_for(subchecks, title)
+    R = case.steps[0][0].shape[0]
+    D = case.steps[0][1].shape[1]
+    state = case.state if case.state is not None else _fresh(R, D)
+    mine = tuple(t.clone() for t in state)  # the grader's own chain, from its reference
+    theirs = tuple(t.clone() for t in state)
+    for i, (scores, values) in enumerate(case.steps):
+        start = theirs if case.chain else mine
+        args = tuple(t.to(DEVICE) for t in (*start, scores, values))
+        before = tuple(a.clone() for a in args)
+        res = _plain_call(fn, args, {}, stop, watched=[_ATTENTION_FILE],
+                          write="the update (torch.maximum, torch.exp, @)")
+        if not (isinstance(res, (tuple, list)) and len(res) == 3):
+            stop("fail", f"the function returned {type(res).__name__}, expected a tuple (m, l, acc)")
+        for label, t, shape in zip(("m", "l", "acc"), res, ((R,), (R,), (R, D))):
+            _check_result_tensor(t, label, shape, torch.float64, stop)
+        for label, a, b in zip(("m", "l", "acc", "scores", "values"), args, before):
+            if not torch.equal(a, b) and not (torch.isnan(a).any() or torch.isnan(b).any()):
+                stop("fail", f"the function changed its input {label}: compute the new state in new tensors (the "
+                             "caller may keep the old one)")
+        got = tuple(t.detach().cpu() for t in res)
+        want, unscaled = _online_reference(*start, scores, values)
+        masked_before = torch.isneginf(start[0])  # rows that have seen only -inf before this tile
+        msg = _online_message(i if len(case.steps) > 1 else None, got, want, unscaled,
+                              {"values": values}, masked_before)
+        if msg:
+            stop("fail", msg)
+        mine = _online_reference(*mine, scores, values)[0]
+        theirs = got
+    if len(case.steps) > 1 and case.state is None:
+        # after the last tile: acc / l and m + log(l) are the softmax-weighted values and the log-sum-exp
+        scores = torch.cat([s for s, _ in case.steps], dim=1)
+        values = torch.cat([v for _, v in case.steps], dim=0)
+        m, l, acc = theirs
+        seen = ~torch.isneginf(scores).all(dim=1)
+        out = acc[seen] / l[seen][:, None]
+        ref = torch.softmax(scores[seen], dim=1) @ values
+        lse = torch.logsumexp(scores[seen], dim=1)
+        if not (bool(torch.allclose(out, ref, rtol=1e-9, atol=1e-12)) and
+                bool(torch.allclose(m[seen] + torch.log(l[seen]), lse, rtol=1e-9, atol=1e-12))):
+            stop("fail", "after the last tile, acc / l is not softmax(scores) @ values over all the tiles (or "
+                         "m + log(l) not their log-sum-exp)")
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def _masked(scores, mask):
+    return scores.masked_fill(mask, float("-inf"))
+
+
+def check_online_softmax_update(fn, rng, gen, subchecks):
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+
+    def tile(R, T, D, scale=2.0):
+        return randn(R, T, scale=scale), randn(T, D)
+
+    def state(R, D):
+        m = randn(R, scale=3.0)
+        return m, torch.rand(R, generator=gen, dtype=torch.float64) * 5 + 1, randn(R, D, scale=2.0)
+
+    R, T, D = rng.randint(3, 9), rng.randint(3, 20), rng.randint(2, 8)
+    causal = []
+    for start in range(0, 24, 8):  # rows 0..7 of a causal block, keys in tiles of 8: the first rows see
+        s, v = tile(8, 8, 4)      # nothing in the later tiles, and the first tile has masked entries
+        rows, cols = torch.arange(8)[:, None], start + torch.arange(8)[None, :]
+        causal.append((_masked(s, cols > rows), v))
+    sm, sv = tile(6, 5, 3)
+    all_masked = _masked(sm, torch.tensor([True, False, True, False, False, True])[:, None].expand(6, 5))
+    low = state(R, D)
+    high_scores, high_values = tile(R, T, D)
+    high_scores = high_scores + (low[0].max() + 20.0)  # every row's maximum rises by 20 or more
+    below_scores, below_values = tile(R, T, D)
+    below_scores = below_scores - below_scores.max() + low[0].min() - 1.0  # below every row's maximum
+    mixed = state(7, 3)
+    mixed = (torch.where(torch.tensor([True, False, False, True, False, False, False]), float("-inf"), mixed[0]),
+             torch.where(torch.tensor([True, False, False, True, False, False, False]), 0.0, mixed[1]),
+             mixed[2] * torch.tensor([0.0, 1, 1, 0, 1, 1, 1], dtype=torch.float64)[:, None])
+    mixed_scores, mixed_values = tile(7, 6, 3)
+    mixed_scores[3] = float("-inf")  # row 3: nothing so far, nothing in this tile either
+    mixed_scores[5] = float("-inf")  # row 5: seen scores, nothing in this tile
+    one = rng.randint(2, 6)
+    big = [tile(4, w, 5, scale=300.0) for w in (7, 5, 9)]  # scores in the hundreds: exp overflows unless shifted
+    cases = [
+        _OCase("the first tile: m = -inf, l = 0, acc = 0", [tile(R, T, D)]),
+        _OCase("a state from earlier tiles", [tile(R, T, D)], state(R, D)),
+        _OCase("a tile that raises every row's maximum: acc and l must be rescaled", [(high_scores, high_values)], low),
+        _OCase("a tile below every row's maximum: nothing is rescaled", [(below_scores, below_values)], low),
+        _OCase("rows whose scores are all masked (-inf)", [(all_masked, sv)]),
+        _OCase("rows masked so far, rows masked in this tile", [(mixed_scores, mixed_values)], mixed),
+        _OCase("one key a tile, D=1", [tile(one, 1, 1) for _ in range(4)], chain=True),
+        _OCase("consecutive tiles of a causal block", causal, chain=True),
+        _OCase("consecutive tiles of different widths", [tile(5, w, 4) for w in (rng.randint(1, 9), 16, rng.randint(2, 7))],
+               chain=True),
+        _OCase("scores in the hundreds", big, chain=True),
+    ]
+    for case in cases:
+        _run_online_case(fn, case, subchecks)
+    title = "bad input: scores and values that do not agree"
+    stop = _stop_for(subchecks, title)
+    m, l, acc = (t.to(DEVICE) for t in _fresh(3, 4))
+    _expect_error(fn, (m, l, acc, torch.zeros(3, 5, dtype=torch.float64, device=DEVICE),
+                       torch.zeros(6, 4, dtype=torch.float64, device=DEVICE)), {}, (ValueError,),
+                  "scores (3, 5) with values (6, 4)", stop)
+    subchecks.append(SubCheck(title, "pass"))
+
+
+# attention_forward --------------------------------------------------------------------------------
+_LSE_TOL = pick(cpu=1e-4, gpu=3e-3)  # |lse - ref| <= _LSE_TOL * (1 + |ref|): float32 scores, tf32 on a GPU
+_SDPA_OPS = ("scaled_dot_product", "_fused_sdp", "_efficient_attention", "_flash_attention", "_cudnn_attention")
+
+
+class _ACase:
+    def __init__(self, label, B, H, S, D, dtype, causal, block_m=None, block_n=None, scale=1.0):
+        self.label, self.B, self.H, self.S, self.D = label, B, H, S, D
+        self.dtype, self.causal, self.scale = dtype, causal, scale
+        self.kwargs = {k: v for k, v in (("block_m", block_m), ("block_n", block_n)) if v is not None}
+
+    def title(self):
+        kw = "".join(f", {k}={v}" for k, v in self.kwargs.items())
+        return (f"{str(self.dtype)[6:]} B={self.B}, H={self.H}, S={self.S}, D={self.D}, "
+                f"{'causal' if self.causal else 'not causal'} ({self.label}{kw})")
+
+
+def _qkv_values(case, gen):
+    shape = (case.B, case.H, case.S, case.D)
+    q = torch.randn(*shape, generator=gen) * case.scale
+    k = torch.randn(*shape, generator=gen) * case.scale
+    v = torch.randn(*shape, generator=gen)
+    return tuple(t.to(case.dtype) for t in (q, k, v))
+
+
+def _in_rows(values, pad, guard=64):
+    """``values`` (B, H, S, D) copied into a contiguous view inside a flat buffer of ``pad``, one row of
+    ``pad`` before it and ``guard`` rows after: ``(view, view as (B*H*S, D) rows)``."""
+    D = values.shape[-1]
+    n = values.numel()
+    flat = torch.full(((1 + guard) * D + n,), pad, dtype=values.dtype, device=DEVICE)
+    view = flat[D:D + n].view(values.shape)
+    view.copy_(values.to(DEVICE))
+    return view, view.view(-1, D)
+
+
+def _attention_variants(q, k, v, case, block_m, block_n):
+    """Float64 outputs of common mistakes, for the messages: name -> O (B, H, S, D)."""
+    from kernels.attention import attention_reference
+
+    qd, kd, vd = (t.to(torch.float64) for t in (q, k, v))
+    D, S = case.D, case.S
+    scale = 1.0 / D ** 0.5
+    out = {}
+    if case.causal:  # the loop stops at the diagonal, but the tiles that cross it are not masked
+        i, j = torch.arange(S)[:, None], torch.arange(S)[None, :]
+        stop = torch.clamp(-(-((i // block_m + 1) * block_m) // block_n) * block_n, max=S)
+        s = (qd @ kd.transpose(-1, -2)) * scale
+        out["diagonal tiles unmasked"] = torch.softmax(s.masked_fill(j >= stop, float("-inf")), -1) @ vd
+    out |= {
+        "not causal": attention_reference(qd, kd, vd, False)[0] if case.causal else None,
+        "causal": attention_reference(qd, kd, vd, True)[0] if not case.causal else None,
+        "no scale": attention_reference(qd, kd, vd, case.causal, scale=1.0)[0],
+        "log2e missing": attention_reference(qd, kd, vd, case.causal, scale=scale / _LOG2E)[0],
+        "log2e twice": attention_reference(qd, kd, vd, case.causal, scale=scale * _LOG2E)[0],
+    }
+    if S > block_n:  # a loop that stops after its first tile of keys
+        out["first tile only"] = attention_reference(qd, kd[:, :, :block_n], vd[:, :, :block_n], case.causal,
+                                                     scale=scale)[0]
+    if S % block_n and not case.causal:  # keys past S read as zeros (score 0, value 0) and not masked
+        pad = -S % block_n
+        z = torch.zeros(case.B, case.H, pad, D, dtype=torch.float64)
+        out["keys past S"] = attention_reference(qd, torch.cat([kd, z], 2), torch.cat([vd, z], 2), False,
+                                                 scale=scale)[0]
+    # tile by tile, with acc or l not rescaled when the maximum rises
+    for what in ("acc", "l"):
+        o = torch.empty_like(qd)
+        rows = torch.arange(S)
+        for b in range(case.B):
+            for h in range(case.H):
+                m = torch.full((S,), float("-inf"), dtype=torch.float64)
+                l, acc = torch.zeros(S, dtype=torch.float64), torch.zeros(S, D, dtype=torch.float64)
+                for n0 in range(0, S, block_n):
+                    s = (qd[b, h] @ kd[b, h, n0:n0 + block_n].T) * scale
+                    if case.causal:
+                        cols = torch.arange(n0, n0 + s.shape[1])
+                        s = s.masked_fill(cols[None, :] > rows[:, None], float("-inf"))
+                    (m2, l2, acc2), (ul, uacc) = _online_reference(m, l, acc, s, vd[b, h, n0:n0 + block_n])
+                    m, l, acc = m2, (ul if what == "l" else l2), (uacc if what == "acc" else acc2)
+                o[b, h] = acc / l[:, None]
+        out[f"{what} not rescaled"] = o
+    return out
+
+
+_VARIANT_HINTS = {
+    "diagonal tiles unmasked": "that is the output without the causal mask on the tiles that cross the diagonal: "
+                               "the loop skips the tiles wholly above it, but within a tile that crosses it, keys "
+                               "j > i must get the score -inf (keep = offs_n[None, :] <= offs_m[:, None])",
+    "not causal": "that is the output without the causal mask: with causal=True, query i sees keys j <= i only "
+                  "(scores with offs_n > offs_m set to -inf)",
+    "causal": "that is the causal output, but causal=False here: mask keys only past S",
+    "first tile only": "that is the output over the first BLOCK_N keys only: the loop must take in every tile of "
+                       "keys, range(0, end, BLOCK_N)",
+    "keys past S": "that is the output with the keys past S counted (read as zeros, score 0): set the scores of "
+                   "keys offs_n >= S to -inf before the maximum and the exponentials",
+    "no scale": "that is the output without the scale: the scores are q . k / sqrt(D) (qk_scale holds "
+                "log2(e) / sqrt(D))",
+    "log2e missing": "that is softmax with exp2 of the plain scaled scores: exp(x) = exp2(x * log2(e)), so "
+                     "multiply the scores by qk_scale (which holds log2(e)) before exp2",
+    "log2e twice": "that is the output with log2(e) counted twice, or exp where exp2 is meant: qk_scale "
+                   "already holds log2(e), for tl.math.exp2",
+    "acc not rescaled": "that is what an acc never rescaled gives: when a row's maximum rises from m_i to "
+                        "m_new, multiply acc by alpha = exp2(m_i - m_new) before adding tl.dot(p, v)",
+    "l not rescaled": "that is what an l never rescaled gives: l_i = l_i * alpha + tl.sum(p, 1)",
+}
+
+
+def _attention_o_message(o, ref, case, q, k, v, block_m, block_n):
+    tol = T.tolerance(case.dtype)
+    got = o.detach().to("cpu", torch.float64)
+    diff = (got - ref).abs()
+    rms = float(ref.pow(2).mean().sqrt()) or 1.0
+    bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
+    err = T.rel_error(got, ref)
+    if not bool(bad.any()) and err <= tol:
+        return None
+    idx = _first(bad) if bool(bad.any()) else _first(diff == diff.max())
+    b, h, i, d = idx
+    head = (f"O[{b}, {h}, {i}, {d}] is {float(got[idx]):.6g}, expected {float(ref[idx]):.6g} (relative error of O "
+            f"{err:.2e}, tolerance {tol:.0e} for {str(case.dtype)[6:]})")
+    if not bool(torch.isfinite(got[idx])):
+        return head + (": NaN or inf. Does exp2 get the scores minus the running maximum (exp2 of a large score "
+                       "overflows float32)? Is every row's l above 0 when O = acc / l? Are the loads of K and V "
+                       "masked with other=0.0?")
+    for name, alt in _attention_variants(q, k, v, case, block_m, block_n).items():
+        if alt is not None and T.rel_error(got, alt) <= tol:
+            return head + ": " + _VARIANT_HINTS[name]
+    if case.causal:
+        return head + (" (causal=True here: query i sees keys j <= i, the keys of every tile that crosses the "
+                       "diagonal masked with -inf; and with S not a multiple of the tiles, keys past S too)")
+    if case.S % block_n:
+        return head + (f" (S = {case.S} is not a multiple of BLOCK_N = {block_n}: are the loads of K and V masked "
+                       f"with offs_n < S, and the scores of keys past S set to -inf?)")
+    return head
+
+
+def _attention_lse_message(lse, ref_lse, q, k, case):
+    got = lse.detach().to("cpu", torch.float64)
+    bad = ~torch.isfinite(got) | ((got - ref_lse).abs() > _LSE_TOL * (1 + ref_lse.abs()))
+    if not bool(bad.any()):
+        return None
+    idx = _first(bad)
+    head = f"lse[{', '.join(map(str, idx))}] is {float(got[idx]):.8g}, expected {float(ref_lse[idx]):.8g}"
+    if bool(torch.isnan(got[idx])):
+        return head + (": it was never stored (the wrapper filled lse with NaN): store (m_i + log2(l_i)) * ln(2) "
+                       "for every row below S")
+
+    def near(alt):
+        return bool(((got - alt).abs() <= 10 * _LSE_TOL * (1 + alt.abs())).all())
+
+    if near(ref_lse * _LOG2E):
+        return head + (": that is the log-sum-exp in base 2 (m_i + log2(l_i)): the log-sum-exp is a natural log, "
+                       "multiply by ln(2) (or divide by log2(e))")
+    qd, kd = q.to(torch.float64), k.to(torch.float64)
+    s = (qd @ kd.transpose(-1, -2)) / case.D ** 0.5
+    if case.causal:
+        s = s.masked_fill(~torch.ones(case.S, case.S, dtype=torch.bool).tril(), float("-inf"))
+    rowmax = s.max(-1).values
+    if near(ref_lse - rowmax) or near((ref_lse - rowmax) * _LOG2E):
+        return head + (": that is log(l) alone: l is a sum of exp(score - max), so the log-sum-exp adds the "
+                       "maximum back: lse = (m_i + log2(l_i)) * ln(2)")
+    if near(ref_lse + rowmax):
+        return head + (": that is the log-sum-exp plus the row's maximum score, what m_i + log2(l_i) gives when l_i "
+                       "sums exponentials that were not shifted: p = exp2(scores - m_new), alpha = exp2(m_i - m_new) "
+                       "(shifting by the running maximum also keeps exp2 from overflowing on large scores)")
+    if near(rowmax) or near(rowmax * _LOG2E):
+        return head + ": that is the row's maximum score alone: lse = (m_i + log2(l_i)) * ln(2)"
+    return head + (": lse[b, h, i] = log(sum_j exp(q_i . k_j / sqrt(D))), natural log, over the keys row i sees: "
+                   "(m_i + log2(l_i)) * ln(2) in the kernel's base-2 units")
+
+
+def _attention_work_message(call, case, views, o, lse, block_n_default):
+    """In the interpreter: ``None`` if the learner's kernels stored only into O and lse, each element once,
+    and every program read its keys and values one tile of at most BLOCK_N rows at a time, from its own
+    head, none wholly above the diagonal (causal); else ``(status, message)``."""
+    traced = [l for l in call.learner if l.trace is not None and l.trace.programs]
+    if ON_GPU or not traced:
+        return None
+    S, D = case.S, case.D
+    vo, vl = View("O", o.view(-1, D)), View("lse", lse.reshape(-1, 1))
+    count_o = np.zeros(o.numel(), dtype=np.int64)
+    count_l = np.zeros(lse.numel(), dtype=np.int64)
+    for launch in traced:
+        bn = _named_arg(launch, "BLOCK_N", block_n_default)
+        bn = bn if isinstance(bn, int) and bn > 0 else block_n_default
+        for key, p in launch.trace.programs.items():
+            name = _program_name(launch, key)
+            o_rows = []
+            for addr, _ in p.stores:
+                in_o, in_l = vo.in_storage(addr), vl.in_storage(addr)
+                other = ~(in_o | in_l)
+                if other.any():
+                    return "refused", (f"{name} stored into memory other than O and lse (a buffer of scores or "
+                                       "probabilities?): a fused kernel keeps each tile of scores in registers and "
+                                       "writes only O and the log-sum-exp")
+                if in_o.any():
+                    ok, rows, cols, _ = vo.index(addr[in_o])
+                    np.add.at(count_o, (rows * D + cols)[ok], 1)
+                    o_rows.append(rows[ok])
+                if in_l.any():
+                    ok, rows, _, _ = vl.index(addr[in_l])
+                    np.add.at(count_l, rows[ok], 1)
+            o_rows = np.unique(np.concatenate(o_rows)) if o_rows else np.zeros(0, dtype=np.int64)
+            heads = np.unique(o_rows // S)
+            i_max = int(o_rows.max() % S) if o_rows.size else None
+            for label in ("k", "v"):
+                view = views[label]
+                for addr in p.loads:
+                    inside = view.in_storage(addr)
+                    if not inside.any():
+                        continue
+                    ok, rows, _, _ = view.index(addr[inside])
+                    rows = np.unique(rows[ok])
+                    if rows.size > bn:
+                        return "refused", (f"{name} loaded {rows.size} rows of {label} in one tl.load, more than "
+                                           f"BLOCK_N = {bn}: a fused kernel holds one tile of BLOCK_N keys and values "
+                                           "at a time (and one BLOCK_M x BLOCK_N tile of scores), never a whole row "
+                                           "of S scores")
+                    if heads.size == 1 and rows.size and not np.all(rows // S == heads[0]):
+                        return "fail", (f"{name} stores rows of (batch, head) {divmod(int(heads[0]), case.H)} but "
+                                        f"loaded {label} of another head: each (batch, head) attends over its own "
+                                        "keys and values")
+                    if case.causal and i_max is not None and rows.size:
+                        last = -(-(i_max + 1) // bn) * bn  # keys below the end of the tile holding the last row
+                        j = int(rows.max() % S)
+                        if j >= last:
+                            return "fail", (f"{name} computes query rows up to {i_max} but loaded key {j} of {label}: "
+                                            "with causal=True, tiles of keys wholly above the diagonal are skipped "
+                                            "(the loop stops at min((pid_m + 1) * BLOCK_M, S))")
+    if (count_o > 1).any() or (count_l > 1).any():
+        which, c = ("O", count_o) if (count_o > 1).any() else ("lse", count_l)
+        e = int(np.argmax(c > 1))
+        return "fail", (f"element {e} of {which} (flattened) was stored {int(c[e])} times: each program stores its "
+                        "own BLOCK_M rows once, after the loop over the keys")
+    return None
+
+
+def _run_attention_case(fn, case, rng, gen, subchecks, first):
+    from kernels import attention as _attention_module
+    from kernels.attention import attention_reference
+
+    title = case.title()
+    stop = _stop_for(subchecks, title)
+    B, H, S, D = case.B, case.H, case.S, case.D
+    q_v, k_v, v_v = _qkv_values(case, gen)
+    q, q2 = _in_rows(q_v, 1000.0)
+    k, k2 = _in_rows(k_v, 1000.0)  # past an edge: keys that would take every row's attention
+    v, v2 = _in_rows(v_v, 1000.0)
+    inputs = {"q": q, "k": k, "v": v}
+    views = {"q": View("q", q2), "k": View("k", k2), "v": View("v", v2)}
+    privates = {name: _bytes_of(t) for name, t in inputs.items()}
+    kwargs = dict(case.kwargs)
+    call = _fp_call(fn, (q, k, v), dict(kwargs, causal=case.causal), {"q": q2, "k": k2, "v": v2},
+                    ("q", "k", "v"), stop, modules=(_attention_module,), low_precision_casts=True)
+    res = call.res
+    if not (isinstance(res, (tuple, list)) and len(res) == 2):
+        stop("fail", f"the function returned {type(res).__name__}, expected a pair (O, lse)")
+    o, lse = res
+    _check_result_tensor(o, "O", (B, H, S, D), case.dtype, stop)
+    _check_result_tensor(lse, "lse", (B, H, S), torch.float32, stop)
+    for label, t in (("O", o), ("lse", lse)):
+        why = call.box.written_by_kernel(t)
+        if why:
+            stop("refused", f"refused: {label}: {why}")
+    if bool(torch.isnan(o).all()):
+        stop("not_implemented" if first else "fail",
+             "the kernel wrote nothing: O still holds the NaN the wrapper filled it with (not implemented yet, or "
+             "a store mask that is never true?)")
+    verdict = _inputs_message(call, inputs, privates)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    blocks = []
+    for kw, arg in (("block_m", "BLOCK_M"), ("block_n", "BLOCK_N")):
+        b = kwargs.get(kw) or (_named_arg(call.learner[-1], arg, 16) if call.learner else 16)
+        blocks.append(b if isinstance(b, int) and b > 0 else 16)
+    block_m, block_n = blocks
+    verdict = _attention_work_message(call, case, views, o, lse, block_n)
+    if verdict:
+        stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
+    nan = torch.isnan(o)
+    if bool(nan.any()):
+        b, h, i, d = _first(nan)
+        rows = torch.isnan(o).any(-1)
+        stop("fail", f"{int(nan.sum())} elements of O are NaN, first O[{b}, {h}, {i}, {d}] ({int(rows.sum())} rows): "
+                     "never stored (does the store mask keep every row below S, in every program?), or computed as "
+                     "NaN (exp2 of -inf minus -inf, or a division by l = 0)")
+    qd, kd, vd = (t.to(torch.float64) for t in (q_v, k_v, v_v))
+    ref_o, ref_lse = attention_reference(qd, kd, vd, case.causal)
+    msg = _attention_o_message(o, ref_o, case, q_v, k_v, v_v, block_m, block_n)
+    if msg:
+        stop("fail", msg)
+    msg = _attention_lse_message(lse, ref_lse, q_v, k_v, case)
+    if msg:
+        stop("fail", msg)
+    # the same launches on new q, k and v: O and lse must follow
+    new = _qkv_values(case, gen)
+    first_o, first_l = _bytes_of(o), _bytes_of(lse)
+    verdict = _replay_fp(call, dict(zip(("q", "k", "v"), new)), inputs)
+    if verdict:
+        stop(*verdict)
+    ref_o, ref_lse = attention_reference(*(t.to(torch.float64) for t in new), case.causal)
+    msg = _attention_o_message(o, ref_o, case, *new, block_m, block_n) or _attention_lse_message(lse, ref_lse, *new[:2], case)
+    if msg:
+        if torch.equal(_bytes_of(o), first_o) or torch.equal(_bytes_of(lse), first_l):
+            stop(*_not_following("O and lse"))
+        # they changed, but these values come out wrong: say which
+        stop("fail", "on new q, k and v (the grader launched your kernel again): " + msg)
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_attention_forward(fn, rng, gen, subchecks):
+    for kw in ("causal", "block_m", "block_n"):
+        if not _accepts(fn, kw):
+            subchecks.append(SubCheck(f"the wrapper takes {kw}=", "fail", "it does not"))
+            raise _Stop("fail", f"the function must take {kw}= (keep the given wrapper's signature): the grader "
+                                "checks causal attention and other tiles through it")
+    hi = pick(cpu=60, gpu=600)
+    d_big = pick(cpu=64, gpu=128)
+
+    def ragged(lo=33):
+        return _dims(rng, lo, hi)
+
+    f32, f16 = torch.float32, torch.float16
+    cases = [
+        _ACase("small: fewer rows than one tile", 1, 1, rng.randint(3, 12), 16, f32, False),
+        _ACase("ragged S, several tiles of keys", 1, 2, ragged(), 32, f32, False),
+        _ACase("causal, ragged S", 2, 1, ragged(), 16, f16, True),
+        _ACase("causal, two tiles of keys cross the diagonal", 1, 2, ragged(), 32, f32, True, block_m=32, block_n=16),
+        _ACase("tiles of keys wider than the tiles of queries", 2, 1, ragged(), 16, f16, False, block_m=16,
+               block_n=32),
+        _ACase("causal, tiles of keys wider than the tiles of queries", 1, 1, ragged(), 16, f32, True, block_m=16,
+               block_n=32),
+        _ACase("scores in the hundreds: subtract the running maximum", 1, 2, ragged(), 32, f16, False, scale=6.0),
+        _ACase("causal, scores in the hundreds", 1, 1, ragged(), 32, f16, True, scale=6.0),
+        _ACase("one query row", 2, 2, 1, 16, f32, True),
+        _ACase("S a multiple of the tiles", 1, 1, pick(cpu=32, gpu=256), d_big, f16, True),
+    ]
+    for i, case in enumerate(cases):
+        _run_attention_case(fn, case, rng, gen, subchecks, i == 0)
 
 
 # --------------------------------------------------------------------------------------------------

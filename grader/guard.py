@@ -98,6 +98,7 @@ _ALLOWED = frozenset({
 })
 
 # What an aten op is, in words a learner recognises.
+_SDPA = "torch.nn.functional.scaled_dot_product_attention, PyTorch's fused attention"
 _FRIENDLY = {
     "mm": "a matrix product: what torch.matmul, `@` and .mm() run",
     "bmm": "a batched matrix product (torch.bmm, einsum, `@` on 3-D tensors)",
@@ -110,6 +111,14 @@ _FRIENDLY = {
     "_local_scalar_dense": "reading an element into Python (.item(), float(t), int(t))",
     "_scaled_mm": "torch._scaled_mm, PyTorch's FP8 matrix product",
     "_scaled_grouped_mm": "torch._scaled_grouped_mm, PyTorch's FP8 matrix product",
+    "_softmax": "torch.softmax",
+    "logsumexp": "torch.logsumexp",
+    "_scaled_dot_product_flash_attention_for_cpu": _SDPA,
+    "_scaled_dot_product_flash_attention": _SDPA,
+    "_scaled_dot_product_efficient_attention": _SDPA,
+    "_scaled_dot_product_cudnn_attention": _SDPA,
+    "_scaled_dot_product_attention_math": _SDPA,
+    "_fused_sdp_choice": _SDPA,
 }
 
 

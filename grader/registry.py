@@ -47,6 +47,10 @@ EXERCISES = {
                  "unpack bytes into two 4-bit e2m1 codes each, both nibble orders, plain PyTorch"),
         Exercise("dequantize_mxfp4", 10, "check_dequantize_mxfp4", "ch07_fp4_pack", 90, 120,
                  "a Triton kernel that dequantizes an MXFP4 weight (e2m1 codes, e8m0 scale per 32) to bf16"),
+        Exercise("online_softmax_update", 5, "check_online_softmax_update", "ch08_attention", 30, 30,
+                 "one step of the online softmax (running maximum, sum and output over a tile of scores), plain PyTorch"),
+        Exercise("attention_forward", 10, "check_attention_forward", "ch08_attention", 120, 180,
+                 "a fused attention forward kernel in Triton: online softmax over tiles of keys, causal mask, log-sum-exp"),
     ]
 }
 
