@@ -1,10 +1,14 @@
 """Exploration on a GPU (not a chapter record): the attention kernel's tiles and Hopper steps against
 cuDNN SDPA and the FA2 backend, bf16, CUDA-graph medians.
 
-    python benchmarks/explore_attention.py [quick | bar]
+    python benchmarks/explore_attention.py [quick | bar | hopper]
+
+``hopper``: the bar's shapes with the FA3-style variants (scores of the next tile issued before the
+softmax of this one; causal query tiles longest first; warp specialization with 4 warps).
 
 Writes attention_sweep.json into $OUT or /tmp.
 """
+import dataclasses
 import json
 import os
 import sys
@@ -81,5 +85,59 @@ def main(quick=False, bar=False):
                 json.dump(res, open(os.path.join(OUT, "attention_sweep.json"), "w"), indent=1)
 
 
+def hopper():
+    shapes = [(4, 16, 16, 4096, 128, False), (4, 16, 16, 4096, 128, True), (1, 16, 16, 16384, 128, False),
+              (1, 16, 16, 16384, 128, True), (16, 16, 16, 1024, 128, False), (4, 16, 16, 4096, 64, False),
+              (4, 32, 8, 4096, 128, True)]
+    C = A.AttentionConfig
+    variants = [("base", C(128, 128, 8, 3)), ("base 128x64", C(128, 64, 8, 3)),
+                ("overlap 128x64", C(128, 64, 8, 3, overlap=True)), ("overlap 128x64 s2", C(128, 64, 8, 2, overlap=True)),
+                ("overlap 128x64 s4", C(128, 64, 8, 4, overlap=True)), ("overlap 128x128 s2", C(128, 128, 8, 2, overlap=True)),
+                ("overlap 128x64 tma", C(128, 64, 8, 3, True, overlap=True)),
+                ("longest", C(128, 128, 8, 3, longest_first=True)),
+                ("overlap+longest 128x64", C(128, 64, 8, 3, overlap=True, longest_first=True)),
+                ("ws 128x128 s2", C(128, 128, 4, 2, True, True)), ("ws 128x64 s3", C(128, 64, 4, 3, True, True)),
+                ("ws 128x128 s3", C(128, 128, 4, 3, True, True))]
+    res = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__},
+           "rows": []}
+    A._ensure_allocator()
+    for B, H, Hk, S, D, causal in shapes:
+        for dtype in ((torch.bfloat16, torch.float16) if (S, D, causal) == (4096, 128, False) else (torch.bfloat16,)):
+            torch.manual_seed(0)
+            q = torch.randn(B, H, S, D, device="cuda", dtype=dtype)
+            k = torch.randn(B, Hk, S, D, device="cuda", dtype=dtype)
+            v = torch.randn(B, Hk, S, D, device="cuda", dtype=dtype)
+            flops = A.attention_flops(B, H, S, S, D, causal)
+            shape = f"B{B} H{H}/{Hk} S{S} D{D}" + (" causal" if causal else "") + f" {str(dtype)[6:]}"
+            ref = sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal)()
+            base_ms = bench.median_ms(sdpa(SDPBackend.CUDNN_ATTENTION, q, k, v, causal), graph=True)
+            row = {"shape": shape, "cudnn_tflops": round(flops / base_ms / 1e9, 1)}
+            print(row, flush=True)
+            res["rows"].append(row)
+            o = torch.empty_like(q)
+            for name, cfg in variants:
+                if (name.startswith("longest") or "+longest" in name) and not causal:
+                    continue
+                if D == 64 and cfg.block_n == 128 and "128x128" not in name:
+                    cfg = dataclasses.replace(cfg, block_n=64)
+                r = {"shape": shape, "variant": name, "config": cfg.label()}
+                t0 = time.time()
+                try:
+                    fn = lambda: A.launch(q, k, v, o, o, causal, None, "bhsd", cfg, False)  # noqa: E731
+                    fn()
+                    r["err_vs_cudnn"] = rel_error(o, ref)
+                    ms = bench.median_ms(fn, graph=True)
+                    r.update(tflops=round(flops / ms / 1e9, 1), x_cudnn=round(base_ms / ms, 3))
+                except Exception as e:  # noqa: BLE001
+                    r["error"] = f"{type(e).__name__}: {str(e)[:100]}"
+                r["s"] = round(time.time() - t0, 1)
+                print(r, flush=True)
+                res["rows"].append(r)
+                json.dump(res, open(os.path.join(OUT, "attention_hopper.json"), "w"), indent=1)
+
+
 if __name__ == "__main__":
-    main(quick=sys.argv[1:] == ["quick"], bar=sys.argv[1:] == ["bar"])
+    if sys.argv[1:] == ["hopper"]:
+        hopper()
+    else:
+        main(quick=sys.argv[1:] == ["quick"], bar=sys.argv[1:] == ["bar"])

@@ -205,6 +205,57 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
 
 
 @triton.jit
+def _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, qk_scale,
+                    HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, UPCAST: tl.constexpr, TMA: tl.constexpr):
+    """Like :func:`_attend` for unmasked tiles, software-pipelined by hand (FlashAttention-3's
+    intra-warpgroup overlap): the scores of tile ``j + 1`` are asked of the tensor cores before the
+    softmax of tile ``j`` runs, so the two can overlap (``benchmarks/probe_attention.py`` reads the
+    compiled loop). Needs ``end - start`` a multiple of ``BLOCK_N``."""
+    offs_d = tl.arange(0, HEAD_DIM)
+    offs_n = tl.arange(0, BLOCK_N)
+    if start < end:
+        if TMA:
+            k = k_src.load([start, 0])
+        else:
+            k = tl.load(k_src + (start + offs_n)[:, None] * stride_ks + offs_d[None, :])
+        s = _dot(q, tl.trans(k), UPCAST)
+        for n0 in tl.range(start, end - BLOCK_N, BLOCK_N):
+            if TMA:
+                k = k_src.load([n0 + BLOCK_N, 0])
+            else:
+                k = tl.load(k_src + (n0 + BLOCK_N + offs_n)[:, None] * stride_ks + offs_d[None, :])
+            s_next = _dot(q, tl.trans(k), UPCAST)
+            m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+            p = tl.math.exp2(s * qk_scale - m_new[:, None])
+            alpha = tl.math.exp2(m_i - m_new)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            if TMA:
+                v = v_src.load([n0, 0])
+            else:
+                v = tl.load(v_src + (n0 + offs_n)[:, None] * stride_vs + offs_d[None, :])
+            if UPCAST:
+                acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+            else:
+                acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+            m_i = m_new
+            s = s_next
+        m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+        p = tl.math.exp2(s * qk_scale - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if TMA:
+            v = v_src.load([end - BLOCK_N, 0])
+        else:
+            v = tl.load(v_src + (end - BLOCK_N + offs_n)[:, None] * stride_vs + offs_d[None, :])
+        if UPCAST:
+            acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+        else:
+            acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+        m_i = m_new
+    return acc, l_i, m_i
+
+
+@triton.jit
 def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                          stride_qb, stride_qh, stride_qs, stride_kb, stride_kh, stride_ks,
                          stride_vb, stride_vh, stride_vs, stride_ob, stride_oh, stride_os,
@@ -212,13 +263,16 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                          HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
                          CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr,
                          TMA: tl.constexpr = False, WARP_SPECIALIZE: tl.constexpr = False,
-                         EVEN_N: tl.constexpr = False):
+                         EVEN_N: tl.constexpr = False, OVERLAP: tl.constexpr = False,
+                         LONGEST_FIRST: tl.constexpr = False):
     """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring. ``EVEN_N``:
     ``S_K`` is a multiple of ``BLOCK_N`` (no ragged last key tile to mask, no second loop). ``TMA``:
     Q, K, V and O move through tensor descriptors built here, one 2-D ``(S, HEAD_DIM)`` view per head;
     ``WARP_SPECIALIZE``: ask Triton for a producer warp and consumer warpgroups in the key loop (then
     with one loop over every key tile, masked where needed)."""
     pid_m = tl.program_id(0)
+    if LONGEST_FIRST:  # causal: the query tiles with the most keys start first
+        pid_m = tl.num_programs(0) - 1 - pid_m
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
     h = bh % H
@@ -253,15 +307,23 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
         # keys below the tile's first row need no mask; the tiles from there to its last row cross the
         # diagonal; keys past its last row are never loaded (BLOCK_M is a multiple of BLOCK_N)
         diag = tl.minimum(pid_m * BLOCK_M, (S_K // BLOCK_N) * BLOCK_N)
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, False)
+        if OVERLAP:
+            acc, l_i, m_i = _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag,
+                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA)
+        else:
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag, offs_m, S_K,
+                                    qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, False)
         end = tl.minimum((pid_m + 1) * BLOCK_M, S_K)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, diag, end, offs_m, S_K,
                                 qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST, TMA, False)
     else:
         full = (S_K // BLOCK_N) * BLOCK_N  # whole tiles: no mask; then the ragged last one, masked
-        acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, False)
+        if OVERLAP:
+            acc, l_i, m_i = _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full,
+                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA)
+        else:
+            acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full, offs_m, S_K,
+                                    qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, False)
         if not EVEN_N:
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, full, S_K, offs_m, S_K,
                                     qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False)
@@ -285,17 +347,23 @@ class AttentionConfig:
     """Per-call choices of :func:`attention`: ``block_m`` query rows a program, ``block_n`` keys a
     step (``block_m`` a multiple of ``block_n``; both powers of two, at least 16), ``num_warps``,
     ``num_stages`` of software pipelining (GPU), ``tma`` (tensor descriptors: every stride but the head
-    dimension's and every base address 16-byte aligned), ``warp_specialize``."""
+    dimension's and every base address 16-byte aligned), ``warp_specialize``; ``overlap``: the loop over
+    unmasked key tiles computes the next tile's scores before this tile's softmax (FlashAttention-3's
+    intra-warpgroup overlap written by hand; not with ``warp_specialize``); ``longest_first``: causal
+    query tiles launch in reverse order, the ones with the most keys first (no effect without a mask)."""
     block_m: int = 128
     block_n: int = 64
     num_warps: int = 8
     num_stages: int = 3
     tma: bool = False  # tensor descriptors (TMA on Hopper) for Q, K, V and O
     warp_specialize: bool = False  # a producer warp and consumer warpgroups in the key loop (with tma, 4 warps)
+    overlap: bool = False  # the next tile's scores issued before this tile's softmax (unmasked tiles)
+    longest_first: bool = False  # causal: launch the query tiles with the most keys first
 
     def label(self) -> str:
         return (f"{self.block_m}x{self.block_n} w{self.num_warps} s{self.num_stages}" + (" tma" if self.tma else "")
-                + (" ws" if self.warp_specialize else ""))
+                + (" ws" if self.warp_specialize else "") + (" overlap" if self.overlap else "")
+                + (" longest-first" if self.longest_first else ""))
 
 
 def default_config(head_dim: int, seq_q: int, dtype=torch.bfloat16, on_gpu: bool | None = None) -> AttentionConfig:
@@ -333,13 +401,16 @@ def check_config(cfg, name: str = "attention") -> AttentionConfig:
         raise ValueError(f"{name}: config.num_warps must be 1, 2, 4, 8 or 16, got {cfg.num_warps!r}")
     if not (isinstance(cfg.num_stages, int) and 1 <= cfg.num_stages <= 6):
         raise ValueError(f"{name}: config.num_stages must be an int in 1..6, got {cfg.num_stages!r}")
-    for f in ("tma", "warp_specialize"):
+    for f in ("tma", "warp_specialize", "overlap", "longest_first"):
         if not isinstance(getattr(cfg, f), bool):
             raise ValueError(f"{name}: config.{f} must be True or False, got {getattr(cfg, f)!r}")
     if cfg.warp_specialize and not (cfg.tma and cfg.num_warps == 4):
         raise ValueError(f"{name}: config.warp_specialize needs tma=True and num_warps=4 (Triton 3.6 on Hopper "
                          f"specializes only that: with pointer loads it fails to compile, with 8 warps it "
                          f"silently builds an ordinary kernel), got tma={cfg.tma}, num_warps={cfg.num_warps}")
+    if cfg.overlap and cfg.warp_specialize:
+        raise ValueError(f"{name}: config.overlap and config.warp_specialize do not go together: the warp-specialized "
+                         f"kernel has a single key loop of its own")
     return cfg
 
 
@@ -462,7 +533,7 @@ def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_l
         H, H // Hk, Sq, Sk, sm_scale * LOG2E,
         HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), STORE_LSE=bool(store_lse),
         UPCAST=not ON_GPU, TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=Sk % cfg.block_n == 0,
-        num_warps=cfg.num_warps,
+        OVERLAP=cfg.overlap, LONGEST_FIRST=cfg.longest_first and bool(causal), num_warps=cfg.num_warps,
         num_stages=cfg.num_stages)
 
 

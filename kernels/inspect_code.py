@@ -4,6 +4,9 @@
 each ``partitionN`` region, and counts the operations in each, so a reader can see which warps load
 (``async_tma_copy_global_to_local``) and which compute (``warp_group_dot``). ``setmaxnreg`` lists the
 register moves in the PTX: the producer giving registers up, the consumers taking them.
+``loop_schedule`` condenses the SASS of a kernel's main loop to the order of its tensor-core
+instructions, their waits and its exponentials (chapter 08: does the softmax run while a ``wgmma`` is
+in flight?). ``resource_usage`` reads registers, spill stack and shared memory from ``cuobjdump``.
 """
 from __future__ import annotations
 
@@ -89,3 +92,46 @@ def sass_main_loop(sass: str) -> Counter:
         if t and int(t.group(1), 16) < addr and addr - int(t.group(1), 16) > best[1] - best[0]:
             best = (int(t.group(1), 16), addr)
     return Counter(op.split(".")[0] for addr, op in ins if best[0] <= addr <= best[1])
+
+
+SCHEDULE_OPS = {"HGMMA": "wgmma", "WARPGROUP.DEPBAR": "wait", "MUFU.EX2": "exp2", "WARPGROUP.ARRIVE": None}
+
+
+def loop_schedule(sass: str) -> list[tuple[str, int]]:
+    """The main loop of ``cuobjdump -sass`` output (its longest loop, as :func:`sass_main_loop`) as runs
+    of ``wgmma`` (``HGMMA``: an asynchronous warpgroup matrix multiply-add issued), ``wait``
+    (``WARPGROUP.DEPBAR``: wait for issued ``wgmma``s) and ``exp2`` (``MUFU.EX2``), in program order:
+    ``[("wgmma", 8), ("wait", 1), ("exp2", 66), ("wgmma", 8)]`` means the exponentials ran only after
+    the scores were waited for; ``exp2`` runs between ``wgmma``s mean they run while the tensor cores work."""
+    ins = sass_instructions(sass)
+    best = (0, -1)
+    for addr, op in ins:
+        t = re.search(r"BRA\s.*?0x([0-9a-f]+)", op)
+        if t and int(t.group(1), 16) < addr and addr - int(t.group(1), 16) > best[1] - best[0]:
+            best = (int(t.group(1), 16), addr)
+    runs: list[tuple[str, int]] = []
+    for addr, op in ins:
+        if not best[0] <= addr <= best[1]:
+            continue
+        name = next((v for k, v in SCHEDULE_OPS.items() if op == k or op.startswith(k + ".")), None)
+        if name is None:
+            continue
+        if runs and runs[-1][0] == name:
+            runs[-1] = (name, runs[-1][1] + 1)
+        else:
+            runs.append((name, 1))
+    return runs
+
+
+def format_schedule(runs: list[tuple[str, int]]) -> str:
+    """``[("wgmma", 8), ("wait", 1)]`` -> ``"wgmma x8 > wait > ..."``."""
+    return " > ".join(name if n == 1 else f"{name} x{n}" for name, n in runs)
+
+
+def resource_usage(cuobjdump_res_usage: str) -> dict:
+    """``{"registers", "stack", "shared"}`` of the first function in ``cuobjdump -res-usage`` output
+    (``stack`` > 0 means registers spilled to local memory)."""
+    m = re.search(r"REG:(\d+) STACK:(\d+) SHARED:(\d+)", cuobjdump_res_usage)
+    if not m:
+        raise ValueError("no 'REG:.. STACK:.. SHARED:..' line in the cuobjdump -res-usage output")
+    return {"registers": int(m.group(1)), "stack": int(m.group(2)), "shared": int(m.group(3))}

@@ -285,3 +285,30 @@ def test_warp_specialize_needs_tma_and_four_warps():
                 A.AttentionConfig(32, 16, 8, 1, tma=True, warp_specialize=True)):
         with pytest.raises(ValueError, match="warp_specialize needs"):
             A.attention(q, k, v, config=cfg)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("Sq,Sk", [(16, 16), (45, 45), (40, 72), (72, 40), (100, 100)])
+def test_overlapped_key_loop(dtype, causal, Sq, Sk):
+    """The hand-pipelined loop (next tile's scores before this tile's softmax) gives the same answer on
+    lengths with 0, 1, 2 and more unmasked tiles, ragged or not, causal or not, grouped heads; and the
+    causal query tiles launched longest first change nothing but the order."""
+    cfg = A.AttentionConfig(32, 16, 4, 1, overlap=True) if not kernels.ON_GPU else A.AttentionConfig(128, 64, 8, 3, overlap=True)
+    qkv = _qkv(1, 4, 2, Sq, Sk, 32 if not kernels.ON_GPU else 128, dtype, seed=Sq + Sk)
+    o, lse = _check(*qkv, causal=causal, config=cfg)
+    o2, lse2 = A.attention(*qkv, causal=causal, return_lse=True,
+                           config=A.AttentionConfig(cfg.block_m, cfg.block_n, cfg.num_warps, cfg.num_stages,
+                                                    overlap=True, longest_first=True))
+    assert torch.equal(o, o2) and torch.equal(lse, lse2)
+
+
+def test_overlap_and_longest_first_options():
+    cfg = A.AttentionConfig(32, 16, 4, 1, overlap=True, longest_first=True)
+    assert cfg.label() == "32x16 w4 s1 overlap longest-first"
+    q, k, v = _qkv(1, 2, 2, 16, 16, 32, torch.float16)
+    with pytest.raises(ValueError, match="overlap and config.warp_specialize"):
+        A.attention(q, k, v, config=A.AttentionConfig(32, 16, 4, 1, tma=True, warp_specialize=True, overlap=True))
+    for f in ("overlap", "longest_first"):
+        with pytest.raises(ValueError, match=f"config.{f} must be True or False"):
+            A.attention(q, k, v, config=A.AttentionConfig(32, 16, 4, 1, **{f: 1}))
