@@ -62,9 +62,9 @@ grade: setup
 	@test -n "$(strip $(NB))" || { echo "nothing to grade: run 'make workspace' (or 'make lab') first, or pass NB=path/to/notebook.ipynb" >&2; exit 2; }
 	$(BIN)/python -m grader $(NB)
 
-# On a CUDA GPU: re-measure chapters 01-05 and rewrite results/*.json
+# On a CUDA GPU: re-measure chapters 01-08 and rewrite results/<gpu>/*.json
 bench: setup
-	$(BIN)/python -m benchmarks 01 02 03 04 05 06 07
+	$(BIN)/python -m benchmarks 01 02 03 04 05 06 07 08
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -12,6 +12,8 @@ To change a number in a chapter: change the prose, then the claim here, and run
 Importing this module reads nothing and imports nothing of the course's kernels: sources are
 evaluated only by ``benchmarks.claims.check``.
 """
+import re
+
 from benchmarks.claims import Calc, Claim, Fact, LogNumber, Record, Spec, matches, one_of
 
 GPU = "h200"
@@ -521,4 +523,26 @@ CLAIMS += [
           [att("ours", agg="min", D=128), att("ours", agg="max", D=128), att("ours", agg="min", D=64),
            att("ours", agg="max", D=64)]),
     Claim("08_flash_attention", "(0.69–0.88×)", [att("ours, TMA", agg="min"), att("ours, TMA", agg="max")]),
+]
+
+PROBE_LOG = "results/logs/probe_attention_triton3.6_2026-12-02.log"  # benchmarks/probe_attention.py, sm_90
+
+
+def probe_regs(label):
+    """Registers a thread of the variant ``label`` in the compile probe's log."""
+    return LogNumber(PROBE_LOG, re.escape(label) + r"\n\s+[^;]*; (\d+) registers/thread")
+
+
+CLAIMS += [
+    Claim("08_flash_attention", "two consumer warpgroups, each granted 232 registers",
+          [LogNumber(PROBE_LOG, r"TMA \+ warp specialization, 4 warps\n\s+warp-specialized, registers requested \[(\d+), \1\]")]),
+    Claim("08_flash_attention", "(223 registers a thread against\n  174 registers for the plain loop)",
+          [probe_regs("overlap, 128x64 tiles"), probe_regs("pointer loads, 128x64 tiles")]),
+    Claim("08_flash_attention", "255 registers, values spilled to local memory",
+          [probe_regs("overlap, 128x128 tiles, 2 stages")]),
+]
+CLAIMS += [
+    Claim("08_flash_attention", "compiled for 168 registers a thread; at run time\n  the loading warpgroup gives registers back and each consumer takes 232 registers",
+          [probe_regs("TMA + warp specialization, 4 warps"),
+           LogNumber(PROBE_LOG, r"TMA \+ warp specialization, 4 warps\n\s+warp-specialized, registers requested \[(\d+), \1\]")]),
 ]

@@ -2633,9 +2633,13 @@ def _run_attention_case(fn, case, rng, gen, subchecks, first):
     if bool(nan.any()):
         b, h, i, d = _first(nan)
         rows = torch.isnan(o).any(-1)
+        hint = ""
+        if case.causal and bool(rows[..., 0].all()) and not bool(rows[..., 1:].any()):
+            hint = (". Only query row 0 is NaN: in a causal mask query i sees keys j <= i, so row 0 sees key 0; "
+                    "a mask that keeps j < i leaves row 0 nothing (every score -inf, l = 0)")
         stop("fail", f"{int(nan.sum())} elements of O are NaN, first O[{b}, {h}, {i}, {d}] ({int(rows.sum())} rows): "
                      "never stored (does the store mask keep every row below S, in every program?), or computed as "
-                     "NaN (exp2 of -inf minus -inf, or a division by l = 0)")
+                     "NaN (exp2 of -inf minus -inf, or a division by l = 0)" + hint)
     qd, kd, vd = (t.to(torch.float64) for t in (q_v, k_v, v_v))
     ref_o, ref_lse = attention_reference(qd, kd, vd, case.causal)
     msg = _attention_o_message(o, ref_o, case, q_v, k_v, v_v, block_m, block_n)
