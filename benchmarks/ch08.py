@@ -2,7 +2,8 @@
 
 * ``ch08_attention``: bf16, the course's fused kernel (``kernels.attention``: pointer loads with the
   default tiles, the TMA variant, TMA with Triton's warp specialization, and the hand-pipelined key loop
-  with 128 x 64 tiles, ``overlap=True``) beside ``scaled_dot_product_attention`` with the cuDNN backend
+  with 128 x 64 tiles, ``overlap=True``; and ``kernels.attention_gluon``'s hand-written FlashAttention-3
+  schedule, with and without ping-pong) beside ``scaled_dot_product_attention`` with the cuDNN backend
   (the baseline of every ratio) and the FlashAttention-2 backend, at the shapes of the chapter:
   head dim 128 at (B, H, S) = (4, 16, 4096) and (1, 16, 16384), causal and not; head dim 64 at
   (4, 16, 4096) and (16, 16, 1024); grouped-query heads (32 query, 8 key/value heads). FLOPs =
@@ -20,6 +21,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels import attention as A
+from kernels import attention_gluon as G
 from kernels import bench
 from kernels.testing import rel_error
 
@@ -67,12 +69,19 @@ def run_attention(quick=False):
                  "ours": (None, default), "ours, TMA": (None, dataclasses.replace(default, tma=True)),
                  "ours, overlap": (None, dataclasses.replace(default, block_n=64, overlap=True)),
                  "ours, TMA + warp specialization": (None, A.AttentionConfig(128, 128 if D >= 128 else 64, 4,
-                                                                             2 if D >= 128 else 3, True, True))}
+                                                                             2 if D >= 128 else 3, True, True)),
+                 "ours, Gluon FA3 schedule": (None, dict(block_n=128, stages=2)),
+                 "ours, Gluon FA3 schedule + ping-pong": (None, dict(block_n=128, stages=2, pingpong=True))}
         for name, (fn, cfg) in cands.items():
             rec = dict(kernel=name, B=B, H=H, H_kv=Hk, S=S, D=D, causal=causal, dtype="bf16", flops=flops,
                        baseline="cuDNN SDPA", baseline_graph_ms=base_ms)
             try:
-                if cfg is not None:
+                if isinstance(cfg, dict):  # kernels.attention_gluon
+                    rec["config"] = " ".join(f"{k}={v}" for k, v in cfg.items())
+                    o, lse = G.attention_fa3(q, k, v, causal=causal, return_lse=True, **cfg)
+                    rec["lse_max_abs_error"] = _lse_error(lse, q, k, causal)
+                    fn = lambda cfg=cfg: G.attention_fa3(q, k, v, causal=causal, **cfg)  # noqa: E731
+                elif cfg is not None:
                     rec["config"] = cfg.label()
                     o, lse = A.attention(q, k, v, causal=causal, return_lse=True, config=cfg)
                     rec["lse_max_abs_error"] = _lse_error(lse, q, k, causal)

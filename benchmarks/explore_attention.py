@@ -20,6 +20,7 @@ import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from kernels import attention as A
+from kernels import attention_gluon as G
 from kernels import bench
 from kernels.testing import rel_error
 
@@ -97,7 +98,12 @@ def hopper():
                 ("longest", C(128, 128, 8, 3, longest_first=True)),
                 ("overlap+longest 128x64", C(128, 64, 8, 3, overlap=True, longest_first=True)),
                 ("ws 128x128 s2", C(128, 128, 4, 2, True, True)), ("ws 128x64 s3", C(128, 64, 4, 3, True, True)),
-                ("ws 128x128 s3", C(128, 128, 4, 3, True, True))]
+                ("ws 128x128 s3", C(128, 128, 4, 3, True, True)),
+                # kernels.attention_gluon: the hand-written FlashAttention-3 schedule
+                ("gluon fa3 n128 s2", dict(block_n=128, stages=2)), ("gluon fa3 n128 s3", dict(block_n=128, stages=3)),
+                ("gluon fa3 n64 s3", dict(block_n=64, stages=3)), ("gluon fa3 n64 s4", dict(block_n=64, stages=4)),
+                ("gluon fa3 n128 s2 pingpong", dict(block_n=128, stages=2, pingpong=True)),
+                ("gluon fa3 n64 s3 pingpong", dict(block_n=64, stages=3, pingpong=True))]
     res = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__},
            "rows": []}
     A._ensure_allocator()
@@ -118,12 +124,19 @@ def hopper():
             for name, cfg in variants:
                 if (name.startswith("longest") or "+longest" in name) and not causal:
                     continue
-                if D == 64 and cfg.block_n == 128 and "128x128" not in name:
+                gluon = isinstance(cfg, dict)
+                if not gluon and D == 64 and cfg.block_n == 128 and "128x128" not in name:
                     cfg = dataclasses.replace(cfg, block_n=64)
-                r = {"shape": shape, "variant": name, "config": cfg.label()}
+                if gluon and dtype != torch.bfloat16 and dtype != torch.float16:
+                    continue
+                r = {"shape": shape, "variant": name, "config": str(cfg) if gluon else cfg.label()}
                 t0 = time.time()
                 try:
-                    fn = lambda: A.launch(q, k, v, o, o, causal, None, "bhsd", cfg, False)  # noqa: E731
+                    if gluon:
+                        G.attention_fa3(q, k, v, causal=causal, **cfg)  # checks once
+                        fn = lambda cfg=cfg: G.launch(q, k, v, o, o, causal, None, store_lse=False, **cfg)  # noqa: E731
+                    else:
+                        fn = lambda cfg=cfg: A.launch(q, k, v, o, o, causal, None, "bhsd", cfg, False)  # noqa: E731
                     fn()
                     r["err_vs_cudnn"] = rel_error(o, ref)
                     ms = bench.median_ms(fn, graph=True)

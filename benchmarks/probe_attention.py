@@ -4,9 +4,12 @@
   ``setmaxnreg`` register requests, ``kernels.inspect_code.summarize_ttgir``);
 * registers per thread, spill stack and static shared memory (``cuobjdump -res-usage`` of the cubin)
   and the shared memory the launch needs (Triton's metadata; Hopper gives a block at most 232448 bytes);
-* the order of the main loop's tensor-core instructions, their waits and its exponentials
+* the order of the key loop's tensor-core instructions, their waits and its exponentials
   (``cuobjdump -sass``, ``kernels.inspect_code.loop_schedule``): whether the softmax's ``exp2`` runs
   while a ``wgmma`` is in flight.
+
+The variants: ``kernels.attention``'s kernel with its options, and ``kernels.attention_gluon``'s
+hand-written FlashAttention-3 schedule (Gluon; it runs only on a Hopper GPU, but compiles anywhere).
 
     python benchmarks/probe_attention.py            # with the Triton installed
     pip install --target /tmp/t36 triton==3.6.0 && PYTHONPATH=/tmp/t36 python benchmarks/probe_attention.py
@@ -33,6 +36,12 @@ VARIANTS = [  # label, head dim, causal, AttentionConfig fields
     ("TMA + warp specialization, 4 warps, 128x128, 2 stages", 128, False, dict(block_m=128, block_n=128, num_warps=4, num_stages=2, tma=True, warp_specialize=True)),
     ("TMA + warp specialization, 8 warps", 128, False, dict(block_m=128, block_n=64, num_warps=8, num_stages=3, tma=True, warp_specialize=True)),
     ("TMA, no warp specialization", 128, False, dict(block_m=128, block_n=64, num_warps=8, num_stages=3, tma=True)),
+    # kernels.attention_gluon: FlashAttention-3's schedule written by hand in Gluon
+    ("Gluon FA3 schedule, 128-key tiles, 2 stages", 128, False, dict(gluon=True, block_n=128, stages=2)),
+    ("Gluon FA3 schedule, 128-key tiles, 2 stages, ping-pong", 128, False, dict(gluon=True, block_n=128, stages=2, pingpong=True)),
+    ("Gluon FA3 schedule, 128-key tiles, 2 stages, causal", 128, True, dict(gluon=True, block_n=128, stages=2)),
+    ("Gluon FA3 schedule, 64-key tiles, 3 stages", 128, False, dict(gluon=True, block_n=64, stages=3)),
+    ("Gluon FA3 schedule, head dim 64, 128-key tiles, 2 stages", 64, False, dict(gluon=True, block_n=128, stages=2)),
 ]
 
 _ONE = r"""
@@ -44,17 +53,32 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from kernels import attention as A, inspect_code
 D, causal, fields = json.loads(sys.argv[1])
-cfg = A.AttentionConfig(**fields)
-fn = A.attention_fwd_kernel
-consts = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, STORE_LSE=True, UPCAST=False,
-              TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=True, OVERLAP=cfg.overlap,
-              LONGEST_FIRST=cfg.longest_first and causal)
-types = {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "o_ptr": "*bf16", "lse_ptr": "*fp32", "qk_scale": "fp32"}
-names = list(fn.arg_names)
-sig = {n: ("constexpr" if n in consts else types.get(n, "i32")) for n in names}
-attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in names if a not in consts and (a.endswith("_ptr") or a.startswith("stride_"))}
-k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
-                   options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+if fields.pop("gluon", False):  # kernels.attention_gluon, host-side TMA descriptors
+    from triton.experimental.gluon._runtime import GluonASTSource
+    from kernels import attention_gluon as G
+    fn = G.attention_fa3_kernel
+    def desc(rows):
+        return f"tensordesc<bf16[{rows}, {D}],{G.shared_layout((rows, D), torch.bfloat16)!r}>"
+    consts = dict(CAUSAL=causal, STORE_LSE=True, STAGES=fields["stages"], PINGPONG=fields.get("pingpong", False),
+                  PRODUCER_REGS=40, CONSUMER_REGS=232)
+    types = {"q_desc": desc(G.BLOCK_M // 2), "k_desc": desc(fields["block_n"]), "v_desc": desc(fields["block_n"]),
+             "o_ptr": "*bf16", "lse_ptr": "*fp32", "qk_scale": "fp32"}
+    names = list(fn.arg_names)
+    sig = {n: ("constexpr" if n in consts else types.get(n, "i32")) for n in names}
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in ("o_ptr", "lse_ptr", "stride_os")}
+    k = triton.compile(GluonASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32), options={"num_warps": 4})
+else:
+    cfg = A.AttentionConfig(**fields)
+    fn = A.attention_fwd_kernel
+    consts = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, STORE_LSE=True, UPCAST=False,
+                  TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=True, OVERLAP=cfg.overlap,
+                  LONGEST_FIRST=cfg.longest_first and causal)
+    types = {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "o_ptr": "*bf16", "lse_ptr": "*fp32", "qk_scale": "fp32"}
+    names = list(fn.arg_names)
+    sig = {n: ("constexpr" if n in consts else types.get(n, "i32")) for n in names}
+    attrs = {(names.index(a),): [["tt.divisibility", 16]] for a in names if a not in consts and (a.endswith("_ptr") or a.startswith("stride_"))}
+    k = triton.compile(ASTSource(fn, sig, consts, attrs), target=GPUTarget("cuda", 90, 32),
+                       options={"num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
 info = inspect_code.summarize_ttgir(k.asm["ttgir"])
 cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 with tempfile.NamedTemporaryFile(suffix=".cubin") as f:

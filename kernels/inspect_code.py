@@ -78,7 +78,8 @@ def sass_instructions(sass: str) -> list[tuple[int, str]]:
     for ln in sass.splitlines():
         m = re.match(r"\s+/\*([0-9a-f]{4,6})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)(.*?);", ln)
         if m:
-            out.append((int(m.group(1), 16), m.group(2) + ("" if m.group(2) != "BRA" else m.group(3))))
+            keep = m.group(2) == "BRA" or m.group(2).startswith("WARPGROUP.DEPBAR")  # keep the target / the count
+            out.append((int(m.group(1), 16), m.group(2) + (m.group(3) if keep else "")))
     return out
 
 
@@ -94,27 +95,56 @@ def sass_main_loop(sass: str) -> Counter:
     return Counter(op.split(".")[0] for addr, op in ins if best[0] <= addr <= best[1])
 
 
-SCHEDULE_OPS = {"HGMMA": "wgmma", "WARPGROUP.DEPBAR": "wait", "MUFU.EX2": "exp2", "WARPGROUP.ARRIVE": None}
+SCHEDULE_OPS = {"HGMMA": "wgmma", "WARPGROUP.DEPBAR": "wait", "MUFU.EX2": "exp2"}
+
+
+def _loops(ins):
+    """``(start, end)`` address ranges of the backward branches' loops."""
+    out = []
+    for addr, op in ins:
+        t = re.search(r"BRA\s.*?0x([0-9a-f]+)", op)
+        if t and int(t.group(1), 16) < addr:
+            out.append((int(t.group(1), 16), addr))
+    return out
+
+
+def _schedule_name(op: str) -> str | None:
+    for k, v in SCHEDULE_OPS.items():
+        if op == k or op.startswith(k + ".") or op.startswith(k + " "):
+            if v == "wait":  # WARPGROUP.DEPBAR.LE gsb0, 0xN: wait until at most N wgmma groups are pending
+                n = re.search(r"0x([0-9a-f]+)\s*$", op)
+                return f"wait({int(n.group(1), 16)})" if n else "wait"
+            return v
+    return None
 
 
 def loop_schedule(sass: str) -> list[tuple[str, int]]:
-    """The main loop of ``cuobjdump -sass`` output (its longest loop, as :func:`sass_main_loop`) as runs
-    of ``wgmma`` (``HGMMA``: an asynchronous warpgroup matrix multiply-add issued), ``wait``
-    (``WARPGROUP.DEPBAR``: wait for issued ``wgmma``s) and ``exp2`` (``MUFU.EX2``), in program order:
-    ``[("wgmma", 8), ("wait", 1), ("exp2", 66), ("wgmma", 8)]`` means the exponentials ran only after
-    the scores were waited for; ``exp2`` runs between ``wgmma``s mean they run while the tensor cores work."""
+    """The key loop of ``cuobjdump -sass`` output as runs of ``wgmma`` (``HGMMA``: an asynchronous
+    warpgroup matrix multiply-add issued), ``wait(N)`` (``WARPGROUP.DEPBAR.LE gsb0, N``: wait until at
+    most ``N`` groups of issued ``wgmma``s are still running) and ``exp2`` (``MUFU.EX2``), in program
+    order. The key loop is the shortest loop that holds both ``wgmma``s and ``exp2``s (a
+    warp-specialized kernel has outer loops around its partitions), else the longest loop.
+    ``[("wgmma", 8), ("wait(0)", 1), ("exp2", 66), ("wgmma", 8)]`` means the exponentials ran only
+    after the scores were waited for; ``exp2`` runs before a ``wait`` mean they run while the tensor
+    cores work."""
     ins = sass_instructions(sass)
-    best = (0, -1)
-    for addr, op in ins:
-        t = re.search(r"BRA\s.*?0x([0-9a-f]+)", op)
-        if t and int(t.group(1), 16) < addr and addr - int(t.group(1), 16) > best[1] - best[0]:
-            best = (int(t.group(1), 16), addr)
+    loops = _loops(ins)
+    named = [(addr, _schedule_name(op)) for addr, op in ins]
+    named = [(a, n) for a, n in named if n]
+
+    def has(lo, hi, what):
+        return any(lo <= a <= hi and n.startswith(what) for a, n in named)
+
+    both = [lp for lp in loops if has(*lp, "wgmma") and has(*lp, "exp2")]
+    if both:
+        lo, hi = min(both, key=lambda lp: lp[1] - lp[0])
+    elif loops:
+        lo, hi = max(loops, key=lambda lp: lp[1] - lp[0])
+    else:
+        return []
     runs: list[tuple[str, int]] = []
-    for addr, op in ins:
-        if not best[0] <= addr <= best[1]:
-            continue
-        name = next((v for k, v in SCHEDULE_OPS.items() if op == k or op.startswith(k + ".")), None)
-        if name is None:
+    for addr, name in named:
+        if not lo <= addr <= hi:
             continue
         if runs and runs[-1][0] == name:
             runs[-1] = (name, runs[-1][1] + 1)
@@ -124,7 +154,7 @@ def loop_schedule(sass: str) -> list[tuple[str, int]]:
 
 
 def format_schedule(runs: list[tuple[str, int]]) -> str:
-    """``[("wgmma", 8), ("wait", 1)]`` -> ``"wgmma x8 > wait > ..."``."""
+    """``[("wgmma", 8), ("wait(0)", 1)]`` -> ``"wgmma x8 > wait(0) > ..."``."""
     return " > ".join(name if n == 1 else f"{name} x{n}" for name, n in runs)
 
 

@@ -23,8 +23,8 @@ SASS = """
 
 def test_loop_schedule_reads_sass():
     runs = ic.loop_schedule(SASS)
-    assert runs == [("wgmma", 1), ("exp2", 1), ("wgmma", 1), ("exp2", 2), ("wait", 1)]
-    assert ic.format_schedule(runs) == "wgmma > exp2 > wgmma > exp2 x2 > wait"
+    assert runs == [("wgmma", 1), ("exp2", 1), ("wgmma", 1), ("exp2", 2), ("wait(0)", 1)]
+    assert ic.format_schedule(runs) == "wgmma > exp2 > wgmma > exp2 x2 > wait(0)"
     assert ic.loop_schedule("        /*0000*/                   EXIT ;") == []
 
 
@@ -36,7 +36,7 @@ def test_resource_usage_parses_cuobjdump():
 
 
 def _first(runs, name):
-    return next(i for i, (n, _) in enumerate(runs) if n == name)
+    return next(i for i, (n, _) in enumerate(runs) if n.startswith(name))
 
 
 def _runs(loop: str):
@@ -58,3 +58,21 @@ def test_compiled_key_loops_plain_waits_overlap_interleaves():
     assert _first(o, "exp2") < _first(o, "wait"), over["loop"]
     between = [n for i, (name, n) in enumerate(o[:_first(o, "wait")]) if name == "exp2" and 0 < i]
     assert sum(between) >= 32, over["loop"]  # 64 x 64 scores per warpgroup: 32 per thread
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("pingpong", [False, True])
+def test_gluon_fa3_loop_runs_softmax_under_the_pv_product(pingpong):
+    """kernels.attention_gluon, compiled for sm_90: a warp-specialized kernel (two consumer warpgroups
+    granted 232 registers, a producer with 40) whose key loop issues both products, waits with one
+    still running (wait(1)), runs the tile's exponentials, and only then waits for the last (wait(0))."""
+    r = probe(128, False, {"gluon": True, "block_n": 128, "stages": 2, "pingpong": pingpong})
+    assert "failed" not in r, r
+    assert r["specialized"] and r["requested_registers"] == [232, 40]
+    assert r["launch_shared_bytes"] <= 232448
+    runs = _runs(r["loop"])
+    names = [n for n, _ in runs]
+    assert names[0] == "wgmma" and runs[0][1] == 16, r["loop"]  # Q K_j^T (8) and P_{j-1} V_{j-1} (8)
+    assert names[1] == "wait(1)", r["loop"]
+    assert names[2] == "exp2" and runs[2][1] >= 64, r["loop"]  # 64 x 128 scores per warpgroup: 64 a thread
+    assert "wait(0)" in names[3:], r["loop"]
