@@ -72,7 +72,7 @@ else:
     fn = A.attention_fwd_kernel
     consts = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=causal, STORE_LSE=True, UPCAST=False,
                   TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=True, OVERLAP=cfg.overlap,
-                  LONGEST_FIRST=cfg.longest_first and causal)
+                  LONGEST_FIRST=cfg.longest_first and causal, LONG=False)
     types = {"q_ptr": "*bf16", "k_ptr": "*bf16", "v_ptr": "*bf16", "o_ptr": "*bf16", "lse_ptr": "*fp32", "qk_scale": "fp32"}
     names = list(fn.arg_names)
     sig = {n: ("constexpr" if n in consts else types.get(n, "i32")) for n in names}

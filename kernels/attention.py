@@ -46,6 +46,7 @@ LOG2E = 1.4426950408889634  # log2(e): exp(x) == exp2(x * LOG2E)
 HEAD_DIMS = (16, 32, 64, 128)
 LAYOUTS = ("bhsd", "bshd")
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_ROW_STRIDE = 2**31 // 256  # rows within a tile (at most 256) are addressed in 32 bits
 
 
 # --------------------------------------------------------------------------------------------------
@@ -74,7 +75,23 @@ def online_softmax_update(m, l, acc, scores, values):
     When the maximum moves from ``m`` to ``m_new``, everything summed so far was weighted by
     ``exp(score - m)`` and must be by ``exp(score - m_new)``: both ``l`` and ``acc`` are multiplied by
     ``alpha = exp(m - m_new)`` (1 when the maximum did not move, 0 on the first tile). A row whose
-    scores so far are all ``-inf`` keeps ``m = -inf``, ``l = 0`` and ``acc = 0``."""
+    scores so far are all ``-inf`` keeps ``m = -inf``, ``l = 0`` and ``acc = 0``. Raises ``TypeError``
+    for a mix of NumPy and torch or non-array arguments, ``ValueError`` for shapes that do not agree."""
+    arrays = (m, l, acc, scores, values)
+    names = ("m", "l", "acc", "scores", "values")
+    kinds = {isinstance(a, torch.Tensor) for a in arrays}
+    if not all(isinstance(a, (torch.Tensor, np.ndarray)) for a in arrays) or len(kinds) != 1:
+        got = ", ".join(f"{n}: {type(a).__name__}" for n, a in zip(names, arrays))
+        raise TypeError(f"online_softmax_update: pass five NumPy arrays or five torch tensors, got {got}")
+    dims = tuple(a.ndim for a in arrays)
+    if dims != (1, 1, 2, 2, 2):
+        raise ValueError(f"online_softmax_update: m (R,), l (R,), acc (R, D), scores (R, T), values (T, D); got "
+                         f"{dims[0]}, {dims[1]}, {dims[2]}, {dims[3]} and {dims[4]} dimensions")
+    R, T = scores.shape
+    if m.shape[0] != R or l.shape[0] != R or acc.shape[0] != R or values.shape[0] != T or acc.shape[1] != values.shape[1]:
+        raise ValueError(f"online_softmax_update: shapes do not agree: m {tuple(m.shape)}, l {tuple(l.shape)}, acc "
+                         f"{tuple(acc.shape)}, scores {tuple(scores.shape)}, values {tuple(values.shape)}; expected "
+                         f"m (R,), l (R,), acc (R, D), scores (R, T), values (T, D)")
     return _online_step(m, l, acc, scores, values)[:3]
 
 
@@ -161,7 +178,7 @@ def attention_reference_tiled(q, k, v, causal: bool = False, scale: float | None
 @triton.jit
 def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, offs_m, S_K, qk_scale,
             HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, MASK: tl.constexpr, CAUSAL: tl.constexpr,
-            UPCAST: tl.constexpr, TMA: tl.constexpr, WARP_SPECIALIZE: tl.constexpr):
+            UPCAST: tl.constexpr, TMA: tl.constexpr, WARP_SPECIALIZE: tl.constexpr, LONG: tl.constexpr = False):
     """Key/value tiles ``start, start + BLOCK_N, ... < end`` into the running ``(acc, l_i, m_i)``.
     ``MASK``: check each key against ``S_K`` and, if ``CAUSAL``, against the row (the tiles that cross
     the diagonal or the end); the others skip the checks. ``TMA``: ``k_src``/``v_src`` are tensor
@@ -169,12 +186,18 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
     offs_d = tl.arange(0, HEAD_DIM)
     for n0 in tl.range(start, end, BLOCK_N, warp_specialize=WARP_SPECIALIZE):
         offs_n = n0 + tl.arange(0, BLOCK_N)
+        k_at, v_at, rows_n = k_src, v_src, offs_n
+        if LONG:  # views of 2**31 elements or more: the tile's first row in 64 bits, the rest from there
+            if not TMA:
+                k_at = k_src + tl.cast(n0, tl.int64) * stride_ks
+                v_at = v_src + tl.cast(n0, tl.int64) * stride_vs
+                rows_n = tl.arange(0, BLOCK_N)
         if TMA:
             k = k_src.load([n0, 0])
         elif MASK:
-            k = tl.load(k_src + offs_n[:, None] * stride_ks + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+            k = tl.load(k_at + rows_n[:, None] * stride_ks + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
         else:
-            k = tl.load(k_src + offs_n[:, None] * stride_ks + offs_d[None, :])
+            k = tl.load(k_at + rows_n[:, None] * stride_ks + offs_d[None, :])
         if UPCAST:  # Triton's interpreter: bf16 tl.dot is wrong there, float32 is exact
             s = tl.dot(q.to(tl.float32), tl.trans(k.to(tl.float32)))
         else:
@@ -193,9 +216,9 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
         if TMA:
             v = v_src.load([n0, 0])
         elif MASK:
-            v = tl.load(v_src + offs_n[:, None] * stride_vs + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
+            v = tl.load(v_at + rows_n[:, None] * stride_vs + offs_d[None, :], mask=offs_n[:, None] < S_K, other=0.0)
         else:
-            v = tl.load(v_src + offs_n[:, None] * stride_vs + offs_d[None, :])
+            v = tl.load(v_at + rows_n[:, None] * stride_vs + offs_d[None, :])
         if UPCAST:
             acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
         else:
@@ -206,13 +229,16 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
 
 @triton.jit
 def _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, qk_scale,
-                    HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, UPCAST: tl.constexpr, TMA: tl.constexpr):
+                    HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, UPCAST: tl.constexpr, TMA: tl.constexpr,
+                    LONG: tl.constexpr = False):
     """Like :func:`_attend` for unmasked tiles, software-pipelined by hand (FlashAttention-3's
     intra-warpgroup overlap): the scores of tile ``j + 1`` are asked of the tensor cores before the
     softmax of tile ``j`` runs, so the two can overlap (``benchmarks/probe_attention.py`` reads the
     compiled loop). Needs ``end - start`` a multiple of ``BLOCK_N``."""
     offs_d = tl.arange(0, HEAD_DIM)
     offs_n = tl.arange(0, BLOCK_N)
+    if LONG:  # views of 2**31 elements or more: row offsets in 64 bits
+        offs_n = offs_n.to(tl.int64)
     if start < end:
         if TMA:
             k = k_src.load([start, 0])
@@ -264,7 +290,7 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                          CAUSAL: tl.constexpr, STORE_LSE: tl.constexpr, UPCAST: tl.constexpr,
                          TMA: tl.constexpr = False, WARP_SPECIALIZE: tl.constexpr = False,
                          EVEN_N: tl.constexpr = False, OVERLAP: tl.constexpr = False,
-                         LONGEST_FIRST: tl.constexpr = False):
+                         LONGEST_FIRST: tl.constexpr = False, LONG: tl.constexpr = False):
     """One program: ``BLOCK_M`` query rows of one (batch, head); see the module docstring. ``EVEN_N``:
     ``S_K`` is a multiple of ``BLOCK_N`` (no ragged last key tile to mask, no second loop). ``TMA``:
     Q, K, V and O move through tensor descriptors built here, one 2-D ``(S, HEAD_DIM)`` view per head;
@@ -293,7 +319,10 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
                                           block_shape=[BLOCK_N, HEAD_DIM])
         q = q_desc.load([pid_m * BLOCK_M, 0])
     else:
-        q = tl.load(q_base + offs_m[:, None] * stride_qs + offs_d[None, :], mask=offs_m[:, None] < S_Q, other=0.0)
+        rows_m = offs_m  # views of 2**31 elements or more: 64-bit offsets
+        if LONG:
+            rows_m = offs_m.to(tl.int64)
+        q = tl.load(q_base + rows_m[:, None] * stride_qs + offs_d[None, :], mask=offs_m[:, None] < S_Q, other=0.0)
     m_i = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     l_i = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
@@ -302,38 +331,41 @@ def attention_fwd_kernel(q_ptr, k_ptr, v_ptr, o_ptr, lse_ptr,
         # the ragged tail, fails inside its compiler): one loop, every tile masked when any may need it
         end = tl.minimum((pid_m + 1) * BLOCK_M, S_K) if CAUSAL else S_K
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, end, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, CAUSAL or not EVEN_N, CAUSAL, UPCAST, TMA, True)
+                                qk_scale, HEAD_DIM, BLOCK_N, CAUSAL or not EVEN_N, CAUSAL, UPCAST, TMA, True, LONG)
     elif CAUSAL:
         # keys below the tile's first row need no mask; the tiles from there to its last row cross the
         # diagonal; keys past its last row are never loaded (BLOCK_M is a multiple of BLOCK_N)
         diag = tl.minimum(pid_m * BLOCK_M, (S_K // BLOCK_N) * BLOCK_N)
         if OVERLAP:
             acc, l_i, m_i = _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag,
-                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA)
+                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA, LONG)
         else:
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, diag, offs_m, S_K,
-                                    qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, False)
+                                    qk_scale, HEAD_DIM, BLOCK_N, False, True, UPCAST, TMA, False, LONG)
         end = tl.minimum((pid_m + 1) * BLOCK_M, S_K)
         acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, diag, end, offs_m, S_K,
-                                qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST, TMA, False)
+                                qk_scale, HEAD_DIM, BLOCK_N, True, True, UPCAST, TMA, False, LONG)
     else:
         full = (S_K // BLOCK_N) * BLOCK_N  # whole tiles: no mask; then the ragged last one, masked
         if OVERLAP:
             acc, l_i, m_i = _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full,
-                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA)
+                                            qk_scale, HEAD_DIM, BLOCK_N, UPCAST, TMA, LONG)
         else:
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, 0, full, offs_m, S_K,
-                                    qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, False)
+                                    qk_scale, HEAD_DIM, BLOCK_N, False, False, UPCAST, TMA, False, LONG)
         if not EVEN_N:
             acc, l_i, m_i = _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, full, S_K, offs_m, S_K,
-                                    qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False)
+                                    qk_scale, HEAD_DIM, BLOCK_N, True, False, UPCAST, TMA, False, LONG)
     o = (acc / l_i[:, None]).to(o_ptr.dtype.element_ty)
     if TMA:  # rows past S_Q are dropped by the copy engine
         o_desc = tl.make_tensor_descriptor(o_base, shape=[S_Q, HEAD_DIM], strides=[stride_os, 1],
                                            block_shape=[BLOCK_M, HEAD_DIM])
         o_desc.store([pid_m * BLOCK_M, 0], o)
     else:
-        tl.store(o_base + offs_m[:, None] * stride_os + offs_d[None, :], o, mask=offs_m[:, None] < S_Q)
+        rows_m = offs_m
+        if LONG:
+            rows_m = offs_m.to(tl.int64)
+        tl.store(o_base + rows_m[:, None] * stride_os + offs_d[None, :], o, mask=offs_m[:, None] < S_Q)
     if STORE_LSE:  # natural log: (m + log2(l)) is in base 2
         tl.store(lse_ptr + bh.to(tl.int64) * S_Q + offs_m, (m_i + tl.math.log2(l_i)) / 1.4426950408889634,
                  mask=offs_m < S_Q)
@@ -382,6 +414,12 @@ def default_config(head_dim: int, seq_q: int, dtype=torch.bfloat16, on_gpu: bool
     return AttentionConfig(128, 128 if head_dim >= 128 else 64, 8 if head_dim >= 64 else 4, 3)
 
 
+def long_rows(*views) -> bool:
+    """Whether any ``(B, H, S, D)`` view spans 2**31 elements or more along its rows (then the kernels
+    address each tile's first row in 64 bits)."""
+    return any(t.shape[2] * t.stride(2) >= 2**31 for t in views)
+
+
 def _pow2(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0 and v & (v - 1) == 0
 
@@ -397,9 +435,9 @@ def check_config(cfg, name: str = "attention") -> AttentionConfig:
     if cfg.block_m % cfg.block_n:
         raise ValueError(f"{name}: config.block_m ({cfg.block_m}) must be a multiple of config.block_n "
                          f"({cfg.block_n}): the causal loop stops at a query tile's last row")
-    if cfg.num_warps not in (1, 2, 4, 8, 16):
+    if not isinstance(cfg.num_warps, int) or isinstance(cfg.num_warps, bool) or cfg.num_warps not in (1, 2, 4, 8, 16):
         raise ValueError(f"{name}: config.num_warps must be 1, 2, 4, 8 or 16, got {cfg.num_warps!r}")
-    if not (isinstance(cfg.num_stages, int) and 1 <= cfg.num_stages <= 6):
+    if not (isinstance(cfg.num_stages, int) and not isinstance(cfg.num_stages, bool) and 1 <= cfg.num_stages <= 6):
         raise ValueError(f"{name}: config.num_stages must be an int in 1..6, got {cfg.num_stages!r}")
     for f in ("tma", "warp_specialize", "overlap", "longest_first"):
         if not isinstance(getattr(cfg, f), bool):
@@ -458,6 +496,13 @@ def _check_tensor(t, label: str, name: str) -> None:
                          f"{label}.contiguous() if it came from a transpose of the last dimension)")
 
 
+def check_flags(name: str, **flags) -> None:
+    """Raise ``TypeError`` unless every flag is a bool (``causal="False"`` would be truthy)."""
+    for k, v in flags.items():
+        if not isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{name}: {k} must be True or False, got {v!r}")
+
+
 def check_attention(name, q, k, v, layout: str, scale) -> tuple[int, int, int, int, int, int]:
     """Check the operands of :func:`attention`; return ``(B, H, H_kv, S_q, S_k, D)``. Raises
     ``TypeError`` (types, dtypes) or ``ValueError`` (layout, shapes, head dims, devices, strides)."""
@@ -485,9 +530,17 @@ def check_attention(name, q, k, v, layout: str, scale) -> tuple[int, int, int, i
     if H % Hk:
         raise ValueError(f"{name}: q has {H} heads, k/v {Hk}: the key/value heads must divide the query heads "
                          f"(grouped-query attention; shapes {dims}: {tuple(q.shape)}, {tuple(k.shape)})")
+    for t, label in ((qb, "q"), (kb, "k"), (vb, "v")):
+        if t.shape[2] > 1 and t.stride(2) >= MAX_ROW_STRIDE:
+            raise ValueError(f"{name}: {label}'s rows (sequence positions) are {t.stride(2)} elements apart; the kernel "
+                             f"addresses the rows inside a tile in 32 bits and takes strides below {MAX_ROW_STRIDE} "
+                             f"(2**31 / 256): pass {label}.contiguous()")
     if scale is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
                                   and math.isfinite(scale) and scale > 0):
         raise ValueError(f"{name}: scale must be a positive finite number or None (1/sqrt(head dim)), got {scale!r}")
+    if scale is not None and not 1e-30 <= scale <= 1e30:
+        raise ValueError(f"{name}: scale={scale!r} is outside 1e-30 .. 1e30: the kernel multiplies the scores by "
+                         f"scale * log2(e) in float32, where it would round to 0 or overflow")
     return B, H, Hk, Sq, Sk, D
 
 
@@ -503,6 +556,7 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
     ``ValueError`` (see :func:`check_attention`, :func:`check_config`) for what it cannot take."""
     name = "attention"
     B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
+    check_flags(name, causal=causal, return_lse=return_lse)
     cfg = check_config(config or default_config(D, Sq, q.dtype), name)
     if world_mismatch(attention_fwd_kernel):
         raise RuntimeError(world_mismatch(attention_fwd_kernel))
@@ -533,7 +587,8 @@ def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_l
         H, H // Hk, Sq, Sk, sm_scale * LOG2E,
         HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), STORE_LSE=bool(store_lse),
         UPCAST=not ON_GPU, TMA=cfg.tma, WARP_SPECIALIZE=cfg.warp_specialize, EVEN_N=Sk % cfg.block_n == 0,
-        OVERLAP=cfg.overlap, LONGEST_FIRST=cfg.longest_first and bool(causal), num_warps=cfg.num_warps,
+        OVERLAP=cfg.overlap, LONGEST_FIRST=cfg.longest_first and bool(causal), LONG=long_rows(qb, kb, vb, ob),
+        num_warps=cfg.num_warps,
         num_stages=cfg.num_stages)
 
 
@@ -585,18 +640,21 @@ def causal_tiles(seq_q: int, seq_k: int, block_m: int, block_n: int) -> np.ndarr
 # accumulators only, so no atomics are needed.
 @triton.jit
 def _bwd_delta_kernel(o_ptr, do_ptr, delta_ptr, stride_ob, stride_oh, stride_os, stride_dob, stride_doh,
-                      stride_dos, H, S_Q, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr):
+                      stride_dos, H, S_Q, HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, LONG: tl.constexpr = False):
     """delta[b, h, i] = sum_d dO[b, h, i, d] * O[b, h, i, d] (float32)."""
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
     h = (bh % H).to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    om = offs_m  # 64-bit row offsets for views of 2**31 elements or more
+    if LONG:
+        om = offs_m.to(tl.int64)
     offs_d = tl.arange(0, HEAD_DIM)
     rows = offs_m[:, None] < S_Q
-    o = tl.load(o_ptr + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_os + offs_d[None, :], mask=rows,
+    o = tl.load(o_ptr + b * stride_ob + h * stride_oh + om[:, None] * stride_os + offs_d[None, :], mask=rows,
                 other=0.0).to(tl.float32)
-    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows,
+    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + om[:, None] * stride_dos + offs_d[None, :], mask=rows,
                  other=0.0).to(tl.float32)
     tl.store(delta_ptr + bh.to(tl.int64) * S_Q + offs_m, tl.sum(o * do, 1), mask=offs_m < S_Q)
 
@@ -616,7 +674,7 @@ def attention_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, d
                               stride_dkb, stride_dkh, stride_dks, stride_dvb, stride_dvh, stride_dvs,
                               H, H_KV, GROUP, S_Q, S_K, sm_scale,
                               HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                              CAUSAL: tl.constexpr, UPCAST: tl.constexpr):
+                              CAUSAL: tl.constexpr, UPCAST: tl.constexpr, LONG: tl.constexpr = False):
     """One program: ``BLOCK_N`` keys of one (batch, key/value head); dK and dV summed over every query
     tile that sees them and every query head of the group."""
     pid_n = tl.program_id(0)
@@ -624,11 +682,14 @@ def attention_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, d
     b = (bhk // H_KV).to(tl.int64)
     hk = (bhk % H_KV).to(tl.int64)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    on = offs_n
+    if LONG:
+        on = offs_n.to(tl.int64)
     offs_d = tl.arange(0, HEAD_DIM)
     keys = offs_n[:, None] < S_K
-    k = tl.load(k_ptr + b * stride_kb + hk * stride_kh + offs_n[:, None] * stride_ks + offs_d[None, :], mask=keys,
+    k = tl.load(k_ptr + b * stride_kb + hk * stride_kh + on[:, None] * stride_ks + offs_d[None, :], mask=keys,
                 other=0.0)
-    v = tl.load(v_ptr + b * stride_vb + hk * stride_vh + offs_n[:, None] * stride_vs + offs_d[None, :], mask=keys,
+    v = tl.load(v_ptr + b * stride_vb + hk * stride_vh + on[:, None] * stride_vs + offs_d[None, :], mask=keys,
                 other=0.0)
     dk = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
     dv = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
@@ -642,9 +703,12 @@ def attention_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, d
         row_base = (b * H + h) * S_Q
         for m0 in range(start, S_Q, BLOCK_M):
             offs_m = m0 + tl.arange(0, BLOCK_M)
+            om = offs_m  # 64-bit row offsets for views of 2**31 elements or more
+            if LONG:
+                om = offs_m.to(tl.int64)
             rows = offs_m[:, None] < S_Q
-            q = tl.load(q_base + offs_m[:, None] * stride_qs + offs_d[None, :], mask=rows, other=0.0)
-            do = tl.load(do_base + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows, other=0.0)
+            q = tl.load(q_base + om[:, None] * stride_qs + offs_d[None, :], mask=rows, other=0.0)
+            do = tl.load(do_base + om[:, None] * stride_dos + offs_d[None, :], mask=rows, other=0.0)
             lse2 = tl.load(lse_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0) * 1.4426950408889634
             delta = tl.load(delta_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0)
             # P^T for this (key tile, query tile): (BLOCK_N, BLOCK_M)
@@ -659,9 +723,9 @@ def attention_bwd_dkdv_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, d
             dst = pt * (dpt - delta[None, :])
             dk += _dot(dst.to(q.dtype), q, UPCAST)
     out = offs_n[:, None] < S_K
-    tl.store(dk_ptr + b * stride_dkb + hk * stride_dkh + offs_n[:, None] * stride_dks + offs_d[None, :],
+    tl.store(dk_ptr + b * stride_dkb + hk * stride_dkh + on[:, None] * stride_dks + offs_d[None, :],
              (dk * sm_scale).to(dk_ptr.dtype.element_ty), mask=out)
-    tl.store(dv_ptr + b * stride_dvb + hk * stride_dvh + offs_n[:, None] * stride_dvs + offs_d[None, :],
+    tl.store(dv_ptr + b * stride_dvb + hk * stride_dvh + on[:, None] * stride_dvs + offs_d[None, :],
              dv.to(dv_ptr.dtype.element_ty), mask=out)
 
 
@@ -672,7 +736,7 @@ def attention_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_
                             stride_dqb, stride_dqh, stride_dqs,
                             H, GROUP, S_Q, S_K, sm_scale,
                             HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-                            CAUSAL: tl.constexpr, UPCAST: tl.constexpr):
+                            CAUSAL: tl.constexpr, UPCAST: tl.constexpr, LONG: tl.constexpr = False):
     """One program: ``BLOCK_M`` query rows of one (batch, head); dQ summed over the key tiles they see."""
     pid_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -681,11 +745,14 @@ def attention_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_
     hk = (h // GROUP).to(tl.int64)
     h = h.to(tl.int64)
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    om = offs_m  # 64-bit row offsets for views of 2**31 elements or more
+    if LONG:
+        om = offs_m.to(tl.int64)
     offs_d = tl.arange(0, HEAD_DIM)
     rows = offs_m[:, None] < S_Q
-    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qs + offs_d[None, :], mask=rows,
+    q = tl.load(q_ptr + b * stride_qb + h * stride_qh + om[:, None] * stride_qs + offs_d[None, :], mask=rows,
                 other=0.0)
-    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + offs_m[:, None] * stride_dos + offs_d[None, :], mask=rows,
+    do = tl.load(do_ptr + b * stride_dob + h * stride_doh + om[:, None] * stride_dos + offs_d[None, :], mask=rows,
                  other=0.0)
     row_base = bh.to(tl.int64) * S_Q
     lse2 = tl.load(lse_ptr + row_base + offs_m, mask=offs_m < S_Q, other=0.0) * 1.4426950408889634
@@ -697,9 +764,12 @@ def attention_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_
     end = tl.minimum((pid_m + 1) * BLOCK_M, S_K) if CAUSAL else S_K
     for n0 in range(0, end, BLOCK_N):
         offs_n = n0 + tl.arange(0, BLOCK_N)
+        on = offs_n
+        if LONG:
+            on = offs_n.to(tl.int64)
         keys = offs_n[:, None] < S_K
-        k = tl.load(k_base + offs_n[:, None] * stride_ks + offs_d[None, :], mask=keys, other=0.0)
-        v = tl.load(v_base + offs_n[:, None] * stride_vs + offs_d[None, :], mask=keys, other=0.0)
+        k = tl.load(k_base + on[:, None] * stride_ks + offs_d[None, :], mask=keys, other=0.0)
+        v = tl.load(v_base + on[:, None] * stride_vs + offs_d[None, :], mask=keys, other=0.0)
         p = tl.math.exp2(_dot(q, tl.trans(k), UPCAST) * qk_scale - lse2[:, None])
         keep = (offs_n[None, :] < S_K) & (offs_m[:, None] < S_Q)
         if CAUSAL:
@@ -708,7 +778,7 @@ def attention_bwd_dq_kernel(q_ptr, k_ptr, v_ptr, do_ptr, lse_ptr, delta_ptr, dq_
         dp = _dot(do, tl.trans(v), UPCAST)
         ds = p * (dp - delta[:, None])
         dq += _dot(ds.to(k.dtype), k, UPCAST)
-    tl.store(dq_ptr + b * stride_dqb + h * stride_dqh + offs_m[:, None] * stride_dqs + offs_d[None, :],
+    tl.store(dq_ptr + b * stride_dqb + h * stride_dqh + om[:, None] * stride_dqs + offs_d[None, :],
              (dq * sm_scale).to(dq_ptr.dtype.element_ty), mask=rows)
 
 
@@ -732,6 +802,7 @@ def attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: float |
     for ``do``/``o``/``lse`` of the wrong shape."""
     name = "attention_backward"
     B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
+    check_flags(name, causal=causal)
     for t, label in ((do, "do"), (o, "o")):
         _check_tensor(t, label, name)
         if tuple(t.shape) != tuple(q.shape) or t.dtype != q.dtype:
@@ -755,10 +826,15 @@ def attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: float |
     grid_k = (triton.cdiv(Sk, cfg.block_n), B * Hk)
     check_grid(name, grid_q)
     check_grid(name, grid_k)
+    for t, label in ((dob, "do"), (ob, "o")):
+        if t.shape[2] > 1 and t.stride(2) >= MAX_ROW_STRIDE:
+            raise ValueError(f"{name}: {label}'s rows are {t.stride(2)} elements apart; the kernels take strides below "
+                             f"{MAX_ROW_STRIDE}: pass {label}.contiguous()")
+    long = long_rows(qb, kb, vb, ob, dob, dqb, dkb, dvb)
     _bwd_delta_kernel[grid_q](ob, dob, delta, *ob.stride()[:3], *dob.stride()[:3], H, Sq, HEAD_DIM=D,
-                              BLOCK_M=cfg.block_m)
+                              BLOCK_M=cfg.block_m, LONG=long)
     common = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), UPCAST=not ON_GPU,
-                  num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+                  LONG=long, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     attention_bwd_dkdv_kernel[grid_k](qb, kb, vb, dob, lse, delta, dkb, dvb, *qb.stride()[:3], *kb.stride()[:3],
                                       *vb.stride()[:3], *dob.stride()[:3], *dkb.stride()[:3], *dvb.stride()[:3],
                                       H, Hk, H // Hk, Sq, Sk, sm_scale, **common)

@@ -294,6 +294,7 @@ def attention_fa3(q, k, v, causal: bool = False, scale: float | None = None, ret
 
     name = "attention_fa3"
     B, H, Hk, Sq, Sk, D = A.check_attention(name, q, k, v, "bhsd", scale)
+    A.check_flags(name, causal=causal, return_lse=return_lse, pingpong=pingpong)
     if q.dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"{name}: wgmma on 16-bit inputs only (float16, bfloat16); got {q.dtype}")
     if D not in HEAD_DIMS:

@@ -312,3 +312,46 @@ def test_overlap_and_longest_first_options():
     for f in ("overlap", "longest_first"):
         with pytest.raises(ValueError, match=f"config.{f} must be True or False"):
             A.attention(q, k, v, config=A.AttentionConfig(32, 16, 4, 1, **{f: 1}))
+
+
+def test_long_sequences_address_rows_past_two_billion_elements():
+    """Rows ``S * stride`` past 2**31 elements (a long sequence in the (B, S, H, D) layout): the tile's
+    first row is addressed in 64 bits. Only the touched rows of the storage are written (lazily
+    allocated)."""
+    S, stride = 1100, 2**21  # the last tile starts 1088 * 2**21 > 2**31 elements in
+    buf = torch.empty(S * stride + 16, dtype=torch.float16, device=kernels.DEVICE)
+    q = buf.as_strided((1, 1, S, 16), (1, 1, stride, 1))
+    q.copy_(torch.randn(1, 1, S, 16).to(q))
+    k, v = (torch.randn(1, 1, 16, 16).half().to(kernels.DEVICE) for _ in range(2))
+    _check(q, k, v, config=A.AttentionConfig(16, 16, 4, 1) if not kernels.ON_GPU else None)
+    with pytest.raises(ValueError, match="rows .* are 8388608 elements apart"):
+        A.attention(buf.as_strided((1, 1, 3, 16), (1, 1, A.MAX_ROW_STRIDE, 1)), k, v)
+
+
+def test_refuses_flags_and_scales_it_cannot_honour():
+    q, k, v = _qkv(1, 2, 2, 16, 16, 32, torch.float16)
+    for bad in ("False", [], 1, None):
+        with pytest.raises(TypeError, match="causal must be True or False"):
+            A.attention(q, k, v, causal=bad)
+    with pytest.raises(TypeError, match="return_lse must be True or False"):
+        A.attention(q, k, v, return_lse="no")
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        A.attention_backward(q, q, k, v, q, torch.zeros(1, 2, 16), causal="yes")
+    for scale in (1e-320, 1e300):
+        with pytest.raises(ValueError, match="outside 1e-30"):
+            A.attention(q, k, v, scale=scale)
+    for cfg in (A.AttentionConfig(16, 16, 4.0, 1), A.AttentionConfig(16, 16, 4, True)):
+        with pytest.raises(ValueError, match="num_warps|num_stages"):
+            A.attention(q, k, v, config=cfg)
+
+
+def test_online_softmax_update_refuses_mismatched_input():
+    m, l, acc = np.full(3, -np.inf), np.zeros(3), np.zeros((3, 2))
+    with pytest.raises(ValueError, match="shapes do not agree"):
+        A.online_softmax_update(m, l, acc, np.zeros((3, 4)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="dimensions"):
+        A.online_softmax_update(m, l, acc, np.zeros(3), np.zeros((5, 2)))
+    with pytest.raises(TypeError, match="five NumPy arrays or five torch tensors"):
+        A.online_softmax_update(m, l, torch.zeros(3, 2), np.zeros((3, 4)), np.zeros((4, 2)))
+    with pytest.raises(TypeError, match="five NumPy arrays"):
+        A.online_softmax_update(None, l, acc, np.zeros((3, 4)), np.zeros((4, 2)))
