@@ -4,9 +4,11 @@ cuDNN SDPA and the FA2 backend, bf16, CUDA-graph medians.
     python benchmarks/explore_attention.py [quick | bar | hopper]
 
 ``hopper``: the bar's shapes with the FA3-style variants (scores of the next tile issued before the
-softmax of this one; causal query tiles longest first; warp specialization with 4 warps).
+softmax of this one; causal query tiles longest first; Triton's warp specialization with 4 warps; the
+hand-written Gluon FlashAttention-3 schedule of ``kernels.attention_gluon``, its tiles, stages and
+ping-pong), fp16 beside bf16 at one shape.
 
-Writes attention_sweep.json into $OUT or /tmp.
+Writes attention_sweep.json (attention_hopper.json for ``hopper``) into $OUT or /tmp.
 """
 import dataclasses
 import json
