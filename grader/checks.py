@@ -30,14 +30,19 @@ and C must double with it. The plain-PyTorch ``pack_e2m1`` and
 Chapter 08: ``online_softmax_update`` (plain PyTorch, float64) is compared with the grader's own float64
 step on a first tile, states it never produced, tiles that raise or stay below every row's maximum, rows
 masked so far or in the tile, and chains of tiles ending in the whole rows' softmax and log-sum-exp; calls
-into ``kernels/attention.py`` are refused (``guard.watch_files``) and the inputs must stay unchanged.
+into ``kernels/attention.py`` are refused (``guard.watch_files``, and ``refuse_calls_into(kernels.attention)``,
+which holds even with the profile hook switched off; setting the hook, as any thread, is refused too) and the
+inputs must stay unchanged.
 ``attention_forward`` runs in the sandbox with ``kernels.attention`` refused (``refuse_calls_into``), so
 PyTorch's products, softmax and ``scaled_dot_product_attention`` cannot run on the host; O and the
 log-sum-exp are checked against float64 (the log-sum-exp within a few float32 steps), and in the
-interpreter the trace must show stores only into O and lse, each element once, and loads of at most
-``BLOCK_N`` rows of K or V at a time, from the program's own (batch, head), none wholly above the diagonal
-when causal (the ``S x S`` scores never reach memory, nor a whole row of them a program's registers);
-finally the replay on new q, k, v.
+interpreter the trace must show stores only into the elements of O and lse (not elsewhere in their
+allocations), each element once, and loads of at most ``block_n`` rows of K or V at a time (the block_n the
+check asked for, else the wrapper's default: never the kernel's own BLOCK_N), each row once per program (one
+pass over the keys: the online softmax, not a pass for the maximum and another for the sums), from the
+program's own (batch, head), none wholly above the diagonal when causal (the ``S x S`` scores never reach
+memory, nor a whole row of them a program's registers); finally the replay on new q, k, v. A wrong O whose
+every score is off by one factor gets a hint that names the scale.
 """
 from __future__ import annotations
 
@@ -67,7 +72,7 @@ from kernels import schedule as _schedule
 from kernels import testing as T
 
 from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, refuse_calls_into,
-                    spawners, time_limit, watch_calls, watch_files)
+                    spawners, tampered_message, time_limit, watch_calls, watch_files)
 from .registry import EXERCISES, HEADLESS_ENV
 from .report import Result, SubCheck, new_seed
 
@@ -1144,6 +1149,8 @@ def check_grouped_tile(fn, rng, gen, subchecks):
                     if _not_implemented(exc):
                         stop("not_implemented", "not implemented yet (NotImplementedError)")
                     stop("error", f"program {pid}: {describe_exception(exc)}")
+                if library_calls.tampered:
+                    stop("refused", tampered_message(library_calls.tampered))
                 if library_calls:
                     stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's "
                                     "own answer; write the arithmetic yourself")
@@ -1199,6 +1206,8 @@ def check_pingpong_consumer(fn, rng, gen, subchecks):
                     _protocol.simulate(fn, num_tiles, k_steps, stages, program, num_programs, seed)
                 except Exception as exc:
                     failure = exc
+            if library_calls.tampered:
+                stop("refused", tampered_message(library_calls.tampered))
             if library_calls:
                 stop("refused", "refused: it calls kernels.protocol.reference_consumer, the course's own answer; "
                                 "write the protocol yourself")
@@ -1849,17 +1858,34 @@ def _no_threads(spawned):
             setattr(owner, name, original)
 
 
-def _plain_call(fn, args, kwargs, stop, watched=None, write="the bit operations"):
-    """Call a plain-PyTorch answer with PyTorch's 8-bit/4-bit float dtypes refused and calls into the
-    course's reference code (kernels/fp4.py, ...) or torchao recorded (or into the files and folders
-    ``watched``); stop on either, or an error. ``write``: what the refusal asks the learner to write."""
+class _RefusalLog:
+    """What ``refuse_calls_into`` reports to outside a ``Sandbox`` (the plain-PyTorch exercises)."""
+
+    def __init__(self):
+        self.refusals: list[str] = []
+
+    def refuse(self, what: str):
+        self.refusals.append(f"{what} at {learner_frame()}")
+        raise Refused(f"grader: {what} is not allowed while an answer is graded")
+
+
+def _plain_call(fn, args, kwargs, stop, watched=None, write="the bit operations", modules=None):
+    """Call a plain-PyTorch answer with PyTorch's 8-bit/4-bit float dtypes refused, calls into the course's
+    reference code (kernels/fp4.py, ...) or torchao recorded (or into the files and folders ``watched``),
+    and the functions of the course's ``modules`` (default: ``kernels.fp4``, ``fp8``, ``quantize``) refusing to
+    run (``refuse_calls_into``: that holds even with the profile hook of the watch switched off); threads and
+    processes refused; stop on any of these, on the answer setting the profile hook itself, or an error.
+    ``write``: what the refusal asks the learner to write."""
     res, error = None, None
     if watched is None:
         watched = list(_FP_REFERENCE_FILES) + _library_dirs("torchao")
+    if modules is None:
+        modules = _FP_REFERENCE_MODULES
     with DtypeGuard():  # the first op through a dispatch mode sets torch up (a second or so): not under watch
         torch.empty(0)
     spawned = []
-    with watch_files(watched) as calls, _no_threads(spawned):
+    log = _RefusalLog()
+    with watch_files(watched) as calls, _no_threads(spawned), refuse_calls_into(modules, log):
         guard = DtypeGuard()
         try:
             with guard:
@@ -1871,6 +1897,10 @@ def _plain_call(fn, args, kwargs, stop, watched=None, write="the bit operations"
     if spawned:
         stop("refused", f"refused: it starts {spawned[0]}; the grader watches only the answer's own thread, so "
                         "compute in it")
+    if calls.tampered:
+        stop("refused", tampered_message(calls.tampered))
+    if log.refusals:
+        stop("refused", f"refused: {log.refusals[0]}; write {write} yourself")
     if guard.refusals:
         stop("refused", "refused: " + guard.refusals[0])
     if calls:
@@ -2243,6 +2273,8 @@ def _online_message(i, got, want, unscaled, inputs, masked_before):
 
 
 def _run_online_case(fn, case, subchecks):
+    from kernels import attention as _attention_module
+
     title = case.title()
     stop = _stop_for(subchecks, title)
     R = case.steps[0][0].shape[0]
@@ -2254,7 +2286,7 @@ def _run_online_case(fn, case, subchecks):
         start = theirs if case.chain else mine
         args = tuple(t.to(DEVICE) for t in (*start, scores, values))
         before = tuple(a.clone() for a in args)
-        res = _plain_call(fn, args, {}, stop, watched=[_ATTENTION_FILE],
+        res = _plain_call(fn, args, {}, stop, watched=[_ATTENTION_FILE], modules=(_attention_module,),
                           write="the update (torch.maximum, torch.exp, @)")
         if not (isinstance(res, (tuple, list)) and len(res) == 3):
             stop("fail", f"the function returned {type(res).__name__}, expected a tuple (m, l, acc)")
@@ -2477,13 +2509,55 @@ def _attention_o_message(o, ref, case, q, k, v, block_m, block_n):
     for name, alt in _attention_variants(q, k, v, case, block_m, block_n).items():
         if alt is not None and T.rel_error(got, alt) <= tol:
             return head + ": " + _VARIANT_HINTS[name]
+    c = _fitted_scale(got, q, k, v, case, tol)
+    if c is not None:
+        D = case.D
+        return head + (f": that is the output with every score multiplied by {c:.4g}, as if the scale were "
+                       f"1/sqrt({D / c ** 2:.4g}) instead of 1/sqrt(D) = 1/sqrt({D}): the scores are q . k / sqrt(D), "
+                       f"and qk_scale = log2(e) / sqrt(D) = {_LOG2E / D ** 0.5:.6g} takes them to base 2 for exp2")
     if case.causal:
         return head + (" (causal=True here: query i sees keys j <= i, the keys of every tile that crosses the "
                        "diagonal masked with -inf; and with S not a multiple of the tiles, keys past S too)")
-    if case.S % block_n:
+    if case.S % block_n and ON_GPU:  # in the interpreter the loads were checked, and keys past S counted are a variant
         return head + (f" (S = {case.S} is not a multiple of BLOCK_N = {block_n}: are the loads of K and V masked "
                        f"with offs_n < S, and the scores of keys past S set to -inf?)")
-    return head
+    return head + (" (compare your kernel with attention_reference on a small case: the scale, the running maximum "
+                   "m_i, alpha = exp2(m_i - m_new), l_i and acc)")
+
+
+def _fitted_scale(got, q, k, v, case, tol):
+    """The factor ``c`` for which ``softmax(c * q k^T / sqrt(D)) @ v`` (masked as the case is) is ``got`` within
+    ``tol``, if one is and it is not 1: a kernel whose scale is off by a factor (every row's exponent off by the
+    same ratio). ``None`` otherwise."""
+    qd, kd, vd = (t.to(torch.float64) for t in (q, k, v))
+    s = (qd @ kd.transpose(-1, -2)) / case.D ** 0.5
+    if case.causal:
+        s = s.masked_fill(~torch.ones(case.S, case.S, dtype=torch.bool).tril(), float("-inf"))
+
+    def err(log_c):
+        return T.rel_error(got, torch.softmax(s * float(np.exp(log_c)), dim=-1) @ vd)
+
+    grid = np.linspace(np.log(1 / 64), np.log(64), 49)
+    errs = [err(x) for x in grid]
+    i = int(np.argmin(errs))
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    ratio = (5 ** 0.5 - 1) / 2
+    a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+    fa, fb = err(a), err(b)
+    for _ in range(40):  # golden-section search on log(c): the error is smooth and has one minimum near there
+        if fa <= fb:
+            hi, b, fb = b, a, fa
+            a = hi - ratio * (hi - lo)
+            fa = err(a)
+        else:
+            lo, a, fa = a, b, fb
+            b = lo + ratio * (hi - lo)
+            fb = err(b)
+    x = a if fa <= fb else b
+    c = float(np.exp(x))
+    if min(fa, fb) <= tol and abs(c - 1.0) > 1e-3:
+        return c
+    return None
 
 
 def _attention_lse_message(lse, ref_lse, q, k, case):
@@ -2521,53 +2595,83 @@ def _attention_lse_message(lse, ref_lse, q, k, case):
                    "(m_i + log2(l_i)) * ln(2) in the kernel's base-2 units")
 
 
-def _attention_work_message(call, case, views, o, lse, block_n_default):
-    """In the interpreter: ``None`` if the learner's kernels stored only into O and lse, each element once,
-    and every program read its keys and values one tile of at most BLOCK_N rows at a time, from its own
-    head, none wholly above the diagonal (causal); else ``(status, message)``."""
+class _Elements:
+    """Where the elements of a tensor lie in memory, for locating stored addresses: ``index(addr)`` gives each
+    address's position in the tensor (flattened in its logical (row-major) order), -1 where an address is no
+    element's start (outside the tensor, in the gaps between its rows, in another view of its storage)."""
+
+    def __init__(self, t: torch.Tensor):
+        off = np.zeros((), dtype=np.int64)
+        for n, stride in zip(t.shape, t.stride()):
+            off = off[..., None] + np.arange(n, dtype=np.int64) * stride
+        addr = np.int64(t.data_ptr()) + off.reshape(-1) * t.element_size()
+        self.order = np.argsort(addr, kind="stable")
+        self.sorted = addr[self.order]
+
+    def index(self, addr: np.ndarray) -> np.ndarray:
+        a = addr.astype(np.int64)
+        pos = np.clip(np.searchsorted(self.sorted, a), 0, max(len(self.sorted) - 1, 0))
+        if not len(self.sorted):
+            return np.full(a.shape, -1, dtype=np.int64)
+        return np.where(self.sorted[pos] == a, self.order[pos], -1)
+
+
+def _attention_work_message(call, case, views, o, lse, limit_n, limit_source):
+    """In the interpreter: ``None`` if the learner's kernels stored only into the elements of O and lse, each
+    once, and every program read its keys and values one tile of at most ``limit_n`` rows at a time (the
+    ``block_n`` the grader asked for, else the wrapper's default: never what the kernel itself calls BLOCK_N),
+    each row of K and V once (one pass: the online softmax), from its own head, none wholly above the diagonal
+    (causal); else ``(status, message)``."""
     traced = [l for l in call.learner if l.trace is not None and l.trace.programs]
     if ON_GPU or not traced:
         return None
     S, D = case.S, case.D
-    vo, vl = View("O", o.view(-1, D)), View("lse", lse.reshape(-1, 1))
+    eo, el = _Elements(o), _Elements(lse)
     count_o = np.zeros(o.numel(), dtype=np.int64)
     count_l = np.zeros(lse.numel(), dtype=np.int64)
+    bn = limit_n
     for launch in traced:
-        bn = _named_arg(launch, "BLOCK_N", block_n_default)
-        bn = bn if isinstance(bn, int) and bn > 0 else block_n_default
         for key, p in launch.trace.programs.items():
             name = _program_name(launch, key)
             o_rows = []
             for addr, _ in p.stores:
-                in_o, in_l = vo.in_storage(addr), vl.in_storage(addr)
-                other = ~(in_o | in_l)
+                io, il = eo.index(addr), el.index(addr)
+                other = (io < 0) & (il < 0)
                 if other.any():
-                    return "refused", (f"{name} stored into memory other than O and lse (a buffer of scores or "
-                                       "probabilities?): a fused kernel keeps each tile of scores in registers and "
-                                       "writes only O and the log-sum-exp")
-                if in_o.any():
-                    ok, rows, cols, _ = vo.index(addr[in_o])
-                    np.add.at(count_o, (rows * D + cols)[ok], 1)
-                    o_rows.append(rows[ok])
-                if in_l.any():
-                    ok, rows, _, _ = vl.index(addr[in_l])
-                    np.add.at(count_l, rows[ok], 1)
+                    a = int(addr[other][0])
+                    shared = ""
+                    for label, t in (("O", o), ("lse", lse)):
+                        lo = t.untyped_storage().data_ptr()
+                        if lo <= a < lo + t.untyped_storage().nbytes():
+                            shared = f", into {label}'s allocation but outside the {label} your function returns"
+                            break
+                    return "refused", (f"{name} stored into memory other than O and lse{shared} (a buffer of scores "
+                                       "or probabilities?): a fused kernel keeps each tile of scores in registers and "
+                                       "writes only the elements of O and the log-sum-exp")
+                if (io >= 0).any():
+                    flat = io[io >= 0]
+                    np.add.at(count_o, flat, 1)
+                    o_rows.append(flat // D)
+                if (il >= 0).any():
+                    np.add.at(count_l, il[il >= 0], 1)
             o_rows = np.unique(np.concatenate(o_rows)) if o_rows else np.zeros(0, dtype=np.int64)
             heads = np.unique(o_rows // S)
             i_max = int(o_rows.max() % S) if o_rows.size else None
             for label in ("k", "v"):
                 view = views[label]
+                times = np.zeros(view.shape[0] * view.shape[1], dtype=np.int64)  # loads of each element
                 for addr in p.loads:
                     inside = view.in_storage(addr)
                     if not inside.any():
                         continue
-                    ok, rows, _, _ = view.index(addr[inside])
+                    ok, rows, cols, _ = view.index(addr[inside])
+                    np.add.at(times, np.unique(rows[ok] * view.shape[1] + cols[ok]), 1)
                     rows = np.unique(rows[ok])
                     if rows.size > bn:
                         return "refused", (f"{name} loaded {rows.size} rows of {label} in one tl.load, more than "
-                                           f"BLOCK_N = {bn}: a fused kernel holds one tile of BLOCK_N keys and values "
-                                           "at a time (and one BLOCK_M x BLOCK_N tile of scores), never a whole row "
-                                           "of S scores")
+                                           f"BLOCK_N = {bn} ({limit_source}): a fused kernel holds one tile of "
+                                           "BLOCK_N keys and values at a time (and one BLOCK_M x BLOCK_N tile of "
+                                           "scores), never a whole row of S scores")
                     if heads.size == 1 and rows.size and not np.all(rows // S == heads[0]):
                         return "fail", (f"{name} stores rows of (batch, head) {divmod(int(heads[0]), case.H)} but "
                                         f"loaded {label} of another head: each (batch, head) attends over its own "
@@ -2579,12 +2683,35 @@ def _attention_work_message(call, case, views, o, lse, block_n_default):
                             return "fail", (f"{name} computes query rows up to {i_max} but loaded key {j} of {label}: "
                                             "with causal=True, tiles of keys wholly above the diagonal are skipped "
                                             "(the loop stops at min((pid_m + 1) * BLOCK_M, S))")
+                if (times > 1).any():
+                    e = int(np.argmax(times > 1))
+                    row = e // view.shape[1]
+                    return "refused", (f"{name} loaded row {row % S} of {label} (batch, head "
+                                       f"{divmod(row // S, case.H)}) {int(times[e])} times: a fused kernel makes one "
+                                       "pass over the keys, each program reading each row of K and V once. That is "
+                                       "the online softmax: keep a running maximum m_i and, when a tile raises it to "
+                                       "m_new, rescale l_i and acc by alpha = exp2(m_i - m_new), instead of a first "
+                                       "pass for each row's maximum and a second for the sums")
     if (count_o > 1).any() or (count_l > 1).any():
         which, c = ("O", count_o) if (count_o > 1).any() else ("lse", count_l)
         e = int(np.argmax(c > 1))
         return "fail", (f"element {e} of {which} (flattened) was stored {int(c[e])} times: each program stores its "
                         "own BLOCK_M rows once, after the loop over the keys")
     return None
+
+
+_BLOCK_N_DEFAULT = pick(cpu=16, gpu=32)  # the given wrapper's BLOCKS[1]
+
+
+def _default_block_n(fn) -> int:
+    """The block_n the wrapper uses when the grader gives none: its module's ``BLOCKS[1]`` (the given wrapper's
+    ``block_n = BLOCKS[1] if block_n is None``), if that is a block the wrapper accepts, else the given default."""
+    blocks = (getattr(fn, "__globals__", None) or {}).get("BLOCKS")
+    if isinstance(blocks, (tuple, list)) and len(blocks) == 2:
+        b = blocks[1]
+        if type(b) is int and 16 <= b <= 256 and b & (b - 1) == 0:
+            return b
+    return _BLOCK_N_DEFAULT
 
 
 def _run_attention_case(fn, case, rng, gen, subchecks, first):
@@ -2625,8 +2752,14 @@ def _run_attention_case(fn, case, rng, gen, subchecks, first):
     for kw, arg in (("block_m", "BLOCK_M"), ("block_n", "BLOCK_N")):
         b = kwargs.get(kw) or (_named_arg(call.learner[-1], arg, 16) if call.learner else 16)
         blocks.append(b if isinstance(b, int) and b > 0 else 16)
-    block_m, block_n = blocks
-    verdict = _attention_work_message(call, case, views, o, lse, block_n)
+    block_m, block_n = blocks  # for the messages: what the kernel was launched with
+    # the limit on a tile of keys: the block_n the grader asked for, else the wrapper's default; never the
+    # kernel's own BLOCK_N, which a kernel holding whole rows of keys sets to S
+    if "block_n" in kwargs:
+        limit = (kwargs["block_n"], "the block_n the grader asked for")
+    else:
+        limit = (_default_block_n(fn), "the wrapper's default block_n, BLOCKS[1]")
+    verdict = _attention_work_message(call, case, views, o, lse, *limit)
     if verdict:
         stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
     nan = torch.isnan(o)

@@ -23,7 +23,11 @@
   ``TensorDescriptor`` or a ``triton.reinterpret`` wrapper. ``replay`` later restores those storages
   and launches everything again on new inputs: a result that did not come from A and B through the
   kernels (work done outside a kernel, in another thread, through ``ctypes``, or a copy of A taken
-  before the launch) does not follow the new inputs;
+  before the launch) does not follow the new inputs. The replay launches through Triton's class-level
+  ``run``, never an attribute of the kernel object, and a launch (or a nested ``@triton.jit`` call) of a
+  kernel object that carries Python of the answer's own is refused (``kernel_object_problem``:
+  ``kernel.run = my_run``, a subclass of the answer's own, a method of Triton's class replaced), as is
+  any of the sandbox's hooks found replaced when the answer returns;
 * in Triton's interpreter, the interpreter's builder is hooked while a launch runs
   (``triton.runtime.interpreter.InterpreterBuilder``: ``create_masked_load`` / ``create_masked_store``,
   which every pointer and descriptor access goes through, ``create_descriptor_load`` /
@@ -52,7 +56,11 @@ check can tell FP8 tensor-core work from a product of tiles converted to a wider
 
 ``dtype_guard`` and ``watch_files`` serve the plain-PyTorch exercises (packing FP4 codes): the first
 refuses every op on a tensor of those 8-bit and 4-bit float dtypes, the second records calls into the
-course's reference code or a library's (``kernels/fp4.py``, torchao).
+course's reference code or a library's (``kernels/fp4.py``, torchao). ``watch_files`` and ``watch_calls``
+work through the profile hook; the ``Watched`` list they yield also notes (``.tampered``) an answer that set
+the profile hook itself (``sys.setprofile``, a ``cProfile`` profiler), even if it put the grader's back.
+``spawners`` lists the ways to start work in another thread or process (``threading.Thread.start``,
+``_thread.start_new_thread`` and its aliases, ``multiprocessing``, ``os.fork``), which the checks refuse.
 
 Every refusal is recorded, so an answer that catches the error and falls back still scores zero.
 
@@ -997,14 +1005,96 @@ _TENSOR_ESCAPES = ("numpy", "__array__", "tolist", "__dlpack__")
 def spawners() -> list[tuple]:
     """``(owner, attribute, what)`` of each way an answer could start work outside its own thread, where
     the grader's per-thread guards (dispatch modes, profile hooks) do not see it: ``threading.Thread.start``,
-    ``multiprocessing``'s ``BaseProcess.start`` and ``os.fork``."""
+    the low-level ``_thread.start_new_thread`` (and its aliases: ``_thread.start_new``, ``threading``'s own
+    ``_start_new_thread``, ``start_joinable_thread`` where Python has it), ``multiprocessing``'s
+    ``BaseProcess.start`` and ``os.fork``."""
+    import _thread
     import multiprocessing.process as mp_process
 
     found = [(threading.Thread, "start", "a thread (threading.Thread.start)"),
              (mp_process.BaseProcess, "start", "a process (multiprocessing)")]
+    for owner, prefix in ((_thread, "_thread."), (threading, "threading.")):
+        for name in ("start_new_thread", "start_new", "start_joinable_thread", "_start_new_thread",
+                     "_start_joinable_thread"):
+            if callable(owner.__dict__.get(name)):
+                found.append((owner, name, f"a thread ({prefix}{name})"))
     if hasattr(os, "fork"):
         found.append((os, "fork", "a process (os.fork)"))
     return found
+
+
+def _first_class_with(cls, name):
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass
+    return None
+
+
+def _foreign_members(klass) -> list[str] | None:
+    """For a class written in Triton's files (``JITFunction``, ``InterpretedFunction``, Gluon's ``GluonJITFunction``,
+    their bases; told by the file of its module, not by ``__module__``): the names of its functions whose code is
+    not Triton's (nor the grader's own hooks), i.e. replaced by someone's Python. ``None`` for any other class."""
+    members = (getattr(klass, "__module__", None),) + tuple(vars(klass).values())
+    cached = _FOREIGN.get(klass)
+    if cached is None or len(cached[0]) != len(members) or any(a is not b for a, b in zip(cached[0], members)):
+        if len(_FOREIGN) > 256:
+            _FOREIGN.clear()
+        cached = _FOREIGN[klass] = (members, _foreign_members_of(klass))
+    return cached[1]
+
+
+_FOREIGN: dict = {}  # class -> (its __module__ and members as they were, _foreign_members): launches are many
+
+
+def _foreign_members_of(klass) -> list[str] | None:
+    module = sys.modules.get(getattr(klass, "__module__", "") or "")
+    if not os.path.abspath(getattr(module, "__file__", "") or "").startswith(_TRITON_DIR):
+        return None
+    foreign = []
+    for name, value in vars(klass).items():
+        value = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+        value = value.fget if isinstance(value, property) else value
+        # the grader's own hooks (Sandbox patches InterpretedFunction.run while an answer runs) count as Triton's
+        if isinstance(value, types.FunctionType) and not _code_path(value).startswith((_TRITON_DIR, _HERE + os.sep)):
+            foreign.append(name)
+    return foreign
+
+
+_STANDARD_BASES = frozenset({object, __import__("typing").Generic})
+
+
+def kernel_object_problem(jit) -> str | None:
+    """Why the launched (or called) kernel object ``jit`` is refused, or ``None``: Python of the answer's own
+    hidden in the object or its class, which the grader's launch of it (the replay on new inputs) would run on
+    the host. Refused: a method replaced on the object itself (``kernel.run = my_run``, ``kernel.rewrite = ...``),
+    a class of the answer's own between the object and Triton's ``JITFunction`` / ``InterpretedFunction`` (a
+    subclass that overrides ``run`` or any other method), and a method of Triton's own classes replaced
+    (``type(kernel).run = my_run``). Triton's own subclasses (Gluon's) are fine."""
+    cls = type(jit)
+    name = getattr(_inner_function(jit), "__name__", None) or getattr(jit, "__name__", "?")
+    own = vars(jit) if hasattr(jit, "__dict__") else {}
+    for attr in own:
+        klass = _first_class_with(cls, attr)
+        if attr == "run" or (klass is not None and isinstance(
+                vars(klass)[attr], (types.FunctionType, property, staticmethod, classmethod))):
+            return (f"your kernel object {name} has its own `{attr}` (`{name}.{attr} = ...`): the grader launches "
+                    f"kernels through Triton's own {cls.__name__}.{attr}, and Python put in its place would run "
+                    "on the host; launch the @triton.jit function as it is, kernel[grid](...)")
+    for klass in cls.__mro__:
+        if klass in _STANDARD_BASES:
+            continue
+        foreign = _foreign_members(klass)
+        if foreign is None:
+            overrides = sorted(k for k, v in vars(klass).items()
+                               if isinstance(v, (types.FunctionType, property, staticmethod, classmethod)))
+            what = f" (it overrides {', '.join(overrides)})" if overrides else ""
+            return (f"your kernel object {name} is a {klass.__name__}, a class of your own derived from Triton's "
+                    f"kernel class{what}: its Python would run on the host when the kernel is launched; use "
+                    "@triton.jit as it is")
+        if foreign:
+            return (f"Triton's {klass.__name__}.{foreign[0]} was replaced by Python of your own, which would run on "
+                    "the host when the kernel is launched; leave Triton's classes as they are")
+    return None
 
 
 class Sandbox:
@@ -1045,7 +1135,7 @@ class Sandbox:
     def _patch(self, owner, name, value):
         old = owner.__dict__.get(name, _MISSING)
         setattr(owner, name, value)
-        self._undo.append((owner, name, old))
+        self._undo.append((owner, name, old, value))
 
     def _escape(self, name):
         sandbox = self
@@ -1137,6 +1227,10 @@ class Sandbox:
                         sandbox.refuse(python)
                     return seen[0]
 
+            if not ours:
+                problem = kernel_object_problem(self_)
+                if problem:
+                    sandbox.refuse(problem)
             if not ours and getattr(self_, "pre_run_hooks", None):
                 sandbox.refuse(f"a pre-run hook on your kernel {getattr(self_, '__name__', '?')} "
                                "(add_pre_run_hook runs Python, not the kernel)")
@@ -1270,6 +1364,10 @@ class Sandbox:
                     else:
                         trace.helpers.add((getattr(fn, "__module__", "") or "",
                                            getattr(fn, "__qualname__", "?")))
+                        if not _trusted(self_):
+                            problem = kernel_object_problem(self_)
+                            if problem:
+                                sandbox.refuse(problem)
                 return original_call(self_, *args, **kwargs)
 
             self._patch(fn_cls, "__call__", call)
@@ -1325,7 +1423,9 @@ class Sandbox:
                     grid = launch.grid if launch.grid is not None else launch.grid_given
                     if callable(grid):
                         raise Refused("grader: could not read the launch grid of your kernel to launch it again")
-                    launch.jit.run(*launch.args, grid=grid, warmup=False, **launch.kwargs)
+                    # through Triton's own class-level run (hooked again by ``with self``), never an attribute of
+                    # the kernel object: ``kernel.run = my_run`` must not run the answer's Python again
+                    _class_run(launch.jit)(launch.jit, *launch.args, grid=grid, warmup=False, **launch.kwargs)
         finally:
             self.recording = True
             self.dot_scale = None
@@ -1349,7 +1449,14 @@ class Sandbox:
         try:
             self._mode.__exit__(*exc)
         finally:
-            for owner, name, old in reversed(self._undo):
+            for owner, name, old, ours in reversed(self._undo):
+                if owner.__dict__.get(name, _MISSING) is not ours:
+                    # the answer put something else in place of one of the grader's hooks (Triton's run, a
+                    # thread's start, Tensor.numpy): what it did there went unseen
+                    where = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
+                    self.refusals.append(f"{where}.{name} was replaced while the answer ran: the grader hooks it to "
+                                         "see what the answer does; leave Triton's, torch's and Python's own "
+                                         "functions as they are")
                 if old is _MISSING:
                     delattr(owner, name)
                 else:
@@ -1357,6 +1464,18 @@ class Sandbox:
             self._undo.clear()
             self._current = None
         return False
+
+
+def _class_run(jit):
+    """Triton's class-level ``run`` for the kernel object ``jit`` (``InterpretedFunction.run`` or
+    ``JITFunction.run``, as hooked now), whatever the object or a subclass of it holds under that name."""
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+
+    for cls in (InterpretedFunction, JITFunction):
+        if isinstance(jit, cls):
+            return cls.run
+    raise Refused(f"grader: could not launch your kernel again: {type(jit).__name__} is not a Triton kernel")
 
 
 @contextlib.contextmanager
@@ -1380,25 +1499,74 @@ def time_limit(seconds):
         signal.signal(signal.SIGALRM, previous)
 
 
+class Watched(list):
+    """What a ``watch_calls`` / ``watch_files`` block saw: the calls (a list of names), and ``tampered``, what
+    switched the grader's profile hook off or replaced it while the block ran (``None`` if nothing did)."""
+
+    tampered: str | None = None
+
+
+def _profile_switch(arg) -> str | None:
+    """The name of ``arg`` (what a ``c_call`` profile event calls) if it sets this thread's profile hook:
+    ``sys.setprofile`` (however it was reached: the same builtin), ``sys._setprofileallthreads`` (Python 3.12+),
+    a ``cProfile`` profiler's ``enable`` or ``disable``."""
+    if arg is _SETPROFILE or (arg is _SETPROFILE_ALL and arg is not None):
+        return "sys.setprofile"
+    if type(arg) is types.BuiltinMethodType and isinstance(getattr(arg, "__self__", None), _PROFILER):
+        if arg.__name__ in ("enable", "disable"):
+            return f"a profiler's {arg.__name__}() (cProfile)"
+    return None
+
+
+_SETPROFILE, _GETPROFILE = sys.setprofile, sys.getprofile  # as they were: the answer may replace sys's
+_SETPROFILE_ALL = getattr(sys, "_setprofileallthreads", None)
+try:
+    from _lsprof import Profiler as _PROFILER
+except ImportError:  # pragma: no cover - CPython has it
+    _PROFILER = ()
+
+
 @contextlib.contextmanager
-def watch_calls(codes):
-    """Record calls to any of the code objects ``codes`` (e.g. the library's own answer), also through a
-    copy under another name (``code.replace(co_name=...)``): compared by the file and line they come from."""
-    seen = []
-    where = {(os.path.abspath(c.co_filename), c.co_firstlineno) for c in codes}
+def _profiled(on_call):
+    """Install a profile hook that calls ``on_call(frame)`` on each Python call; yields a ``Watched`` list whose
+    ``tampered`` tells whether the answer set the profile hook itself inside the block (a ``sys.setprofile(None)``
+    would blind the watch; putting it back after does not hide the call), or left another in its place."""
+    seen = Watched()
+    state = {"closing": False}
 
     def profile(frame, event, arg):
         if event == "call":
-            c = frame.f_code
-            if (os.path.abspath(c.co_filename), c.co_firstlineno) in where:
-                seen.append(c.co_name)
+            on_call(frame, seen)
+        elif event == "c_call" and not state["closing"] and seen.tampered is None:
+            switch = _profile_switch(arg)
+            if switch:
+                seen.tampered = f"{switch} (at {learner_frame()})"
 
-    previous = sys.getprofile()
-    sys.setprofile(profile)
+    previous = _GETPROFILE()
+    _SETPROFILE(profile)
     try:
         yield seen
     finally:
-        sys.setprofile(previous)
+        state["closing"] = True
+        if _GETPROFILE() is not profile and seen.tampered is None:
+            seen.tampered = "sys.setprofile (the grader's profile hook was gone when the answer returned)"
+        _SETPROFILE(previous)
+
+
+@contextlib.contextmanager
+def watch_calls(codes):
+    """Record calls to any of the code objects ``codes`` (e.g. the library's own answer), also through a
+    copy under another name (``code.replace(co_name=...)``): compared by the file and line they come from.
+    Yields a ``Watched`` list (``.tampered``: the answer switched the profile hook off, see ``_profiled``)."""
+    where = {(os.path.abspath(c.co_filename), c.co_firstlineno) for c in codes}
+
+    def on_call(frame, seen):
+        c = frame.f_code
+        if (os.path.abspath(c.co_filename), c.co_firstlineno) in where:
+            seen.append(c.co_name)
+
+    with _profiled(on_call) as seen:
+        yield seen
 
 
 @contextlib.contextmanager
@@ -1406,23 +1574,25 @@ def watch_files(prefixes):
     """Record calls to any Python function whose source file starts with one of ``prefixes`` (a file
     such as ``kernels/fp4.py``, or a package's folder): yields a list that receives
     ``"module.function"`` of each call, however the function was reached (imported under another name,
-    a copy of its code object). For plain-Python answers only: it costs every call a check."""
-    seen = []
+    a copy of its code object). For plain-Python answers only: it costs every call a check. The list is a
+    ``Watched``: ``.tampered`` says the answer switched the profile hook off (see ``_profiled``)."""
     prefixes = tuple(os.path.abspath(p) for p in prefixes if p)
 
-    def profile(frame, event, arg):
-        if event == "call" and prefixes:
+    def on_call(frame, seen):
+        if prefixes:
             path = os.path.abspath(frame.f_code.co_filename)
             if path.startswith(prefixes):
                 module = frame.f_globals.get("__name__", os.path.basename(path))
                 seen.append(f"{module}.{frame.f_code.co_name}")
 
-    previous = sys.getprofile()
-    sys.setprofile(profile)
-    try:
+    with _profiled(on_call) as seen:
         yield seen
-    finally:
-        sys.setprofile(previous)
+
+
+def tampered_message(what: str) -> str:
+    """The refusal for an answer that set the profile hook while it was watched (``Watched.tampered``)."""
+    return (f"refused: your code called {what} while it was graded: the grader watches the calls an answer makes "
+            "through the profile hook, and switching it off hides them; remove it")
 
 
 def _dtypes_in(value, depth=0):

@@ -448,6 +448,54 @@ def test_sandbox_refuses_and_restores():
                 pass
 
 
+def _bare_kernel(x_ptr):  # source for the kernel objects below (never launched)
+    pass
+
+
+def test_kernel_objects_with_python_of_their_own_are_refused():
+    """``guard.kernel_object_problem``: the replay launches through Triton's class-level run, so Python hidden in
+    the kernel object (``kernel.run = ...``), in a subclass of the answer's own, or put in place of a method of
+    Triton's class is refused; Triton's own subclasses (Gluon's) are not."""
+    import triton
+    from triton.experimental.gluon._runtime import GluonJITFunction
+
+    from grader.guard import kernel_object_problem
+
+    kernel = triton.jit(_bare_kernel)
+    assert kernel_object_problem(kernel) is None
+    assert kernel_object_problem(GluonJITFunction(_bare_kernel)) is None
+    kernel.run = lambda *args, **kwargs: None
+    assert "has its own `run`" in kernel_object_problem(kernel)
+
+    class Mine(type(triton.jit(_bare_kernel))):
+        def run(self, *args, grid, warmup, **kwargs):
+            return None
+
+    assert "a class of your own" in kernel_object_problem(Mine(_bare_kernel))
+    cls = type(triton.jit(_bare_kernel))
+    original = cls.__dict__["rewrite" if "rewrite" in cls.__dict__ else "run"]
+    name = original.__name__
+    try:
+        setattr(cls, name, lambda self, *args, **kwargs: None)
+        assert f"{cls.__name__}.{name} was replaced" in kernel_object_problem(triton.jit(_bare_kernel))
+    finally:
+        setattr(cls, name, original)
+    assert kernel_object_problem(triton.jit(_bare_kernel)) is None
+
+
+def test_sandbox_refuses_low_level_threads_and_its_hooks_replaced():
+    import _thread
+
+    with Sandbox() as box:
+        with pytest.raises(Refused):
+            _thread.start_new_thread(print, ())
+    assert len(box.refusals) == 1 and "_thread.start_new_thread" in box.refusals[0]
+    with Sandbox() as box:
+        torch.Tensor.numpy = lambda self: None  # over the sandbox's refusal
+    assert "Tensor.numpy was replaced" in box.refusals[0]
+    assert "numpy" not in torch.Tensor.__dict__ and torch.zeros(2).numpy().shape == (2,)  # everything is back
+
+
 PP_TURN = '        yield ("wait", "turn", consumer, (n & 1) ^ (1 - consumer))\n'
 PP_READY = '            yield ("wait", "ready", s, (g // stages) & 1)\n'
 PP_MMA = '            yield ("mma", s, tile, k)\n'

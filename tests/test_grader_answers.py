@@ -25,6 +25,7 @@ CASES = {
     "a02_clone": ("tiled_matmul", {"refused"}, "kernels.tiled.matmul_tile"),
     "a04_clone": ("tma_matmul", {"refused"}, "course's own kernel"),
     "a02g_replace": ("grouped_tile", {"refused"}, "the course's own answer"),
+    "c02g_setprofile_copy": ("grouped_tile", {"refused"}, "sys.setprofile"),  # the call watch switched off
     "a05_replace": ("pingpong_consumer", {"refused"}, "the course's own answer"),
     # out= ignored: C's strides never tested
     "a02_ignore_out": ("tiled_matmul", {"fail"}, "returned another tensor"),

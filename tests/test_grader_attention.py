@@ -2,7 +2,10 @@
 the untouched exercises zero, and wrong answers (the solution with one piece swapped, or a file in
 ``tests/answers/`` whose name starts with ``a08`` or ``c08``) get the verdict and the message they must get:
 library calls (the course's ``kernels.attention``, PyTorch's fused attention, a product on the host) are
-refused, and so are kernels that write the score matrix to memory or hold a whole row of keys at once.
+refused, and so are kernels that write the score matrix to memory (anywhere but O's and lse's elements), hold a
+whole row of keys at once (more than the block_n asked for), read each key twice (two passes instead of the
+online softmax), or hide host work in the kernel object's ``run``; and the profile hook or a low-level thread
+cannot blind the watch on the plain-PyTorch update.
 
 Everything is graded in this process (``grader.checks.grade``) except one run of ``python -m grader`` over
 the solution notebook, as a learner's notebook is graded."""
@@ -170,6 +173,9 @@ WRONG = {
                                 "fail", "wholly above the diagonal"),
     "one_tile_of_keys": ("attention_forward", {KERNEL: [("for n0 in range(0, end, BLOCK_N):", "for n0 in range(0, BLOCK_N, BLOCK_N):")]},
                          "fail", "first BLOCK_N keys only"),
+    # every score off by one factor: the hint names the scale (not the masks, with S = 9 not a multiple of BLOCK_N)
+    "scale_sqrt_d_plus_1": ("attention_forward", {"ch08-wrapper": [("LOG2E / math.sqrt(D)", "LOG2E / math.sqrt(D + 1)")]},
+                            "fail", "every score multiplied by"),
 }
 # judged from the interpreter's trace (a GPU's compiled kernel runs the stores and loads the same way, unseen)
 INTERPRETER_ONLY = {"o_rows_unmasked", "kv_loads_unmasked", "causal_loads_every_tile"}
@@ -184,14 +190,21 @@ def test_wrong_answers_fail(case, tmp_path):
     r = grade_variant(swaps, name, tmp_path)
     assert r.status == status and r.points == 0, r.report()
     assert has(r.message, words), r.report()
+    if case == "scale_sqrt_d_plus_1":  # the first case has D = 16: as if 1/sqrt(17), and masking not blamed
+        assert "1/sqrt(17)" in r.message and "masked" not in r.message, r.report()
 
 
 # ------------------------------------------------------------------------------------------------
 # answers in tests/answers/
 # ------------------------------------------------------------------------------------------------
 ANSWER_FILES = {
-    "a08o_library": ("online_softmax_update", {"refused"}, "it calls kernels.attention.online_softmax_update"),
+    "a08o_library": ("online_softmax_update", {"refused"}, "calling kernels.attention.online_softmax_update"),
     "c08o_thread_library": ("online_softmax_update", {"refused"}, "a thread"),
+    # the grader's profile hook switched off (and put back after: a copy of the course's code that the swap of
+    # its functions' code does not reach), or a thread started below threading
+    "c08o_setprofile_library": ("online_softmax_update", {"refused"}, "sys.setprofile"),
+    "c08o_setprofile_restored": ("online_softmax_update", {"refused"}, "sys.setprofile"),
+    "c08o_lowlevel_thread": ("online_softmax_update", {"refused"}, "a thread (_thread.start_new_thread)"),
     # keeps the tiles it was given and redoes the whole softmax: wrong for a state it never saw
     "c08o_remembers_rows": ("online_softmax_update", {"fail"}, "a state from earlier tiles"),
     "a08a_sdpa": ("attention_forward", {"refused"}, "scaled_dot_product_attention"),
@@ -199,11 +212,28 @@ ANSWER_FILES = {
     "a08a_host_scores": ("attention_forward", {"refused"}, "torch's `bmm`"),
     "a08a_score_matrix": ("attention_forward", {"refused"}, "stored into memory other than O and lse"),
     "a08a_whole_row": ("attention_forward", {"refused"}, "rows of k in one tl.load, more than BLOCK_N"),
+    # the limit on a tile of keys is the block_n the grader asks for (or the wrapper's default), not what the
+    # kernel calls BLOCK_N: a whole-row constant named BLOCK_N, a wrapper that sets BLOCK_N to S
+    "c08a_whole_row_renamed": ("attention_forward", {"refused"}, "rows of k in one tl.load, more than BLOCK_N = 16"),
+    "c08a_whole_row_wrapper_block": ("attention_forward", {"refused"}, "rows of k in one tl.load, more than BLOCK_N"),
+    # the score matrix in lse's own allocation, past the lse returned: only O's and lse's elements count
+    "c08a_scores_in_lse_storage": ("attention_forward", {"refused"}, "outside the lse your function returns"),
+    # a first pass for the row maximum, a second for the sums: each row of K read twice
+    "c08a_two_pass": ("attention_forward", {"refused"}, ("2 times", "online softmax")),
+    # host work in the kernel object's run (kernel.run = ..., a subclass's run): refused; the replay goes
+    # through Triton's own run, so host work done before a launch of a clean kernel object does not follow
+    "c08a_run_override": ("attention_forward", {"refused"}, "has its own `run`"),
+    "c08a_run_override_copy": ("attention_forward", {"refused"}, "did not follow"),
+    "c08a_run_subclass": ("attention_forward", {"refused"}, "a class of your own"),
+    "c08a_class_run_replaced": ("attention_forward", {"refused"}, ".run was replaced"),
 }
-ANSWERS_INTERPRETER_ONLY = {"a08a_score_matrix", "a08a_whole_row"}
+ANSWERS_INTERPRETER_ONLY = {"a08a_score_matrix", "a08a_whole_row", "c08a_whole_row_renamed",
+                            "c08a_whole_row_wrapper_block", "c08a_scores_in_lse_storage", "c08a_two_pass",
+                            "c08a_run_override"}  # the last reads q, k, v through ctypes: host memory only
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("stem", sorted(ANSWER_FILES))
 def test_answer_files_get_their_verdict(stem):
     if kernels.ON_GPU and stem in ANSWERS_INTERPRETER_ONLY:

@@ -226,6 +226,8 @@ ANSWER_FILES = {
     "a07p_float4": ("pack_e2m1", {"refused"}, "float4_e2m1fn_x2"),
     "a07u_library": ("unpack_e2m1", {"refused"}, "kernels.fp4.unpack"),
     "c07p_thread_library": ("pack_e2m1", {"refused"}, "a thread"),
+    # the grader's profile hook (the watch on calls into kernels/fp4.py) switched off
+    "c07p_setprofile_library": ("pack_e2m1", {"refused"}, "sys.setprofile"),
     "c07u_thread_float4": ("unpack_e2m1", {"refused"}, "a thread"),
     "c07u_w4a16_library": ("unpack_e2m1", {"refused"}, "it calls kernels.w4a16"),
     "a07d_library": ("dequantize_mxfp4", {"refused"}, "Tensor.numpy()"),
