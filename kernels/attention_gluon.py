@@ -267,7 +267,7 @@ def check_fa3_config(head_dim: int, block_n: int, stages: int, elem_bytes: int =
                      name: str = "attention_fa3") -> None:
     """Raise ``ValueError`` for tiles the kernel cannot hold: ``block_n`` 64 or 128, ``stages`` 2 to 4,
     and the shared memory (two 64-row Q halves, ``stages`` K and V tiles) within Hopper's 227 KiB."""
-    if block_n not in (64, 128) or isinstance(block_n, bool):
+    if not isinstance(block_n, int) or isinstance(block_n, bool) or block_n not in (64, 128):
         raise ValueError(f"{name}: block_n must be 64 or 128, got {block_n!r}")
     if not isinstance(stages, int) or isinstance(stages, bool) or not 2 <= stages <= 4:
         raise ValueError(f"{name}: stages must be 2, 3 or 4, got {stages!r}")
@@ -293,16 +293,21 @@ def attention_fa3(q, k, v, causal: bool = False, scale: float | None = None, ret
     from .pingpong import check_registers
 
     name = "attention_fa3"
+    for t, label in ((q, "q"), (k, "k"), (v, "v")):  # before the general checks: their advice is for kernels.attention
+        if isinstance(t, torch.Tensor) and t.dim() == 4 and t.layout == torch.strided and not t.is_contiguous():
+            raise ValueError(f"{name}: {label} must be a contiguous (B, H, S, D) tensor (the kernel reads it as "
+                             f"(B*H*S, D) rows through TMA); got strides {t.stride()}: pass {label}.contiguous()")
+        if isinstance(t, torch.Tensor) and t.dim() == 4 and t.shape[-1] not in HEAD_DIMS:
+            raise ValueError(f"{name}: head dim {t.shape[-1]}; this kernel takes {HEAD_DIMS} "
+                             f"(kernels.attention.attention takes 16, 32, 64 and 128)")
     B, H, Hk, Sq, Sk, D = A.check_attention(name, q, k, v, "bhsd", scale)
     A.check_flags(name, causal=causal, return_lse=return_lse, pingpong=pingpong)
     if q.dtype not in (torch.float16, torch.bfloat16):
         raise TypeError(f"{name}: wgmma on 16-bit inputs only (float16, bfloat16); got {q.dtype}")
-    if D not in HEAD_DIMS:
-        raise ValueError(f"{name}: head dim {D}; this kernel takes {HEAD_DIMS}")
     for t, label in ((q, "q"), (k, "k"), (v, "v")):
-        if not t.is_contiguous():
-            raise ValueError(f"{name}: {label} must be a contiguous (B, H, S, D) tensor (the kernel reads it as "
-                             f"(B*H*S, D) rows through TMA); got strides {t.stride()}: pass {label}.contiguous()")
+        if t.data_ptr() % 16:
+            raise ValueError(f"{name}: {label}'s first element is {t.data_ptr() % 16} bytes past a 16-byte boundary; "
+                             f"TMA needs 16-byte aligned tensors: pass {label}.clone()")
     check_fa3_config(D, block_n, stages, q.element_size(), name)
     consumer_regs, producer_regs = check_registers(consumer_regs, producer_regs, name)
     ok, why = available()

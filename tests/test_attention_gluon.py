@@ -26,7 +26,7 @@ def test_bad_input_fails_clearly():
     q, k, v = _qkv(1, 2, 2, 32, 32, 64)
     with pytest.raises(TypeError, match="16-bit"):
         G.attention_fa3(q.float(), k.float(), v.float())
-    with pytest.raises(ValueError, match="head dim 32"):
+    with pytest.raises(ValueError, match="head dim 32; this kernel takes"):
         G.attention_fa3(*_qkv(1, 2, 2, 32, 32, 32))
     with pytest.raises(ValueError, match="contiguous"):
         G.attention_fa3(q.transpose(1, 2).contiguous().transpose(1, 2), k, v)
@@ -40,6 +40,15 @@ def test_bad_input_fails_clearly():
         G.attention_fa3(*_qkv(1, 3, 2, 32, 32, 64))
     with pytest.raises(ValueError, match="setmaxnreg"):
         G.attention_fa3(q, k, v, consumer_regs=230)
+    with pytest.raises(ValueError, match="block_n must be 64 or 128"):
+        G.attention_fa3(q, k, v, block_n=64.0)
+    with pytest.raises(TypeError, match="causal must be True or False"):
+        G.attention_fa3(q, k, v, causal="yes")
+    with pytest.raises(ValueError, match="head dim 48; this kernel takes"):
+        G.attention_fa3(*_qkv(1, 2, 2, 32, 32, 48))
+    odd = torch.empty(2 * 32 * 64 + 1, dtype=torch.bfloat16, device=kernels.DEVICE)[1:].view(1, 2, 32, 64)
+    with pytest.raises(ValueError, match="16-byte"):
+        G.attention_fa3(odd, k, v)
 
 
 @pytest.mark.skipif(RUNS, reason="checks the message a machine without a Hopper GPU gets")
