@@ -533,13 +533,18 @@ def probe_regs(label):
     return LogNumber(PROBE_LOG, re.escape(label) + r"\n\s+[^;]*; (\d+) registers/thread")
 
 
+SWEEP_LOG, FMA_LOG = "results/logs/h200_2026-12-01_attention_sweep.json", "results/logs/h200_2026-12-01_attention_sweep_fma.json"
+D64_128x64 = r'"shape": "B4 H16/16 S4096 D64",\s*"step": "pointer",\s*"config": "128x64 w8 s3",[^}]*?"x_cudnn": ([\d.]+)'
+
 CLAIMS += [
-    Claim("08_flash_attention", "two consumer warpgroups, each granted 232 registers",
-          [LogNumber(PROBE_LOG, r"TMA \+ warp specialization, 4 warps\n\s+warp-specialized, registers requested \[(\d+), \1\]")]),
-    Claim("08_flash_attention", "(223 registers a thread against\n  174 registers for the plain loop)",
+    Claim("08_flash_attention", "took the (4, 16, 4096) shape from 0.92× to 0.95× cuDNN in the tile sweep",
+          [LogNumber(SWEEP_LOG, D64_128x64), LogNumber(FMA_LOG, D64_128x64)]),
+    Claim("08_flash_attention", "(223 registers a thread\n  against 174 registers for the plain loop at the same tiles)",
           [probe_regs("overlap, 128x64 tiles"), probe_regs("pointer loads, 128x64 tiles")]),
     Claim("08_flash_attention", "255 registers, values spilled to local memory",
           [probe_regs("overlap, 128x128 tiles, 2 stages")]),
+    Claim("08_flash_attention", "The timed kernel already needs\n  244 registers at those tiles",
+          [probe_regs("pointer loads, 128x128 tiles (the default)")]),
 ]
 CLAIMS += [
     Claim("08_flash_attention", "compiled for 168 registers a thread; at run time\n  the loading warpgroup gives registers back and each consumer takes 232 registers",
