@@ -38,12 +38,11 @@ clear error, and the chapter shows the numbers recorded on the H200 and what the
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 
-from . import ON_GPU
+from .pingpong import available  # the same question as chapter 05's Gluon kernels: Gluon and a Hopper GPU
 
 try:  # Gluon is experimental: present in Triton 3.6 (the H200's) and 3.9 (this course's CPU pin)
     from triton.experimental import gluon
@@ -242,19 +241,6 @@ if HAVE_GLUON:
             mbarrier.invalidate(v_empty.index(i))
         for i in gl.static_range(2):
             mbarrier.invalidate(turn.index(i))
-
-
-@functools.lru_cache(maxsize=None)
-def available() -> tuple[bool, str]:
-    """Whether the Gluon attention kernel can run here, and if not, why."""
-    if not HAVE_GLUON:
-        return False, f"this Triton has no Gluon ({_GLUON_ERROR})"
-    if not ON_GPU:
-        return False, "Gluon kernels run only on a GPU (Triton's interpreter does not run Gluon)"
-    major, minor = torch.cuda.get_device_capability()
-    if major != 9:
-        return False, f"the kernel uses Hopper's wgmma and TMA (compute capability 9.x); this GPU is {major}.{minor}"
-    return True, "Hopper GPU with Gluon"
 
 
 def shared_layout(block, dtype):

@@ -261,7 +261,8 @@ DEFAULT_COOPERATIVE = COOPERATIVE_CONFIGS[0]
 
 @functools.lru_cache(maxsize=None)
 def available() -> tuple[bool, str]:
-    """Whether the Gluon ping-pong kernel can run here, and if not, why."""
+    """Whether the Gluon kernels (this module's, and ``kernels.attention_gluon``'s) can run here, and if
+    not, why: Triton with Gluon, a GPU, and a Hopper one (compute capability 9.x)."""
     if not HAVE_GLUON:
         return False, f"this Triton has no Gluon ({_GLUON_ERROR})"
     if not ON_GPU:
