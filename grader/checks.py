@@ -71,6 +71,7 @@ from kernels import quantize as _quantize
 from kernels import schedule as _schedule
 from kernels import testing as T
 
+from . import guard as _guard
 from .guard import (DtypeGuard, Refused, Sandbox, Timeout, View, course_code, learner_frame, refuse_calls_into,
                     spawners, tampered_message, time_limit, watch_calls, watch_files)
 from .registry import EXERCISES, HEADLESS_ENV
@@ -2616,16 +2617,20 @@ class _Elements:
         return np.where(self.sorted[pos] == a, self.order[pos], -1)
 
 
-def _attention_work_message(call, case, views, o, lse, limit_n, limit_source):
+def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, limit_m=16):
     """In the interpreter: ``None`` if the learner's kernels stored only into the elements of O and lse, each
     once, and every program read its keys and values one tile of at most ``limit_n`` rows at a time (the
     ``block_n`` the grader asked for, else the wrapper's default: never what the kernel itself calls BLOCK_N),
     each row of K and V once (one pass: the online softmax), from its own head, none wholly above the diagonal
     (causal); else ``(status, message)``."""
-    traced = [l for l in call.learner if l.trace is not None and l.trace.programs]
-    if ON_GPU or not traced:
+    if ON_GPU:
         return None
+    traced = [l for l in call.learner if l.trace is not None and l.trace.programs]
+    if not traced:
+        return "refused", ("your kernels ran no tl.load, tl.store or tl.dot at all: O and lse must be written by "
+                           "your kernel's tl.store, from the q, k and v it loads")
     S, D = case.S, case.D
+    widest = max(limit_m, limit_n, D)
     eo, el = _Elements(o), _Elements(lse)
     count_o = np.zeros(o.numel(), dtype=np.int64)
     count_l = np.zeros(lse.numel(), dtype=np.int64)
@@ -2657,6 +2662,17 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source):
             o_rows = np.unique(np.concatenate(o_rows)) if o_rows else np.zeros(0, dtype=np.int64)
             heads = np.unique(o_rows // S)
             i_max = int(o_rows.max() % S) if o_rows.size else None
+            # the tiles of queries (BLOCK_M rows of one head) this program loaded: a persistent-style program
+            # that takes several reads each key once per tile of queries
+            # (told by where each load of q starts before its mask: a tile wholly past S loads nothing; loads
+            # whose starts lie less than BLOCK_M rows apart are one tile, however split)
+            starts = sorted({int(views["q"].index(np.array([a], dtype=np.int64))[1][0])
+                             for a in p.load_origins if a is not None and views["q"].in_storage(np.array([a]))[0]})
+            passes, last = 0, None
+            for row in starts:
+                if last is None or row >= last + limit_m:
+                    passes, last = passes + 1, row
+            passes = max(1, passes)
             for label in ("k", "v"):
                 view = views[label]
                 times = np.zeros(view.shape[0] * view.shape[1], dtype=np.int64)  # loads of each element
@@ -2683,15 +2699,34 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source):
                             return "fail", (f"{name} computes query rows up to {i_max} but loaded key {j} of {label}: "
                                             "with causal=True, tiles of keys wholly above the diagonal are skipped "
                                             "(the loop stops at min((pid_m + 1) * BLOCK_M, S))")
-                if (times > 1).any():
-                    e = int(np.argmax(times > 1))
+                if (times > passes).any():
+                    e = int(np.argmax(times > passes))
                     row = e // view.shape[1]
                     return "refused", (f"{name} loaded row {row % S} of {label} (batch, head "
-                                       f"{divmod(row // S, case.H)}) {int(times[e])} times: a fused kernel makes one "
-                                       "pass over the keys, each program reading each row of K and V once. That is "
+                                       f"{divmod(row // S, case.H)}) {int(times[e])} times"
+                                       + (f" for {passes} tiles of queries" if passes > 1 else "") +
+                                       ": a fused kernel makes one "
+                                       "pass over the keys, each program reading each row of K and V once (per tile "
+                                       "of queries it takes). That is "
                                        "the online softmax: keep a running maximum m_i and, when a tile raises it to "
                                        "m_new, rescale l_i and acc by alpha = exp2(m_i - m_new), instead of a first "
                                        "pass for each row's maximum and a second for the sums")
+            if p.dot_largest is not None and max(p.dot_largest) > widest:
+                M, N = p.dot_largest
+                return "refused", (f"{name} computed a tl.dot whose result is {M}x{N}, wider than any tile of the "
+                                   f"exercise (BLOCK_M = {limit_m}, BLOCK_N = {limit_n}, head dim {D}): that holds a "
+                                   "whole row of scores (or all of V) in registers. A fused kernel holds one "
+                                   "BLOCK_M x BLOCK_N tile of scores at a time and folds it in with the online "
+                                   "softmax")
+    # every element of O and lse written by a tl.store of the learner's kernels: one that holds a value (not
+    # the NaN it was filled with) but was never stored got it some other way
+    for which, t, c in (("O", o, count_o), ("lse", lse, count_l)):
+        flat = t.detach().reshape(-1).to("cpu")
+        unstored = (c == 0) & ~torch.isnan(flat).numpy()
+        if unstored.any():
+            e = int(np.argmax(unstored))
+            return "refused", (f"element {e} of {which} (flattened) holds a value but no tl.store of your kernels "
+                               "wrote it: every element of O and lse must be stored by your kernel, once")
     if (count_o > 1).any() or (count_l > 1).any():
         which, c = ("O", count_o) if (count_o > 1).any() else ("lse", count_l)
         e = int(np.argmax(c > 1))
@@ -2703,15 +2738,18 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source):
 _BLOCK_N_DEFAULT = pick(cpu=16, gpu=32)  # the given wrapper's BLOCKS[1]
 
 
-def _default_block_n(fn) -> int:
+_BLOCK_M_DEFAULT = pick(cpu=16, gpu=64)  # the given wrapper's BLOCKS[0]
+
+
+def _default_block_n(fn, index=1, default=None) -> int:
     """The block_n the wrapper uses when the grader gives none: its module's ``BLOCKS[1]`` (the given wrapper's
     ``block_n = BLOCKS[1] if block_n is None``), if that is a block the wrapper accepts, else the given default."""
     blocks = (getattr(fn, "__globals__", None) or {}).get("BLOCKS")
     if isinstance(blocks, (tuple, list)) and len(blocks) == 2:
-        b = blocks[1]
+        b = blocks[index]
         if type(b) is int and 16 <= b <= 256 and b & (b - 1) == 0:
             return b
-    return _BLOCK_N_DEFAULT
+    return _BLOCK_N_DEFAULT if default is None else default
 
 
 def _run_attention_case(fn, case, rng, gen, subchecks, first):
@@ -2759,7 +2797,8 @@ def _run_attention_case(fn, case, rng, gen, subchecks, first):
         limit = (kwargs["block_n"], "the block_n the grader asked for")
     else:
         limit = (_default_block_n(fn), "the wrapper's default block_n, BLOCKS[1]")
-    verdict = _attention_work_message(call, case, views, o, lse, *limit)
+    limit_m = kwargs.get("block_m") or _default_block_n(fn, 0, _BLOCK_M_DEFAULT)
+    verdict = _attention_work_message(call, case, views, o, lse, *limit, limit_m=limit_m)
     if verdict:
         stop(verdict[0], ("refused: " if verdict[0] == "refused" else "") + verdict[1])
     nan = torch.isnan(o)
@@ -2822,7 +2861,10 @@ def check_attention_forward(fn, rng, gen, subchecks):
         _ACase("scores in the hundreds: subtract the running maximum", 1, 2, ragged(), 32, f16, False, scale=6.0),
         _ACase("causal, scores in the hundreds", 1, 1, ragged(), 32, f16, True, scale=6.0),
         _ACase("one query row", 2, 2, 1, 16, f32, True),
-        _ACase("S a multiple of the tiles", 1, 1, pick(cpu=32, gpu=256), d_big, f16, True),
+        _ACase("S a multiple of the tiles", 1, 1, 256 if ON_GPU else rng.choice((80, 96, 112)), d_big, f16, True),
+        # every (batch, head) its own (program_id(1) past 4), keys past the first 64, the causal mask on long rows
+        _ACase("causal, eight (batch, head) pairs, S past 64", 2, 4, ragged(300) if ON_GPU else _dims(rng, 65, 127),
+               16, f32, True, block_m=32, block_n=32),
     ]
     for i, case in enumerate(cases):
         _run_attention_case(fn, case, rng, gen, subchecks, i == 0)
@@ -2849,6 +2891,13 @@ def grade(name: str, fn, seed: int | None = None, limit: float | None = None) ->
     rng = random.Random(seed ^ zlib.crc32(name.encode()))
     gen = torch.Generator().manual_seed(rng.randrange(2**62))
     start = time.perf_counter()
+    # the grader's own modules as they are now: after the check, anything the answer changed in them (a check
+    # function replaced, its code swapped) refuses the answer, and the grader is put back as it was
+    tools = _guard.snapshot_tools()
+    snapshot = _guard.ModuleSnapshot()
+    snapshots, changed_message = _guard._CURRENT_SNAPSHOT, _guard.grader_changed_message
+    changed_of, restore_of = _guard.ModuleSnapshot.changed, _guard.ModuleSnapshot.restore
+    snapshots.append(snapshot)
     try:
         with time_limit(limit):
             globals()[ex.check](fn, rng, gen, result.subchecks)
@@ -2868,6 +2917,16 @@ def grade(name: str, fn, seed: int | None = None, limit: float | None = None) ->
                           "raised it, or the check was stopped from outside; nothing was graded")
     except Exception as exc:  # a bug in the check itself, or something no sub-check expected
         result.status, result.message = "error", "the check failed unexpectedly: " + describe_exception(exc)
+    finally:
+        if snapshots and snapshots[-1] is snapshot:
+            snapshots.pop()
+        for f, code, defaults in tools:
+            f.__code__, f.__defaults__ = code, defaults
+        changed = changed_of(snapshot)
+        if changed:
+            restore_of(snapshot)
+    if changed:
+        result.status, result.message = "refused", "refused: " + changed_message(changed)
     result.seconds = time.perf_counter() - start
     result.points = ex.points if result.passed else 0
     return result

@@ -357,6 +357,7 @@ class ProgramTrace:
     """What one program of an interpreted launch did."""
 
     loads: list = field(default_factory=list)  # address arrays (uint64), mask applied
+    load_origins: list = field(default_factory=list)  # per load: its lowest address before the mask, or None
     stores: list = field(default_factory=list)  # (address array, value array), mask applied
     pointer_loads: int = 0
     descriptor_loads: int = 0
@@ -366,6 +367,7 @@ class ProgramTrace:
     dots: int = 0
     dot_shape: tuple | None = None  # (M, N) of its first tl.dot: the tile it computes
     dot_types: set = field(default_factory=set)  # (a's dtype, b's dtype) of its tl.dot calls, e.g. "fp8e4nv"
+    dot_largest: tuple | None = None  # (M, N) of its tl.dot whose output has the largest dimension
 
 
 class Trace:
@@ -477,8 +479,10 @@ class Trace:
         if not self.record:
             return
         p = self.program(builder)
+        origin = int(addr.min()) if addr.size else None
         if kind == "load":
             p.loads.append(sel.copy())
+            p.load_origins.append(origin)
             if self.in_descriptor:
                 p.descriptor_loads += 1
             else:
@@ -494,6 +498,7 @@ class Trace:
         else:
             p.atomics += 1
             p.loads.append(sel.copy())
+            p.load_origins.append(origin)
             if write:
                 p.stores.append((sel.copy(), None))
 
@@ -518,6 +523,8 @@ class Trace:
             program = self.program(builder)
             program.dots += 1
             program.dot_shape = program.dot_shape or (int(M), int(N))
+            if program.dot_largest is None or max(int(M), int(N)) > max(program.dot_largest):
+                program.dot_largest = (int(M), int(N))
             program.dot_types.add((str(getattr(a, "dtype", "?")), str(getattr(b, "dtype", "?"))))
 
 
@@ -833,8 +840,17 @@ def _source_problem(fdef, fn, where, jits) -> str | None:
                     if hasattr(builtins, node.id):
                         return (f"calling Python's `{node.id}()` {where}" if called
                                 else f"using Python's `{node.id}` {where}")
-                    continue  # not defined: a NameError where the kernel runs
-                continue  # range, min, len, ...
+                    # not defined now: Triton's interpreter copies its own globals (np, math, tl, ...) into the
+                    # kernel's module when it runs the kernel, so an undefined name is defined there. Its `tl`
+                    # (Triton's language) is judged as the kernel's own would be; anything else is refused
+                    obj = _interpreter_global(node.id)
+                    if not _triton_module(obj):
+                        return (f"using `{text}` {where}, but `{node.id}` is not defined in the kernel's module: "
+                                "a kernel may use Triton's language (tl.*), @triton.jit functions and constants "
+                                "defined in its module, nothing else (the interpreter would hand it its own "
+                                "Python modules)")
+                else:
+                    continue  # range, min, len, ...
             parent = None
             for attr in attrs:
                 if not (isinstance(obj, types.ModuleType) or _triton_class(obj) or _triton_language(obj, parent)
@@ -868,6 +884,15 @@ def _source_problem(fdef, fn, where, jits) -> str | None:
     return None
 
 
+def _interpreter_global(name):
+    """What Triton's interpreter copies into a kernel's module under ``name`` when it runs it (None if nothing)."""
+    try:
+        from triton.runtime import interpreter as interp
+    except Exception:  # pragma: no cover
+        return None
+    return vars(interp).get(name)
+
+
 def python_calls(jit) -> str | None:
     """Why ``jit`` (a learner's ``@triton.jit`` kernel) is refused for reaching plain Python from its body,
     or ``None``. Triton's interpreter would run such Python on the CPU, with any data it likes; a GPU
@@ -897,6 +922,12 @@ def argument_problem(jit, args, kwargs) -> str | None:
     labelled += list(kwargs.items())
     for label, value in labelled:
         jits = []
+        subclass = _tensor_subclass_in(value)
+        if subclass is not None:
+            kernel = getattr(_inner_function(jit), "__name__", "?")
+            return (f"passing a {subclass.__name__} (a subclass of torch.Tensor) as {label}= to the kernel {kernel}: "
+                    "pass plain torch.Tensor objects (a subclass's Python methods would run whenever the grader or "
+                    "Triton touches the tensor)")
         if not _argument_ok(value, jits):
             kernel = getattr(_inner_function(jit), "__name__", "?")
             return (f"passing {type(value).__name__} {label}= to the kernel {kernel}: "
@@ -910,8 +941,27 @@ def argument_problem(jit, args, kwargs) -> str | None:
     return None
 
 
+_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+
+
+def _tensor_subclass_in(value, depth=0):
+    """The first ``torch.Tensor`` subclass (other than ``nn.Parameter``) in ``value`` (a tuple, list or a
+    descriptor's ``base``), else ``None``; told by ``type()``, which ``__class__`` cannot fake."""
+    if isinstance(value, torch.Tensor) and type(value) not in _TENSOR_TYPES:
+        return type(value)
+    if depth < 3 and type(value) in (tuple, list):
+        for v in value:
+            found = _tensor_subclass_in(v, depth + 1)
+            if found is not None:
+                return found
+    base = getattr(value, "base", None) if is_descriptor(value) else None
+    if base is not None and depth < 3:
+        return _tensor_subclass_in(base, depth + 1)
+    return None
+
+
 def _argument_ok(value, jits, depth=0) -> bool:
-    if isinstance(value, torch.Tensor) or _plain_value(value, jits) or _jit_value(value, jits):
+    if type(value) in _TENSOR_TYPES or _plain_value(value, jits) or _jit_value(value, jits):
         return True
     t = type(value)
     if t.__name__ in _ARGUMENT_TYPES and t.__module__.startswith("triton"):
@@ -1118,6 +1168,7 @@ class Sandbox:
         self.before: dict = {}  # storage key -> (uint8 view of the storage, copy before its first launch)
         self.dot_scale = None  # in the interpreter, while set: tl.dot returns acc + dot_scale * (a @ b)
         self._current: Trace | None = None
+        self.triton_problem = None
         self._undo = []
         self._depth = 0
 
@@ -1136,6 +1187,9 @@ class Sandbox:
         old = owner.__dict__.get(name, _MISSING)
         setattr(owner, name, value)
         self._undo.append((owner, name, old, value))
+
+    def _hook_ids(self):
+        return frozenset(id(ours) for _, _, _, ours in self._undo)
 
     def _escape(self, name):
         sandbox = self
@@ -1231,6 +1285,9 @@ class Sandbox:
                 problem = kernel_object_problem(self_)
                 if problem:
                     sandbox.refuse(problem)
+                tampered = sandbox.triton_problem or triton_tampered(sandbox._hook_ids())
+                if tampered:
+                    sandbox.refuse(triton_tampered_message(tampered))
             if not ours and getattr(self_, "pre_run_hooks", None):
                 sandbox.refuse(f"a pre-run hook on your kernel {getattr(self_, '__name__', '?')} "
                                "(add_pre_run_hook runs Python, not the kernel)")
@@ -1435,6 +1492,8 @@ class Sandbox:
         from triton.runtime.interpreter import InterpretedFunction
         from triton.runtime.jit import JITFunction
 
+        # what the answer may have replaced before the grader hooks anything (at import)
+        self.triton_problem = triton_tampered(self._hook_ids())
         for cls in (JITFunction, InterpretedFunction):
             self._hook_run(cls)
         self._hook_interpreter()
@@ -1463,6 +1522,10 @@ class Sandbox:
                     setattr(owner, name, old)
             self._undo.clear()
             self._current = None
+            if _CURRENT_SNAPSHOT:
+                changed = _CURRENT_SNAPSHOT[-1].changed()
+                if changed:
+                    self.refusals.append(grader_changed_message(changed))
         return False
 
 
@@ -1701,3 +1764,185 @@ def refuse_calls_into(modules, sandbox):
             _REFUSING.pop()
         for f, code, defaults, kwdefaults in reversed(swapped):
             f.__code__, f.__defaults__, f.__kwdefaults__ = code, defaults, kwdefaults
+
+
+# --------------------------------------------------------------------------------------------------
+# the grader's own modules, and Triton's interpreter, as they were: an answer must not change them
+# --------------------------------------------------------------------------------------------------
+def _members(value):
+    """What of ``value`` an answer could change in place and we compare: a function's code and defaults, a
+    container's items (shallow)."""
+    if isinstance(value, types.FunctionType):
+        return ("function", value.__code__, value.__defaults__, dict(value.__kwdefaults__ or {}),
+                tuple(value.__closure__ or ()))
+    if type(value) in (dict, list, set, frozenset, tuple):
+        if len(value) > 4096:  # a large table: identity of the container only
+            return None
+        items = list(value.items()) if type(value) is dict else list(value)
+        return ("items", tuple(id(x) for kv in items for x in (kv if type(value) is dict else (kv,))))
+    return None
+
+
+class ModuleSnapshot:
+    """Every global of the grader's modules (``grader`` and ``grader.*``), by identity, with each function's
+    code, defaults and closure cells, each class's own attributes (and their functions' code) and each
+    container's items: ``changed()`` names the first difference, ``restore()`` puts everything back. Taken
+    before an answer runs; an answer that replaces ``grader.checks._something`` (or its ``__code__``) to
+    blind a check is refused, and the grader is put back for the next answer."""
+
+    _VOLATILE = {("grader.guard", "_CURRENT_SNAPSHOT"), ("grader.guard", "_FOREIGN"), ("grader.guard", "_REFUSING"),
+                 ("grader.guard", "_course_index"),
+                 ("grader.checks", "_LAST")}  # caches and stacks: their items change, they are never replaced
+
+    def __init__(self, prefixes=("grader",)):
+        self.modules = {}
+        for name, module in list(sys.modules.items()):
+            if module is None or not any(name == p or name.startswith(p + ".") for p in prefixes):
+                continue
+            space = vars(module)
+            entries = {}
+            for key, value in list(space.items()):
+                classes = None
+                if isinstance(value, type) and getattr(value, "__module__", None) == name:
+                    classes = {k: (v, _members(v)) for k, v in list(vars(value).items())
+                               if k not in ("__dict__", "__weakref__", "__doc__")}
+                entries[key] = (value, None if (name, key) in self._VOLATILE else _members(value), classes)
+            self.modules[name] = (module, entries)
+
+    def changed(self) -> str | None:
+        for name, (module, entries) in self.modules.items():
+            space = vars(module)
+            if sys.modules.get(name) is not module:
+                return f"the module {name} was replaced in sys.modules"
+            for key in list(space):
+                if key not in entries and not (isinstance(space[key], types.ModuleType)
+                                               and (space[key].__name__ + ".").startswith("grader.")):
+                    return f"{name}.{key} was added"
+            for key, (value, members, classes) in entries.items():
+                if key not in space:
+                    return f"{name}.{key} was deleted"
+                if space[key] is not value:
+                    return f"{name}.{key} was replaced"
+        # identity first (above), then what the functions above are made of (their code may be swapped)
+        for name, (module, entries) in self.modules.items():
+            for key, (value, members, classes) in entries.items():
+                if members is not None and _members(value) != members:
+                    return f"{name}.{key} was changed in place (its code, defaults or items)"
+                if classes is not None:
+                    own = {k: v for k, v in vars(value).items() if k not in ("__dict__", "__weakref__", "__doc__")}
+                    if set(own) != set(classes):
+                        return f"{name}.{key}'s attributes were changed"
+                    for k, (v, m) in classes.items():
+                        if own[k] is not v or (m is not None and _members(v) != m):
+                            return f"{name}.{key}.{k} was replaced"
+        return None
+
+    def restore(self):
+        for name, (module, entries) in self.modules.items():
+            sys.modules[name] = module
+            space = vars(module)
+            for key in list(space):
+                if key not in entries and not (isinstance(space[key], types.ModuleType)
+                                               and (space[key].__name__ + ".").startswith("grader.")):
+                    del space[key]
+            for key, (value, members, classes) in entries.items():
+                space[key] = value
+                self._put_back(value, members)
+                if classes is not None:
+                    for k in [k for k in vars(value) if k not in classes and k not in ("__dict__", "__weakref__",
+                                                                                        "__doc__")]:
+                        try:
+                            delattr(value, k)
+                        except (AttributeError, TypeError):
+                            pass
+                    for k, (v, m) in classes.items():
+                        try:
+                            if vars(value).get(k, _MISSING) is not v:
+                                setattr(value, k, v)
+                        except (AttributeError, TypeError):
+                            pass
+                        self._put_back(v, m)
+
+    @staticmethod
+    def _put_back(value, members):
+        if members is None:
+            return
+        try:
+            if members[0] == "function":
+                value.__code__, value.__defaults__ = members[1], members[2]
+                value.__kwdefaults__ = members[3] or None
+        except (AttributeError, TypeError, ValueError):
+            pass
+
+
+_CURRENT_SNAPSHOT: list = []  # the snapshot of the answer now graded (read by the Sandbox on its way out)
+
+
+def snapshot_tools():
+    """What ``grade`` holds on to before an answer runs, to verify the grader after it: the snapshot's own
+    functions and their code (put back before they run, should an answer have swapped it)."""
+    funcs = (ModuleSnapshot.__init__, ModuleSnapshot.changed, ModuleSnapshot.restore, ModuleSnapshot._put_back,
+             _members, grader_changed_message)
+    return [(f, f.__code__, f.__defaults__) for f in funcs]
+
+
+def grader_changed_message(what: str) -> str:
+    return (f"your code changed the grader itself ({what}): an answer computes its result, it does not "
+            "rewrite the checks that judge it")
+
+
+def _triton_code(value, allowed) -> bool:
+    """Whether a class attribute of Triton's interpreter is Triton's own (its code in Triton's files) or one
+    of the grader's hooks (``allowed``: the ids of what a Sandbox put there)."""
+    if id(value) in allowed:
+        return True
+    if isinstance(value, (staticmethod, classmethod)):
+        value = value.__func__
+    if isinstance(value, property):
+        return all(f is None or _triton_code(f, allowed) for f in (value.fget, value.fset, value.fdel))
+    if isinstance(value, functools.partial):
+        return _triton_code(value.func, allowed)
+    if isinstance(value, types.MethodType):
+        return _triton_code(value.__func__, allowed)
+    if isinstance(value, types.FunctionType):
+        return _code_path(value).startswith(_TRITON_DIR) and _nothing_else_inside(value)
+    return not callable(value) or isinstance(value, (type, types.BuiltinFunctionType, types.ModuleType))
+
+
+def triton_tampered(allowed=frozenset()) -> str | None:
+    """``None`` if every class, function and builder of Triton's interpreter (``triton.runtime.interpreter``)
+    and JIT (``triton.runtime.jit``) is Triton's own code (or one of the grader's hooks, ``allowed``); else
+    what was replaced. An answer that swaps ``InterpreterBuilder.create_make_range`` at import runs its own
+    Python inside every launch, where the grader cannot see it."""
+    try:
+        from triton.runtime import interpreter as interp
+        from triton.runtime import jit as jit_module
+    except Exception:  # pragma: no cover
+        return None
+    for module in (interp, jit_module):
+        for key, value in list(vars(module).items()):
+            if isinstance(value, type) and value.__module__ == module.__name__:
+                for klass in value.__mro__:
+                    if not (klass.__module__ + ".").startswith("triton."):
+                        continue
+                    for name, member in list(vars(klass).items()):
+                        if (name in _DATACLASS_METHODS and "__dataclass_fields__" in vars(klass)
+                                and isinstance(member, types.FunctionType)
+                                and member.__code__.co_filename in _DATACLASS_FILES):
+                            continue  # what @dataclass wrote for Triton's own dataclass
+                        if not _triton_code(member, allowed):
+                            return f"{klass.__qualname__}.{name}"
+            elif isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+                if not _triton_code(value, allowed):
+                    return f"{module.__name__}.{key}"
+            elif type(value).__module__ == module.__name__ and hasattr(value, "__dict__"):
+                for name, member in list(vars(value).items()):
+                    inside = list(member.values()) if type(member) is dict else [member]
+                    if not all(_triton_code(m, allowed) for m in inside):
+                        return f"{module.__name__}.{key}.{name}"
+    return None
+
+
+def triton_tampered_message(what: str) -> str:
+    return (f"Triton's {what} is not Triton's own code (replaced by your code): the interpreter would run your "
+            "Python inside every launch; leave Triton's interpreter as it is")

@@ -226,10 +226,31 @@ ANSWER_FILES = {
     "c08a_run_override_copy": ("attention_forward", {"refused"}, "did not follow"),
     "c08a_run_subclass": ("attention_forward", {"refused"}, "a class of your own"),
     "c08a_class_run_replaced": ("attention_forward", {"refused"}, ".run was replaced"),
+    # the grader's own functions replaced from inside the answer (sys.modules["grader.checks"]): refused, and
+    # the grader put back for the next answer
+    "c08a_patch_grader": ("attention_forward", {"refused"}, "changed the grader itself"),
+    "c08o_patch_grader": ("online_softmax_update", {"refused"}, "changed the grader itself"),
+    # host work hidden where the replay runs it again: a torch.Tensor subclass as a kernel argument, a method of
+    # Triton's interpreter builder replaced at import, NumPy named in the kernel's body under a name its module
+    # does not define (the interpreter adds its own `np` when it runs the kernel)
+    "c08a_tensor_subclass": ("attention_forward", {"refused"}, "a subclass of torch.Tensor"),
+    "c08a_builder_patch": ("attention_forward", {"refused"}, "InterpreterBuilder.create_make_range is not Triton's own"),
+    "c08a_injected_np": ("attention_forward", {"refused"}, "`np` is not defined in the kernel's module"),
+    # O and lse written on the host, then a kernel that loads and stores nothing is launched on them
+    "c08a_kernel_loads_nothing": ("attention_forward", {"refused"}, "no tl.load, tl.store"),
+    # a whole row of scores held in registers, built by a tl.dot with a one-hot matrix
+    "c08a_row_in_registers": ("attention_forward", {"refused"}, "whole row of scores"),
+    # bugs that only larger problems show: B*H = 8, keys past 64, the causal mask for S > 64
+    "c08a_bug_bh4": ("attention_forward", {"fail"}, ("stored 2 times", "another head", "expected")),
+    "c08a_bug_64keys": ("attention_forward", {"fail"}, "expected"),
+    "c08a_bug_causal_big": ("attention_forward", {"fail"}, ("wholly above the diagonal", "expected")),
+    # correct: a persistent-style kernel taking two tiles of queries per program reads each key once per tile
+    "c08a_persistent_two_tiles": ("attention_forward", {"pass"}, ""),
 }
 ANSWERS_INTERPRETER_ONLY = {"a08a_score_matrix", "a08a_whole_row", "c08a_whole_row_renamed",
                             "c08a_whole_row_wrapper_block", "c08a_scores_in_lse_storage", "c08a_two_pass",
-                            "c08a_run_override"}  # the last reads q, k, v through ctypes: host memory only
+                            "c08a_run_override", "c08a_builder_patch", "c08a_injected_np",
+                            "c08a_kernel_loads_nothing", "c08a_row_in_registers"}  # the last reads q, k, v through ctypes: host memory only
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
