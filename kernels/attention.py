@@ -228,6 +228,34 @@ def _attend(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, of
 
 
 @triton.jit
+def _kv_tile(src, row0, stride, offs_n, offs_d, TMA: tl.constexpr):
+    """Rows ``row0 + offs_n`` of K or V: a tensor descriptor's tile, or loads from a base pointer whose
+    rows are ``stride`` apart (unmasked: the caller's rows exist)."""
+    if TMA:
+        t = src.load([row0, 0])
+    else:
+        t = tl.load(src + (row0 + offs_n)[:, None] * stride + offs_d[None, :])
+    return t
+
+
+@triton.jit
+def _softmax_pv(acc, l_i, m_i, s, v_src, row0, stride_vs, offs_n, offs_d, qk_scale, UPCAST: tl.constexpr,
+                TMA: tl.constexpr):
+    """One online-softmax step (base 2, ``qk_scale`` positive) with a tile's scores ``s``, then its
+    values (loaded here, after the exponentials) into ``acc``; returns ``(acc, l_i, m_i)``."""
+    m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
+    p = tl.math.exp2(s * qk_scale - m_new[:, None])
+    alpha = tl.math.exp2(m_i - m_new)
+    l_i = l_i * alpha + tl.sum(p, 1)
+    v = _kv_tile(v_src, row0, stride_vs, offs_n, offs_d, TMA)
+    if UPCAST:
+        acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
+    else:
+        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+    return acc, l_i, m_new
+
+
+@triton.jit
 def _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start, end, qk_scale,
                     HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, UPCAST: tl.constexpr, TMA: tl.constexpr,
                     LONG: tl.constexpr = False):
@@ -240,44 +268,13 @@ def _attend_overlap(acc, l_i, m_i, q, k_src, v_src, stride_ks, stride_vs, start,
     if LONG:  # views of 2**31 elements or more: row offsets in 64 bits
         offs_n = offs_n.to(tl.int64)
     if start < end:
-        if TMA:
-            k = k_src.load([start, 0])
-        else:
-            k = tl.load(k_src + (start + offs_n)[:, None] * stride_ks + offs_d[None, :])
-        s = _dot(q, tl.trans(k), UPCAST)
+        s = _dot(q, tl.trans(_kv_tile(k_src, start, stride_ks, offs_n, offs_d, TMA)), UPCAST)
         for n0 in tl.range(start, end - BLOCK_N, BLOCK_N):
-            if TMA:
-                k = k_src.load([n0 + BLOCK_N, 0])
-            else:
-                k = tl.load(k_src + (n0 + BLOCK_N + offs_n)[:, None] * stride_ks + offs_d[None, :])
-            s_next = _dot(q, tl.trans(k), UPCAST)
-            m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
-            p = tl.math.exp2(s * qk_scale - m_new[:, None])
-            alpha = tl.math.exp2(m_i - m_new)
-            l_i = l_i * alpha + tl.sum(p, 1)
-            if TMA:
-                v = v_src.load([n0, 0])
-            else:
-                v = tl.load(v_src + (n0 + offs_n)[:, None] * stride_vs + offs_d[None, :])
-            if UPCAST:
-                acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
-            else:
-                acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
-            m_i = m_new
+            s_next = _dot(q, tl.trans(_kv_tile(k_src, n0 + BLOCK_N, stride_ks, offs_n, offs_d, TMA)), UPCAST)
+            acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, s, v_src, n0, stride_vs, offs_n, offs_d, qk_scale, UPCAST, TMA)
             s = s_next
-        m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)
-        p = tl.math.exp2(s * qk_scale - m_new[:, None])
-        alpha = tl.math.exp2(m_i - m_new)
-        l_i = l_i * alpha + tl.sum(p, 1)
-        if TMA:
-            v = v_src.load([end - BLOCK_N, 0])
-        else:
-            v = tl.load(v_src + (end - BLOCK_N + offs_n)[:, None] * stride_vs + offs_d[None, :])
-        if UPCAST:
-            acc = acc * alpha[:, None] + tl.dot(p, v.to(tl.float32))
-        else:
-            acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
-        m_i = m_new
+        acc, l_i, m_i = _softmax_pv(acc, l_i, m_i, s, v_src, end - BLOCK_N, stride_vs, offs_n, offs_d, qk_scale,
+                                    UPCAST, TMA)
     return acc, l_i, m_i
 
 
