@@ -21,27 +21,14 @@ import torch
 
 import kernels
 from grader import checks
-from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
+from grader.registry import EXERCISES
+from test_grader import as_module  # a notebook's definitions, imported from a file
 
 ROOT = Path(__file__).resolve().parent.parent
 CH08 = ROOT / "solutions" / "ch08_attention.ipynb"
 ANSWERS = ROOT / "tests" / "answers"
 NAMES = ("online_softmax_update", "attention_forward")
 _count = iter(range(10**6))
-
-
-def as_module(nb, path: Path):
-    """A notebook's definitions (no self-checks, no try-it cells) imported as a module from a file:
-    Triton reads a kernel's source from its file."""
-    skip = {SELF_CHECK_TAG, SOLUTION_ONLY_TAG}
-    code = [c.source for c in nb.cells if c.cell_type == "code"
-            and not skip & set(c.metadata.get("tags", [])) and not c.get("id", "").endswith("try-code")]
-    path.write_text("\n\n".join(code) + "\n")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def variant(swaps: dict):

@@ -21,7 +21,8 @@ import torch
 import kernels
 from grader import checks
 from grader.guard import DtypeGuard, Refused, Sandbox, low_precision_cast, watch_files
-from grader.registry import EXERCISES, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
+from grader.registry import EXERCISES
+from test_grader import as_module  # a notebook's definitions, imported from a file
 
 ROOT = Path(__file__).resolve().parent.parent
 CH06 = ROOT / "solutions" / "ch06_fp8_quantize.ipynb"
@@ -30,20 +31,6 @@ ANSWERS = ROOT / "tests" / "answers"
 FP_EXERCISES = {"quantize_e4m3": CH06, "scaled_matmul_e4m3": CH06, "pack_e2m1": CH07, "unpack_e2m1": CH07,
                 "dequantize_mxfp4": CH07}
 _count = iter(range(10**6))
-
-
-def as_module(nb, path: Path):
-    """A notebook's definitions (no self-checks, no try-it cells) imported as a module from a file:
-    Triton reads a kernel's source from its file."""
-    skip = {SELF_CHECK_TAG, SOLUTION_ONLY_TAG}
-    code = [c.source for c in nb.cells if c.cell_type == "code"
-            and not skip & set(c.metadata.get("tags", [])) and not c.get("id", "").endswith("try-code")]
-    path.write_text("\n\n".join(code) + "\n")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def variant(src: Path, swaps: dict):
