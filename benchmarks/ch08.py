@@ -1,8 +1,8 @@
 """Chapter 08: attention forward against cuDNN SDPA, and what the three-line version costs.
 
 * ``ch08_attention``: bf16, the course's fused kernel (``kernels.attention``: pointer loads with the
-  default tiles, the TMA variant, TMA with Triton's warp specialization, and the hand-pipelined key loop
-  with 128 x 64 tiles, ``overlap=True``; and ``kernels.attention_gluon``'s hand-written FlashAttention-3
+  default tiles, the TMA variant, and the hand-pipelined key loop with 128 x 64 tiles,
+  ``overlap=True``; and ``kernels.attention_gluon``'s hand-written FlashAttention-3
   schedule, with and without ping-pong) beside ``scaled_dot_product_attention`` with the cuDNN backend
   (the baseline of every ratio) and the FlashAttention-2 backend, at the shapes of the chapter:
   head dim 128 at (B, H, S) = (4, 16, 4096) and (1, 16, 16384), causal and not; head dim 64 at
@@ -68,8 +68,6 @@ def run_attention(quick=False):
         cands = {"cuDNN SDPA": (cudnn, None), "FA2 backend SDPA": (_sdpa(SDPBackend.FLASH_ATTENTION, q, k, v, causal), None),
                  "ours": (None, default), "ours, TMA": (None, dataclasses.replace(default, tma=True)),
                  "ours, overlap": (None, dataclasses.replace(default, block_n=64, overlap=True)),
-                 "ours, TMA + warp specialization": (None, A.AttentionConfig(128, 128 if D >= 128 else 64, 4,
-                                                                             2 if D >= 128 else 3, True, True)),
                  "ours, Gluon FA3 schedule": (None, dict(block_n=128, stages=2)),
                  "ours, Gluon FA3 schedule + ping-pong": (None, dict(block_n=128, stages=2, pingpong=True))}
         for name, (fn, cfg) in cands.items():

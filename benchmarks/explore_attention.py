@@ -8,7 +8,7 @@ softmax of this one; causal query tiles longest first; Triton's warp specializat
 hand-written Gluon FlashAttention-3 schedule of ``kernels.attention_gluon``, its tiles, stages and
 ping-pong), fp16 beside bf16 at one shape.
 
-Writes attention_sweep.json (attention_hopper.json for ``hopper``) into $OUT or /tmp.
+Set SKIP_GLUON=1 to leave out the Gluon variants, ONLY=prefix,prefix to keep only the variants so named. Writes attention_sweep.json (attention_hopper.json for ``hopper``) into $OUT or /tmp.
 """
 import dataclasses
 import json
@@ -105,7 +105,11 @@ def hopper():
                 ("gluon fa3 n128 s2", dict(block_n=128, stages=2)), ("gluon fa3 n128 s3", dict(block_n=128, stages=3)),
                 ("gluon fa3 n64 s3", dict(block_n=64, stages=3)), ("gluon fa3 n64 s4", dict(block_n=64, stages=4)),
                 ("gluon fa3 n128 s2 pingpong", dict(block_n=128, stages=2, pingpong=True)),
-                ("gluon fa3 n64 s3 pingpong", dict(block_n=64, stages=3, pingpong=True))]
+                ("gluon fa3 n64 s3 pingpong", dict(block_n=64, stages=3, pingpong=True)),
+                ("gluon fa3 n128 s3 pingpong", dict(block_n=128, stages=3, pingpong=True))]
+    only = [w.strip() for w in os.environ.get("ONLY", "").split(",") if w.strip()]
+    if only:  # variants whose name starts with one of these
+        variants = [(n, c) for n, c in variants if any(n.startswith(w) for w in only)]
     res = {"env": {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__},
            "rows": []}
     A._ensure_allocator()
@@ -127,6 +131,8 @@ def hopper():
                 if (name.startswith("longest") or "+longest" in name) and not causal:
                     continue
                 gluon = isinstance(cfg, dict)
+                if gluon and os.environ.get("SKIP_GLUON"):
+                    continue
                 if not gluon and D == 64 and cfg.block_n == 128 and "128x128" not in name:
                     cfg = dataclasses.replace(cfg, block_n=64)
                 if gluon and dtype != torch.bfloat16 and dtype != torch.float16:

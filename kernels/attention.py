@@ -555,6 +555,12 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
     B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
     check_flags(name, causal=causal, return_lse=return_lse)
     cfg = check_config(config or default_config(D, Sq, q.dtype), name)
+    if cfg.warp_specialize and (causal or cfg.num_stages > 2):
+        raise ValueError(f"{name}: config.warp_specialize runs only without causal masking and with num_stages <= 2 "
+                         f"(got causal={causal}, num_stages={cfg.num_stages}): compiled by Triton 3.6 on an H200, "
+                         f"the warp-specialized loop gave wrong answers there (tests/test_attention.py::"
+                         f"test_warp_specialized_at_size); kernels.attention_gluon.attention_fa3 is the "
+                         f"warp-specialized kernel that is right")
     if world_mismatch(attention_fwd_kernel):
         raise RuntimeError(world_mismatch(attention_fwd_kernel))
     grid = (triton.cdiv(Sq, cfg.block_m), B * H)
