@@ -501,6 +501,34 @@ def plot_naive_memory(doc, axes=None):
     return axes
 
 
+def plot_attention_ratio(doc, kernels_, ax=None):
+    """Each kernel's speed as a multiple of cuDNN SDPA's (``ratio_graph``), per shape, from
+    ``results/<gpu>/ch08_attention.json``; ``kernels_``: the ``kernel`` names to draw (a name the
+    records do not hold raises ``ValueError``). A dashed line marks 1.0 (as fast as cuDNN)."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    recs = [r for r in doc["records"] if "ratio_graph" in r]
+    missing = [k for k in kernels_ if not any(r["kernel"] == k for r in recs)]
+    if missing:
+        raise ValueError(f"plot_attention_ratio: no timed records of {missing}; "
+                         f"the records hold {sorted({r['kernel'] for r in recs})}")
+    key = lambda r: (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"])  # noqa: E731
+    shapes = list(dict.fromkeys(key(r) for r in recs))
+    ax = ax or plt.subplots(figsize=(9, 3.8))[1]
+    for i, k in enumerate(kernels_):
+        vals = [next((r["ratio_graph"] for r in recs if r["kernel"] == k and key(r) == s), np.nan) for s in shapes]
+        ax.plot(np.arange(len(shapes)), vals, "o-", color=f"C{i}", label=k)
+    ax.axhline(1.0, color="k", ls="--", lw=1)
+    labels = [f"B{b} H{h}" + (f"/{hk}" if hk != h else "") + f"\nS{s} D{d}" + ("\ncausal" if c else "")
+              for b, h, hk, s, d, c in shapes]
+    ax.set_xticks(np.arange(len(shapes)), labels, fontsize=7)
+    ax.set_ylabel("speed / cuDNN SDPA's")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _title(ax, "attention forward, bf16, as a multiple of cuDNN", doc)
+    return ax
+
+
 def plot_attention(doc, ax=None):
     """TFLOP/s per shape for every kernel of ``results/<gpu>/ch08_attention.json`` (CUDA graphs)."""
     import matplotlib.pyplot as plt

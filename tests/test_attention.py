@@ -376,3 +376,21 @@ def test_online_softmax_update_refuses_mismatched_input():
         A.online_softmax_update(m, l, torch.zeros(3, 2), np.zeros((3, 4)), np.zeros((4, 2)))
     with pytest.raises(TypeError, match="five NumPy arrays"):
         A.online_softmax_update(None, l, acc, np.zeros((3, 4)), np.zeros((4, 2)))
+
+
+def test_ratio_plot_draws_the_records():
+    """plot_attention_ratio: one line per kernel asked for, its points the records' ratios in shape
+    order; a kernel the records do not hold is an error that names the ones they do."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from kernels import bench, plots
+
+    doc = bench.load("ch08_attention", "h200")
+    names = ["ours", "ours, Gluon FA3 schedule"]
+    ax = plots.plot_attention_ratio(doc, names)
+    lines = [ln for ln in ax.get_lines() if ln.get_label() in names]
+    assert [ln.get_label() for ln in lines] == names
+    want = [r["ratio_graph"] for r in doc["records"] if r["kernel"] == "ours" and "ratio_graph" in r]
+    assert list(lines[0].get_ydata()) == pytest.approx(want)
+    with pytest.raises(ValueError, match="cuDNN SDPA"):
+        plots.plot_attention_ratio(doc, ["ours", "nobody's kernel"])
