@@ -2384,6 +2384,7 @@ def check_online_softmax_update(fn, rng, gen, subchecks):
 
 
 # attention_forward --------------------------------------------------------------------------------
+_F32_GPU_ELEM = pick(cpu=1, gpu=4)  # float32 elements on a GPU: tf32 tensor cores (_attention_o_message)
 _LSE_TOL = pick(cpu=1e-4, gpu=3e-3)  # |lse - ref| <= _LSE_TOL * (1 + |ref|): float32 scores, tf32 on a GPU
 _SDPA_OPS = ("scaled_dot_product", "_fused_sdp", "_efficient_attention", "_flash_attention", "_cudnn_attention")
 
@@ -2495,7 +2496,12 @@ def _attention_o_message(o, ref, case, q, k, v, block_m, block_n):
     got = o.detach().to("cpu", torch.float64)
     diff = (got - ref).abs()
     rms = float(ref.pow(2).mean().sqrt()) or 1.0
-    bad = ~torch.isfinite(got) | (diff > tol * (ref.abs() + rms))
+    # each element within tol of its value plus the output's rms; float32 on a GPU goes through tf32
+    # tensor cores (10 mantissa bits), whose rounding of P and V can put one element of a correct answer
+    # past that (the reference answer failed so on the H200, at an element with 1.2e-2 relative error), so
+    # it gets 4 tol there (a wrong row is off by far more)
+    elem_tol = tol * (_F32_GPU_ELEM if case.dtype == torch.float32 else 1)
+    bad = ~torch.isfinite(got) | (diff > elem_tol * (ref.abs() + rms))
     err = T.rel_error(got, ref)
     if not bool(bad.any()) and err <= tol:
         return None

@@ -31,6 +31,7 @@ scale once, so each score costs one multiply and one ``exp2`` (the GPU's native 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -573,8 +574,21 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
             raise ValueError(f"{name}: config.tma needs 16-byte aligned addresses and strides: {problem}; "
                              f"pass a config with tma=False, or contiguous tensors")
         _ensure_allocator()
-    launch(q, k, v, o, lse, causal, scale, layout, cfg, return_lse)
+    with _too_big(name, cfg, D, q.dtype):
+        launch(q, k, v, o, lse, causal, scale, layout, cfg, return_lse)
     return (o, lse) if return_lse else o
+
+
+@contextlib.contextmanager
+def _too_big(name, cfg, D, dtype):
+    """Turn Triton's ``OutOfResources`` (the tiles and stages of ``cfg`` need more shared memory or
+    registers than the GPU has) into a ``ValueError`` that says which config and what to shrink."""
+    try:
+        yield
+    except triton.runtime.errors.OutOfResources as e:
+        raise ValueError(f"{name}: config {cfg.label()} does not fit this GPU at head dim {D}, "
+                         f"{str(dtype)[6:]} ({e}); use fewer num_stages or smaller block_n, or the default "
+                         f"config (config=None)") from None
 
 
 def launch(q, k, v, o, lse, causal, scale, layout, cfg: AttentionConfig, store_lse: bool = True):
@@ -834,16 +848,17 @@ def attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: float |
             raise ValueError(f"{name}: {label}'s rows are {t.stride(2)} elements apart; the kernels take strides below "
                              f"{MAX_ROW_STRIDE}: pass {label}.contiguous()")
     long = long_rows(qb, kb, vb, ob, dob, dqb, dkb, dvb)
-    _bwd_delta_kernel[grid_q](ob, dob, delta, *ob.stride()[:3], *dob.stride()[:3], H, Sq, HEAD_DIM=D,
-                              BLOCK_M=cfg.block_m, LONG=long)
-    common = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), UPCAST=not ON_GPU,
-                  LONG=long, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
-    attention_bwd_dkdv_kernel[grid_k](qb, kb, vb, dob, lse, delta, dkb, dvb, *qb.stride()[:3], *kb.stride()[:3],
-                                      *vb.stride()[:3], *dob.stride()[:3], *dkb.stride()[:3], *dvb.stride()[:3],
-                                      H, Hk, H // Hk, Sq, Sk, sm_scale, **common)
-    attention_bwd_dq_kernel[grid_q](qb, kb, vb, dob, lse, delta, dqb, *qb.stride()[:3], *kb.stride()[:3],
-                                    *vb.stride()[:3], *dob.stride()[:3], *dqb.stride()[:3],
-                                    H, H // Hk, Sq, Sk, sm_scale, **common)
+    with _too_big(name, cfg, D, q.dtype):
+        _bwd_delta_kernel[grid_q](ob, dob, delta, *ob.stride()[:3], *dob.stride()[:3], H, Sq, HEAD_DIM=D,
+                                  BLOCK_M=cfg.block_m, LONG=long)
+        common = dict(HEAD_DIM=D, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, CAUSAL=bool(causal), UPCAST=not ON_GPU,
+                      LONG=long, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+        attention_bwd_dkdv_kernel[grid_k](qb, kb, vb, dob, lse, delta, dkb, dvb, *qb.stride()[:3], *kb.stride()[:3],
+                                          *vb.stride()[:3], *dob.stride()[:3], *dkb.stride()[:3], *dvb.stride()[:3],
+                                          H, Hk, H // Hk, Sq, Sk, sm_scale, **common)
+        attention_bwd_dq_kernel[grid_q](qb, kb, vb, dob, lse, delta, dqb, *qb.stride()[:3], *kb.stride()[:3],
+                                        *vb.stride()[:3], *dob.stride()[:3], *dqb.stride()[:3],
+                                        H, H // Hk, Sq, Sk, sm_scale, **common)
     return dq, dk, dv
 
 
