@@ -16,6 +16,7 @@
   kernel as S grows: peak memory allocated during the call and time (head dim 128, 16 heads).
 """
 import dataclasses
+import json
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -166,6 +167,64 @@ def run_backward(quick=False):
             if base and "ms" in r:
                 r.update(baseline_ms=base, ratio=base / r["ms"])
     return recs
+
+
+SHORT = {"cuDNN SDPA": "cuDNN", "FA2 backend SDPA": "FA2", "ours": "ours", "ours, TMA": "TMA",
+         "ours, overlap": "overlap", "ours, Gluon FA3 schedule": "Gluon", "ours, Gluon FA3 schedule + ping-pong": "G+pp"}
+
+
+def _shape(r):
+    return f"B{r['B']} H{r['H']}/{r['H_kv']} S{r['S']} D{r['D']}" + (" causal" if r.get("causal") else "")
+
+
+def ratio_table(doc) -> str:
+    """One line per shape of a ``ch08_attention`` document: cuDNN's TFLOP/s, then every kernel's speed as
+    a multiple of cuDNN's (``SHORT`` names the columns; ``-`` where a kernel has no timing)."""
+    recs = [r for r in doc["records"] if "ratio_graph" in r]
+    names = [k for k in SHORT if any(r["kernel"] == k for r in recs)]
+    lines = ["speed as a multiple of cuDNN's; " + ", ".join(f"{SHORT[k]} = {k}" for k in names[1:] if SHORT[k] != k),
+             f"{'shape':27s} {'cuDNN TFLOP/s':>13s}" + "".join(f"{SHORT[k]:>8s}" for k in names[1:])]
+    for shape in dict.fromkeys(_shape(r) for r in recs):
+        at = {r["kernel"]: r for r in recs if _shape(r) == shape}
+        base = at.get("cuDNN SDPA")
+        cells = "".join(f"{at[k]['ratio_graph']:8.2f}" if k in at else f"{'-':>8s}" for k in names[1:])
+        lines.append(f"{shape:27s} {base['tflops'] if base else float('nan'):13.0f}" + cells)
+    return "\n".join(lines)
+
+
+def naive_memory_table(doc) -> str:
+    """Memory allocated by one call (GB) and time (ms) per S, three lines against the fused kernel."""
+    recs = [r for r in doc["records"] if "peak_extra_bytes" in r]
+    lines = [f"{'S':>6s} {'scores (GB)':>12s} {'3 lines: GB':>12s} {'ms':>7s} {'fused: GB':>10s} {'ms':>7s}"]
+    for S in dict.fromkeys(r["S"] for r in recs):
+        n = next((r for r in recs if r["S"] == S and r["kernel"] != "ours"), None)
+        f = next((r for r in recs if r["S"] == S and r["kernel"] == "ours"), None)
+        if n and f:
+            lines.append(f"{S:6d} {n['scores_bytes'] / 1e9:12.3f} {n['peak_extra_bytes'] / 1e9:12.3f} {n['ms']:7.3f} "
+                         f"{f['peak_extra_bytes'] / 1e9:10.3f} {f['ms']:7.3f}")
+    return "\n".join(lines)
+
+
+SWEEP_LOG = "results/logs/h200_2026-12-01_attention_sweep.json"
+HOPPER_LOG1 = "results/logs/attention_hopper_h200_2026-12-02_run1.json"
+
+
+def exploration_table(path, keep, shapes, field="x_cudnn") -> str:
+    """Rows of an exploration log (``benchmarks/explore_attention.py``, under ``results/logs/``) whose
+    variant (or, in a tile sweep, pointer-load config) is in ``keep`` and whose shape is in ``shapes``:
+    shape, variant, speed as a multiple of cuDNN's, relative error against cuDNN's output."""
+    from kernels import bench
+
+    doc = json.loads((bench.REPO / path).read_text())
+    lines = [f"{'shape':38s} {'variant':22s} {'x cuDNN':>8s} {'error':>9s}"]
+    for r in doc["rows"]:
+        name = r.get("variant") or (r.get("config") if r.get("step") == "pointer" else None)
+        if name in keep and r["shape"] in shapes:
+            err = r.get("err_vs_cudnn")
+            x = r.get(field)
+            lines.append(f"{r['shape']:38s} {name:22s} " + (f"{x:8.2f}" if x is not None else f"{'-':>8s}")
+                         + (f" {err:9.1e}" if err is not None else f" {r.get('error', '')[:40]}"))
+    return "\n".join(lines)
 
 
 def run_all(quick=False):

@@ -492,7 +492,7 @@ def plot_naive_memory(doc, axes=None):
         axes[1].loglog([r["S"] for r in rs], [r["ms"] for r in rs], "o-", color=color, label=name)
     axes[0].set_ylabel("memory allocated by the call, GB")
     axes[1].set_ylabel("ms (do_bench median)")
-    for ax, title in zip(axes, ("memory: the S x S scores", "time")):
+    for ax, title in zip(axes, ("memory allocated by one call", "time")):
         ax.set_xlabel("sequence length S (16 heads, head dim 128, bf16)")
         ax.legend(fontsize=8)
         ax.set_title(title, fontsize=9)

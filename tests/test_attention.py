@@ -405,3 +405,22 @@ def test_config_too_big_for_the_gpu_says_so():
     q, k, v = _qkv(1, 2, 2, 256, 256, 128, torch.float32)
     with pytest.raises(ValueError, match="128x128 w8 s4.*does not fit"):
         A.attention(q, k, v, config=A.AttentionConfig(128, 128, 8, 4))
+
+
+def test_chapter_tables_show_the_records():
+    """benchmarks.ch08's tables: one line per shape with each kernel's recorded ratio; the exploration
+    table keeps only the variants and shapes asked for."""
+    from benchmarks import ch08
+    from kernels import bench
+
+    doc = bench.load("ch08_attention", "h200")
+    lines = ch08.ratio_table(doc).splitlines()
+    shapes = {ch08._shape(r) for r in doc["records"]}
+    assert len(lines) == 2 + len(shapes)
+    r = next(r for r in doc["records"] if r["kernel"] == "ours, Gluon FA3 schedule" and r["S"] == 16384 and r["causal"])
+    row = next(ln for ln in lines if ln.startswith(ch08._shape(r) + " "))
+    assert f"{r['ratio_graph']:.2f}" in row.split()
+    t = ch08.exploration_table(ch08.HOPPER_LOG1, {"longest"}, {"B1 H16/16 S16384 D128 causal bfloat16"}).splitlines()
+    assert len(t) == 2 and "longest" in t[1]
+    mem = ch08.naive_memory_table(bench.load("ch08_naive_memory", "h200")).splitlines()
+    assert len(mem) == 1 + 5 and mem[-1].split()[0] == "16384"
