@@ -2678,7 +2678,14 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
             for row in starts:
                 if last is None or row >= last + limit_m:
                     passes, last = passes + 1, row
-            passes = max(1, passes)
+            # and no more than the tiles of queries whose rows of O it stores (a load of q rows that it does
+            # not compute cannot buy it another pass over the keys)
+            tiles_stored = len({(int(r) // S, int(r) % S // limit_m) for r in o_rows})
+            why_fewer = ""
+            if passes > max(1, tiles_stored):
+                why_fewer = (f" (it loaded q for {passes} tiles of queries but stored O for {max(1, tiles_stored)}: "
+                             "a tile with no rows below S needs no pass over the keys)")
+            passes = max(1, min(passes, tiles_stored))
             for label in ("k", "v"):
                 view = views[label]
                 times = np.zeros(view.shape[0] * view.shape[1], dtype=np.int64)  # loads of each element
@@ -2710,13 +2717,20 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                     row = e // view.shape[1]
                     return "refused", (f"{name} loaded row {row % S} of {label} (batch, head "
                                        f"{divmod(row // S, case.H)}) {int(times[e])} times"
-                                       + (f" for {passes} tiles of queries" if passes > 1 else "") +
+                                       + (f" for {passes} tiles of queries" if passes > 1 else "") + why_fewer +
                                        ": a fused kernel makes one "
                                        "pass over the keys, each program reading each row of K and V once (per tile "
                                        "of queries it takes). That is "
                                        "the online softmax: keep a running maximum m_i and, when a tile raises it to "
                                        "m_new, rescale l_i and acc by alpha = exp2(m_i - m_new), instead of a first "
                                        "pass for each row's maximum and a second for the sums")
+            # (in a program that computes scores: a kernel with no tl.dot, a copy or a fill, may run long rows)
+            if p.dots and p.widest is not None and p.widest[0] > widest:
+                return "refused", (f"{name} built {p.widest[1]}: {p.widest[0]} long, longer than any tile of the "
+                                   f"exercise (BLOCK_M = {limit_m}, BLOCK_N = {limit_n}, head dim {D}). That holds "
+                                   "a whole row of scores (or all of K or V) in registers; a fused kernel holds one "
+                                   "BLOCK_M x BLOCK_N tile of scores at a time and folds it in with the online "
+                                   "softmax")
             if p.dot_largest is not None and max(p.dot_largest) > widest:
                 M, N = p.dot_largest
                 return "refused", (f"{name} computed a tl.dot whose result is {M}x{N}, wider than any tile of the "
@@ -2866,6 +2880,9 @@ def check_attention_forward(fn, rng, gen, subchecks):
                block_n=32),
         _ACase("scores in the hundreds: subtract the running maximum", 1, 2, ragged(), 32, f16, False, scale=6.0),
         _ACase("causal, scores in the hundreds", 1, 1, ragged(), 32, f16, True, scale=6.0),
+        # past 709, exp overflows even in float64: no shift but the running maximum keeps every tile finite
+        _ACase("scores in the thousands: exp overflows float64 unless shifted", 1, 2, ragged(), 32, f16, False,
+               scale=20.0),
         _ACase("one query row", 2, 2, 1, 16, f32, True),
         _ACase("S a multiple of the tiles", 1, 1, 256 if ON_GPU else rng.choice((80, 96, 112)), d_big, f16, True),
         # every (batch, head) its own (program_id(1) past 4), keys past the first 64, the causal mask on long rows

@@ -368,6 +368,8 @@ class ProgramTrace:
     dot_shape: tuple | None = None  # (M, N) of its first tl.dot: the tile it computes
     dot_types: set = field(default_factory=set)  # (a's dtype, b's dtype) of its tl.dot calls, e.g. "fp8e4nv"
     dot_largest: tuple | None = None  # (M, N) of its tl.dot whose output has the largest dimension
+    widest: tuple | None = None  # (length, how) of the longest dimension of any block it built (tl.arange,
+    #                               tl.full/zeros, broadcasts, reshapes, joins): a whole row held in registers
 
 
 class Trace:
@@ -479,7 +481,9 @@ class Trace:
         if not self.record:
             return
         p = self.program(builder)
-        origin = int(addr.min()) if addr.size else None
+        # where the load starts: its lowest address that the mask lets through (a load whose mask is all
+        # false reads nothing, and starts nothing)
+        origin = int(sel.min()) if sel.size else None
         if kind == "load":
             p.loads.append(sel.copy())
             p.load_origins.append(origin)
@@ -501,6 +505,19 @@ class Trace:
             p.load_origins.append(origin)
             if write:
                 p.stores.append((sel.copy(), None))
+
+    def block(self, builder, result, how: str):
+        """A block built by ``how`` (``tl.arange``, a splat, a broadcast, ...): remember the program's longest
+        dimension so far."""
+        if not self.record:
+            return
+        shape = np.shape(getattr(result, "data", None))
+        if not shape:
+            return
+        n = int(max(shape))
+        p = self.program(builder)
+        if p.widest is None or n > p.widest[0]:
+            p.widest = (n, f"{how} of shape {tuple(int(d) for d in shape)}")
 
     def dot(self, builder, a, b):
         sa, sb = np.shape(a.data), np.shape(b.data)
@@ -1385,6 +1402,17 @@ class Sandbox:
                 return f
             return make
 
+        def built(how):
+            def make(original):
+                def f(b, *args, **kwargs):
+                    result = original(b, *args, **kwargs)
+                    trace = sandbox._current
+                    if trace is not None:
+                        trace.block(b, result, how)
+                    return result
+                return f
+            return make
+
         def dot(original):
             def f(b, *args, **kwargs):
                 trace = sandbox._current
@@ -1406,6 +1434,11 @@ class Sandbox:
             hook("create_atomic_load", atomic(0, 1, "atomic_load"))  # Triton >= 3.7: (ptr, mask, sem, scope)
             hook("create_atomic_store", atomic(0, 2))  # (ptr, val, mask, sem, scope)
             hook("create_dot", dot)
+            for name, how in (("create_make_range", "a tl.arange"), ("create_splat", "a tl.full or tl.zeros"),
+                              ("create_broadcast", "a broadcast"), ("create_reshape", "a reshape"),
+                              ("create_cat", "a tl.cat"), ("create_join", "a tl.join"),
+                              ("create_expand_dims", "an expand_dims")):
+                hook(name, built(how))
 
         fn_cls = getattr(interp, "InterpretedFunction", None)
         if fn_cls is not None:
@@ -1516,6 +1549,8 @@ class Sandbox:
                     self.refusals.append(f"{where}.{name} was replaced while the answer ran: the grader hooks it to "
                                          "see what the answer does; leave Triton's, torch's and Python's own "
                                          "functions as they are")
+                if old is not _MISSING and (owner, name) in _PRISTINE and not _triton_code(old, frozenset()):
+                    old = _PRISTINE[owner, name]  # an answer's replacement from before the grade: Triton's own back
                 if old is _MISSING:
                     delattr(owner, name)
                 else:
@@ -1527,6 +1562,17 @@ class Sandbox:
                 if changed:
                     self.refusals.append(grader_changed_message(changed))
         return False
+
+
+def _pristine_builder() -> dict:
+    """Triton's own interpreter-builder methods, as they were when the grader was imported (before any answer
+    ran): what a grade puts back where an answer had replaced one before it was graded."""
+    try:
+        from triton.runtime.interpreter import InterpreterBuilder
+    except Exception:  # pragma: no cover
+        return {}
+    return {(InterpreterBuilder, name): member for name, member in vars(InterpreterBuilder).items()
+            if name.startswith("create_") and _triton_code(member, frozenset())}
 
 
 def _class_run(jit):
@@ -1946,3 +1992,6 @@ def triton_tampered(allowed=frozenset()) -> str | None:
 def triton_tampered_message(what: str) -> str:
     return (f"Triton's {what} is not Triton's own code (replaced by your code): the interpreter would run your "
             "Python inside every launch; leave Triton's interpreter as it is")
+
+
+_PRISTINE = _pristine_builder()

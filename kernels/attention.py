@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +78,8 @@ def online_softmax_update(m, l, acc, scores, values):
     ``exp(score - m)`` and must be by ``exp(score - m_new)``: both ``l`` and ``acc`` are multiplied by
     ``alpha = exp(m - m_new)`` (1 when the maximum did not move, 0 on the first tile). A row whose
     scores so far are all ``-inf`` keeps ``m = -inf``, ``l = 0`` and ``acc = 0``. Raises ``TypeError``
-    for a mix of NumPy and torch or non-array arguments, ``ValueError`` for shapes that do not agree."""
+    for a mix of NumPy and torch, non-array or non-floating-point arguments, ``ValueError`` for shapes
+    that do not agree, an empty tile or tensors on several devices."""
     arrays = (m, l, acc, scores, values)
     names = ("m", "l", "acc", "scores", "values")
     kinds = {isinstance(a, torch.Tensor) for a in arrays}
@@ -93,6 +95,15 @@ def online_softmax_update(m, l, acc, scores, values):
         raise ValueError(f"online_softmax_update: shapes do not agree: m {tuple(m.shape)}, l {tuple(l.shape)}, acc "
                          f"{tuple(acc.shape)}, scores {tuple(scores.shape)}, values {tuple(values.shape)}; expected "
                          f"m (R,), l (R,), acc (R, D), scores (R, T), values (T, D)")
+    if T == 0:
+        raise ValueError("online_softmax_update: the tile has no keys (scores (R, 0)): a tile holds at least one key "
+                         "(a slice past the end of the row is empty)")
+    for n, a in zip(names, arrays):
+        if not (a.dtype.is_floating_point if isinstance(a, torch.Tensor) else np.issubdtype(a.dtype, np.floating)):
+            raise TypeError(f"online_softmax_update: {n} must hold floating-point numbers, got {a.dtype}")
+    if kinds == {True} and len({a.device for a in arrays}) != 1:
+        raise ValueError("online_softmax_update: m, l, acc, scores and values must be on one device, got "
+                         + ", ".join(f"{n}: {a.device}" for n, a in zip(names, arrays)))
     return _online_step(m, l, acc, scores, values)[:3]
 
 
@@ -533,9 +544,10 @@ def check_attention(name, q, k, v, layout: str, scale) -> tuple[int, int, int, i
             raise ValueError(f"{name}: {label}'s rows (sequence positions) are {t.stride(2)} elements apart; the kernel "
                              f"addresses the rows inside a tile in 32 bits and takes strides below {MAX_ROW_STRIDE} "
                              f"(2**31 / 256): pass {label}.contiguous()")
-    if scale is not None and not (isinstance(scale, (int, float)) and not isinstance(scale, bool)
+    if scale is not None and not (isinstance(scale, numbers.Real) and not isinstance(scale, (bool, np.bool_))
                                   and math.isfinite(scale) and scale > 0):
-        raise ValueError(f"{name}: scale must be a positive finite number or None (1/sqrt(head dim)), got {scale!r}")
+        raise ValueError(f"{name}: scale must be a positive finite number or None (1/sqrt(head dim)), got {scale!r}"
+                         + (" (a tensor: pass float(scale))" if isinstance(scale, torch.Tensor) else ""))
     if scale is not None and not 1e-30 <= scale <= 1e30:
         raise ValueError(f"{name}: scale={scale!r} is outside 1e-30 .. 1e30: the kernel multiplies the scores by "
                          f"scale * log2(e) in float32, where it would round to 0 or overflow")
@@ -555,7 +567,11 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None, layout:
     name = "attention"
     B, H, Hk, Sq, Sk, D = check_attention(name, q, k, v, layout, scale)
     check_flags(name, causal=causal, return_lse=return_lse)
-    cfg = check_config(config or default_config(D, Sq, q.dtype), name)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):
+        raise ValueError(f"{name}: q, k or v requires grad, and this function has no backward pass (its output "
+                         f"would silently carry no gradient): use flash_attention(...) to train, or call it "
+                         f"under torch.no_grad()")
+    cfg = check_config(default_config(D, Sq, q.dtype) if config is None else config, name)
     if cfg.warp_specialize and (causal or cfg.num_stages > 2):
         raise ValueError(f"{name}: config.warp_specialize runs only without causal masking and with num_stages <= 2 "
                          f"(got causal={causal}, num_stages={cfg.num_stages}): compiled by Triton 3.6 on an H200, "
@@ -829,7 +845,10 @@ def attention_backward(do, q, k, v, o, lse, causal: bool = False, scale: float |
             or lse.device != q.device:
         raise ValueError(f"{name}: lse must be the forward's float32 (B, H, S_q) = {(B, H, Sq)} log-sum-exp on "
                          f"{q.device}, got {getattr(lse, 'shape', type(lse))} {getattr(lse, 'dtype', '')}")
-    cfg = check_config(config or default_bwd_config(D, q.dtype), name)
+    cfg = check_config(default_bwd_config(D, q.dtype) if config is None else config, name)
+    if cfg.tma or cfg.warp_specialize or cfg.overlap or cfg.longest_first:
+        raise ValueError(f"{name}: the backward kernels use pointer loads and one plain loop: config.tma, "
+                         f"warp_specialize, overlap and longest_first are forward options, got {cfg.label()}")
     for fn in (attention_bwd_dkdv_kernel, attention_bwd_dq_kernel, _bwd_delta_kernel):
         if world_mismatch(fn):
             raise RuntimeError(world_mismatch(fn))
@@ -874,6 +893,7 @@ class FlashAttention(torch.autograd.Function):
         return o
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the backward kernels have no backward of their own
     def backward(ctx, do):
         q, k, v, o, lse = ctx.saved_tensors
         causal, scale, layout = ctx.args

@@ -280,6 +280,11 @@ def attention_fa3(q, k, v, causal: bool = False, scale: float | None = None, ret
 
     name = "attention_fa3"
     for t, label in ((q, "q"), (k, "k"), (v, "v")):  # before the general checks: their advice is for kernels.attention
+        if isinstance(t, torch.Tensor) and t.dtype not in (torch.float16, torch.bfloat16):
+            raise TypeError(f"{name}: wgmma on 16-bit inputs only (float16, bfloat16); {label} is {t.dtype}")
+        if isinstance(t, torch.Tensor) and t.dim() != 4:
+            raise ValueError(f"{name}: {label} must be a (B, H, S, D) tensor (this kernel takes that layout only), "
+                             f"got shape {tuple(t.shape)}")
         if isinstance(t, torch.Tensor) and t.dim() == 4 and t.layout == torch.strided and not t.is_contiguous():
             raise ValueError(f"{name}: {label} must be a contiguous (B, H, S, D) tensor (the kernel reads it as "
                              f"(B*H*S, D) rows through TMA); got strides {t.stride()}: pass {label}.contiguous()")

@@ -424,3 +424,31 @@ def test_chapter_tables_show_the_records():
     assert len(t) == 2 and "longest" in t[1]
     mem = ch08.naive_memory_table(bench.load("ch08_naive_memory", "h200")).splitlines()
     assert len(mem) == 1 + 5 and mem[-1].split()[0] == "16384"
+
+
+def test_what_the_breaker_found_is_refused_clearly():
+    """Double backward through flash_attention, gradients asked of attention(), a config that is not an
+    AttentionConfig, forward-only options given to the backward, empty or integer tiles in the online
+    softmax: each a clear error, never a silent wrong answer."""
+    q, k, v = (t.requires_grad_() for t in _qkv(1, 2, 2, 16, 16, 16, torch.float32))
+    o = A.flash_attention(q, k, v)
+    g, = torch.autograd.grad(o.pow(2).sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad|doesn't require grad"):
+        g.pow(2).sum().backward()
+    with pytest.raises(ValueError, match="flash_attention"):
+        A.attention(q, k, v)
+    with torch.no_grad():
+        assert A.attention(q, k, v).shape == q.shape
+    q, k, v = (t.detach() for t in (q, k, v))
+    for bad in (0, False, []):
+        with pytest.raises(TypeError, match="AttentionConfig"):
+            A.attention(q, k, v, config=bad)
+    o, lse = A.attention(q, k, v, return_lse=True)
+    with pytest.raises(ValueError, match="forward options"):
+        A.attention_backward(o, q, k, v, o, lse, config=A.AttentionConfig(16, 16, 4, 1, overlap=True))
+    assert A.attention(q, k, v, scale=np.float32(0.25)).shape == q.shape
+    m, l, acc = torch.full((2,), float("-inf")), torch.zeros(2), torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="no keys"):
+        A.online_softmax_update(m, l, acc, torch.zeros(2, 0), torch.zeros(0, 3))
+    with pytest.raises(TypeError, match="floating-point"):
+        A.online_softmax_update(m, l, acc, torch.zeros(2, 4, dtype=torch.int64), torch.zeros(4, 3))

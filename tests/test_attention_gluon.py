@@ -26,6 +26,10 @@ def test_bad_input_fails_clearly():
     q, k, v = _qkv(1, 2, 2, 32, 32, 64)
     with pytest.raises(TypeError, match="16-bit"):
         G.attention_fa3(q.float(), k.float(), v.float())
+    with pytest.raises(TypeError, match="16-bit inputs only .* q is torch.int32"):
+        G.attention_fa3(q.int(), k, v)
+    with pytest.raises(ValueError, match=r"\(B, H, S, D\) tensor \(this kernel takes that layout only\)"):
+        G.attention_fa3(q[0], k[0], v[0])
     with pytest.raises(ValueError, match="head dim 32; this kernel takes"):
         G.attention_fa3(*_qkv(1, 2, 2, 32, 32, 32))
     with pytest.raises(ValueError, match="contiguous"):

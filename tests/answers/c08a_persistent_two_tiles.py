@@ -51,6 +51,7 @@ def attention_fwd_kernel(
             end = tl.minimum((pid_m + 1) * BLOCK_M, S)
         else:
             end = S
+        end = tl.where(pid_m * BLOCK_M < S, end, 0)  # a tile wholly past S has no rows: no keys to visit
         for n0 in range(0, end, BLOCK_N):
             offs_n = n0 + tl.arange(0, BLOCK_N)
             kv = head + offs_n[:, None] * HEAD_DIM + offs_d[None, :]
