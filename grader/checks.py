@@ -2667,7 +2667,8 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                     np.add.at(count_l, il[il >= 0], 1)
             o_rows = np.unique(np.concatenate(o_rows)) if o_rows else np.zeros(0, dtype=np.int64)
             heads = np.unique(o_rows // S)
-            i_max = int(o_rows.max() % S) if o_rows.size else None
+            # the last query row it computes in each (batch, head) it stores (a persistent kernel may span several)
+            i_max = {int(h): int(o_rows[o_rows // S == h].max() % S) for h in heads}
             # the tiles of queries (BLOCK_M rows of one head) this program loaded: a persistent-style program
             # that takes several reads each key once per tile of queries
             # (told by where each load of q starts before its mask: a tile wholly past S loads nothing; loads
@@ -2680,12 +2681,19 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                     passes, last = passes + 1, row
             # and no more than the tiles of queries whose rows of O it stores (a load of q rows that it does
             # not compute cannot buy it another pass over the keys)
-            tiles_stored = len({(int(r) // S, int(r) % S // limit_m) for r in o_rows})
+            # (whole tiles only: every row of the tile below S; a row stored from another program's tile buys
+            # nothing)
+            tiles_stored = 0
+            for h, t in {(int(r) // S, int(r) % S // limit_m) for r in o_rows}:
+                want = np.arange(h * S + t * limit_m, h * S + min((t + 1) * limit_m, S))
+                tiles_stored += bool(np.isin(want, o_rows).all())
             why_fewer = ""
             if passes > max(1, tiles_stored):
-                why_fewer = (f" (it loaded q for {passes} tiles of queries but stored O for {max(1, tiles_stored)}: "
-                             "a tile with no rows below S needs no pass over the keys)")
+                why_fewer = (f" (it loaded q for {passes} tiles of queries but stored every row of O of only "
+                             f"{tiles_stored}: a tile earns a pass over the keys when the program stores its rows; "
+                             "one with no rows below S needs none)")
             passes = max(1, min(passes, tiles_stored))
+            reads_kv = False
             for label in ("k", "v"):
                 view = views[label]
                 times = np.zeros(view.shape[0] * view.shape[1], dtype=np.int64)  # loads of each element
@@ -2693,6 +2701,7 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                     inside = view.in_storage(addr)
                     if not inside.any():
                         continue
+                    reads_kv = True
                     ok, rows, cols, _ = view.index(addr[inside])
                     np.add.at(times, np.unique(rows[ok] * view.shape[1] + cols[ok]), 1)
                     rows = np.unique(rows[ok])
@@ -2705,13 +2714,17 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                         return "fail", (f"{name} stores rows of (batch, head) {divmod(int(heads[0]), case.H)} but "
                                         f"loaded {label} of another head: each (batch, head) attends over its own "
                                         "keys and values")
-                    if case.causal and i_max is not None and rows.size:
-                        last = -(-(i_max + 1) // bn) * bn  # keys below the end of the tile holding the last row
-                        j = int(rows.max() % S)
-                        if j >= last:
-                            return "fail", (f"{name} computes query rows up to {i_max} but loaded key {j} of {label}: "
-                                            "with causal=True, tiles of keys wholly above the diagonal are skipped "
-                                            "(the loop stops at min((pid_m + 1) * BLOCK_M, S))")
+                    if case.causal and i_max and rows.size:
+                        for h in np.unique(rows // S):
+                            if int(h) not in i_max:
+                                continue
+                            top = i_max[int(h)]
+                            last = -(-(top + 1) // bn) * bn  # keys below the end of the tile holding its last row
+                            j = int(rows[rows // S == h].max() % S)
+                            if j >= last:
+                                return "fail", (f"{name} computes query rows up to {top} but loaded key {j} of "
+                                                f"{label}: with causal=True, tiles of keys wholly above the diagonal "
+                                                "are skipped (the loop stops at min((pid_m + 1) * BLOCK_M, S))")
                 if (times > passes).any():
                     e = int(np.argmax(times > passes))
                     row = e // view.shape[1]
@@ -2724,13 +2737,25 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
                                        "the online softmax: keep a running maximum m_i and, when a tile raises it to "
                                        "m_new, rescale l_i and acc by alpha = exp2(m_i - m_new), instead of a first "
                                        "pass for each row's maximum and a second for the sums")
-            # (in a program that computes scores: a kernel with no tl.dot, a copy or a fill, may run long rows)
-            if p.dots and p.widest is not None and p.widest[0] > widest:
-                return "refused", (f"{name} built {p.widest[1]}: {p.widest[0]} long, longer than any tile of the "
-                                   f"exercise (BLOCK_M = {limit_m}, BLOCK_N = {limit_n}, head dim {D}). That holds "
-                                   "a whole row of scores (or all of K or V) in registers; a fused kernel holds one "
-                                   "BLOCK_M x BLOCK_N tile of scores at a time and folds it in with the online "
-                                   "softmax")
+            # (in a program that reads keys or values: a kernel that does not, a copy or a fill, may run long rows;
+            # a flat block no longer than a tile's elements is a tile reshaped, e.g. for its store)
+            tile_elements = max(limit_m, limit_n) * max(limit_m, limit_n, D)
+            too_long = None
+            if p.widest is not None and p.widest[0] > widest:
+                too_long = p.widest
+            elif p.longest_flat is not None and p.longest_flat[0] > tile_elements:
+                too_long = p.longest_flat
+            if reads_kv and too_long is not None:
+                n = too_long[0]
+                launched = {a: _named_arg(launch, a, None) for a in ("BLOCK_M", "BLOCK_N")}
+                own = [f"{a} = {b}" for a, b in launched.items() if b == n]
+                return "refused", (f"{name} built {too_long[1]}: {n} long, longer than any tile of the "
+                                   f"exercise (BLOCK_M = {limit_m}, BLOCK_N = {limit_n}, head dim {D}). "
+                                   + (f"Your wrapper launched {own[0]}: keep the tile defaults in BLOCKS, which the "
+                                      "grader reads, and the block_m and block_n it passes. " if own else "")
+                                   + "A block that long holds a whole row of scores (or all of K or V) in "
+                                   "registers; a fused kernel holds one BLOCK_M x BLOCK_N tile of scores at a time and "
+                                   "folds it in with the online softmax")
             if p.dot_largest is not None and max(p.dot_largest) > widest:
                 M, N = p.dot_largest
                 return "refused", (f"{name} computed a tl.dot whose result is {M}x{N}, wider than any tile of the "

@@ -368,8 +368,9 @@ class ProgramTrace:
     dot_shape: tuple | None = None  # (M, N) of its first tl.dot: the tile it computes
     dot_types: set = field(default_factory=set)  # (a's dtype, b's dtype) of its tl.dot calls, e.g. "fp8e4nv"
     dot_largest: tuple | None = None  # (M, N) of its tl.dot whose output has the largest dimension
-    widest: tuple | None = None  # (length, how) of the longest dimension of any block it built (tl.arange,
-    #                               tl.full/zeros, broadcasts, reshapes, joins): a whole row held in registers
+    widest: tuple | None = None  # (length, how) of the longest dimension of any block of 2 or more dimensions it
+    #                               built (tl.full/zeros, broadcasts, reshapes, joins): a whole row held in registers
+    longest_flat: tuple | None = None  # (length, how) of its longest 1-D block (tl.arange, a flattened tile)
 
 
 class Trace:
@@ -516,7 +517,10 @@ class Trace:
             return
         n = int(max(shape))
         p = self.program(builder)
-        if p.widest is None or n > p.widest[0]:
+        if len(shape) == 1:  # a flat block: a range, or a tile reshaped to one dimension
+            if p.longest_flat is None or n > p.longest_flat[0]:
+                p.longest_flat = (n, f"{how} of shape ({n},)")
+        elif p.widest is None or n > p.widest[0]:
             p.widest = (n, f"{how} of shape {tuple(int(d) for d in shape)}")
 
     def dot(self, builder, a, b):
@@ -1205,6 +1209,17 @@ class Sandbox:
         setattr(owner, name, value)
         self._undo.append((owner, name, old, value))
 
+    def hooks_removed(self) -> str | None:
+        """``None`` if every hook the grader placed is still in place; else which was taken off (an answer that
+        swaps Triton's own methods back in around its launch runs it unseen)."""
+        for owner, name, _, ours in self._undo:
+            if owner.__dict__.get(name, _MISSING) is not ours:
+                where = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
+                return (f"{where}.{name} is not the grader's hook around your launch (put back or replaced by your "
+                        "code): the grader hooks it to see what your kernel does; leave Triton's, torch's and "
+                        "Python's own functions as they are")
+        return None
+
     def _hook_ids(self):
         return frozenset(id(ours) for _, _, _, ours in self._undo)
 
@@ -1305,6 +1320,9 @@ class Sandbox:
                 tampered = sandbox.triton_problem or triton_tampered(sandbox._hook_ids())
                 if tampered:
                     sandbox.refuse(triton_tampered_message(tampered))
+                unhooked = sandbox.hooks_removed()
+                if unhooked:
+                    sandbox.refuse(unhooked)
             if not ours and getattr(self_, "pre_run_hooks", None):
                 sandbox.refuse(f"a pre-run hook on your kernel {getattr(self_, '__name__', '?')} "
                                "(add_pre_run_hook runs Python, not the kernel)")
@@ -1323,6 +1341,10 @@ class Sandbox:
                 sandbox._current = outer
                 if launch is not None:
                     sandbox._end(launch, None if callable(seen[0]) else seen[0], None)
+            if not ours:
+                unhooked = sandbox.hooks_removed()
+                if unhooked:
+                    sandbox.refuse(unhooked)
             if launch is not None:
                 launch.compiled = result
             return result
@@ -1556,6 +1578,9 @@ class Sandbox:
                 else:
                     setattr(owner, name, old)
             self._undo.clear()
+            for (owner, name), own in _PRISTINE.items():  # Triton's own builder back, hooked by the grader or not
+                if owner.__dict__.get(name, _MISSING) is not own and not _triton_code(owner.__dict__.get(name), frozenset()):
+                    setattr(owner, name, own)
             self._current = None
             if _CURRENT_SNAPSHOT:
                 changed = _CURRENT_SNAPSHOT[-1].changed()

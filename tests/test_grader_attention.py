@@ -238,6 +238,15 @@ ANSWER_FILES = {
     # softmaxes that are not online: float64 with no maximum subtracted; a shift fixed by the first tile
     "c08a_float64_no_max": ("attention_forward", {"fail"}, ""),
     "c08a_first_tile_shift": ("attention_forward", {"fail"}, ""),
+    # scores without tl.dot (broadcast, multiply, sum) scattered into a whole row; two passes over the keys by
+    # programs that take two tiles of queries, one of them a single row borrowed; the grader's hooks on Triton's
+    # builder swapped for Triton's own around the launch
+    "c08a_row_without_dot": ("attention_forward", {"refused"}, ("longer than any tile", "whole row")),
+    "c08a_two_pass_paired_tiles": ("attention_forward", {"refused"}, ("2 times", "online softmax")),
+    "c08a_unhook_builder": ("attention_forward", {"refused"}, "is not the grader's hook around your launch"),
+    # correct: O's tile flattened for its store; a persistent kernel whose programs span several heads
+    "c08a_flat_store": ("attention_forward", {"pass"}, ""),
+    "c08a_persistent_across_heads": ("attention_forward", {"pass"}, ""),
     # correct: a persistent-style kernel taking two tiles of queries per program reads each key once per tile
     "c08a_persistent_two_tiles": ("attention_forward", {"pass"}, ""),
 }
@@ -245,7 +254,8 @@ ANSWERS_INTERPRETER_ONLY = {"a08a_score_matrix", "a08a_whole_row", "c08a_whole_r
                             "c08a_whole_row_wrapper_block", "c08a_scores_in_lse_storage", "c08a_two_pass",
                             "c08a_run_override", "c08a_builder_patch", "c08a_injected_np",
                             "c08a_kernel_loads_nothing", "c08a_row_in_registers", "c08a_two_pass_ghost_load",
-                            "c08a_row_by_broadcast"}  # the last reads q, k, v through ctypes: host memory only
+                            "c08a_row_by_broadcast", "c08a_row_without_dot", "c08a_two_pass_paired_tiles",
+                            "c08a_unhook_builder"}  # the last reads q, k, v through ctypes: host memory only
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
