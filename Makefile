@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab workspace test test-fast exercises animations grade bench clean
+.PHONY: setup lab workspace test test-fast exercises animations grade progress bench clean
 
 setup: $(VENV)/.installed
 
@@ -54,13 +54,16 @@ exercises: setup
 animations: setup
 	$(BIN)/python -m animations.render --quality medium
 
-# make grade NB=my-work/ch01_naive_matmul.ipynb   (without NB: every notebook in my-work/)
-# Fails (Make's status 2) unless every exercise has full marks; `python -m grader` itself exits
+# make grade NB=my-work/ch01_naive_matmul.ipynb   (without NB: every notebook of my-work/ you worked on,
+# then your progress table; the grades are kept in my-work/.grades.json). make progress: the table alone.
+# Fails (Make's status 2) unless every exercise graded has full marks; `python -m grader` itself exits
 # 0 full marks, 3 not yet, 1 a Jupyter kernel failed, 2 bad command line.
-NB ?= $(sort $(wildcard $(WORK)/*.ipynb))
+NB ?=
 grade: setup
-	@test -n "$(strip $(NB))" || { echo "nothing to grade: run 'make workspace' (or 'make lab') first, or pass NB=path/to/notebook.ipynb" >&2; exit 2; }
 	$(BIN)/python -m grader $(NB)
+
+progress: setup
+	$(BIN)/python -m grader --progress
 
 # On a CUDA GPU: re-measure chapters 01-08 and rewrite results/<gpu>/*.json
 bench: setup

@@ -37,7 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import processes
+from . import processes, progress
 from .registry import EXERCISES, HEADLESS_ENV, SELF_CHECK_TAG, SOLUTION_ONLY_TAG
 from .report import Result, new_seed
 
@@ -473,7 +473,11 @@ def main(argv=None) -> int:
                                 description="Run notebooks headless and grade the exercises in them.",
                                 epilog="Exit status: 0 full marks on every exercise; 3 some exercise without "
                                        "full marks; 1 a Jupyter kernel failed; 2 bad command line.")
-    p.add_argument("notebooks", nargs="+", type=Path, help="notebooks to grade (.ipynb)")
+    p.add_argument("notebooks", nargs="*", type=Path,
+                   help="notebooks to grade (.ipynb); none: every notebook of my-work/ you worked on")
+    p.add_argument("--progress", action="store_true",
+                   help="print the grades kept in my-work/.grades.json and grade nothing")
+    p.add_argument("--workspace", type=Path, default=progress.WORKSPACE, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true", help="print one JSON report instead of text")
     p.add_argument("--seed", type=int, default=None, help="reuse the random shapes of an earlier run")
     p.add_argument("--timeout", type=float, default=None,
@@ -487,6 +491,22 @@ def main(argv=None) -> int:
     p.add_argument("--grace", type=float, default=GRACE,
                    help="seconds an interrupted kernel has to answer before it is killed and restarted")
     args = p.parse_args(argv)
+    store = progress.store_path(args.workspace)
+    if args.progress:
+        if args.notebooks:
+            p.error("--progress grades nothing: give it no notebook")
+        data = progress.load(store)
+        print(progress.table(data, list(EXERCISES)))
+        return EXIT_FULL_MARKS if progress.all_passed(data, data["exercises"]) else EXIT_NOT_FULL_MARKS
+    if not args.notebooks:
+        if not any(Path(args.workspace).glob("*.ipynb")):
+            p.error(f"nothing to grade: {args.workspace} holds no notebook; run 'make workspace' (or 'make lab') "
+                    "first, or name the notebooks to grade")
+        args.notebooks = progress.attempted(args.workspace)
+        if not args.notebooks:
+            print(f"you have not worked on any exercise yet: every notebook in {args.workspace} is as its "
+                  "template in exercises/. Open one in JupyterLab (make lab), then grade it.")
+            return EXIT_FULL_MARKS
     for nb in args.notebooks:
         if not nb.is_file():
             p.error(f"no such notebook: {nb}")
@@ -517,6 +537,9 @@ def main(argv=None) -> int:
     score = sum(r.score for r in reports)
     top = sum(r.max_points for r in reports)
     status = exit_status(reports)
+    workspace = Path(args.workspace).resolve()
+    kept = [r for r in reports if Path(r.path).resolve().parent == workspace]
+    data = progress.record(kept, store) if kept else None
     if args.json:
         json.dump({"seed": seed, "score": score, "max_points": top, "exit_status": status,
                    "notebooks": [r.to_dict() for r in reports]}, sys.stdout, indent=1)
@@ -525,4 +548,7 @@ def main(argv=None) -> int:
         print(f"== total: {score}/{top}")
         if status == EXIT_NOT_FULL_MARKS:
             print("(exit status 3: not every exercise has full marks yet)")
+        if data is not None:
+            print(f"\n== your progress (kept in {store}):")
+            print(progress.table(data, list(EXERCISES)))
     return status

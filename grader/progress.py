@@ -1,0 +1,137 @@
+"""Your progress across the course: the grades ``python -m grader`` gives your notebooks in ``my-work/``.
+
+Every grade of a notebook in ``my-work/`` is kept in ``my-work/.grades.json`` (git ignores the folder;
+the course never commits it), the last ``KEEP`` attempts of each exercise. ``python -m grader`` with no
+notebook (``make grade``) grades every notebook of ``my-work/`` you have worked on (any code cell
+changed from its template in ``exercises/``), keeps the grades, and prints one line per exercise:
+its last score, its best, how many attempts, when the last one was, and what failed first.
+
+    python -m grader                      # grade what you worked on, then the table
+    python -m grader --progress           # the table alone, nothing graded
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .workspace import TEMPLATES, WORKSPACE
+
+FILE_NAME = ".grades.json"
+KEEP = 20  # attempts kept per exercise
+VERSION = 1
+
+
+def store_path(workspace: Path = WORKSPACE) -> Path:
+    return Path(workspace) / FILE_NAME
+
+
+def _code_cells(path: Path) -> list[str]:
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    return ["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
+            for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+
+
+def attempted(workspace: Path = WORKSPACE, templates: Path = TEMPLATES) -> list[Path]:
+    """The notebooks of ``workspace`` you have worked on: those whose code cells differ from the template
+    of the same name in ``templates`` (a notebook with no template, or one that cannot be read as a
+    notebook, counts as worked on: the grader will say what is wrong with it). Sorted by name."""
+    out = []
+    for nb in sorted(Path(workspace).glob("*.ipynb")):
+        template = Path(templates) / nb.name
+        try:
+            same = template.is_file() and _code_cells(nb) == _code_cells(template)
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            out.append(nb)
+    return out
+
+
+def first_failure(result) -> str:
+    """What failed first in a graded exercise (``grader.report.Result``), in one line; ``""`` if it passed."""
+    if result.points == result.max_points and result.max_points:
+        return ""
+    for sub in result.subchecks:
+        if sub.status not in ("pass", "skip"):
+            text = f"{sub.label}: {sub.message}" if sub.message else sub.label
+            return " ".join(text.split())
+    return " ".join((result.message or result.status).split())
+
+
+def load(path: Path) -> dict:
+    """The kept grades (``{"version", "exercises": {name: [attempt, ...]}}``); an empty record when the
+    file does not exist. A file that is not a record of this kind is kept aside as
+    ``<name>.unreadable-<time>`` (never deleted) and a new record started."""
+    path = Path(path)
+    empty = {"version": VERSION, "exercises": {}}
+    if not path.exists():
+        return empty
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not (isinstance(data, dict) and isinstance(data.get("exercises"), dict)
+                and all(isinstance(v, list) for v in data["exercises"].values())):
+            raise ValueError("not a grade record")
+        return data
+    except (OSError, ValueError):
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path.replace(path.with_name(f"{path.name}.unreadable-{stamp}"))
+        return empty
+
+
+def _write(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically: a crash leaves the old record or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def record(reports, path: Path, when: datetime.datetime | None = None) -> dict:
+    """Add each exercise graded in ``reports`` (``grader.runner.NotebookReport``) to the record at
+    ``path``, keeping the last ``KEEP`` attempts of each; return the record."""
+    when = (when or datetime.datetime.now()).isoformat(timespec="seconds")
+    data = load(path)
+    for report in reports:
+        for r in report.exercises:
+            attempts = data["exercises"].setdefault(r.name, [])
+            attempts.append({"when": when, "notebook": Path(report.path).name, "points": r.points,
+                             "max_points": r.max_points, "status": r.status, "seed": report.seed,
+                             "first_failure": first_failure(r)[:300]})
+            del attempts[:-KEEP]
+    _write(Path(path), data)
+    return data
+
+
+def table(data: dict, order=None) -> str:
+    """One line per exercise of a record: last score, best, attempts, when the last was, what failed
+    first in it. ``order``: exercise names in the course's order (others follow, sorted)."""
+    ex = data.get("exercises", {})
+    if not ex:
+        return "no grades kept yet: work on an exercise in my-work/, then `make grade`"
+    names = [n for n in (order or []) if n in ex] + sorted(n for n in ex if n not in (order or []))
+    rows = [("exercise", "last", "best", "tries", "last attempt", "what failed first")]
+    for n in names:
+        last = ex[n][-1]
+        best = max(ex[n], key=lambda a: (a["points"], a["when"]))
+        rows.append((n, f"{last['points']}/{last['max_points']}", f"{best['points']}/{best['max_points']}",
+                     str(len(ex[n])), last["when"].replace("T", " ")[:16],
+                     (last["first_failure"][:70] + ("..." if len(last["first_failure"]) > 70 else ""))
+                     or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows)
+
+
+def all_passed(data: dict, names) -> bool:
+    """Whether the last attempt of each exercise in ``names`` has full marks."""
+    ex = data.get("exercises", {})
+    return all(n in ex and ex[n][-1]["max_points"] and ex[n][-1]["points"] == ex[n][-1]["max_points"]
+               for n in names)
