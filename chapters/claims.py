@@ -555,13 +555,12 @@ CLAIMS += [
 ]
 
 GLUON, GLUON_PP = "ours, Gluon FA3 schedule", "ours, Gluon FA3 schedule + ping-pong"
-HOPPER_LOG = "results/logs/attention_hopper_h200_2026-12-02_gluon.json"  # explore_attention.py hopper (Gluon run)
-HOPPER_LOG1 = "results/logs/attention_hopper_h200_2026-12-02_run1.json"  # explore_attention.py hopper (first run)
+HOPPER_LOG = "results/logs/attention_hopper_h200_2026-12-02_run1.json"  # explore_attention.py hopper (first run)
 
 
-def hopper(variant, shape, field="x_cudnn", log=HOPPER_LOG, agg=None):
-    """A field of the variant ``variant`` at shapes matching the regex ``shape`` in an exploration log."""
-    return LogNumber(log, r'"shape": "' + shape + r'",\s*"variant": "' + re.escape(variant) + r'",[^}]*?"'
+def hopper(variant, shape, field="x_cudnn", agg=None):
+    """A field of the variant ``variant`` at shapes matching the regex ``shape`` in the exploration log."""
+    return LogNumber(HOPPER_LOG, r'"shape": "' + shape + r'",\s*"variant": "' + re.escape(variant) + r'",[^}]*?"'
                      + field + r'": ([\d.einf+-]+)', agg=agg)
 
 
@@ -579,16 +578,16 @@ CLAIMS += [
     Claim("08_flash_attention", "The overlap written in Triton loses** (0.67–0.79×)",
           [att("ours, overlap", agg="min"), att("ours, overlap", agg="max")]),
     Claim("08_flash_attention", "reached\n  0.89–0.91× at the two head-dim-128 shapes without a mask",
-          [hopper("ws 128x128 s2", r"B\d+ H16/16 S(?:4096|16384) D128 bfloat16", log=HOPPER_LOG1, agg="min"),
-           hopper("ws 128x128 s2", r"B\d+ H16/16 S(?:4096|16384) D128 bfloat16", log=HOPPER_LOG1, agg="max")]),
+          [hopper("ws 128x128 s2", r"B\d+ H16/16 S(?:4096|16384) D128 bfloat16", agg="min"),
+           hopper("ws 128x128 s2", r"B\d+ H16/16 S(?:4096|16384) D128 bfloat16", agg="max")]),
     Claim("08_flash_attention", "with the causal mask its relative\n  error was 0.18–0.19",
-          [hopper("ws 128x128 s2", r"[^\"]* causal bfloat16", "err_vs_cudnn", HOPPER_LOG1, agg="min"),
-           hopper("ws 128x128 s2", r"[^\"]* causal bfloat16", "err_vs_cudnn", HOPPER_LOG1, agg="max")]),
+          [hopper("ws 128x128 s2", r"[^\"]* causal bfloat16", "err_vs_cudnn", agg="min"),
+           hopper("ws 128x128 s2", r"[^\"]* causal bfloat16", "err_vs_cudnn", agg="max")]),
     Claim("08_flash_attention", "(the table above has that kernel at 0.84×)",
           [att("ours", S=16384, D=128, causal=True)]),
     Claim("08_flash_attention", "at (1, 16, 16384) from 0.85×\n  to 0.88× in the same run",
-          [hopper("base", r"B1 H16/16 S16384 D128 causal bfloat16", log=HOPPER_LOG1),
-           hopper("longest", r"B1 H16/16 S16384 D128 causal bfloat16", log=HOPPER_LOG1)]),
+          [hopper("base", r"B1 H16/16 S16384 D128 causal bfloat16"),
+           hopper("longest", r"B1 H16/16 S16384 D128 causal bfloat16")]),
 ]
 
 

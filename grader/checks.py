@@ -2671,8 +2671,9 @@ def _attention_work_message(call, case, views, o, lse, limit_n, limit_source, li
             i_max = {int(h): int(o_rows[o_rows // S == h].max() % S) for h in heads}
             # the tiles of queries (BLOCK_M rows of one head) this program loaded: a persistent-style program
             # that takes several reads each key once per tile of queries
-            # (told by where each load of q starts before its mask: a tile wholly past S loads nothing; loads
-            # whose starts lie less than BLOCK_M rows apart are one tile, however split)
+            # (told by where each load of q starts, at its first address the mask lets through: a tile wholly
+            # past S loads nothing; loads whose starts lie less than BLOCK_M rows apart are one tile, however
+            # split)
             starts = sorted({int(views["q"].index(np.array([a], dtype=np.int64))[1][0])
                              for a in p.load_origins if a is not None and views["q"].in_storage(np.array([a]))[0]})
             passes, last = 0, None

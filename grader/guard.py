@@ -1209,15 +1209,19 @@ class Sandbox:
         setattr(owner, name, value)
         self._undo.append((owner, name, old, value))
 
+    def _displaced(self):
+        """``"Owner.name"`` of each hook the grader placed that no longer holds the grader's object."""
+        for owner, name, _, ours in self._undo:
+            if owner.__dict__.get(name, _MISSING) is not ours:
+                yield f"{getattr(owner, '__qualname__', getattr(owner, '__name__', '?'))}.{name}"
+
     def hooks_removed(self) -> str | None:
         """``None`` if every hook the grader placed is still in place; else which was taken off (an answer that
         swaps Triton's own methods back in around its launch runs it unseen)."""
-        for owner, name, _, ours in self._undo:
-            if owner.__dict__.get(name, _MISSING) is not ours:
-                where = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
-                return (f"{where}.{name} is not the grader's hook around your launch (put back or replaced by your "
-                        "code): the grader hooks it to see what your kernel does; leave Triton's, torch's and "
-                        "Python's own functions as they are")
+        for where in self._displaced():
+            return (f"{where} is not the grader's hook around your launch (put back or replaced by your "
+                    "code): the grader hooks it to see what your kernel does; leave Triton's, torch's and "
+                    "Python's own functions as they are")
         return None
 
     def _hook_ids(self):
@@ -1563,22 +1567,21 @@ class Sandbox:
         try:
             self._mode.__exit__(*exc)
         finally:
+            # the answer put something else in place of one of the grader's hooks (Triton's run, a thread's
+            # start, Tensor.numpy): what it did there went unseen
+            for where in reversed(list(self._displaced())):
+                self.refusals.append(f"{where} was replaced while the answer ran: the grader hooks it to "
+                                     "see what the answer does; leave Triton's, torch's and Python's own "
+                                     "functions as they are")
             for owner, name, old, ours in reversed(self._undo):
-                if owner.__dict__.get(name, _MISSING) is not ours:
-                    # the answer put something else in place of one of the grader's hooks (Triton's run, a
-                    # thread's start, Tensor.numpy): what it did there went unseen
-                    where = getattr(owner, "__qualname__", getattr(owner, "__name__", "?"))
-                    self.refusals.append(f"{where}.{name} was replaced while the answer ran: the grader hooks it to "
-                                         "see what the answer does; leave Triton's, torch's and Python's own "
-                                         "functions as they are")
-                if old is not _MISSING and (owner, name) in _PRISTINE and not _triton_code(old, frozenset()):
-                    old = _PRISTINE[owner, name]  # an answer's replacement from before the grade: Triton's own back
                 if old is _MISSING:
                     delattr(owner, name)
                 else:
                     setattr(owner, name, old)
             self._undo.clear()
-            for (owner, name), own in _PRISTINE.items():  # Triton's own builder back, hooked by the grader or not
+            # Triton's own builder back where an answer replaced a method (before the grade or during it, hooked by
+            # the grader or not)
+            for (owner, name), own in _PRISTINE.items():
                 if owner.__dict__.get(name, _MISSING) is not own and not _triton_code(owner.__dict__.get(name), frozenset()):
                     setattr(owner, name, own)
             self._current = None

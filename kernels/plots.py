@@ -501,6 +501,23 @@ def plot_naive_memory(doc, axes=None):
     return axes
 
 
+def _attention_shape(r) -> tuple:
+    return (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"])
+
+
+def _attention_shapes(recs) -> tuple[list, list]:
+    """The shapes of ``ch08_attention`` records in their order, and their tick labels."""
+    shapes = list(dict.fromkeys(_attention_shape(r) for r in recs))
+    labels = [f"B{b} H{h}" + (f"/{hk}" if hk != h else "") + f"\nS{s} D{d}" + ("\ncausal" if c else "")
+              for b, h, hk, s, d, c in shapes]
+    return shapes, labels
+
+
+def _at_shape(recs, kernel, shape, field) -> float:
+    """``field`` of ``kernel``'s record at ``shape``, NaN where it has none."""
+    return next((r[field] for r in recs if r["kernel"] == kernel and _attention_shape(r) == shape), float("nan"))
+
+
 def plot_attention_ratio(doc, kernels_, ax=None):
     """Each kernel's speed as a multiple of cuDNN SDPA's (``ratio_graph``), per shape, from
     ``results/<gpu>/ch08_attention.json``; ``kernels_``: the ``kernel`` names to draw (a name the
@@ -513,15 +530,12 @@ def plot_attention_ratio(doc, kernels_, ax=None):
     if missing:
         raise ValueError(f"plot_attention_ratio: no timed records of {missing}; "
                          f"the records hold {sorted({r['kernel'] for r in recs})}")
-    key = lambda r: (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"])  # noqa: E731
-    shapes = list(dict.fromkeys(key(r) for r in recs))
+    shapes, labels = _attention_shapes(recs)
     ax = ax or plt.subplots(figsize=(9, 3.8))[1]
     for i, k in enumerate(kernels_):
-        vals = [next((r["ratio_graph"] for r in recs if r["kernel"] == k and key(r) == s), np.nan) for s in shapes]
+        vals = [_at_shape(recs, k, s, "ratio_graph") for s in shapes]
         ax.plot(np.arange(len(shapes)), vals, "o-", color=f"C{i}", label=k)
     ax.axhline(1.0, color="k", ls="--", lw=1)
-    labels = [f"B{b} H{h}" + (f"/{hk}" if hk != h else "") + f"\nS{s} D{d}" + ("\ncausal" if c else "")
-              for b, h, hk, s, d, c in shapes]
     ax.set_xticks(np.arange(len(shapes)), labels, fontsize=7)
     ax.set_ylabel("speed / cuDNN SDPA's")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -535,20 +549,13 @@ def plot_attention(doc, ax=None):
     import numpy as np
 
     recs = [r for r in doc["records"] if "tflops" in r]
-    shapes = []
-    for r in recs:
-        key = (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"])
-        if key not in shapes:
-            shapes.append(key)
+    shapes, labels = _attention_shapes(recs)
     kernels_ = list(dict.fromkeys(r["kernel"] for r in recs))
     ax = ax or plt.subplots(figsize=(11, 4))[1]
     width = 0.8 / len(kernels_)
     for i, k in enumerate(kernels_):
-        vals = [next((r["tflops"] for r in recs if r["kernel"] == k and
-                      (r["B"], r["H"], r["H_kv"], r["S"], r["D"], r["causal"]) == s), np.nan) for s in shapes]
+        vals = [_at_shape(recs, k, s, "tflops") for s in shapes]
         ax.bar(np.arange(len(shapes)) + i * width, vals, width, label=k)
-    labels = [f"B{b} H{h}" + (f"/{hk}" if hk != h else "") + f"\nS{s} D{d}" + ("\ncausal" if c else "")
-              for b, h, hk, s, d, c in shapes]
     ax.set_xticks(np.arange(len(shapes)) + 0.4 - width / 2, labels, fontsize=7)
     ax.set_ylabel("TFLOP/s (4·B·H·S²·D, halved if causal)")
     ax.set_ylim(0, 1.18 * max(r["tflops"] for r in recs))
