@@ -2,6 +2,7 @@
 #   make lab    set up .venv (first time), copy new exercises into my-work/, open the course in JupyterLab
 #   make test   set up .venv (first time) and run the whole test suite (pytest + nbval), cold Triton cache
 # and: make grade NB=my-work/ch01_naive_matmul.ipynb   (exit status 0 only with full marks)
+#      make site   the course as a website, book/_build/html/ (the chapters run in the interpreter)
 PYTHON ?= python3
 VENV   ?= .venv
 # torch is installed only if the venv has none. torch==2.13.0 is a CPU build where a local wheel
@@ -13,7 +14,7 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab workspace test test-fast exercises animations grade progress bench clean
+.PHONY: setup lab workspace test test-fast exercises animations grade progress bench site clean
 
 setup: $(VENV)/.installed
 
@@ -64,6 +65,12 @@ grade: setup
 
 progress: setup
 	$(BIN)/python -m grader --progress
+
+# The course as a static website in book/_build/html/ (git-ignored): book/build.py copies chapters/ and
+# exercises/ into book/_build/src/ and Jupyter Book runs the chapters there in Triton's interpreter. Run
+# outputs are cached in book/_build/ by each notebook's code: only changed chapters run again.
+site: setup
+	$(BIN)/python book/build.py
 
 # On a CUDA GPU: re-measure chapters 01-08 and rewrite results/<gpu>/*.json
 bench: setup

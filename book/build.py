@@ -1,0 +1,220 @@
+"""Build the course's website: `make site` (or `python book/build.py`).
+
+It copies the chapters (chapters/*.ipynb, in order) and the exercise templates (exercises/*.ipynb) into
+book/_build/src/, adds a "Run it yourself" box to every page, and has Jupyter Book run the chapters in
+Triton's interpreter (TTC_WORLD=interpreter) and write the pages to book/_build/html/. The videos that
+the chapters show with <video> tags are copied beside their pages. Only book/_build/ is written (it is
+git-ignored); chapters/, exercises/ and my-work/ are read, never written, and solutions/ is not read.
+
+Run outputs are cached in book/_build/.jupyter_cache, keyed by each notebook's code: a second build
+runs only the chapters whose code changed. `--clean` starts from nothing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+BOOK = ROOT / "book"
+BUILD = BOOK / "_build"
+SRC = BUILD / "src"
+HTML = BUILD / "html"
+
+BOX_CLASS = "run-it-yourself"
+# raw HTML in a markdown cell that points at a file: <video src=...>, <source src=...>, <img src=...>
+RAW_MEDIA = re.compile(r'<(?:video|source|img)\b[^>]*?\bsrc="([^"]+)"', re.I)
+# a code cell that shows an ipywidgets control (kernels.widgets.*_widget(), interact)
+WIDGET = re.compile(r"\b\w*_widget\(|\binteract(?:ive)?\(")
+WIDGET_NOTE = ("*The widget above answers only in a running notebook, where Python redraws it; on this page "
+               "it stands still. Run the notebook to use it.*")
+
+
+def chapters() -> list[Path]:
+    return sorted(p for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+
+
+def exercises() -> list[Path]:
+    return sorted((ROOT / "exercises").glob("ch[0-9][0-9]_*.ipynb"))
+
+
+def title(nb) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#\s+(.+)$", cell.source, re.M)
+            if m:
+                return m.group(1).strip()
+    raise ValueError("a notebook without a # title")
+
+
+def readme_commands() -> str:
+    """The README's two commands, as it writes them (the bash block under '## Two commands')."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    m = re.search(r"```bash\n(.*?)```", section, re.S)
+    if not m:
+        raise SystemExit("README.md: no ```bash block under '## Two commands'")
+    return m.group(1).rstrip("\n")
+
+
+def repo_url() -> str:
+    url = os.environ.get("SITE_REPO_URL", "").strip()
+    if not url:
+        got = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"],
+                             capture_output=True, text=True)
+        url = got.stdout.strip() if got.returncode == 0 else ""
+    return url or "<repository-url>"
+
+
+def box(open_this: str, after: str) -> str:
+    return (
+        f":::{{admonition}} Run it yourself\n:class: tip {BOX_CLASS}\n\n"
+        "Clone the course and run its two commands (on Linux with Python ≥ 3.10 and `make`; "
+        "on Windows use WSL2, on macOS a Linux container or VM):\n\n"
+        f"```bash\ngit clone {repo_url()} tiles-to-tensor-cores\ncd tiles-to-tensor-cores\n"
+        f"{readme_commands()}\n```\n\n"
+        f"Then open **`{open_this}`** in JupyterLab. {after}\n:::\n"
+    )
+
+
+def chapter_box(path: Path, exercise_pages: list[Path]) -> str:
+    after = ("Run it from the top: without a GPU every kernel runs in Triton's interpreter on the CPU, as it "
+             "did when the outputs on this page were computed, and the GPU timings come from the course's "
+             "records in `results/`; with an NVIDIA GPU the kernels compile and run on it.")
+    if exercise_pages:
+        links = ", ".join(f"[{p.stem}](../exercises/{p.name})" for p in exercise_pages)
+        after += f" This chapter's exercise: {links}."
+    return box(f"chapters/{path.name}", after)
+
+
+def exercise_box(path: Path) -> str:
+    after = (f"`make lab` copies this exercise there, into `my-work/`, your own folder, which a new version of "
+             f"the course never overwrites. Write your code where it says `# YOUR CODE HERE`, run the check "
+             f"cell, and grade the whole notebook with `make grade NB=my-work/{path.name}`.")
+    return box(f"my-work/{path.name}", after)
+
+
+def write_if_changed(path: Path, data: bytes) -> None:
+    """Unchanged files keep their time stamps, so Sphinx rebuilds only the pages that changed."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def stage_notebook(src: Path, dest: Path, box_text: str) -> list[str]:
+    """Copy one notebook with the box after its title cell; return the files its raw HTML points at."""
+    nb = nbformat.read(src, as_version=4)
+    media = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown":
+            media += [m for m in RAW_MEDIA.findall(cell.source) if "://" not in m]
+            # the README is the site's front page
+            cell.source = re.sub(r"\]\(\.\./README\.md(#[^)]*)?\)", r"](../intro.md\1)", cell.source)
+    for i in reversed(range(len(nb.cells))):
+        if nb.cells[i].cell_type == "code" and WIDGET.search(nb.cells[i].source):
+            note = nbformat.v4.new_markdown_cell(WIDGET_NOTE)
+            note.id = f"widget-note-{i}"
+            nb.cells.insert(i + 1, note)
+    first_md = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
+    cell = nbformat.v4.new_markdown_cell(box_text)
+    cell.id = BOX_CLASS  # a fixed id: the same notebook stages to the same bytes
+    nb.cells.insert(first_md + 1, cell)
+    write_if_changed(dest, nbformat.writes(nb).encode())
+    for m in media:
+        if not (src.parent / m).is_file():
+            raise SystemExit(f"{src.relative_to(ROOT)} shows {m}, which is not in the repository")
+    return media
+
+
+def stage() -> dict[Path, list[str]]:
+    """Write book/_build/src/; return {page's folder relative to the site: media files to copy there}."""
+    ex_by_chapter: dict[str, list[Path]] = {}
+    for p in exercises():
+        ex_by_chapter.setdefault(p.name[2:4], []).append(p)
+    wanted = {SRC / "_config.yml", SRC / "_toc.yml", SRC / "intro.md"}
+    media: dict[Path, list[str]] = {}
+    for p in chapters():
+        dest = SRC / "chapters" / p.name
+        wanted.add(dest)
+        media.setdefault(Path("chapters"), []).extend(
+            stage_notebook(p, dest, chapter_box(p, ex_by_chapter.get(p.name[:2], []))))
+    for p in exercises():
+        dest = SRC / "exercises" / p.name
+        wanted.add(dest)
+        media.setdefault(Path("exercises"), []).extend(stage_notebook(p, dest, exercise_box(p)))
+    # pages no longer in the course (a renamed notebook) leave the source folder
+    for old in SRC.rglob("*"):
+        if old.is_file() and old not in wanted:
+            old.unlink()
+
+    write_if_changed(SRC / "_config.yml", (BOOK / "_config.yml").read_bytes())
+    toc = ["format: jb-book", "root: intro", "parts:", "  - caption: Chapters", "    chapters:"]
+    toc += [f"      - file: chapters/{p.stem}" for p in chapters()]
+    toc += ["  - caption: Exercises", "    chapters:"]
+    toc += [f"      - file: exercises/{p.stem}" for p in exercises()]
+    write_if_changed(SRC / "_toc.yml", ("\n".join(toc) + "\n").encode())
+
+    rows = []
+    for p in chapters():
+        line = f"- [{title(nbformat.read(p, as_version=4))}](chapters/{p.name})"
+        exs = ex_by_chapter.get(p.name[:2], [])
+        if exs:
+            line += "; exercise: " + ", ".join(f"[{e.stem}](exercises/{e.name})" for e in exs)
+        rows.append(line)
+    intro = (BOOK / "intro.md").read_text()
+    intro = intro.replace("<!-- chapter list -->", "\n".join(rows))
+    intro = intro.replace("<!-- run it yourself -->", box(
+        f"chapters/{chapters()[0].name}",
+        "`make lab` opens it for you. Work through the chapters in order; each ends with its exercise, "
+        "which you do in your own copy in `my-work/`."))
+    write_if_changed(SRC / "intro.md", intro.encode())
+    return media
+
+
+def copy_media(media: dict[Path, list[str]]) -> None:
+    """The <video> files are raw HTML to Sphinx, which does not copy them: put them beside their pages."""
+    for folder, files in media.items():
+        for rel in sorted(set(files)):
+            src = ROOT / folder / rel
+            dest = HTML / folder / rel
+            if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clean", action="store_true", help="remove book/_build first (its run cache too)")
+    args = ap.parse_args(argv)
+    if args.clean and BUILD.exists():
+        shutil.rmtree(BUILD)
+    start = time.time()
+    media = stage()
+    env = dict(os.environ)
+    env.setdefault("TTC_WORLD", "interpreter")  # the site shows the interpreter's outputs, on any machine
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(SRC), "--path-output", str(BOOK),
+           "--builder", "html", "--warningiserror", "--keep-going"]
+    got = subprocess.run(cmd, env=env, cwd=ROOT)
+    if got.returncode != 0:
+        print(f"site: jupyter-book failed (exit status {got.returncode})", file=sys.stderr)
+        return got.returncode
+    copy_media(media)
+    print(f"site: {HTML.relative_to(ROOT)}/index.html ({time.time() - start:.0f} s); "
+          f"open it in a browser, or `python -m http.server -d {HTML.relative_to(ROOT)}`")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
