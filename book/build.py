@@ -7,7 +7,8 @@ the chapters show with <video> tags are copied beside their pages. Only book/_bu
 git-ignored); chapters/, exercises/ and my-work/ are read, never written, and solutions/ is not read.
 
 Run outputs are cached in book/_build/.jupyter_cache, keyed by each notebook's code: a second build
-runs only the chapters whose code changed. `--clean` starts from nothing.
+runs only the chapters whose code changed. `--clean` starts from nothing. The box's `git clone` names
+the repository's `origin` remote, or SITE_REPO_URL when set.
 """
 from __future__ import annotations
 
@@ -109,10 +110,35 @@ def write_if_changed(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def stage_notebook(src: Path, dest: Path, box_text: str) -> list[str]:
-    """Copy one notebook with the box after its title cell; return the files its raw HTML points at."""
+# a Markdown link or image to a relative path: [text](path) or ![alt](path)
+MD_LINK = re.compile(r"\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
+NEVER_ON_THE_SITE = ("solutions", "my-work")
+
+
+def linked_files(src: Path, markdown: str) -> list[Path]:
+    """Repository files (not pages) that a notebook's Markdown links to: the site offers them as downloads,
+    so they are copied into the source folder beside the pages. A link into solutions/ stops the build."""
+    found = []
+    for target in MD_LINK.findall(markdown):
+        path = target.split("#", 1)[0]
+        if not path or "://" in target or target.startswith("mailto:"):
+            continue
+        file = (src.parent / path).resolve()
+        if ROOT not in file.parents:
+            raise SystemExit(f"{src.relative_to(ROOT)} links to {target}, outside the course")
+        rel = file.relative_to(ROOT)
+        if rel.parts[0] in NEVER_ON_THE_SITE:
+            raise SystemExit(f"{src.relative_to(ROOT)} links to {rel}, which the site must not publish")
+        if file.is_file() and file.suffix not in (".ipynb", ".md"):  # pages are linked, not copied
+            found.append(rel)
+    return found
+
+
+def stage_notebook(src: Path, dest: Path, box_text: str) -> tuple[list[str], list[Path]]:
+    """Copy one notebook with the box after its title cell; return the files its raw HTML points at and
+    the repository files its links point at."""
     nb = nbformat.read(src, as_version=4)
-    media = []
+    media, linked = [], []
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -120,6 +146,7 @@ def stage_notebook(src: Path, dest: Path, box_text: str) -> list[str]:
             media += [m for m in RAW_MEDIA.findall(cell.source) if "://" not in m]
             # the README is the site's front page
             cell.source = re.sub(r"\]\(\.\./README\.md(#[^)]*)?\)", r"](../intro.md\1)", cell.source)
+            linked += linked_files(src, cell.source)
     for i in reversed(range(len(nb.cells))):
         if nb.cells[i].cell_type == "code" and WIDGET.search(nb.cells[i].source):
             note = nbformat.v4.new_markdown_cell(WIDGET_NOTE)
@@ -133,7 +160,7 @@ def stage_notebook(src: Path, dest: Path, box_text: str) -> list[str]:
     for m in media:
         if not (src.parent / m).is_file():
             raise SystemExit(f"{src.relative_to(ROOT)} shows {m}, which is not in the repository")
-    return media
+    return media, linked
 
 
 def stage() -> dict[Path, list[str]]:
@@ -143,19 +170,23 @@ def stage() -> dict[Path, list[str]]:
         ex_by_chapter.setdefault(p.name[2:4], []).append(p)
     wanted = {SRC / "_config.yml", SRC / "_toc.yml", SRC / "intro.md"}
     media: dict[Path, list[str]] = {}
-    for p in chapters():
-        dest = SRC / "chapters" / p.name
+    linked: set[Path] = set()
+    for p, box_text in [*((p, chapter_box(p, ex_by_chapter.get(p.name[:2], []))) for p in chapters()),
+                        *((p, exercise_box(p)) for p in exercises())]:
+        dest = SRC / p.parent.name / p.name
         wanted.add(dest)
-        media.setdefault(Path("chapters"), []).extend(
-            stage_notebook(p, dest, chapter_box(p, ex_by_chapter.get(p.name[:2], []))))
-    for p in exercises():
-        dest = SRC / "exercises" / p.name
-        wanted.add(dest)
-        media.setdefault(Path("exercises"), []).extend(stage_notebook(p, dest, exercise_box(p)))
+        shown, links = stage_notebook(p, dest, box_text)
+        media.setdefault(Path(p.parent.name), []).extend(shown)
+        linked.update(links)
+    for rel in linked:
+        wanted.add(SRC / rel)
+        write_if_changed(SRC / rel, (ROOT / rel).read_bytes())
     # pages no longer in the course (a renamed notebook) leave the source folder
-    for old in SRC.rglob("*"):
+    for old in sorted(SRC.rglob("*"), reverse=True):
         if old.is_file() and old not in wanted:
             old.unlink()
+        elif old.is_dir() and not any(old.iterdir()):
+            old.rmdir()
 
     write_if_changed(SRC / "_config.yml", (BOOK / "_config.yml").read_bytes())
     toc = ["format: jb-book", "root: intro", "parts:", "  - caption: Chapters", "    chapters:"]

@@ -317,3 +317,17 @@ def test_the_leak_checker_fails_on_a_planted_solution_line(tmp_path):
     lines = solution_lines()
     (site / "chapters" / "b.html").write_text(f"<pre>{html.escape(lines[0])}</pre>")
     assert any(lines[0] in p for p in leaks(site, lines))
+
+
+def test_the_build_refuses_a_link_into_solutions():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    chapter = ROOT / "chapters" / "02_tiled_matmul.ipynb"
+    assert build.linked_files(chapter, "see [the kernel](../kernels/tiled.py) and [01](01_three_loop_matmul.ipynb)") \
+        == [Path("kernels/tiled.py")]
+    for link in ("../solutions/ch02_tiled_matmul.ipynb", "../my-work/ch02_tiled_matmul.ipynb#x", "../../etc/passwd"):
+        with pytest.raises(SystemExit):
+            build.linked_files(chapter, f"[answer]({link})")
