@@ -7,6 +7,9 @@
                                                   # errors, and a sweep of tiles, split-K and stages
     python benchmarks/explore_w4a16.py fragments2 # its occupancy, step shape, one joined matmul, register caps
     python benchmarks/explore_w4a16.py one SPEC   # one prepacked configuration a few times (for ncu)
+    python benchmarks/explore_w4a16.py bound      # what the word conversion costs: the prepacked kernel
+                                                  # timed with cheaper stand-ins for it (wrong values,
+                                                  # timing only), each in its own process
 
 Writes JSON (and IR files) into $OUT or /tmp. The earlier explorations (results/logs/
 h200_2026-12-01_w4a16_explore_*.json) were made by scripts of commit 4ba326e; the block_m 8 sweep
@@ -200,6 +203,61 @@ def one(spec):
     print(spec, "registers", k.n_regs, "spills", k.n_spills, "shared", k.metadata.shared, flush=True)
 
 
+_BOUND_ASM = {  # stand-ins for kernels.w4a16_fragments._ASM_FOLDED (timing only: values are wrong)
+    "committed": None,
+    "11 ops": """{ .reg .b32 a, b;
+    shl.b32 $0, $4, 6; and.b32 $0, $0, 0x81C081C0; shl.b32 $1, $4, 3; and.b32 $1, $1, 0x81C081C0;
+    and.b32 a, $4, 0x01C001C0; shl.b32 b, $4, 4; and.b32 b, b, 0x80008000; or.b32 $2, a, b;
+    shf.l.wrap.b32 a, $4, $4, 9; and.b32 a, a, 0x01C001C0; shl.b32 b, $4, 5; and.b32 b, b, 0x80008000; or.b32 $3, a, b;
+    mul.rn.bf16x2 $0, $0, $5; mul.rn.bf16x2 $1, $1, $6; mul.rn.bf16x2 $2, $2, $7; mul.rn.bf16x2 $3, $3, $8; }""",
+    "4 ands": """{ and.b32 $0, $4, 0x81C081C0; and.b32 $1, $4, 0x40E040E0; and.b32 $2, $4, 0x20702070;
+    and.b32 $3, $4, 0x10381038;
+    mul.rn.bf16x2 $0, $0, $5; mul.rn.bf16x2 $1, $1, $6; mul.rn.bf16x2 $2, $2, $7; mul.rn.bf16x2 $3, $3, $8; }""",
+    "no scale": "committed-without-mul",
+    "4 ands, no scale": """{ and.b32 $0, $4, 0x81C081C0; and.b32 $1, $4, 0x40E040E0; and.b32 $2, $4, 0x20702070;
+    and.b32 $3, $4, 0x10381038; }""",
+}
+
+
+def bound():
+    """Each stand-in in a fresh process (the kernel's asm is a global read when it compiles)."""
+    import subprocess
+    rows = []
+    for name in _BOUND_ASM:
+        out = subprocess.run([sys.executable, __file__, "bound1", name], capture_output=True, text=True, timeout=300)
+        print(out.stdout[-3000:], out.stderr[-2000:], flush=True)
+        rows += [json.loads(line[5:]) for line in out.stdout.splitlines() if line.startswith("ROW: ")]
+    json.dump({"rows": rows}, open(os.path.join(OUT, "w4a16_bound.json"), "w"), indent=1)
+
+
+def bound1(name):
+    from kernels import bench, w4a16_fragments as F
+    import triton.language as tl
+
+    asm = _BOUND_ASM[name]
+    if asm == "committed-without-mul":
+        asm = F._ASM_FOLDED.value.split("mul.rn")[0] + "}"
+    if asm is not None:
+        F._ASM_FOLDED = tl.constexpr(asm)
+    torch.manual_seed(0)
+    q = W.quantize_mxfp4(torch.randn(N, K, device="cuda", dtype=torch.bfloat16))
+    wd = W.dequantize_mxfp4(q)
+    for bn, bk, split in ((64, 256, 4), (64, 256, 8), (128, 256, 4)):
+        pws = [F.prepack_mxfp4(W.MXFP4Weight(q.packed.clone(), q.scales.clone()), bn, bk, 4) for _ in range(6)]
+        for M in (1, 16):
+            x = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+            cfg = F.FragmentLaunch(16, split, 3, "ptx")
+            bufs = []
+            for pw in pws:
+                y = torch.empty((M, N), dtype=torch.bfloat16, device="cuda")
+                bufs.append((pw, y, *F.workspace(M, pw, cfg, "cuda")))
+            k = F.launch(x, bufs[0][0], bufs[0][1], cfg, *bufs[0][2:])
+            err = ((bufs[0][1].double() - x.double() @ wd.double().T).abs().max()).item()
+            us = bench.rotating_graph_ms([lambda b=b: F.launch(x, b[0], b[1], cfg, *b[2:]) for b in bufs]) * 1e3
+            print("ROW: " + json.dumps(dict(variant=name, M=M, tile=f"{bn}x{bk}", split=split, us=round(us, 2),
+                                             max_abs_err=err, regs=k.n_regs)), flush=True)
+
+
 if __name__ == "__main__":
     {"sweep": sweep, "dump": lambda: dump(sys.argv[2]), "fragments": fragments, "fragments2": fragments2,
-     "one": lambda: one(sys.argv[2])}[sys.argv[1]]()
+     "one": lambda: one(sys.argv[2]), "bound": bound, "bound1": lambda: bound1(sys.argv[2])}[sys.argv[1]]()
