@@ -7,7 +7,10 @@ against a read-only floor of 9.9 us. Two Gluon versions of it, on the same prepa
 * ``w4a16_ws_kernel``: a producer warp streams weight, scales and activations through a ring of
   shared-memory slots with TMA and mbarriers; one consumer warpgroup converts and issues ``wgmma``s,
   waiting for a step's products one step later (no CTA barrier per stage);
-* ``w4a16_tma_kernel``: no producer; the consumer warps issue the TMA copies ``STAGES`` steps ahead.
+* ``w4a16_tma_kernel``: no producer; the consumer warps issue the TMA copies ``STAGES`` steps ahead;
+* ``w4a16_mc_kernel``: one program per 64-row block over all of K, 2 or 4 consumer warpgroups splitting
+  K inside it and adding their sums through shared memory (no split-K across programs). Slower:
+  20.1-20.6 us (ptxas serializes its ``wgmma``s for want of registers at 128 a thread).
 
 Stand-ins time what is left when a part is removed (values then wrong): ``W4A16_CONV=none`` replaces
 the word conversion by four ANDs, ``W4A16_EPI=none`` drops the split-K fix-up, ``W4A16_EPI=masked``
@@ -75,6 +78,7 @@ _OP, _OP3 = (gl.constexpr(v) for v in _op_layouts(BN, BK // 2, NW))
 
 
 _CONV = os.environ.get("W4A16_CONV", "full")
+MC_REGS = gl.constexpr(int(os.environ.get("W4A16_MC_REGS", 128)))
 EPI = gl.constexpr(os.environ.get("W4A16_EPI", "full"))
 _ASM = gl.constexpr(F._ASM_FOLDED.value if _CONV == "full" else  # "none": timing only, values wrong
                     "{ and.b32 $0, $4, 0x81C081C0; and.b32 $1, $4, 0x40E040E0; and.b32 $2, $4, 0x20702070; "
@@ -119,15 +123,15 @@ else:
 
 @gluon.jit
 def _step(w_bufs, s_bufs, x_bufs, ready, acc, i, op_layout: gl.constexpr, BLOCK_N: gl.constexpr, KP: gl.constexpr,
-          STAGES: gl.constexpr, SHAPE: gl.constexpr, PERM: gl.constexpr):
+          STAGES: gl.constexpr, SHAPE: gl.constexpr, PERM: gl.constexpr, off=0):
     """One K step: wait for slot i % STAGES, convert its weight tile, issue both halves' wgmmas."""
     TILE: gl.constexpr = BLOCK_N * KP
     flat_layout: gl.constexpr = gl.BlockedLayout([1, 16], [2, 16], [4, 1], [1, 0])
     s = i % STAGES
-    mbarrier.wait(ready.index(s), (i // STAGES) & 1)
-    flat = gl.reshape(w_bufs.index(s).load(flat_layout), [TILE])
+    mbarrier.wait(ready.index(off + s), (i // STAGES) & 1)
+    flat = gl.reshape(w_bufs.index(off + s).load(flat_layout), [TILE])
     p = gl.convert_layout(_rename(flat, SHAPE, PERM, BLOCK_N, KP), _OP)
-    sv = s_bufs.index(s).reshape([BLOCK_N, 4])  # (row, block) e8m0 bytes of this step
+    sv = s_bufs.index(off + s).reshape([BLOCK_N, 4])  # (row, block) e8m0 bytes of this step
     b_lo = (sv.slice(0, 2, 1).load(gl.SliceLayout(2, _OP3)).to(gl.int16) + 126) << 7  # 2**(s - 1), bf16 bits
     b_hi = (sv.slice(2, 2, 1).load(gl.SliceLayout(2, _OP3)).to(gl.int16) + 126) << 7
     zero = gl.full([BLOCK_N, KP // 32, 32], 0, gl.int16, _OP3)
@@ -136,8 +140,8 @@ def _step(w_bufs, s_bufs, x_bufs, ready, acc, i, op_layout: gl.constexpr, BLOCK_
     lo, hi = _word_to_bf16(p, s_lo.to(gl.bfloat16, bitcast=True), s_hi.to(gl.bfloat16, bitcast=True))
     lo = gl.convert_layout(lo, op_layout)
     hi = gl.convert_layout(hi, op_layout)
-    acc = warpgroup_mma(lo, x_bufs.index(2 * s).permute((1, 0)), acc, is_async=True)
-    acc = warpgroup_mma(hi, x_bufs.index(2 * s + 1).permute((1, 0)), acc, is_async=True)
+    acc = warpgroup_mma(lo, x_bufs.index(2 * (off + s)).permute((1, 0)), acc, is_async=True)
+    acc = warpgroup_mma(hi, x_bufs.index(2 * (off + s) + 1).permute((1, 0)), acc, is_async=True)
     return acc
 
 
@@ -214,17 +218,18 @@ def w4a16_ws_kernel(w_desc, s_desc, x_desc, y_ptr, part_ptr, cnt_ptr, M, N, N_PA
 
 
 @gluon.jit
-def _issue(w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, pid_n, ks, k_steps, slot):
+def _issue(w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, pid_n, ks, k_steps, slot, off=0):
     W_ROWS: gl.constexpr = w_desc.block_type.shape[0]
     S_ROWS: gl.constexpr = s_desc.block_type.shape[0]
     KH: gl.constexpr = x_desc.block_type.shape[1]
     nbytes: gl.constexpr = w_desc.block_type.nbytes + s_desc.block_type.nbytes + 2 * x_desc.block_type.nbytes
-    mbarrier.expect(ready.index(slot), nbytes)
+    bar = ready.index(off + slot)
+    mbarrier.expect(bar, nbytes)
     tile = pid_n * k_steps + ks
-    _tma_load(w_desc, [tile * W_ROWS, 0], ready.index(slot), w_bufs.index(slot))
-    _tma_load(s_desc, [tile * S_ROWS, 0], ready.index(slot), s_bufs.index(slot))
-    _tma_load(x_desc, [0, ks * 2 * KH], ready.index(slot), x_bufs.index(2 * slot))
-    _tma_load(x_desc, [0, ks * 2 * KH + KH], ready.index(slot), x_bufs.index(2 * slot + 1))
+    _tma_load(w_desc, [tile * W_ROWS, 0], bar, w_bufs.index(off + slot))
+    _tma_load(s_desc, [tile * S_ROWS, 0], bar, s_bufs.index(off + slot))
+    _tma_load(x_desc, [0, ks * 2 * KH], bar, x_bufs.index(2 * (off + slot)))
+    _tma_load(x_desc, [0, ks * 2 * KH + KH], bar, x_bufs.index(2 * (off + slot) + 1))
 
 
 @gluon.jit
@@ -268,6 +273,86 @@ def w4a16_tma_kernel(w_desc, s_desc, x_desc, y_ptr, part_ptr, cnt_ptr, M, N, N_P
               SPLIT_K)
 
 
+@gluon.jit
+def _mc_consumer(w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                 pid_n, k_steps, C: gl.constexpr, CONSUMERS: gl.constexpr, BLOCK_N: gl.constexpr,
+                 BLOCK_M: gl.constexpr, KP: gl.constexpr, STAGES: gl.constexpr, SHAPE: gl.constexpr,
+                 PERM: gl.constexpr):
+    """Consumer warpgroup C of CONSUMERS: K steps [C * n, (C + 1) * n) of row block pid_n, its own ring
+    of STAGES slots filled by its own TMA copies; the partial sums meet in shared memory."""
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, BLOCK_M, 16])
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    n = k_steps // CONSUMERS
+    first = C * n
+    wb, sb, xb = w_bufs, s_bufs, x_bufs
+    off = C * STAGES
+    for i in gl.static_range(STAGES):
+        _issue(w_desc, s_desc, x_desc, wb, sb, xb, ready, pid_n, first + i, k_steps, i, off)
+    acc = gl.zeros([BLOCK_N, BLOCK_M], gl.float32, acc_layout)
+    acc = _step(wb, sb, xb, ready, acc, 0, op_layout, BLOCK_N, KP, STAGES, SHAPE, PERM, off)
+    acc = warpgroup_mma_wait(num_outstanding=2, deps=[acc])
+    for i in range(1, n):
+        acc = _step(wb, sb, xb, ready, acc, i, op_layout, BLOCK_N, KP, STAGES, SHAPE, PERM, off)
+        acc = warpgroup_mma_wait(num_outstanding=2, deps=[acc])
+        if i - 1 + STAGES < n:
+            _issue(w_desc, s_desc, x_desc, wb, sb, xb, ready, pid_n, first + i - 1 + STAGES, k_steps, (i - 1) % STAGES,
+                   off)
+    acc = warpgroup_mma_wait(num_outstanding=0, deps=[acc])
+    if C > 0:
+        red.slice((C - 1) * BLOCK_N, BLOCK_N).store(acc)
+        mbarrier.arrive(done.index(0), count=1)
+    else:
+        mbarrier.wait(done.index(0), 0)
+        for j in gl.static_range(CONSUMERS - 1):
+            acc += red.slice(j * BLOCK_N, BLOCK_N).load(acc_layout)
+        rows = pid_n * BLOCK_N + gl.arange(0, BLOCK_N, layout=gl.SliceLayout(1, acc_layout))
+        toks = gl.arange(0, BLOCK_M, layout=gl.SliceLayout(0, acc_layout))
+        out = y_ptr + toks[None, :] * stride_ym + rows[:, None]
+        gl.store(out, acc.to(gl.bfloat16), mask=(rows[:, None] < N) & (toks[None, :] < M))
+
+
+@gluon.jit
+def w4a16_mc_kernel(w_desc, s_desc, x_desc, y_ptr, part_ptr, cnt_ptr, M, N, N_PAD, K_PAD, stride_ym,
+                    BLOCK_N: gl.constexpr, BLOCK_M: gl.constexpr, BLOCK_K: gl.constexpr, SPLIT_K: gl.constexpr,
+                    STAGES: gl.constexpr, SHAPE: gl.constexpr, PERM: gl.constexpr):
+    """One program per row block over all of K; SPLIT_K consumer warpgroups (2 or 4) split K inside it."""
+    KP: gl.constexpr = BLOCK_K // 2
+    pid_n = gl.program_id(0)
+    k_steps = K_PAD // BLOCK_K
+    w_bufs = gl.allocate_shared_memory(gl.uint8, [SPLIT_K * STAGES] + w_desc.block_type.shape, w_desc.layout)
+    s_bufs = gl.allocate_shared_memory(gl.uint8, [SPLIT_K * STAGES] + s_desc.block_type.shape, s_desc.layout)
+    x_bufs = gl.allocate_shared_memory(gl.bfloat16, [2 * SPLIT_K * STAGES] + x_desc.block_type.shape, x_desc.layout)
+    red = gl.allocate_shared_memory(gl.float32, [SPLIT_K * BLOCK_N, BLOCK_M],
+                                    gl.SwizzledSharedLayout(1, 1, 1, [1, 0]))
+    ready = gl.allocate_shared_memory(gl.int64, [SPLIT_K * STAGES, 1], mbarrier.MBarrierLayout())
+    done = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(SPLIT_K * STAGES):
+        mbarrier.init(ready.index(i), count=1)
+    mbarrier.init(done.index(0), count=SPLIT_K - 1)
+    if SPLIT_K == 2:
+        gl.warp_specialize([
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 0, 2, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 1, 2, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+        ], [4], [MC_REGS])
+    else:
+        gl.warp_specialize([
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 0, 4, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 1, 4, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 2, 4, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+            (_mc_consumer, (w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, red, done, y_ptr, M, N, stride_ym,
+                            pid_n, k_steps, 3, 4, BLOCK_N, BLOCK_M, KP, STAGES, SHAPE, PERM)),
+        ], [4, 4, 4], [MC_REGS, MC_REGS, MC_REGS])
+    for i in gl.static_range(SPLIT_K * STAGES):
+        mbarrier.invalidate(ready.index(i))
+    mbarrier.invalidate(done.index(0))
+
+
 def layouts():
     w_layout = gl.NVMMASharedLayout(swizzle_byte_width=0, element_bitwidth=8, rank=2)
     x_layout = gl.NVMMASharedLayout.get_default_for([16, BK // 2], gl.bfloat16)
@@ -298,10 +383,10 @@ def make_launch(x, pw, split_k, stages, ws=True, maxnreg=None):
     y = torch.empty((M, pw.N), dtype=torch.bfloat16, device=x.device)
     part = torch.empty((split_k, 16, n_pad), dtype=torch.float32, device=x.device)
     cnt = torch.zeros(n_pad // BN, dtype=torch.int32, device=x.device)
-    grid = (n_pad // BN, split_k)
+    grid = (n_pad // BN, split_k) if ws != "mc" else (n_pad // BN,)
 
     def run():
-        kern = w4a16_ws_kernel if ws else w4a16_tma_kernel
+        kern = w4a16_mc_kernel if ws == "mc" else (w4a16_ws_kernel if ws else w4a16_tma_kernel)
         kern[grid](w_desc, s_desc, x_desc, y, part, cnt, M, pw.N, n_pad, k_pad, y.stride(0),
                               BLOCK_N=BN, BLOCK_M=16, BLOCK_K=BK, SPLIT_K=split_k, STAGES=stages,
                               SHAPE=shape, PERM=perm, num_warps=4, **({"maxnreg": maxnreg} if maxnreg else {}))
@@ -320,8 +405,10 @@ def compile_here(split_k=4, stages=4, ws=None, maxnreg=None):
     w_layout, x_layout = layouts()
     shape, perm = F._renaming(BN, BK // 2, NW, False)
     ws = os.environ.get("W4A16_WS", "1") == "1" if ws is None else ws
+    split_k = int(os.environ.get("W4A16_SPLIT", split_k))
     maxnreg = int(os.environ.get("W4A16_MAXNREG", 0)) or None
-    fn = w4a16_ws_kernel if ws else w4a16_tma_kernel
+    ws = "mc" if os.environ.get("W4A16_WS") == "mc" else ws
+    fn = w4a16_mc_kernel if ws == "mc" else (w4a16_ws_kernel if ws else w4a16_tma_kernel)
     consts = dict(BLOCK_N=BN, BLOCK_M=16, BLOCK_K=BK, SPLIT_K=split_k, STAGES=stages, SHAPE=shape, PERM=perm)
     types = {"w_desc": f"tensordesc<u8[{BN * BK // 2 // 256}, 256],{w_layout!r}>",
              "s_desc": f"tensordesc<u8[{BN * BK // 32 // 256}, 256],{w_layout!r}>",
