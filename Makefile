@@ -14,7 +14,7 @@ BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: setup lab workspace test test-fast exercises animations grade progress bench site clean
+.PHONY: setup lab workspace test test-fast browser-deps exercises animations grade progress bench site clean
 
 setup: $(VENV)/.installed
 
@@ -42,9 +42,13 @@ lab: setup workspace
 # The whole suite: kernels, schedule, grader, exercise generation, animations (pytest), then every
 # notebook in chapters/ and solutions/ run top to bottom with nbval, and exercises/ executed.
 # It starts from an empty, private Triton cache (removed afterwards), as on a fresh machine, unless
-# TRITON_CACHE_DIR is set; .ci/run unsets it.
-test: setup
+# TRITON_CACHE_DIR is set; .ci/run unsets it. tests/test_browser.py drives JupyterLab in a headless
+# Chromium: browser-deps installs it with apt when run as root, and otherwise says how (not an error).
+test: setup browser-deps
 	bash scripts/cold_triton_cache.sh $(BIN)/python -m pytest -q --timeout=900 tests chapters solutions exercises --nbval-lax $(PYTEST_ARGS)
+
+browser-deps: setup
+	@bash scripts/check_system.sh --browser
 
 test-fast: setup
 	$(BIN)/python -m pytest -q tests -k "not render" $(PYTEST_ARGS)
