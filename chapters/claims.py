@@ -490,6 +490,48 @@ CLAIMS += [
 ]
 
 
+GLUON_W4 = "results/logs/h200_2026-12-02_w4a16_gluon.json"  # benchmarks/explore_w4a16_gluon.py on the H200
+BOUND_W4 = "results/logs/h200_2026-12-02_w4a16_bound.json"  # benchmarks/explore_w4a16.py bound
+
+
+def w4_budget(conversion, sums, field="us", kernel="warp-specialized", M=1):
+    """A field of one line of the Gluon W4A16 exploration's summary (M = 1, split-K 4, 128 x 128 tiles)."""
+    return LogNumber(GLUON_W4, r'\{"kernel": "' + kernel + r'", "conversion": "' + conversion
+                     + r'", "split_k_sums": "' + sums + r'", "M": ' + str(M) + r', "us": [\d.]+, "x_cublas": ([\d.]+)\}'
+                     if field == "x_cublas" else
+                     r'\{"kernel": "' + kernel + r'", "conversion": "' + conversion + r'", "split_k_sums": "' + sums
+                     + r'", "M": ' + str(M) + r', "us": ([\d.]+)')
+
+
+def w4_part(a, b, why):
+    """The difference of two lines of the summary, µs."""
+    def us(conv, sums):
+        return (f"log('{GLUON_W4}', r'\\{{\"kernel\": \"warp-specialized\", \"conversion\": \"{conv}\", "
+                f"\"split_k_sums\": \"{sums}\", \"M\": 1, \"us\": ([\\d.]+)')[0]")
+    return calc(f"{us(*a)} - {us(*b)}", why)
+
+
+CLAIMS += [
+    Claim("07_fp4_decode", "The whole warp-specialized kernel takes 16.1 µs, 2.07× cuBLAS",
+          [w4_budget("full", "kept"), w4_budget("full", "kept", "x_cublas")]),
+    Claim("07_fp4_decode", "nothing else takes 11.4 µs (the same without a\n  producer warp: 11.0 µs, 3.05× cuBLAS), near the 9.9 µs",
+          [w4_budget("none", "dropped"), w4_budget("none", "dropped", kernel="TMA-pipelined"),
+           w4_budget("none", "dropped", "x_cublas", kernel="TMA-pipelined"), rec("ch07_read_floor", "graph_us", "min")]),
+    Claim("07_fp4_decode", "Adding the split-K sums costs 1.3–1.6 µs",
+          [w4_part(("full", "kept"), ("full", "dropped"), "the split-K sums' cost with the conversion, µs"),
+           w4_part(("none", "kept"), ("none", "dropped"), "the split-K sums' cost without the conversion, µs")]),
+    Claim("07_fp4_decode", "The conversion costs 3.2–3.5 µs more",
+          [w4_part(("full", "kept"), ("none", "kept"), "the conversion's cost with the split-K sums, µs"),
+           w4_part(("full", "dropped"), ("none", "dropped"), "the conversion's cost without the split-K sums, µs")]),
+    Claim("07_fp4_decode", "issue an instruction in only 52 % of their cycles",
+          [LogNumber(GLUON_W4, r"issue_active\.avg\.pct_of_peak_sustained_active\s+%\s+([\d.]+)")]),
+    Claim("07_fp4_decode", "saves 1.4 µs in the Triton kernel",
+          [calc(f"log('{BOUND_W4}', r'\"variant\": \"committed\",\\s*\"M\": 1,\\s*\"tile\": \"64x256\",\\s*\"split\": 4,"
+                f"\\s*\"us\": ([\\d.]+)')[0] - log('{BOUND_W4}', r'\"variant\": \"11 ops\",\\s*\"M\": 1,\\s*"
+                f"\"tile\": \"64x256\",\\s*\"split\": 4,\\s*\"us\": ([\\d.]+)')[0]",
+                "the prepacked Triton kernel at M = 1 with the committed word conversion minus with a stand-in of "
+                "11 instructions a word (explore_w4a16.py bound), µs")]),
+]
 
 # ------------------------------------------------------------------------------------------ chapter 08
 def att(kernel, field="ratio_graph", agg=None, scale=1.0, **where):

@@ -291,6 +291,19 @@ def load(name: str, gpu: str | None = None) -> dict:
     return doc
 
 
+def load_log(filename: str) -> dict:
+    """A JSON exploration log, ``results/logs/<filename>`` (what ``benchmarks/explore_*.py`` scripts
+    measured beyond the chapters' records; each says which script, GPU and versions made it). Raises
+    FileNotFoundError for a missing log and ValueError for one that is not JSON."""
+    path = RESULTS / "logs" / filename
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON ({exc})") from None
+
+
 def code_dir(gpu: str | None = None) -> Path:
     """``results/<gpu>/code/``, the compiled code ``python -m benchmarks.dump_code`` saved (this GPU's,
     else the most recent GPU's)."""

@@ -411,6 +411,43 @@ def plot_w4a16_over_m(doc, ax=None):
     return ax
 
 
+def plot_w4a16_budget(log, w4_doc, floor_doc, M=1, ax=None):
+    """Where a decode-sized W4A16 call's time goes, at ``M`` tokens: cuBLAS bf16 and the prepacked
+    Triton kernel (``w4_doc``: ``results/<gpu>/ch07_w4a16.json``), the read-only floor (``floor_doc``:
+    ``ch07_read_floor.json``), and the warp-specialized Gluon kernel with parts taken away (``log``:
+    the ``summary`` of ``results/logs/h200_2026-12-02_w4a16_gluon.json``), as horizontal bars of µs per
+    call, with the time a kernel 3x faster than cuBLAS would take."""
+    import matplotlib.pyplot as plt
+
+    def ws(conversion, sums):
+        return next(r["us"] for r in log["summary"] if r["kernel"] == "warp-specialized" and r["M"] == M
+                    and r["conversion"] == conversion and r["split_k_sums"] == sums)
+
+    def w4(kernel):
+        return next(r["graph_us"] for r in w4_doc["records"] if r["kernel"] == kernel and r["M"] == M)
+
+    bars = [("cuBLAS bf16", w4("cublas"), "C1"), ("prepacked kernel (Triton)", w4("ours"), "C0"),
+            ("warp-specialized (Gluon)", ws("full", "kept"), "C2"),
+            ("  without the split-K sums", ws("full", "dropped"), "C2"),
+            ("  without the conversion", ws("none", "kept"), "C2"),
+            ("  without either: stream + tensor cores", ws("none", "dropped"), "C2"),
+            ("read the bytes, nothing else", min(r["graph_us"] for r in floor_doc["records"]), "0.5")]
+    ax = ax or plt.subplots(figsize=(9, 3.8))[1]
+    y = range(len(bars))[::-1]
+    ax.barh(list(y), [b[1] for b in bars], color=[b[2] for b in bars])
+    for yi, (_, us, _) in zip(y, bars):
+        ax.text(us + 0.3, yi, f"{us:.1f}", va="center", fontsize=8)
+    ax.set_yticks(list(y), [b[0] for b in bars], fontsize=8)
+    third = w4("cublas") / 3
+    ax.axvline(third, color="k", ls="--", lw=0.8)
+    ax.text(third, len(bars) - 0.45, " 3x cuBLAS", fontsize=8)
+    env = log.get("environment", {})
+    ax.set_xlabel(f"µs per call, M = {M}, CUDA graph, weights rotated (green: {env.get('gpu', '?')}, "
+                  f"triton {env.get('triton', '?')}, {env.get('date', '?')})", fontsize=8)
+    _title(ax, f"W4A16, N = K = {w4_doc['records'][0]['N']}: where the time goes", w4_doc)
+    return ax
+
+
 def plot_launch(doc, ax=None):
     """A decode-sized call timed from Python three ways, beside its GPU time
     (``results/<gpu>/ch07_launch.json``)."""

@@ -40,3 +40,31 @@ def test_fp8_plots_label_each_case_with_its_ratio():
     assert want <= labels
     ax = plots.plot_quantize_cost(bench.load("ch06_quantize"))
     assert {f"{r['speedup_over_bf16']:.2f}x" for r in bench.load("ch06_quantize")["records"]} <= {t.get_text() for t in ax.texts}
+
+
+def test_w4a16_budget_bars_are_the_logged_and_recorded_times():
+    log = {"environment": {"gpu": "NVIDIA H200", "triton": "3.6.0", "date": "2026-12-02"},
+           "summary": [dict(kernel=k, conversion=c, split_k_sums=s, M=m, us=us, x_cublas=0.0)
+                       for k in ("warp-specialized", "TMA-pipelined") for m in (1, 16)
+                       for (c, s), us in {("full", "kept"): 16.0, ("full", "dropped"): 15.0, ("none", "kept"): 13.0,
+                                          ("none", "dropped"): 11.0}.items()]}
+    log["summary"][0]["us"] = 16.5  # warp-specialized, M = 1, the whole kernel
+    w4 = _doc([dict(kernel="cublas", M=1, N=8192, graph_us=33.0), dict(kernel="ours", M=1, N=8192, graph_us=17.5),
+               dict(kernel="ours", M=16, N=8192, graph_us=99.0)])
+    floor = _doc([dict(graph_us=10.5), dict(graph_us=9.5)])
+    ax = plots.plot_w4a16_budget(log, w4, floor)
+    assert [round(p.get_width(), 3) for p in ax.patches] == [33.0, 17.5, 16.5, 15.0, 13.0, 11.0, 9.5]
+    assert any(abs(ln.get_xdata()[0] - 11.0) < 1e-9 for ln in ax.get_lines())  # the 3x-cuBLAS mark
+
+
+def test_load_log_reads_json_logs_and_says_what_is_wrong(tmp_path, monkeypatch):
+    import pytest
+
+    assert "summary" in bench.load_log("h200_2026-12-02_w4a16_gluon.json")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        bench.load_log("no_such_log.json")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not JSON"):
+        bench.load_log("bad.json")
