@@ -131,6 +131,74 @@ def pingpong_tiles(program, num_programs, num_tiles, consumer):
         raise ValueError(f"consumer must be 0 or 1, got {consumer!r}")
     return persistent_tiles(program, num_programs, num_tiles)[consumer::2]
 
+# ---------------------------------------------------------------- stream-K (Osama et al., 2023)
+def stream_k_split(num_tiles, num_programs):
+    """How many tiles (the last ones) stream-K shares out; the others go data-parallel.
+
+    A launch of ``num_programs`` persistent programs computes whole tiles in full waves ("data
+    parallel", as chapter 03) and spreads the rest over every program by K step ("stream-K"): when the
+    tiles fill whole waves, none are shared (``0``); with fewer tiles than two waves, all of them;
+    otherwise the tiles of the last partial wave plus one full wave, so that each program's share is
+    more than one tile's K loop (the "data-parallel + one-tile stream-K" hybrid of Osama et al.,
+    "Stream-K: Work-centric Parallel Decomposition for Dense Matrix Multiplication on the GPU", 2023)."""
+    if num_programs < 1:
+        raise ValueError(f"num_programs must be >= 1, got {num_programs}")
+    rem = num_tiles % num_programs
+    if rem == 0:
+        return 0
+    if num_tiles < 2 * num_programs:
+        return num_tiles
+    return rem + num_programs
+
+
+def stream_k_programs(num_programs, total_iters):
+    """Programs that take part in stream-K: every one, or one per shared iteration when there are fewer
+    (so that no program's run is empty)."""
+    return min(num_programs, total_iters)
+
+
+def stream_k_range(program, num_programs, total_iters):
+    """``[start, end)`` of the shared iterations that ``program`` computes: the ``total_iters``
+    (tile, K step) iterations of the shared tiles, tile after tile, split evenly into contiguous runs
+    (``num_programs`` from :func:`stream_k_programs`: then no run is empty)."""
+    return program * total_iters // num_programs, (program + 1) * total_iters // num_programs
+
+
+def stream_k_first_program(iteration, num_programs, total_iters):
+    """The program whose run holds shared iteration ``iteration``: the largest ``p`` with
+    ``p * total_iters // num_programs <= iteration``."""
+    return ((iteration + 1) * num_programs - 1) // total_iters
+
+
+def stream_k_chunks(program, num_programs, sk_tiles, k_iters):
+    """``[(tile, k_begin, k_end), ...]``: the pieces of shared tiles (numbered from 0 among the shared
+    tiles) that ``program`` computes, in order, each a range of K steps. A piece with ``k_begin == 0``
+    and ``k_end == k_iters`` is a whole tile; any other is a partial sum to be added to the others'."""
+    start, end = stream_k_range(program, num_programs, sk_tiles * k_iters)
+    out, it = [], start
+    while it < end:
+        tile = it // k_iters
+        k_end = min(end - tile * k_iters, k_iters)
+        out.append((tile, it - tile * k_iters, k_end))
+        it = tile * k_iters + k_end
+    return out
+
+
+def stream_k_contributors(tile, num_programs, sk_tiles, k_iters):
+    """``[(program, slot), ...]``: who computes a piece of shared tile ``tile``, in program order (the
+    order their partial sums are added in, so the result does not depend on who finishes first).
+    ``slot`` is 0 when the piece is that program's first, 1 when it is its last: a program holds at most
+    two partial pieces (its run can start and end inside tiles), kept in its two workspace slots."""
+    total = sk_tiles * k_iters
+    first = stream_k_first_program(tile * k_iters, num_programs, total)
+    last = stream_k_first_program((tile + 1) * k_iters - 1, num_programs, total)
+    out = []
+    for p in range(first, last + 1):
+        start = p * total // num_programs
+        out.append((p, 0 if start >= tile * k_iters else 1))
+    return out
+
+
 def waves(num_tiles, slots):
     """``(number of waves, fraction of the last wave that has work)`` when ``slots`` run at once.
 
