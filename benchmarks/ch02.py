@@ -78,16 +78,54 @@ def run_order(quick=False, repeats=3):
     return recs
 
 
+# What tl.dot compiles to, for a few tiles: the A and B tiles' bytes per row set the swizzle, the
+# accumulator's size per warpgroup the registers, registers and shared memory the programs per SM.
+CODE_CONFIGS = [(TileConfig(128, 256, 64, 8, 8, 3), torch.bfloat16), (TileConfig(128, 128, 64, 8, 4, 4), torch.bfloat16),
+                (TileConfig(64, 64, 64, 8, 4, 4), torch.bfloat16), (TileConfig(256, 128, 64, 8, 8, 3), torch.bfloat16),
+                (TileConfig(256, 256, 64, 8, 8, 2), torch.bfloat16), (TileConfig(128, 256, 64, 8, 4, 3), torch.bfloat16),
+                (TileConfig(128, 128, 32, 8, 4, 3), torch.float32)]
+
+
+def run_code(quick=False):
+    """For each of ``CODE_CONFIGS``: the ``wgmma`` shapes in the compiled PTX, the shared-memory and
+    accumulator layouts in the TTGIR, registers, spills, shared memory, and programs per SM."""
+    from kernels import inspect_code as I
+
+    recs = []
+    for cfg, dtype in tqdm(CODE_CONFIGS[:3] if quick else CODE_CONFIGS, desc="compiled code"):
+        rec = dict(config=cfg.short(), dtype=str(dtype).replace("torch.", ""), **cfg.as_dict())
+        try:
+            k = tiled.compiled_kernel(cfg, dtype, "run_code")
+            rec.update(n_regs=int(k.n_regs), n_spills=int(k.n_spills), shared_bytes=int(k.metadata.shared))
+            rec["wgmma"] = [dict(m=w.m, n=w.n, k=w.k, acc_type=w.acc_type, in_type=w.in_type, count=w.count,
+                                 acc_registers=w.acc_registers, line=w.line[:120]) for w in I.wgmma_instructions(k.asm["ptx"])]
+            rec["shared_layouts"] = I.shared_layouts(k.asm["ttgir"])
+            rec["mma_layout"] = I.mma_layout(k.asm["ttgir"])
+            w = rec["wgmma"][0]  # the main shape, also as flat fields (what the chapter's claims read)
+            rec.update(wgmma_m=w["m"], wgmma_n=w["n"], wgmma_k=w["k"], wgmma_in=w["in_type"], wgmma_count=w["count"],
+                       acc_registers=w["acc_registers"], swizzle_bytes=rec["shared_layouts"][0]["swizzle_bytes"],
+                       warps_m=rec["mma_layout"]["warps_per_cta"][0])
+            rec.update({f"occupancy_{key}": v for key, v in
+                        I.programs_per_sm(rec["n_regs"], cfg.num_warps, rec["shared_bytes"]).items()})
+        except Exception as exc:  # a tile that does not compile is part of the lesson
+            rec["error"] = error_text(exc)
+        recs.append(rec)
+    return recs
+
+
 def run_all(quick=False):
     return {
         "ch02_tiled": (lambda: run_versus_library(quick), {"what": "autotuned tiled kernel vs torch.matmul, bf16"}),
         "ch02_sweep": (lambda: run_sweep(quick), {"what": "tile shapes, warps and stages at 4096^3, bf16"}),
         "ch02_order": (lambda: run_order(quick), {"what": "row-major vs grouped tile order, bf16"}),
+        "ch02_code": (lambda: run_code(quick), {"what": "what tl.dot compiles to: wgmma shapes, shared-memory "
+                                                "layouts, registers, spills, programs per SM"}),
     }
 
 
 def summary(name, records):
     cols = {"ch02_tiled": ["M", "N", "K", "config", "tflops", "baseline_tflops", "ratio", "ratio_graph"],
             "ch02_sweep": ["config", "ms", "tflops", "ratio"],
-            "ch02_order": ["M", "order", "group_m", "tflops", "ratio"]}[name]
+            "ch02_order": ["M", "order", "group_m", "tflops", "ratio"],
+            "ch02_code": ["config", "dtype", "n_regs", "n_spills", "shared_bytes", "occupancy_programs"]}[name]
     return f"{name}\n" + table(records, cols)

@@ -165,3 +165,83 @@ def resource_usage(cuobjdump_res_usage: str) -> dict:
     if not m:
         raise ValueError("no 'REG:.. STACK:.. SHARED:..' line in the cuobjdump -res-usage output")
     return {"registers": int(m.group(1)), "stack": int(m.group(2)), "shared": int(m.group(3))}
+
+
+# ------------------------------------------------------------------ what tl.dot becomes (chapter 02)
+@dataclass(frozen=True)
+class Wgmma:
+    """One ``wgmma.mma_async`` shape in a PTX listing: a warpgroup (4 warps, 128 threads) multiplies an
+    ``m x k`` tile of A by a ``k x n`` tile of B into an ``m x n`` accumulator; ``count`` instructions of
+    this shape appear in the listing; ``acc_registers`` 32-bit registers a thread holds of the
+    accumulator (the braces of the instruction)."""
+
+    m: int
+    n: int
+    k: int
+    acc_type: str
+    in_type: str
+    count: int
+    acc_registers: int
+    line: str
+
+
+def wgmma_instructions(ptx: str) -> list[Wgmma]:
+    """The distinct ``wgmma.mma_async`` shapes of a PTX listing, most frequent first."""
+    pat = re.compile(r"wgmma\.mma_async\.sync\.aligned\.m(\d+)n(\d+)k(\d+)\.(\w+)\.(\w+)\.\w+\s*\{([^}]*)\}[^\n]*")
+    found: dict[tuple, list] = {}
+    for m in pat.finditer(ptx):
+        key = (int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4), m.group(5))
+        entry = found.setdefault(key, [0, len(m.group(6).split(",")), m.group(0).strip()])
+        entry[0] += 1
+    return sorted((Wgmma(*key, count=c, acc_registers=r, line=line) for key, (c, r, line) in found.items()),
+                  key=lambda w: -w.count)
+
+
+def shared_layouts(ttgir: str) -> list[dict]:
+    """The NVMMA shared-memory layouts (the swizzled layouts ``wgmma`` reads its operands from) named
+    in a TTGIR module: ``{"swizzle_bytes", "transposed", "element_bits"}`` each, in order of appearance."""
+    out = []
+    for m in re.finditer(r"#ttg\.nvmma_shared<\{swizzlingByteWidth = (\d+), transposed = (\w+), "
+                         r"elementBitWidth = (\d+)[^}]*\}>", ttgir):
+        d = {"swizzle_bytes": int(m.group(1)), "transposed": m.group(2) == "true", "element_bits": int(m.group(3))}
+        if d not in out:
+            out.append(d)
+    return out
+
+
+def mma_layout(ttgir: str) -> dict | None:
+    """The accumulator's layout (``#ttg.nvidia_mma``) of a TTGIR module: ``{"version", "warps_per_cta",
+    "instr_shape"}``, or None when the module has none (no tensor cores)."""
+    m = re.search(r"#ttg\.nvidia_mma<\{versionMajor = (\d+), versionMinor = \d+, warpsPerCTA = \[([\d, ]+)\]"
+                  r"(?:, [^}]*?)?, instrShape = \[([\d, ]+)\]\}>", ttgir)
+    if not m:
+        return None
+    nums = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
+    return {"version": int(m.group(1)), "warps_per_cta": nums(m.group(2)), "instr_shape": nums(m.group(3))}
+
+
+# Hopper's per-SM limits (NVIDIA Hopper Tuning Guide and CUDA C++ Programming Guide, compute capability 9.0)
+SM90_REGISTERS = 65536
+SM90_SHARED_BYTES = 233472  # 228 KiB per SM; one program may use up to 227 KiB
+SM90_WARPS = 64
+SM90_PROGRAMS = 32
+
+
+def programs_per_sm(registers_per_thread: int, num_warps: int, shared_bytes: int) -> dict:
+    """How many programs (thread blocks) of a kernel fit on one Hopper SM at once, and what limits it.
+    Registers are allocated per warp in units of 256 (a thread's count rounded up to a multiple of 8),
+    shared memory per program with 1 KiB reserved by the system. Returns ``{"programs", "by_registers",
+    "by_shared", "by_warps", "limit"}`` (``limit``: which of registers, shared memory, warps and the
+    32-program cap bind, joined by "and"; ``by_shared`` is None for a kernel without shared memory).
+    Raises ValueError for counts below 1 (shared below 0)."""
+    if registers_per_thread < 1 or num_warps < 1 or shared_bytes < 0:
+        raise ValueError("registers_per_thread and num_warps must be >= 1, shared_bytes >= 0")
+    per_warp = -(-registers_per_thread * 32 // 256) * 256
+    by_regs = SM90_REGISTERS // (per_warp * num_warps)
+    by_smem = SM90_SHARED_BYTES // (shared_bytes + 1024) if shared_bytes else None
+    by_warps = SM90_WARPS // num_warps
+    limits = {"registers": by_regs, "shared memory": by_smem, "warps": by_warps, "programs": SM90_PROGRAMS}
+    limits = {k: v for k, v in limits.items() if v is not None}
+    n = min(limits.values())
+    return {"programs": n, "by_registers": by_regs, "by_shared": by_smem, "by_warps": by_warps,
+            "limit": " and ".join(k for k, v in limits.items() if v == n)}

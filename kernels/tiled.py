@@ -255,21 +255,29 @@ def _matmul_tiled(name, a, b, config, order, out, return_compiled=False):
     return call.result()
 
 
+def compiled_kernel(config: TileConfig, dtype: torch.dtype = torch.bfloat16, name: str = "compiled_kernel"):
+    """Triton's ``CompiledKernel`` for one configuration of the tiled kernel on this GPU (GPU only),
+    launched once on a small problem: ``.asm["ttgir"]``, ``.asm["ptx"]``, ``.n_regs``, ``.n_spills``,
+    ``.metadata``. Raises RuntimeError in the interpreter (nothing is compiled there)."""
+    if not ON_GPU:
+        raise RuntimeError(f"{name}: the interpreter compiles nothing; the recorded numbers are in "
+                           "results/<gpu>/ch02_sweep.json and ch02_code.json")
+    n = 512
+    a = torch.randn(n, n, device=DEVICE).to(dtype)
+    b = torch.randn(n, n, device=DEVICE).to(dtype)
+    _, k = _matmul_tiled(name, a, b, config, "grouped", None, return_compiled=True)
+    if hasattr(k, "_init_handles"):
+        k._init_handles()
+    return k
+
+
 def kernel_resources(config: TileConfig, dtype: torch.dtype = torch.bfloat16) -> dict:
     """What one configuration of the tiled kernel compiles to on this GPU (GPU only): ``n_regs``
     (registers per thread), ``n_spills`` (registers spilled to local memory, per thread, as ptxas
     reports), ``shared_bytes`` (shared memory per program) and ``num_warps``. Read from Triton's
-    compiled kernel (``CompiledKernel.n_regs`` / ``.n_spills`` / ``.metadata.shared``) after a launch on
-    a small problem. Raises RuntimeError in the interpreter (nothing is compiled there)."""
-    if not ON_GPU:
-        raise RuntimeError("kernel_resources: the interpreter compiles nothing; the recorded numbers are "
-                           "in results/<gpu>/ch02_sweep.json (n_regs, n_spills)")
-    n = 512
-    a = torch.randn(n, n, device=DEVICE).to(dtype)
-    b = torch.randn(n, n, device=DEVICE).to(dtype)
-    _, k = _matmul_tiled("kernel_resources", a, b, config, "grouped", None, return_compiled=True)
-    if hasattr(k, "_init_handles"):
-        k._init_handles()
+    compiled kernel (``CompiledKernel.n_regs`` / ``.n_spills`` / ``.metadata.shared``, see
+    :func:`compiled_kernel`). Raises RuntimeError in the interpreter."""
+    k = compiled_kernel(config, dtype, "kernel_resources")
     return dict(n_regs=int(k.n_regs), n_spills=int(k.n_spills), shared_bytes=int(k.metadata.shared),
                 num_warps=int(k.metadata.num_warps))
 
