@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import nbformat
 
@@ -66,11 +67,18 @@ def readme_commands() -> str:
 
 
 def repo_url() -> str:
+    """SITE_REPO_URL, or the `origin` remote when it is a network address (any user:password@ dropped);
+    a placeholder otherwise (a local path means nothing to a reader)."""
     url = os.environ.get("SITE_REPO_URL", "").strip()
     if not url:
         got = subprocess.run(["git", "-C", str(ROOT), "remote", "get-url", "origin"],
                              capture_output=True, text=True)
         url = got.stdout.strip() if got.returncode == 0 else ""
+        parts = urlsplit(url)
+        if parts.scheme in ("https", "http") and parts.hostname:
+            url = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")).geturl()
+        elif not re.fullmatch(r"git@[\w.-]+:[\w./-]+", url):
+            url = ""
     return url or "<repository-url>"
 
 
@@ -223,7 +231,46 @@ def copy_media(media: dict[Path, list[str]]) -> None:
                 shutil.copy2(src, dest)
 
 
+def poll_in_slices(slice_s: float = 0.5) -> None:
+    """Make the notebook runner's wait for a kernel message re-check the socket every `slice_s` seconds.
+
+    Jupyter Book runs each notebook with nbclient, which waits for the kernel's replies with an asyncio
+    poll on a ZeroMQ socket. Now and then (a few runs in a hundred here) that poll misses its wake-up
+    although the message has arrived: the cell then waits out its whole timeout, and its output
+    messages can be missed. A fresh poll looks at the socket's state first, so polling in short slices
+    picks such a message up within `slice_s`.
+    """
+    from queue import Empty
+
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    async def get_msg(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = slice_s if deadline is None else max(0.0, min(slice_s, deadline - time.monotonic()))
+            if await self.socket.poll(int(left * 1000)):
+                return await self._recv()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Empty
+
+    AsyncZMQSocketChannel.get_msg = get_msg
+
+
+def run_jupyter_book(args: list[str]) -> int:
+    poll_in_slices()
+    from jupyter_book.cli.main import main as jupyter_book
+
+    try:
+        jupyter_book.main(args=args, prog_name="jupyter-book", standalone_mode=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--run-jupyter-book"]:  # the child process below
+        return run_jupyter_book(argv[1:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clean", action="store_true", help="remove book/_build first (its run cache too)")
     args = ap.parse_args(argv)
@@ -234,9 +281,8 @@ def main(argv=None) -> int:
     env = dict(os.environ)
     env.setdefault("TTC_WORLD", "interpreter")  # the site shows the interpreter's outputs, on any machine
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    jb = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(SRC), "--path-output", str(BOOK),
-           "--builder", "html", "--warningiserror", "--keep-going"]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--run-jupyter-book", "build", str(SRC),
+           "--path-output", str(BOOK), "--builder", "html", "--warningiserror", "--keep-going"]
     got = subprocess.run(cmd, env=env, cwd=ROOT)
     if got.returncode != 0:
         print(f"site: jupyter-book failed (exit status {got.returncode})", file=sys.stderr)

@@ -269,6 +269,8 @@ def test_no_solution_leaks(site):
     lines = solution_lines()
     assert len(lines) >= 20, f"only {len(lines)} distinctive solution lines: the check would prove little"
     problems = leaks(site, lines)
+    problems += [f"{p.relative_to(site)}: a file from solutions/" for p in site.rglob("*")
+                 if "solutions" in p.relative_to(site).parts]
     assert not problems, "solution text on the site:\n" + "\n".join(problems[:30])
 
 
