@@ -1,4 +1,7 @@
 """Chapter 02: the tiled kernel against cuBLAS; a tile-size sweep; row-major vs grouped order."""
+import re
+from pathlib import Path
+
 import torch
 
 from kernels import tiled
@@ -113,11 +116,72 @@ def run_code(quick=False):
     return recs
 
 
+_COUNTER_RUN = r"""
+import sys
+import kernels, torch
+from kernels.tiled import TileConfig, matmul_tiled
+n, order, group_m = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch.manual_seed(0)
+a = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(n, n, device="cuda", dtype=torch.bfloat16)
+for _ in range(2):  # the first compiles; the profiler reads the second
+    matmul_tiled(a, b, TileConfig(128, 256, 64, group_m, 8, 3), order=order)
+torch.cuda.synchronize()
+"""
+COUNTERS = {"dram__bytes_read.sum": "dram_read_bytes", "lts__t_sector_hit_rate.pct": "l2_hit_pct",
+            "gpu__time_duration.sum": "ncu_time_ns"}
+_UNITS = {"byte": 1, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9, "Tbyte": 1e12, "%": 1, "ns": 1, "us": 1e3,
+          "usecond": 1e3, "ms": 1e6, "msecond": 1e6, "nsecond": 1}
+
+
+def parse_ncu(text: str) -> dict:
+    """``{field: value}`` from Nsight Compute's text report of ``COUNTERS`` (bytes, percent, ns)."""
+    out = {}
+    for metric, field in COUNTERS.items():
+        m = re.search(re.escape(metric) + r"\s+(\S+)\s+([\d,.]+)", text)
+        if m:
+            out[field] = float(m.group(2).replace(",", "")) * _UNITS.get(m.group(1), float("nan"))
+    return out
+
+
+def run_counters(quick=False):
+    """Nsight Compute's counters for the tiled kernel (128x256x64, 8 warps, 3 stages) in row-major and
+    grouped order: bytes read from DRAM, the L2 hit rate, and the kernel's time under the profiler.
+    Needs ``ncu`` on the PATH (the records say when it was missing)."""
+    import shutil
+    import subprocess
+    import sys
+
+    ncu = shutil.which("ncu")
+    recs = []
+    for n in ((8192,) if quick else (4096, 8192, 16384)):
+        for order, group_m in (("row", 1), ("grouped", 8)):
+            rec = dict(M=n, N=n, K=n, order=order, group_m=group_m, config="128x256x64 w8 s3")
+            if ncu is None:
+                rec["error"] = "ncu (Nsight Compute) is not on the PATH"
+            else:
+                cmd = [ncu, "--clock-control", "none", "--kernel-name", "regex:tiled_matmul_kernel", "--launch-skip",
+                       "1", "--launch-count", "1", "--metrics", ",".join(COUNTERS), sys.executable, "-c",
+                       _COUNTER_RUN, str(n), order, str(group_m)]
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                                   env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+                rec.update(parse_ncu(p.stdout))
+                if set(COUNTERS.values()) - set(rec):
+                    rec["error"] = (p.stdout[-300:] + p.stderr[-300:]).strip()
+                else:
+                    rec["min_read_bytes"] = 2 * n * n * 2  # A and B, bf16, each read once
+                    rec["dram_read_x_min"] = rec["dram_read_bytes"] / rec["min_read_bytes"]
+            recs.append(rec)
+    return recs
+
+
 def run_all(quick=False):
     return {
         "ch02_tiled": (lambda: run_versus_library(quick), {"what": "autotuned tiled kernel vs torch.matmul, bf16"}),
         "ch02_sweep": (lambda: run_sweep(quick), {"what": "tile shapes, warps and stages at 4096^3, bf16"}),
         "ch02_order": (lambda: run_order(quick), {"what": "row-major vs grouped tile order, bf16"}),
+        "ch02_counters": (lambda: run_counters(quick), {"what": "Nsight Compute: DRAM bytes read and L2 hit rate, "
+                                                        "row-major vs grouped order, 128x256x64 tiles"}),
         "ch02_code": (lambda: run_code(quick), {"what": "what tl.dot compiles to: wgmma shapes, shared-memory "
                                                 "layouts, registers, spills, programs per SM"}),
     }
@@ -127,5 +191,6 @@ def summary(name, records):
     cols = {"ch02_tiled": ["M", "N", "K", "config", "tflops", "baseline_tflops", "ratio", "ratio_graph"],
             "ch02_sweep": ["config", "ms", "tflops", "ratio"],
             "ch02_order": ["M", "order", "group_m", "tflops", "ratio"],
-            "ch02_code": ["config", "dtype", "n_regs", "n_spills", "shared_bytes", "occupancy_programs"]}[name]
+            "ch02_code": ["config", "dtype", "n_regs", "n_spills", "shared_bytes", "occupancy_programs"],
+            "ch02_counters": ["M", "order", "dram_read_bytes", "dram_read_x_min", "l2_hit_pct", "ncu_time_ns"]}[name]
     return f"{name}\n" + table(records, cols)

@@ -76,3 +76,18 @@ def test_the_compiled_code_record_is_consistent_with_wgmma():
         acc_per_thread = rows_per_warpgroup // 64 * r["acc_registers"]
         assert (r["n_spills"] > 0) == (acc_per_thread > 255), r["config"]
         assert r["wgmma_count"] == rows_per_warpgroup // 64 * r["block_k"] // r["wgmma_k"] * (r["block_n"] // r["wgmma_n"])
+
+
+def test_nsight_compute_report_is_read_with_its_units():
+    from benchmarks import ch02
+    from kernels import bench
+
+    text = """    dram__bytes_read.sum                 Gbyte       67.70
+    gpu__time_duration.sum               msecond     16.34
+    lts__t_sector_hit_rate.pct           %           23.64"""
+    assert ch02.parse_ncu(text) == {"dram_read_bytes": 67.7e9, "l2_hit_pct": 23.64, "ncu_time_ns": 16.34e6}
+    assert ch02.parse_ncu("    dram__bytes_read.sum   Mbyte   1,234.5") == {"dram_read_bytes": 1234.5e6}
+    assert ch02.parse_ncu("nothing here") == {}
+    for r in bench.load("ch02_counters", "h200")["records"]:
+        assert abs(r["dram_read_x_min"] - r["dram_read_bytes"] / (4 * r["M"] * r["K"])) < 1e-9
+        assert r["dram_read_bytes"] >= r["min_read_bytes"] * 0.9 and 0 <= r["l2_hit_pct"] <= 100
