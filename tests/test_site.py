@@ -139,16 +139,25 @@ def leaks(site: Path, lines: list[str]) -> list[str]:
     return problems
 
 
-def _snapshot() -> dict[str, tuple[int, int]]:
-    out = {}
+def _snapshot() -> set[str]:
+    return {str(p.relative_to(ROOT)) for name in WATCHED if (ROOT / name).is_dir()
+            for p in (ROOT / name).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+
+
+def _written_by_the_build(before: set[str]) -> list[str]:
+    """What a build that ran or saved notebooks in place would leave: new files beside the notebooks, or
+    outputs in them. (Not modification times: the course's authors may be editing a chapter meanwhile.)"""
+    found = sorted(_snapshot() - before)
     for name in WATCHED:
-        folder = ROOT / name
-        if folder.is_dir():
-            for p in folder.rglob("*"):
-                if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts:
-                    st = p.stat()
-                    out[str(p.relative_to(ROOT))] = (st.st_size, st.st_mtime_ns)
-    return out
+        for nb in sorted((ROOT / name).glob("*.ipynb")) if name != "my-work" else []:
+            try:
+                cells = nbformat.read(nb, as_version=4).cells
+            except Exception:  # half-written by an editor at this very moment: not the build's doing
+                continue
+            if any(c.cell_type == "code" and c.get("outputs") for c in cells):
+                found.append(f"{nb.relative_to(ROOT)} (outputs saved into it)")
+    return found
 
 
 # ------------------------------------------------------------------------------------------- the build
@@ -160,9 +169,8 @@ def site():
     got = subprocess.run([sys.executable, str(ROOT / "book" / "build.py")], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1800)
     assert got.returncode == 0, f"make site failed:\n{got.stdout[-6000:]}\n{got.stderr[-6000:]}"
-    after = _snapshot()
-    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    assert not changed, f"building the site changed files outside book/_build: {changed[:10]}"
+    written = _written_by_the_build(before)
+    assert not written, f"building the site wrote outside book/_build: {written[:10]}"
     return SITE
 
 
@@ -333,3 +341,16 @@ def test_the_build_refuses_a_link_into_solutions():
     for link in ("../solutions/ch02_tiled_matmul.ipynb", "../my-work/ch02_tiled_matmul.ipynb#x", "../../etc/passwd"):
         with pytest.raises(SystemExit):
             build.linked_files(chapter, f"[answer]({link})")
+
+
+def test_the_write_check_fails_on_a_planted_write(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    (tmp_path / "chapters").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")])
+    nbformat.write(nb, tmp_path / "chapters" / "00_x.ipynb")
+    before = _snapshot()
+    assert _written_by_the_build(before) == []
+    (tmp_path / "chapters" / "plot.png").write_bytes(b"written where the notebook ran")
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nbformat.write(nb, tmp_path / "chapters" / "00_x.ipynb")
+    assert _written_by_the_build(before) == ["chapters/plot.png", "chapters/00_x.ipynb (outputs saved into it)"]
