@@ -33,10 +33,41 @@ def run(quick=False):
     return recs
 
 
+TIMELINE_SHAPES = [(1152, 4096, 4096), (2176, 4096, 4096)]
+
+
+def run_timeline(quick=False):
+    """Which SM ran which tile, and when: the tiled and the persistent kernel (128x256x64, 8 warps, 3
+    stages) with %globaltimer and %smid read around each tile (``kernels.timeline``), one record per tile."""
+    import torch
+
+    from kernels import timeline
+
+    cfg = TileConfig(128, 256, 64, 8, 8, 3)
+    recs = []
+    for M, N, K in TIMELINE_SHAPES[:1] if quick else TIMELINE_SHAPES:
+        torch.manual_seed(0)
+        a = torch.randn(M, K, device="cuda", dtype=torch.bfloat16)
+        b = torch.randn(K, N, device="cuda", dtype=torch.bfloat16)
+        for kernel, persistent in (("tiled", False), ("persistent", True)):
+            for r in timeline.record(a, b, cfg, persistent):
+                recs.append(dict(kernel=kernel, M=M, N=N, K=K, config=cfg.short(), **r))
+    return recs
+
+
 def run_all(quick=False):
-    return {"ch03_persistent": (lambda: run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"})}
+    return {"ch03_persistent": (lambda: run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"}),
+            "ch03_timeline": (lambda: run_timeline(quick), {"what": "each tile's SM, start and end, read inside "
+                                                            "the tiled and persistent kernels (%globaltimer, %smid)"})}
 
 
 def summary(name, records):
+    if name == "ch03_timeline":
+        spans = {}
+        for r in records:
+            k = (r["kernel"], r["M"])
+            spans[k] = max(spans.get(k, 0.0), r["end_us"])
+        return f"{name}\n" + "\n".join(f"{k} {m}: {len([r for r in records if (r['kernel'], r['M']) == (k, m)])} "
+                                        f"tiles, last ends at {t:.1f} us" for (k, m), t in spans.items())
     return f"{name}\n" + table(records, ["kernel", "config", "M", "N", "K", "tiles", "tflops", "ratio",
                                          "ratio_graph"])

@@ -448,6 +448,66 @@ def plot_w4a16_budget(log, w4_doc, floor_doc, M=1, ax=None):
     return ax
 
 
+def timeline_summary(doc, kernel, M) -> dict:
+    """What a recorded timeline (``results/<gpu>/ch03_timeline.json``) says for one kernel and shape:
+    ``tiles``, ``sms`` used, ``finish_us`` (the last tile's end), ``first_start_spread_us`` (how far apart
+    the first wave's tiles started), ``first_wave_us``/``tail_us`` (median tile time of the tiles that
+    started at once and of the rest), ``gap_us`` (median time between one tile's end and the next
+    tile's start on the same SM), ``busy`` (fraction of SM-time spent in tiles)."""
+    import statistics
+
+    rs = [r for r in doc["records"] if r["kernel"] == kernel and r["M"] == M]
+    if not rs:
+        raise ValueError(f"no {kernel!r} timeline at M = {M} in the record")
+    first = min(r["end_us"] for r in rs)  # before this, no SM has finished a tile: the first wave
+    wave1 = [r for r in rs if r["start_us"] < first]
+    rest = [r for r in rs if r["start_us"] >= first]
+    by_sm = {}
+    for r in sorted(rs, key=lambda r: r["start_us"]):
+        by_sm.setdefault(r["sm"], []).append(r)
+    gaps = [b["start_us"] - a["end_us"] for l in by_sm.values() for a, b in zip(l, l[1:])]
+    finish = max(r["end_us"] for r in rs)
+    sms = len(by_sm)
+    return {"tiles": len(rs), "sms": sms, "finish_us": finish,
+            "first_start_spread_us": max(r["start_us"] for r in wave1) - min(r["start_us"] for r in wave1),
+            "first_wave_us": statistics.median(r["end_us"] - r["start_us"] for r in wave1),
+            "tail_us": statistics.median(r["end_us"] - r["start_us"] for r in rest) if rest else None,
+            "gap_us": statistics.median(gaps) if gaps else None,
+            "busy": sum(r["end_us"] - r["start_us"] for r in rs) / (sms * finish)}
+
+
+def plot_timeline(doc, M, axes=None):
+    """Which SM ran which tile and when, measured inside the tiled and the persistent kernel
+    (``results/<gpu>/ch03_timeline.json``, ``kernels.timeline``): one row per SM, one bar per tile,
+    coloured by the order the SM took its tiles in; the dashed line is where the model of chapter 03
+    (every tile as long as the first wave's median, no start cost) says the launch ends."""
+    import matplotlib.pyplot as plt
+
+    from .schedule import cdiv
+
+    kernels_ = ["tiled", "persistent"]
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(13, 4.2), sharey=True, layout="constrained")[1]
+    for ax, kernel in zip(axes, kernels_):
+        rs = sorted((r for r in doc["records"] if r["kernel"] == kernel and r["M"] == M), key=lambda r: r["start_us"])
+        s = timeline_summary(doc, kernel, M)
+        seen = {}
+        for r in rs:
+            n = seen[r["sm"]] = seen.get(r["sm"], -1) + 1
+            ax.broken_barh([(r["start_us"], r["end_us"] - r["start_us"])], (r["sm"] - 0.45, 0.9),
+                           facecolors=f"C{n % 10}", edgecolor="none")
+        model = cdiv(s["tiles"], s["sms"]) * s["first_wave_us"]
+        ax.axvline(model, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("µs since the first tile started")
+        ax.set_title(f"{kernel}: {s['tiles']} tiles on {s['sms']} SMs, last ends at {s['finish_us']:.1f} µs, "
+                     f"SMs busy {s['busy']:.0%}\n(dashed: equal tiles of {s['first_wave_us']:.1f} µs)", fontsize=9)
+    axes[0].set_ylabel("SM (%smid)")
+    r0 = doc["records"][0]
+    src = "measured just now" if doc.get("fresh") else "recorded"
+    axes[0].figure.suptitle(f"C {M}x{r0['N']}, K {r0['K']}, {r0['config']}; colour: an SM's 1st, 2nd, ... tile\n"
+                            f"{src}: {describe(doc)}", fontsize=9)
+    return axes
+
+
 def plot_launch(doc, ax=None):
     """A decode-sized call timed from Python three ways, beside its GPU time
     (``results/<gpu>/ch07_launch.json``)."""
