@@ -13,6 +13,8 @@ SYSTEM_SITE ?=
 BIN    := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 PYTEST_ARGS ?=
+# what make test runs: everything, or e.g. make test TESTS=tests/test_site.py
+TESTS ?= tests chapters solutions exercises
 
 .PHONY: setup lab workspace test test-fast browser-deps exercises animations grade progress bench site clean
 
@@ -45,7 +47,7 @@ lab: setup workspace
 # TRITON_CACHE_DIR is set; .ci/run unsets it. tests/test_browser.py drives JupyterLab in a headless
 # Chromium: browser-deps installs it with apt when run as root, and otherwise says how (not an error).
 test: setup browser-deps
-	bash scripts/cold_triton_cache.sh $(BIN)/python -m pytest -q --timeout=900 tests chapters solutions exercises --nbval-lax $(PYTEST_ARGS)
+	bash scripts/cold_triton_cache.sh $(BIN)/python -m pytest -q --timeout=900 $(TESTS) --nbval-lax $(PYTEST_ARGS)
 
 browser-deps: setup
 	@bash scripts/check_system.sh --browser
@@ -60,15 +62,16 @@ animations: setup
 	$(BIN)/python -m animations.render --quality medium
 
 # make grade NB=my-work/ch01_naive_matmul.ipynb   (without NB: every notebook of my-work/ you worked on,
-# then your progress table; the grades are kept in my-work/.grades.json). make progress: the table alone.
-# Fails (Make's status 2) unless every exercise graded has full marks; `python -m grader` itself exits
-# 0 full marks, 3 not yet, 1 a Jupyter kernel failed, 2 bad command line.
+# then your progress table; the grades are kept in my-work/.grades.json). make progress: the table alone
+# (it only reads, so it never fails). make grade fails (Make's status 2) unless every exercise graded has
+# full marks; `python -m grader` itself exits 0 full marks, 3 not yet, 1 a Jupyter kernel failed, 2 bad
+# command line (--progress too: 0 when every exercise attempted has full marks, else 3).
 NB ?=
 grade: setup
 	$(BIN)/python -m grader $(NB)
 
 progress: setup
-	$(BIN)/python -m grader --progress
+	@$(BIN)/python -m grader --progress || test $$? -eq 3
 
 # The course as a static website in book/_build/html/ (git-ignored): book/build.py copies chapters/ and
 # exercises/ into book/_build/src/ and Jupyter Book runs the chapters there in Triton's interpreter. Run

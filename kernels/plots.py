@@ -5,8 +5,11 @@ from .bench import describe
 
 
 def _title(ax, text, doc):
+    import textwrap
+
     src = "measured just now" if doc.get("fresh") else "recorded"
-    ax.set_title(f"{text}\n{src}: {describe(doc)}", fontsize=9)
+    # wrapped, so that two panels side by side do not write over each other
+    ax.set_title(f"{text}\n" + textwrap.fill(f"{src}: {describe(doc)}", 75), fontsize=9)
 
 
 def plot_versus_library(doc, ax=None, label=None, x_of=None, graph=False):
@@ -21,7 +24,7 @@ def plot_versus_library(doc, ax=None, label=None, x_of=None, graph=False):
     if graph:
         recs = [dict(r, tflops=r["graph_tflops"], baseline_tflops=r["baseline_graph_tflops"],
                      ratio=r["ratio_graph"]) for r in recs if "graph_tflops" in r]
-    x_of = x_of or (lambda r: f"{r['M']}x{r['N']}x{r['K']}\n{r['dtype']}")
+    x_of = x_of or (lambda r: f"{r['M']}x{r['N']}\nx{r['K']}\n{r['dtype']}")  # three short lines: no overlap
     xs = list(range(len(recs)))
     w = 0.38
     ax.bar([x - w / 2 for x in xs], [r["tflops"] for r in recs], w, label=label or recs[0]["kernel"])
@@ -33,7 +36,7 @@ def plot_versus_library(doc, ax=None, label=None, x_of=None, graph=False):
     ax.set_ylabel("TFLOP/s")
     ax.legend(fontsize=8)
     how = "CUDA-graph replay, GPU time only" if graph else "do_bench, launched from Python"
-    _title(ax, f"kernel vs library ({how}; label: speed as a fraction of the library's)", doc)
+    _title(ax, f"kernel vs library ({how};\nlabel: speed as a fraction of the library's)", doc)
     return ax
 
 
@@ -144,8 +147,11 @@ def plot_variants(doc, M, ax=None, graph=True):
     ax.set_xlabel(f"TFLOP/s at {r0['M']}x{r0['N']}x{r0['K']} {r0['dtype']}"
                   + (" (CUDA graph)" if key == "graph_tflops" else ""))
     ax.legend(fontsize=8, loc="lower right")
-    failed = "; ".join(f"{label(r)}: {r['error'].split(',')[0]}" for r in bad)
-    _title(ax, "variants (green: warp-specialized)" + (f"\nfailed: {failed}" if failed else ""), doc)
+    _title(ax, "variants (green: warp-specialized)", doc)
+    if bad:  # under the axes, one line each, wrapped: a long title would widen the whole figure
+        import textwrap
+        failed = "\n".join(textwrap.shorten(f"did not run: {label(r)}: {r['error'].split(',')[0]}", 110) for r in bad)
+        ax.text(0, -0.12, failed, transform=ax.transAxes, va="top", fontsize=7, color="C3")
     return ax
 
 

@@ -101,7 +101,9 @@ def test_untouched_exercises_score_zero_without_crashing():
 def test_text_report_and_misuse(tmp_path):
     proc = run_grader(tmp_path / "nope.ipynb")
     assert proc.returncode != 0 and "no such notebook" in proc.stderr
-    assert run_grader().returncode != 0
+    empty = tmp_path / "empty-workspace"  # never the learner's my-work/: grading there would add to their history
+    empty.mkdir()
+    assert run_grader("--workspace", empty).returncode != 0
 
 
 CHEAT_WRAPPERS = {

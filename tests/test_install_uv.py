@@ -1,4 +1,4 @@
-"""The README's path for uv users, run for real: ``uv venv``, ``uv pip install torch==<pin>``, then
+"""The README's path for uv users, run for real: ``uv venv --seed``, ``uv pip install torch==<pin>``, then
 ``uv pip install -e ".[dev]"`` into a fresh virtual environment in a temporary folder, and the course
 used from it (a kernel in Triton's interpreter, the grader, JupyterLab, the website builder).
 
@@ -40,7 +40,7 @@ def _pip_sources() -> list[str]:
 
 
 def test_the_readme_gives_the_uv_commands_this_test_runs():
-    for cmd in ("uv venv", f'uv pip install {TORCH_PIN}', 'uv pip install -e ".[dev]"'):
+    for cmd in ("uv venv --seed", f'uv pip install {TORCH_PIN}', 'uv pip install -e ".[dev]"'):
         assert cmd in README, f"the README's uv paragraph no longer says `{cmd}`"
 
 
@@ -62,7 +62,7 @@ def test_a_fresh_uv_environment_runs_the_course(tmp_path):
              extra_env={"PYTHONPATH": str(tool)}).strip()
     venv, sources = tmp_path / "venv", _pip_sources()
     # the README's three commands (uv venv makes .venv in the current folder; here a folder of its own)
-    run(uv, "venv", "-q", "--python", sys.executable, venv)
+    run(uv, "venv", "-q", "--seed", "--python", sys.executable, venv)
     run(uv, "pip", "install", "-q", "--python", venv, *sources, TORCH_PIN)
     run(uv, "pip", "install", "-q", "--python", venv, *sources, "-e", ".[dev]")
     py = venv / "bin" / "python"
@@ -74,3 +74,4 @@ def test_a_fresh_uv_environment_runs_the_course(tmp_path):
     run(py, "-m", "grader", "--help", cwd=tmp_path)
     run(venv / "bin" / "jupyter", "lab", "--version", cwd=tmp_path)
     run(venv / "bin" / "jupyter-book", "--version", cwd=tmp_path)
+    run(py, "-m", "pip", "--version", cwd=tmp_path)  # --seed: the Makefile's targets install with pip

@@ -106,7 +106,8 @@ def test_exit_status_says_whether_every_exercise_has_full_marks(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     assert grader(tmp_path / "notes.txt").returncode == 2
     assert grader(CH05_STUB, "--notebook-timeout", "0").returncode == 2
-    assert grader().returncode == 2
+    (tmp_path / "empty-workspace").mkdir()  # not the learner's my-work/, whose grades the run would keep
+    assert grader("--workspace", tmp_path / "empty-workspace").returncode == 2
 
 
 def test_exit_status_rules():
