@@ -242,14 +242,26 @@ def _zero(name, status, message, seed) -> Result:
     return Result(name, status, 0, EXERCISES[name].points, message, seed=seed)
 
 
-def _cell_error(index: int, result: Exec) -> str:
+def _cell_name(pos: int, source: str) -> str:
+    """A code cell as a learner finds it in JupyterLab: its place among the code cells and its first line."""
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return f"code cell {pos + 1} (`{first[:50]}{'…' if len(first) > 50 else ''}`)"
+
+
+def _error_text(error: str) -> str:
+    """IPython names a cell's code after a temporary file ("(2152412868.py, line 14)"): say the cell's line."""
+    return re.sub(r"\(\d+\.py, line (\d+)\)", r"(line \1 of that cell)", error)
+
+
+def _cell_error(pos: int, source: str, result: Exec) -> str:
     """A learner-facing note for a cell that raised."""
+    cell = _cell_name(pos, source)
     if result.ename == "SystemExit":
-        return (f"cell {index} called sys.exit() or raised SystemExit ({result.error}); "
+        return (f"{cell} called sys.exit() or raised SystemExit ({result.error}); "
                 "the grader went on with the next cell")
     if result.ename == "KeyboardInterrupt":
-        return f"cell {index} was interrupted (it raised KeyboardInterrupt); the grader went on with the next cell"
-    return f"cell {index} raised {result.error}"
+        return f"{cell} was interrupted (it raised KeyboardInterrupt); the grader went on with the next cell"
+    return f"{cell} raised {_error_text(result.error)}"
 
 
 def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, timeout: float | None = None,
@@ -288,9 +300,11 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, ti
 
     kernel_name = nb.metadata.get("kernelspec", {}).get("name") or "python3"
     cells = []
+    code_pos = {}  # notebook index -> place among the code cells (what a learner counts in JupyterLab)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
+        code_pos[i] = len(code_pos)
         if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
             report.cells_skipped += 1
         else:
@@ -360,7 +374,7 @@ def grade_notebook(path: Path, seed: int, cell_timeout: float = CELL_TIMEOUT, ti
             if result.status in ("ok", "error"):
                 state["ran"].append((index, source))
                 if result.status == "error":
-                    report.cell_issues.append(_cell_error(index, result))
+                    report.cell_issues.append(_cell_error(code_pos[index], source, result))
                 continue
             if result.status == "timeout" and limit < cell_timeout:
                 out_of_time(f"while cell {index} ran: it and the {len(cells) - pos - 1} code cell(s) after it "

@@ -184,3 +184,13 @@ def test_sweep_ends_token_carriers_in_other_sessions_and_their_children():
         for p in (parent, bystander):
             p.kill()
             p.wait()
+
+
+def test_a_raising_cell_is_named_as_the_learner_sees_it():
+    err = runner.Exec("error", error="SyntaxError: expected ':' (2152412868.py, line 14)", ename="SyntaxError")
+    note = runner._cell_error(3, "\n# my answer\ndef naive_matmul(a, b)\n    pass", err)
+    assert note == "code cell 4 (`# my answer`) raised SyntaxError: expected ':' (line 14 of that cell)"
+    exit_ = runner.Exec("error", error="SystemExit: 3", ename="SystemExit")
+    assert runner._cell_error(0, "import sys\nsys.exit(3)", exit_).startswith("code cell 1 (`import sys`) called sys.exit()")
+    long = runner._cell_name(9, "x = " + "1 + " * 40)
+    assert long.startswith("code cell 10 (`x = 1 + ") and long.endswith("…`)")
