@@ -13,6 +13,7 @@ the repository's `origin` remote, or SITE_REPO_URL when set.
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import re
 import shutil
@@ -39,12 +40,27 @@ WIDGET_NOTE = ("*The widget above answers only in a running notebook, where Pyth
                "it stands still. Run the notebook to use it.*")
 
 
+def _tracked(paths) -> list[Path]:
+    """Only the notebooks the course's git checkout tracks (not a "-Copy1" duplicate or a scratch file
+    someone saved beside them); every match where there is no git checkout."""
+    import subprocess
+
+    paths = sorted(paths)
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "chapters", "exercises"], cwd=ROOT, capture_output=True,
+                             check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return paths
+    tracked = {ROOT / f for f in out.decode().split("\0") if f}
+    return [p for p in paths if p in tracked] if tracked else paths
+
+
 def chapters() -> list[Path]:
-    return sorted(p for p in (ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+    return _tracked((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 
 
 def exercises() -> list[Path]:
-    return sorted((ROOT / "exercises").glob("ch[0-9][0-9]_*.ipynb"))
+    return _tracked((ROOT / "exercises").glob("ch[0-9][0-9]_*.ipynb"))
 
 
 def title(nb) -> str:
@@ -119,25 +135,35 @@ def write_if_changed(path: Path, data: bytes) -> None:
 
 
 # a Markdown link or image to a relative path: [text](path) or ![alt](path)
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
 MD_LINK = re.compile(r"\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
 NEVER_ON_THE_SITE = ("solutions", "my-work")
 
 
+def publishable(src: Path, target: str, what: str = "links to") -> Path:
+    """The repository path a notebook's link or media reference ``target`` names, relative to the
+    repository, if the site may publish it; stops the build otherwise: a path outside the course, in
+    solutions/ or my-work/, or under any hidden folder or file (.git, .venv, ...)."""
+    file = (src.parent / target).resolve()
+    if ROOT not in file.parents:
+        raise SystemExit(f"{src.relative_to(ROOT)} {what} {target}, outside the course")
+    rel = file.relative_to(ROOT)
+    if rel.parts[0] in NEVER_ON_THE_SITE or any(part.startswith(".") for part in rel.parts):
+        raise SystemExit(f"{src.relative_to(ROOT)} {what} {rel}, which the site must not publish")
+    return rel
+
+
 def linked_files(src: Path, markdown: str) -> list[Path]:
     """Repository files (not pages) that a notebook's Markdown links to: the site offers them as downloads,
-    so they are copied into the source folder beside the pages. A link into solutions/ stops the build."""
+    so they are copied into the source folder beside the pages. A link into solutions/, my-work/, a
+    hidden folder or out of the course stops the build (:func:`publishable`)."""
     found = []
-    for target in MD_LINK.findall(markdown):
+    for target in MD_LINK.findall(HTML_COMMENT.sub("", markdown)):
         path = target.split("#", 1)[0]
         if not path or "://" in target or target.startswith("mailto:"):
             continue
-        file = (src.parent / path).resolve()
-        if ROOT not in file.parents:
-            raise SystemExit(f"{src.relative_to(ROOT)} links to {target}, outside the course")
-        rel = file.relative_to(ROOT)
-        if rel.parts[0] in NEVER_ON_THE_SITE:
-            raise SystemExit(f"{src.relative_to(ROOT)} links to {rel}, which the site must not publish")
-        if file.is_file() and file.suffix not in (".ipynb", ".md"):  # pages are linked, not copied
+        rel = publishable(src, path)
+        if (ROOT / rel).is_file() and rel.suffix not in (".ipynb", ".md"):  # pages are linked, not copied
             found.append(rel)
     return found
 
@@ -151,7 +177,11 @@ def stage_notebook(src: Path, dest: Path, box_text: str) -> tuple[list[str], lis
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         elif cell.cell_type == "markdown":
-            media += [m for m in RAW_MEDIA.findall(cell.source) if "://" not in m]
+            # what the page shows (a comment shows nothing), each checked like a link
+            shown = [m for m in RAW_MEDIA.findall(HTML_COMMENT.sub("", cell.source)) if "://" not in m]
+            for m in shown:
+                publishable(src, m, "shows")
+            media += shown
             # the README is the site's front page
             cell.source = re.sub(r"\]\(\.\./README\.md(#[^)]*)?\)", r"](../intro.md\1)", cell.source)
             linked += linked_files(src, cell.source)
@@ -226,7 +256,7 @@ def copy_media(media: dict[Path, list[str]]) -> None:
         for rel in sorted(set(files)):
             src = ROOT / folder / rel
             dest = HTML / folder / rel
-            if not dest.exists() or dest.stat().st_size != src.stat().st_size:
+            if not dest.exists() or not filecmp.cmp(src, dest, shallow=False):  # a re-rendered video too
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, dest)
 
@@ -278,6 +308,14 @@ def main(argv=None) -> int:
         shutil.rmtree(BUILD)
     start = time.time()
     media = stage()
+    # the pages, downloads and media of this build: when they differ from the last build's, the HTML is
+    # written afresh (the run cache stays), so that nothing of a removed page or file lingers on the site
+    manifest = "\n".join(sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*") if p.is_file())
+                         + sorted(f"{folder}/{m}" for folder, ms in media.items() for m in set(ms)))
+    last = BUILD / "site-manifest.txt"
+    if HTML.exists() and (not last.exists() or last.read_text() != manifest):
+        shutil.rmtree(HTML)
+        shutil.rmtree(BOOK / "_build" / "doctrees", ignore_errors=True)
     env = dict(os.environ)
     env.setdefault("TTC_WORLD", "interpreter")  # the site shows the interpreter's outputs, on any machine
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
@@ -288,6 +326,7 @@ def main(argv=None) -> int:
         print(f"site: jupyter-book failed (exit status {got.returncode})", file=sys.stderr)
         return got.returncode
     copy_media(media)
+    last.write_text(manifest)
     print(f"site: {HTML.relative_to(ROOT)}/index.html ({time.time() - start:.0f} s); "
           f"open it in a browser, or `python -m http.server -d {HTML.relative_to(ROOT)}`")
     return 0

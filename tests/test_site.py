@@ -338,9 +338,46 @@ def test_the_build_refuses_a_link_into_solutions():
     chapter = ROOT / "chapters" / "02_tiled_matmul.ipynb"
     assert build.linked_files(chapter, "see [the kernel](../kernels/tiled.py) and [01](01_three_loop_matmul.ipynb)") \
         == [Path("kernels/tiled.py")]
-    for link in ("../solutions/ch02_tiled_matmul.ipynb", "../my-work/ch02_tiled_matmul.ipynb#x", "../../etc/passwd"):
+    for link in ("../solutions/ch02_tiled_matmul.ipynb", "../my-work/ch02_tiled_matmul.ipynb#x", "../../etc/passwd",
+                 "../.git/config", "../.venv/pyvenv.cfg", "media/.hidden.mp4"):
         with pytest.raises(SystemExit):
             build.linked_files(chapter, f"[answer]({link})")
+    # a link inside an HTML comment shows nothing and publishes nothing
+    assert build.linked_files(chapter, "<!-- [old](../kernels/tiled.py) -->") == []
+
+
+def test_the_build_refuses_media_from_outside_the_course(tmp_path):
+    """<img>/<video> sources are checked like links: nothing from solutions/, my-work/, a hidden folder
+    or outside the course is copied onto the site, and one in a comment is not copied at all."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    src = ROOT / "chapters" / "02_tiled_matmul.ipynb"
+    for bad in ("../my-work/notes.txt", "../solutions/ch02_tiled_matmul.ipynb", "../../../../tmp/x.png", "../.git/HEAD"):
+        with pytest.raises(SystemExit):
+            build.publishable(src, bad, "shows")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"),
+                                         nbformat.v4.new_markdown_cell('<!-- <img src="../my-work/notes.txt"> -->')])
+    fake = tmp_path / "comment_only.ipynb"
+    nbformat.write(nb, str(fake))
+    media, linked = build.stage_notebook(fake, tmp_path / "out.ipynb", "box")
+    assert media == [] and linked == []
+
+
+def test_only_tracked_notebooks_become_pages():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    copy = ROOT / "exercises" / "ch01_naive_matmul-Copy1.ipynb"
+    try:
+        copy.write_bytes((ROOT / "exercises" / "ch01_naive_matmul.ipynb").read_bytes())
+        assert copy not in build.exercises() and ROOT / "exercises" / "ch01_naive_matmul.ipynb" in build.exercises()
+    finally:
+        copy.unlink(missing_ok=True)
 
 
 def test_the_write_check_fails_on_a_planted_write(tmp_path, monkeypatch):
