@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,13 +37,18 @@ def _code_cells(path: Path) -> list[str]:
 
 def attempted(workspace: Path = WORKSPACE, templates: Path = TEMPLATES) -> list[Path]:
     """The notebooks of ``workspace`` you have worked on: those whose code cells differ from the template
-    of the same name in ``templates`` (a notebook with no template, or one that cannot be read as a
-    notebook, counts as worked on: the grader will say what is wrong with it). Sorted by name."""
+    of the same name in ``templates`` (a notebook that cannot be read as a notebook counts as worked on:
+    the grader will say what is wrong with it). Notebooks with no template of their name (a scratch
+    ``Untitled.ipynb``, a ``-Copy1``) are not exercises and are left out. Sorted by name."""
     out = []
     for nb in sorted(Path(workspace).glob("*.ipynb")):
+        if not nb.is_file():  # a folder or a dangling link named *.ipynb
+            continue
         template = Path(templates) / nb.name
+        if not template.is_file():
+            continue
         try:
-            same = template.is_file() and _code_cells(nb) == _code_cells(template)
+            same = _code_cells(nb) == _code_cells(template)
         except (OSError, ValueError):
             same = False
         if not same:
@@ -61,24 +67,48 @@ def first_failure(result) -> str:
     return " ".join((result.message or result.status).split())
 
 
-def load(path: Path) -> dict:
+def load(path: Path, keep_aside: bool = True) -> dict:
     """The kept grades (``{"version", "exercises": {name: [attempt, ...]}}``); an empty record when the
-    file does not exist. A file that is not a record of this kind is kept aside as
-    ``<name>.unreadable-<time>`` (never deleted) and a new record started."""
+    file does not exist. A file that is not a record of this kind (not JSON, or attempts without the
+    fields the table needs) is kept aside as ``<name>.unreadable-<time>`` (never deleted; left in place
+    where the folder is read-only, or with ``keep_aside=False``, which only reads) and a new record
+    started."""
     path = Path(path)
     empty = {"version": VERSION, "exercises": {}}
     if not path.exists():
         return empty
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not (isinstance(data, dict) and isinstance(data.get("exercises"), dict)
-                and all(isinstance(v, list) for v in data["exercises"].values())):
+        if not _is_record(data):
             raise ValueError("not a grade record")
         return data
     except (OSError, ValueError):
+        if not keep_aside:
+            return empty
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        path.replace(path.with_name(f"{path.name}.unreadable-{stamp}"))
+        try:
+            path.replace(path.with_name(f"{path.name}.unreadable-{stamp}"))
+        except OSError:  # a read-only folder: leave it, start afresh in memory
+            pass
         return empty
+
+
+ATTEMPT_FIELDS = {"when": str, "points": (int, float), "max_points": (int, float), "first_failure": str}
+
+
+def _is_record(data) -> bool:
+    """Whether ``data`` is a grade record this version can read: every attempt a dict with the fields the
+    table needs, of the right types."""
+    if not (isinstance(data, dict) and isinstance(data.get("exercises"), dict)):
+        return False
+    for attempts in data["exercises"].values():
+        if not isinstance(attempts, list) or not attempts:
+            return False
+        for a in attempts:
+            if not isinstance(a, dict) or any(not isinstance(a.get(k), t) or isinstance(a.get(k), bool)
+                                              for k, t in ATTEMPT_FIELDS.items()):
+                return False
+    return True
 
 
 def _write(path: Path, data: dict) -> None:
@@ -107,7 +137,11 @@ def record(reports, path: Path, when: datetime.datetime | None = None) -> dict:
                              "max_points": r.max_points, "status": r.status, "seed": report.seed,
                              "first_failure": first_failure(r)[:300]})
             del attempts[:-KEEP]
-    _write(Path(path), data)
+    try:
+        _write(Path(path), data)
+    except OSError as exc:  # a read-only or full disk: the grades were given, only keeping them failed
+        print(f"note: could not keep these grades in {path} ({type(exc).__name__}: {exc}); they are "
+              "printed here but not added to your history", file=sys.stderr)
     return data
 
 

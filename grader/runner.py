@@ -509,7 +509,7 @@ def main(argv=None) -> int:
     if args.progress:
         if args.notebooks:
             p.error("--progress grades nothing: give it no notebook")
-        data = progress.load(store)
+        data = progress.load(store, keep_aside=False)  # --progress only reads
         print(progress.table(data, list(EXERCISES)))
         return EXIT_FULL_MARKS if progress.all_passed(data, data["exercises"]) else EXIT_NOT_FULL_MARKS
     if not args.notebooks:

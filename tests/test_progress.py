@@ -3,6 +3,7 @@ notebooks count as worked on, the kept grades and their table, the exit status, 
 record is kept aside, never lost."""
 import datetime
 import json
+import os
 import shutil
 
 import pytest
@@ -44,8 +45,38 @@ def test_only_notebooks_you_changed_count_as_attempted(tmp_path):
     (ws / "ch01_naive_matmul.ipynb").write_text(json.dumps(nb))
     assert progress.attempted(ws) == []
     _edit(ws / "ch02_tiled_matmul.ipynb")
+    # not exercises: a scratch notebook, a JupyterLab duplicate, a folder named like a notebook
     (ws / "mine.ipynb").write_text("not a notebook")
-    assert [p.name for p in progress.attempted(ws)] == ["ch02_tiled_matmul.ipynb", "mine.ipynb"]
+    (ws / "ch02_tiled_matmul-Copy1.ipynb").write_text((ws / "ch02_tiled_matmul.ipynb").read_text())
+    (ws / "old.ipynb").mkdir()
+    assert [p.name for p in progress.attempted(ws)] == ["ch02_tiled_matmul.ipynb"]
+    (ws / "ch03_persistent_matmul.ipynb").write_text("{broken")  # an exercise that is not a notebook: graded
+    assert [p.name for p in progress.attempted(ws)] == ["ch02_tiled_matmul.ipynb", "ch03_persistent_matmul.ipynb"]
+
+
+def test_a_malformed_or_unwritable_record_does_not_stop_grading(tmp_path, capsys):
+    store = tmp_path / ".grades.json"
+    for bad in ('{"exercises": {"pingpong_consumer": []}}', '{"exercises": {"x": [{"when": "x"}]}}',
+                '{"exercises": {"x": [1]}}', '[1]', '{"exercises": {"x": [{"when": "t", "points": true, '
+                '"max_points": 5, "first_failure": ""}]}}'):
+        store.write_text(bad)
+        assert progress.load(store) == {"version": progress.VERSION, "exercises": {}}, bad
+        assert not store.exists() and list(tmp_path.glob(".grades.json.unreadable-*"))  # kept aside
+        for p in tmp_path.glob(".grades.json.unreadable-*"):
+            p.unlink()
+    store.write_text("[1]")
+    assert progress.load(store, keep_aside=False)["exercises"] == {} and store.read_text() == "[1]"  # only reads
+    store.unlink()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        data = progress.record([_report(ro / "ch01_naive_matmul.ipynb", "naive_matmul", 10, 10)], ro / ".grades.json")
+        assert data["exercises"]["naive_matmul"][0]["points"] == 10
+        if not os.access(ro, os.W_OK):  # root may write anyway
+            assert "could not keep these grades" in capsys.readouterr().err
+    finally:
+        ro.chmod(0o700)
 
 
 def test_grades_are_kept_and_tabled(tmp_path):
@@ -105,3 +136,13 @@ def test_grade_grades_what_you_worked_on_and_keeps_it(tmp_path, capsys):
     kept = json.loads(progress.store_path(ws).read_text())["exercises"]
     assert set(kept) == {"naive_matmul"} and kept["naive_matmul"][-1]["points"] == kept["naive_matmul"][-1]["max_points"]
     assert "naive_matmul" in out.split("== your progress")[1]
+
+
+def test_grades_are_printed_even_when_keeping_them_fails(tmp_path, monkeypatch, capsys):
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(progress, "_write", full_disk)
+    data = progress.record([_report(tmp_path / "ch01_naive_matmul.ipynb", "naive_matmul", 4, 10)], tmp_path / ".g.json")
+    assert data["exercises"]["naive_matmul"][-1]["points"] == 4
+    assert "could not keep these grades" in capsys.readouterr().err
