@@ -576,8 +576,10 @@ def _rounding_text(rounding, decimals) -> str:
         return "must not fall below it"
     if isinstance(rounding, str):
         return f"within {rounding}"
+    if isinstance(rounding, (int, float)) and not isinstance(rounding, bool) and rounding > 0:
+        return f"±{max(0.5 * 10.0 ** -decimals, rounding / 2):.3g}, rounding={rounding}"  # says it for any written number
     half = tolerance(0.0, decimals, rounding)[1]
-    return f"±{half:.3g}" + (f", rounding={rounding}" if rounding is not None else "")
+    return f"±{half:.3g}"
 
 
 def check(claims: Iterable[Claim], notebooks: Iterable, unsourced_ok: Iterable[tuple[str, str]] = ()) -> list[Problem]:

@@ -233,9 +233,19 @@ def programs_per_sm(registers_per_thread: int, num_warps: int, shared_bytes: int
     shared memory per program with 1 KiB reserved by the system. Returns ``{"programs", "by_registers",
     "by_shared", "by_warps", "limit"}`` (``limit``: which of registers, shared memory, warps and the
     32-program cap bind, joined by "and"; ``by_shared`` is None for a kernel without shared memory).
-    Raises ValueError for counts below 1 (shared below 0)."""
-    if registers_per_thread < 1 or num_warps < 1 or shared_bytes < 0:
-        raise ValueError("registers_per_thread and num_warps must be >= 1, shared_bytes >= 0")
+    Raises TypeError for a count that is not an int, ValueError for one no Hopper kernel can have
+    (registers outside 1..255, warps outside 1..32, shared memory past 227 KiB)."""
+    for v, label in ((registers_per_thread, "registers_per_thread"), (num_warps, "num_warps"),
+                     (shared_bytes, "shared_bytes")):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"programs_per_sm: {label} must be an int, got {v!r}")
+    if not 1 <= registers_per_thread <= 255:
+        raise ValueError(f"programs_per_sm: a thread has 1 to 255 registers, got {registers_per_thread}")
+    if not 1 <= num_warps <= 32:
+        raise ValueError(f"programs_per_sm: a program has 1 to 32 warps (1024 threads), got {num_warps}")
+    if not 0 <= shared_bytes <= SM90_SHARED_BYTES - 1024:
+        raise ValueError(f"programs_per_sm: a program may use 0 to {SM90_SHARED_BYTES - 1024} bytes of shared "
+                         f"memory on Hopper, got {shared_bytes}")
     per_warp = -(-registers_per_thread * 32 // 256) * 256
     by_regs = SM90_REGISTERS // (per_warp * num_warps)
     by_smem = SM90_SHARED_BYTES // (shared_bytes + 1024) if shared_bytes else None

@@ -426,11 +426,22 @@ def plot_w4a16_budget(log, w4_doc, floor_doc, M=1, ax=None):
     import matplotlib.pyplot as plt
 
     def ws(conversion, sums):
-        return next(r["us"] for r in log["summary"] if r["kernel"] == "warp-specialized" and r["M"] == M
-                    and r["conversion"] == conversion and r["split_k_sums"] == sums)
+        found = [r["us"] for r in log.get("summary", []) if r.get("kernel") == "warp-specialized" and r.get("M") == M
+                 and r.get("conversion") == conversion and r.get("split_k_sums") == sums]
+        if not found:
+            raise ValueError(f"plot_w4a16_budget: the log has no warp-specialized line at M = {M} with conversion "
+                             f"{conversion!r} and split-K sums {sums!r}")
+        return found[0]
 
     def w4(kernel):
-        return next(r["graph_us"] for r in w4_doc["records"] if r["kernel"] == kernel and r["M"] == M)
+        found = [r["graph_us"] for r in w4_doc["records"] if r.get("kernel") == kernel and r.get("M") == M
+                 and "graph_us" in r]
+        if not found:
+            raise ValueError(f"plot_w4a16_budget: the W4A16 record has no {kernel!r} time at M = {M}")
+        return found[0]
+
+    if not any("graph_us" in r for r in floor_doc.get("records", [])):
+        raise ValueError("plot_w4a16_budget: the read-floor record holds no time")
 
     bars = [("cuBLAS bf16", w4("cublas"), "C1"), ("prepacked kernel (Triton)", w4("ours"), "C0"),
             ("warp-specialized (Gluon)", ws("full", "kept"), "C2"),
@@ -462,9 +473,13 @@ def timeline_summary(doc, kernel, M) -> dict:
     tile's start on the same SM), ``busy`` (fraction of SM-time spent in tiles)."""
     import statistics
 
-    rs = [r for r in doc["records"] if r["kernel"] == kernel and r["M"] == M]
+    rs = [r for r in doc["records"] if r.get("kernel") == kernel and r.get("M") == M]
     if not rs:
         raise ValueError(f"no {kernel!r} timeline at M = {M} in the record")
+    bad = [r for r in rs if not r["end_us"] > r["start_us"] >= 0]
+    if bad:
+        raise ValueError(f"timeline_summary: {len(bad)} tile(s) of {kernel!r} at M = {M} do not end after they "
+                         f"start (first: {bad[0]})")
     first = min(r["end_us"] for r in rs)  # before this, no SM has finished a tile: the first wave
     wave1 = [r for r in rs if r["start_us"] < first]
     rest = [r for r in rs if r["start_us"] >= first]
@@ -494,8 +509,8 @@ def plot_timeline(doc, M, axes=None):
     kernels_ = ["tiled", "persistent"]
     axes = axes if axes is not None else plt.subplots(1, 2, figsize=(13, 4.2), sharey=True, layout="constrained")[1]
     for ax, kernel in zip(axes, kernels_):
+        s = timeline_summary(doc, kernel, M)  # checks the records first
         rs = sorted((r for r in doc["records"] if r["kernel"] == kernel and r["M"] == M), key=lambda r: r["start_us"])
-        s = timeline_summary(doc, kernel, M)
         seen = {}
         for r in rs:
             n = seen[r["sm"]] = seen.get(r["sm"], -1) + 1
@@ -507,7 +522,7 @@ def plot_timeline(doc, M, axes=None):
         ax.set_title(f"{kernel}: {s['tiles']} tiles on {s['sms']} SMs, last ends at {s['finish_us']:.1f} µs, "
                      f"SMs busy {s['busy']:.0%}\n(dashed: equal tiles of {s['first_wave_us']:.1f} µs)", fontsize=9)
     axes[0].set_ylabel("SM (%smid)")
-    r0 = doc["records"][0]
+    r0 = next(r for r in doc["records"] if r["M"] == M)
     src = "measured just now" if doc.get("fresh") else "recorded"
     axes[0].figure.suptitle(f"C {M}x{r0['N']}, K {r0['K']}, {r0['config']}; colour: an SM's 1st, 2nd, ... tile\n"
                             f"{src}: {describe(doc)}", fontsize=9)

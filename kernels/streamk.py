@@ -34,7 +34,7 @@ import triton
 import triton.language as tl
 
 from ._jit import device_fn
-from .operands import check_grid, check_inputs, plan_output
+from .operands import as_int, check_grid, check_inputs, plan_output
 from .persistent import resolve_programs, sm_count
 from .schedule import cdiv, grouped_tile, stream_k_first_program, stream_k_programs, stream_k_split
 from .tiled import TileConfig, _args, _check_config, _flags, default_config, matmul_tile
@@ -166,8 +166,11 @@ def plan(M: int, N: int, K: int, cfg: TileConfig, num_programs: int | None = Non
     programs = sm_count() if num_programs is None else resolve_programs(num_programs, num_tiles, name)
     if sk_tiles is None:
         sk_tiles = stream_k_split(num_tiles, programs)
-    elif isinstance(sk_tiles, bool) or not isinstance(sk_tiles, int) or not 0 <= sk_tiles <= num_tiles:
-        raise ValueError(f"{name}: sk_tiles must be an int from 0 to {num_tiles} (the tiles), got {sk_tiles!r}")
+    else:
+        n = as_int(sk_tiles)  # an int or a NumPy integer, not a bool
+        if n is None or not 0 <= n <= num_tiles:
+            raise ValueError(f"{name}: sk_tiles must be an int from 0 to {num_tiles} (the tiles), got {sk_tiles!r}")
+        sk_tiles = n
     return StreamKPlan(programs, num_tiles, sk_tiles, cdiv(K, cfg.block_k))
 
 

@@ -86,6 +86,8 @@ def record(a: torch.Tensor, b: torch.Tensor, config: TileConfig, persistent: boo
     if not ON_GPU:
         raise RuntimeError(f"{name}: the interpreter has no clock or SMs; the recorded timelines are in "
                            "results/<gpu>/ch03_timeline.json")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"{name}: warmup must be an int >= 0 (launches before the one recorded), got {warmup!r}")
     M, N, K = check_inputs(name, a, b)
     cfg = _check_config(config, a.dtype, name)
     tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)

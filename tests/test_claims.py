@@ -251,3 +251,12 @@ def test_a_source_with_several_records_needs_agg():
         LogNumber("README.md", r"(\d+)").value()
     with pytest.raises(SourceError, match="no datasheet"):
         Spec("a100", "sms").value()
+
+
+def test_a_wrong_number_with_a_rounding_says_what_the_record_holds():
+    """A claim with a numeric rounding used to crash the checker's message ("rounding=10 on a written 0")."""
+    from benchmarks import claims as C
+
+    assert C._rounding_text(10, 0) == "±5, rounding=10"
+    assert C._rounding_text(None, 2) == "±0.005"
+    assert C._rounding_text("upper", 1) == "must not exceed it"

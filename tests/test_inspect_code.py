@@ -54,10 +54,13 @@ def test_programs_per_sm_follows_registers_shared_memory_and_warps():
     assert small["programs"] == 3 and small["limit"] == "shared memory" and small["by_registers"] == 8
     cap = I.programs_per_sm(32, 1, 0)
     assert cap["programs"] == 32 and cap["limit"] == "programs" and cap["by_shared"] is None  # the 32-program cap
-    assert I.programs_per_sm(255, 32, 0)["by_registers"] == 0  # 32 warps of 255 registers do not fit
+    assert I.programs_per_sm(255, 32, 0)["programs"] == 0  # 32 warps of 255 registers do not fit
     assert I.programs_per_sm(24, 16, 0)["limit"] == "warps"
-    with pytest.raises(ValueError):
-        I.programs_per_sm(0, 4, 0)
+    for bad in ((0, 4, 0), (300, 4, 0), (32, 33, 0), (32, 64, 0), (32, 4, 300000)):
+        with pytest.raises(ValueError):
+            I.programs_per_sm(*bad)
+    with pytest.raises(TypeError):
+        I.programs_per_sm(32.5, 4, 0)
 
 
 def test_the_compiled_code_record_is_consistent_with_wgmma():

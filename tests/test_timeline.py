@@ -57,3 +57,16 @@ def test_recording_needs_a_gpu():
     a = testing.randn(32, 32, seed=1)
     with pytest.raises(RuntimeError, match="no clock"):
         timeline.record(a, a, TileConfig(16, 16, 16, 2, 4, 1), persistent=False)
+
+
+def test_malformed_timelines_and_logs_get_a_clear_error():
+    doc = _doc()
+    doc["records"][0]["end_us"] = doc["records"][0]["start_us"]
+    with pytest.raises(ValueError, match="do not end after they start"):
+        plots.timeline_summary(doc, "tiled", 64)
+    log = bench.load_log("h200_2026-12-02_w4a16_gluon.json")
+    w4, floor = bench.load("ch07_w4a16", "h200"), bench.load("ch07_read_floor", "h200")
+    with pytest.raises(ValueError, match="at M = 7"):
+        plots.plot_w4a16_budget(log, w4, floor, M=7)
+    with pytest.raises(ValueError, match="read-floor record holds no time"):
+        plots.plot_w4a16_budget(log, w4, {"records": []})
