@@ -246,6 +246,8 @@ _STATE = """panel => {
     prompts: code.map(c => (c.querySelector('.jp-InputArea-prompt') || {}).textContent || ''),
     busy: (panel.querySelector('.jp-Notebook-ExecutionIndicator') || {dataset: {}}).dataset.status,
     stderr: [...panel.querySelectorAll('%s')].map(e => e.textContent),
+    tracebacks: [...panel.querySelectorAll('.jp-OutputArea-output')].map(e => e.textContent)
+                  .filter(t => t.includes('Traceback (most recent call last)')),
     dialogs: [...document.querySelectorAll('.jp-Dialog')].map(e => e.textContent),
   };
 }""" % STDERR.replace("'", "\\'")
@@ -283,6 +285,7 @@ def _run_all(page) -> dict:
 
 def _explain(page, s) -> str:
     return (f"prompts {s['prompts']}\nstderr outputs:\n" + "\n---\n".join(s["stderr"])
+            + ("\ntracebacks printed as output:\n" + "\n---\n".join(s["tracebacks"]) if s.get("tracebacks") else "")
             + (f"\nJavaScript errors: {page.js_errors}" if page.js_errors else ""))
 
 
@@ -297,6 +300,7 @@ def test_chapter_00_runs_top_to_bottom(page, lab):
     s = _run_all(page)
     assert len(s["prompts"]) == code_cells, f"the page shows {len(s['prompts'])} code cells, the notebook has {code_cells}"
     assert not s["stderr"], "chapter 00 shows output on stderr (red):\n" + _explain(page, s)
+    assert not s["tracebacks"], "chapter 00 shows a traceback (caught and printed):\n" + _explain(page, s)
     assert _all_ran(s), "Run All stopped before the last cell:\n" + _explain(page, s)
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     text = panel.locator(".jp-OutputArea").all_text_contents()

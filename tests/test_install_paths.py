@@ -66,8 +66,16 @@ def test_the_readme_commands_exist():
     readme = (ROOT / "README.md").read_text()
     make = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][a-z-]*):", make, re.M))
-    for target in set(re.findall(r"`make ([a-z][a-z-]*)", readme)):
+    blocks = "\n".join(re.findall(r"```(?:bash|sh|console)?\n(.*?)```", readme, re.S))
+    named = set(re.findall(r"`make ([a-z][a-z-]*)", readme)) | set(re.findall(r"^\s*make ([a-z][a-z-]*)", blocks, re.M))
+    assert {"lab", "test"} <= named, "the README's two commands are make lab and make test"
+    for target in named:
         assert target in targets, f"the README says `make {target}`, which the Makefile does not define"
+    # every `python -m module` the README gives is a module of the course (or of its dependencies)
+    import importlib.util
+
+    for module in set(re.findall(r"python -m ([A-Za-z_][\w.]*)", readme)):
+        assert importlib.util.find_spec(module) is not None, f"the README runs `python -m {module}`, which does not exist"
     for path in ("environment.yml", ".ci/run", "scripts/cold_triton_cache.sh"):
         assert path in readme, f"the README no longer names {path}"
         assert (ROOT / path).exists(), f"the README names {path}, which is missing"
