@@ -139,25 +139,44 @@ def leaks(site: Path, lines: list[str]) -> list[str]:
     return problems
 
 
+def _untracked() -> set[str]:
+    """Files git neither tracks nor ignores, anywhere in the checkout (a chapter's code cell that wrote
+    into results/ or kernels/ during the build leaves one); empty outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=ROOT,
+                             capture_output=True, check=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {f for f in out.decode().split("\0") if f}
+
+
+def _with_outputs() -> set[str]:
+    """Notebooks that already hold outputs (saved by JupyterLab while someone worked): not the build's."""
+    found = set()
+    for name in WATCHED:
+        for nb in sorted((ROOT / name).glob("*.ipynb")) if name != "my-work" else []:
+            try:
+                if any(c.cell_type == "code" and c.get("outputs") for c in nbformat.read(nb, as_version=4).cells):
+                    found.add(str(nb.relative_to(ROOT)))
+            except Exception:
+                continue
+    return found
+
+
 def _snapshot() -> set[str]:
-    return {str(p.relative_to(ROOT)) for name in WATCHED if (ROOT / name).is_dir()
-            for p in (ROOT / name).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+    files = {str(p.relative_to(ROOT)) for name in WATCHED if (ROOT / name).is_dir()
+             for p in (ROOT / name).rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
+    return files | _untracked() | {f"{nb} (outputs saved into it)" for nb in _with_outputs()}
 
 
 def _written_by_the_build(before: set[str]) -> list[str]:
     """What a build that ran or saved notebooks in place would leave: new files beside the notebooks, or
     outputs in them. (Not modification times: the course's authors may be editing a chapter meanwhile.)"""
-    found = sorted(_snapshot() - before)
-    for name in WATCHED:
-        for nb in sorted((ROOT / name).glob("*.ipynb")) if name != "my-work" else []:
-            try:
-                cells = nbformat.read(nb, as_version=4).cells
-            except Exception:  # half-written by an editor at this very moment: not the build's doing
-                continue
-            if any(c.cell_type == "code" and c.get("outputs") for c in cells):
-                found.append(f"{nb.relative_to(ROOT)} (outputs saved into it)")
-    return found
+    after = _snapshot()
+    new = [f for f in after - before if not f.endswith(" (outputs saved into it)")]
+    saved = [f for f in after - before if f.endswith(" (outputs saved into it)")]
+    return sorted(new) + sorted(saved)
 
 
 # ------------------------------------------------------------------------------------------- the build
@@ -391,3 +410,14 @@ def test_the_write_check_fails_on_a_planted_write(tmp_path, monkeypatch):
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
     nbformat.write(nb, tmp_path / "chapters" / "00_x.ipynb")
     assert _written_by_the_build(before) == ["chapters/plot.png", "chapters/00_x.ipynb (outputs saved into it)"]
+
+
+def test_the_write_check_sees_new_files_anywhere_and_not_outputs_saved_before():
+    before = _snapshot()
+    planted = ROOT / "results" / "_planted_by_a_build.json"
+    try:
+        planted.write_text("{}")
+        assert "results/_planted_by_a_build.json" in _written_by_the_build(before)
+    finally:
+        planted.unlink(missing_ok=True)
+    assert _written_by_the_build(before) == []
