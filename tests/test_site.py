@@ -421,3 +421,13 @@ def test_the_write_check_sees_new_files_anywhere_and_not_outputs_saved_before():
     finally:
         planted.unlink(missing_ok=True)
     assert _written_by_the_build(before) == []
+
+
+def test_every_video_is_an_mp4_not_a_pointer_or_a_stub():
+    """The videos the chapters play are real MP4 files (an ISO media 'ftyp' box first), not a Git LFS
+    pointer or an empty file: only chapter 03's is played by the browser test."""
+    videos = sorted((ROOT / "chapters" / "media").glob("*.mp4"))
+    assert videos
+    for v in videos:
+        head = v.read_bytes()[:12]
+        assert head[4:8] == b"ftyp" and v.stat().st_size > 20_000, f"{v.relative_to(ROOT)} is not a playable MP4"
