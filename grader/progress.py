@@ -35,10 +35,36 @@ def _code_cells(path: Path) -> list[str]:
             for c in nb.get("cells", []) if c.get("cell_type") == "code"]
 
 
+def _earlier_versions(template: Path) -> list[list[str]]:
+    """The code cells of every committed version of a template (git history of the course checkout), so
+    that a copy made before the course was updated still counts as untouched; ``[]`` without git."""
+    import subprocess
+
+    template = Path(template).resolve()
+    try:
+        root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=template.parent, capture_output=True,
+                                   text=True, check=True, timeout=30).stdout.strip())
+        rel = template.relative_to(root).as_posix()
+        revs = subprocess.run(["git", "log", "--format=%H", "--", rel], cwd=root, capture_output=True, text=True,
+                              check=True, timeout=30).stdout.split()
+        out = []
+        for rev in revs[:50]:
+            text = subprocess.run(["git", "show", f"{rev}:{rel}"], cwd=root, capture_output=True, text=True,
+                                  timeout=30).stdout
+            if text:
+                nb = json.loads(text)
+                out.append(["".join(c.get("source", "")) if isinstance(c.get("source"), list) else c.get("source", "")
+                            for c in nb.get("cells", []) if c.get("cell_type") == "code"])
+        return out
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return []
+
+
 def attempted(workspace: Path = WORKSPACE, templates: Path = TEMPLATES) -> list[Path]:
     """The notebooks of ``workspace`` you have worked on: those whose code cells differ from the template
-    of the same name in ``templates`` (a notebook that cannot be read as a notebook counts as worked on:
-    the grader will say what is wrong with it). Notebooks with no template of their name (a scratch
+    of the same name in ``templates``, as it is now and in every earlier committed version (a copy made
+    before the course was updated is not your work). A notebook that cannot be read counts as worked on:
+    the grader will say what is wrong with it. Notebooks with no template of their name (a scratch
     ``Untitled.ipynb``, a ``-Copy1``) are not exercises and are left out. Sorted by name."""
     out = []
     for nb in sorted(Path(workspace).glob("*.ipynb")):
@@ -48,7 +74,8 @@ def attempted(workspace: Path = WORKSPACE, templates: Path = TEMPLATES) -> list[
         if not template.is_file():
             continue
         try:
-            same = _code_cells(nb) == _code_cells(template)
+            mine = _code_cells(nb)
+            same = mine == _code_cells(template) or mine in _earlier_versions(template)
         except (OSError, ValueError):
             same = False
         if not same:

@@ -146,3 +146,30 @@ def test_grades_are_printed_even_when_keeping_them_fails(tmp_path, monkeypatch, 
     data = progress.record([_report(tmp_path / "ch01_naive_matmul.ipynb", "naive_matmul", 4, 10)], tmp_path / ".g.json")
     assert data["exercises"]["naive_matmul"][-1]["points"] == 4
     assert "could not keep these grades" in capsys.readouterr().err
+
+
+def test_a_copy_of_an_earlier_template_is_not_work(tmp_path):
+    """After the course updates a template (git pull), the learner's untouched copy of the old one still
+    counts as untouched: every committed version of the template is compared."""
+    import subprocess
+
+    repo = tmp_path / "course"
+    (repo / "exercises").mkdir(parents=True)
+    ws = repo / "my-work"
+    ws.mkdir()
+    src = TEMPLATES / "ch01_naive_matmul.ipynb"
+    old = json.loads(src.read_text())
+    (repo / "exercises" / src.name).write_text(json.dumps(old))
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "v1")
+    (ws / src.name).write_text(json.dumps(old))  # the learner's copy, untouched
+    new = json.loads(json.dumps(old))
+    code = next(c for c in new["cells"] if c["cell_type"] == "code")
+    code["source"] = "# a comment the course added\n" + "".join(code["source"])
+    (repo / "exercises" / src.name).write_text(json.dumps(new))
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qam", "v2")
+    assert progress.attempted(ws, repo / "exercises") == []
+    _edit(ws / src.name)
+    assert [p.name for p in progress.attempted(ws, repo / "exercises")] == [src.name]
