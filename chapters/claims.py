@@ -570,10 +570,15 @@ CLAIMS += [
                 "11 instructions a word (explore_w4a16.py bound), µs")]),
 ]
 
+def _tl(kernel, M):
+    """The expression of ``kernels.plots.timeline_summary`` of the recorded ch03 timeline (for a Calc)."""
+    return f"course('plots').timeline_summary(course('bench').load('ch03_timeline', '{GPU}'), {kernel}, {M})"
+
+
 def timeline(kernel, M, field, scale=1.0):
     """A field of ``kernels.plots.timeline_summary`` of the recorded ch03 timeline."""
-    return calc(f"course('plots').timeline_summary(course('bench').load('ch03_timeline', '{GPU}'), '{kernel}', {M})"
-                f"['{field}'] * {scale}", f"{field} of the {kernel} kernel's measured timeline at {M}x4096x4096")
+    return calc(f"{_tl(repr(kernel), M)}['{field}'] * {scale}",
+                f"{field} of the {kernel} kernel's measured timeline at {M}x4096x4096")
 
 
 CLAIMS += [
@@ -589,18 +594,13 @@ CLAIMS += [
     Claim("03_persistent_matmul", "The 12 tail tiles take 40.7 µs, not 43.6 µs",
           [timeline("tiled", 1152, "tail_us"), timeline("tiled", 1152, "first_wave_us")]),
     Claim("03_persistent_matmul", "ends\n  the launch 2.6 µs later than the GPU did",
-          [calc("2 * course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), 'tiled', 1152)"
-                "['first_wave_us'] - course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), "
-                "'tiled', 1152)['finish_us']", "two equal tiles of the first wave's median minus the measured finish, µs")]),
+          [calc(f"2 * {_tl(repr('tiled'), 1152)}['first_wave_us'] - {_tl(repr('tiled'), 1152)}['finish_us']",
+                "two equal tiles of the first wave's median minus the measured finish, µs")]),
     Claim("03_persistent_matmul", "0.61 µs for a new program of the tiled kernel and 0.50 µs in the persistent kernel's loop",
           [timeline("tiled", 1152, "gap_us"), timeline("persistent", 1152, "gap_us")]),
     Claim("03_persistent_matmul", "about 1.1–1.4 % of a tile's work",
-          [calc("min(course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), k, 1152)['gap_us'] / "
-                "course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), k, 1152)['first_wave_us'] "
-                "for k in ('tiled', 'persistent')) * 100", "the smaller gap as a share of a first-wave tile, %"),
-           calc("max(course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), k, 1152)['gap_us'] / "
-                "course('plots').timeline_summary(course('bench').load('ch03_timeline', 'h200'), k, 1152)['first_wave_us'] "
-                "for k in ('tiled', 'persistent')) * 100", "the larger gap as a share of a first-wave tile, %")]),
+          [calc(f"{agg}({_tl('k', 1152)}['gap_us'] / {_tl('k', 1152)}['first_wave_us'] for k in ('tiled', 'persistent'))"
+                " * 100", f"the {agg} gap between tiles as a share of a first-wave tile, %") for agg in ("min", "max")]),
     Claim("03_persistent_matmul", "kernel's last tile ends at 86.3 µs, the tiled kernel's at 84.6 µs",
           [timeline("persistent", 1152, "finish_us"), timeline("tiled", 1152, "finish_us")]),
     Claim("03_persistent_matmul", "are busy 69–70 % of the time",
