@@ -95,21 +95,11 @@ def _word_to_bf16(packed, s_lo, s_hi):
 @gluon.jit
 def _producer(w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, empty, pid_n, first, last, k_steps,
               STAGES: gl.constexpr):
-    W_ROWS: gl.constexpr = w_desc.block_type.shape[0]
-    S_ROWS: gl.constexpr = s_desc.block_type.shape[0]
-    KH: gl.constexpr = x_desc.block_type.shape[1]
-    nbytes: gl.constexpr = w_desc.block_type.nbytes + s_desc.block_type.nbytes + 2 * x_desc.block_type.nbytes
+    """One warp: wait until a slot is free, then fill it with the next step's copies (:func:`_issue`)."""
     for i in range(last - first):
-        ks = first + i
         s = i % STAGES
         mbarrier.wait(empty.index(s), ((i // STAGES) & 1) ^ 1)
-        mbarrier.expect(ready.index(s), nbytes)
-        tile = pid_n * k_steps + ks
-        _tma_load(w_desc, [tile * W_ROWS, 0], ready.index(s), w_bufs.index(s))
-        _tma_load(s_desc, [tile * S_ROWS, 0], ready.index(s), s_bufs.index(s))
-        _tma_load(x_desc, [0, ks * 2 * KH], ready.index(s), x_bufs.index(2 * s))
-        _tma_load(x_desc, [0, ks * 2 * KH + KH], ready.index(s), x_bufs.index(2 * s + 1))
-
+        _issue(w_desc, s_desc, x_desc, w_bufs, s_bufs, x_bufs, ready, pid_n, first + i, k_steps, s)
 
 if tuple(int(v) for v in triton.__version__.split(".")[:2]) < (3, 7):
     @gluon.jit

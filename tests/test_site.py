@@ -348,12 +348,18 @@ def test_the_leak_checker_fails_on_a_planted_solution_line(tmp_path):
     assert any(lines[0] in p for p in leaks(site, lines))
 
 
-def test_the_build_refuses_a_link_into_solutions():
+def _build_module():
+    """book/build.py as a module (it is a script, not part of a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
+    return build
+
+
+def test_the_build_refuses_a_link_into_solutions():
+    build = _build_module()
     chapter = ROOT / "chapters" / "02_tiled_matmul.ipynb"
     assert build.linked_files(chapter, "see [the kernel](../kernels/tiled.py) and [01](01_three_loop_matmul.ipynb)") \
         == [Path("kernels/tiled.py")]
@@ -368,11 +374,7 @@ def test_the_build_refuses_a_link_into_solutions():
 def test_the_build_refuses_media_from_outside_the_course(tmp_path):
     """<img>/<video> sources are checked like links: nothing from solutions/, my-work/, a hidden folder
     or outside the course is copied onto the site, and one in a comment is not copied at all."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = _build_module()
     src = ROOT / "chapters" / "02_tiled_matmul.ipynb"
     for bad in ("../my-work/notes.txt", "../solutions/ch02_tiled_matmul.ipynb", "../../../../tmp/x.png", "../.git/HEAD"):
         with pytest.raises(SystemExit):
@@ -386,11 +388,7 @@ def test_the_build_refuses_media_from_outside_the_course(tmp_path):
 
 
 def test_only_tracked_notebooks_become_pages():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("book_build", ROOT / "book" / "build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
+    build = _build_module()
     copy = ROOT / "exercises" / "ch01_naive_matmul-Copy1.ipynb"
     try:
         copy.write_bytes((ROOT / "exercises" / "ch01_naive_matmul.ipynb").read_bytes())
