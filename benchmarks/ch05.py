@@ -13,6 +13,7 @@ from kernels import inspect_code as ic
 from kernels import pingpong as pp
 from kernels.tma import matmul_tma_tuned, tuned_config
 
+from . import matmul_grid
 from ._common import error_text, matmul_case, table, tqdm
 
 SHAPES = [(4096, 4096, 4096), (8192, 8192, 8192), (2048, 2048, 2048), (64, 8192, 8192), (1024, 1024, 1024),
@@ -111,10 +112,14 @@ def run_all(quick=False):
         "ch05_schedules": (lambda: run_schedules(quick), {"what": "ping-pong vs cooperative, both hand-written in Gluon "
                                                           "with host descriptors: only the schedule differs"}),
         "ch05_code": (lambda: run_code(), {"what": "the compiled Gluon kernels: regions, warps, registers"}),
+        "ch05_grid": (lambda: matmul_grid.run_grid(quick), {"what": "kernels.matmul (the track's kernels chosen by "
+                                                            "shape) vs torch.matmul over a grid of shapes, bf16"}),
     }
 
 
 def summary(name, records):
+    if name == "ch05_grid":
+        return f"{name}\n" + table(records, ["M", "N", "K", "kernel", "config", "ratio_graph", "ratio", "rel_error"])
     if name == "ch05_code":
         return f"{name}\n" + "\n".join(str(r) for r in records)
     return f"{name}\n" + table(records, ["kernel", "config", "M", "N", "tflops", "ratio", "ratio_graph", "error"])

@@ -22,7 +22,7 @@ import os
 import sys
 
 __all__ = ["WORLD", "DEVICE", "ON_GPU", "pick", "describe_world", "source", "world_mismatch",
-           "interpreter_numpy_problem"]
+           "interpreter_numpy_problem", "matmul"]
 
 
 def _decide_world() -> str:
@@ -175,3 +175,12 @@ def world_mismatch(fn) -> str | None:
     return (f"`{name}` was decorated with @triton.jit before `import kernels` ran, so it was made for "
             f"{made_for}, but this process runs {runs_in}: restart the Python kernel and run "
             f"`import kernels` first")
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` with the course's best kernel for the shape, dtype and layout: see
+    :func:`kernels.dispatch.matmul` (which this calls) for the operands, the result, the errors and the
+    rule that picks the kernel."""
+    from .dispatch import matmul as _matmul
+
+    return _matmul(a, b, out=out)

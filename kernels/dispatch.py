@@ -1,0 +1,158 @@
+"""``kernels.matmul(a, b)``: the course's matmul for any shape, dtype and layout, choosing among the
+track's kernels by shape.
+
+The rule (:func:`plan`), in the order it is applied, with ``S`` the number of SMs (132 on an H100 or
+H200; ``kernels.persistent.INTERPRETER_SMS`` in the interpreter):
+
+1. **A few rows** (``M <= 16``, a decode step): the time is the time to read B once. Split-K's kernel
+   with ``16 x 64`` tiles and a long K step (``BLOCK_K = 256``): one program per 64 columns of B,
+   each streaming its columns' whole K. (On Hopper a 16-row ``tl.dot`` compiles to ``mma.sync``, not
+   ``wgmma``, whose smallest M is 64: no matter, the tensor cores are far from busy here.)
+2. **Up to 128 rows**: ``64 x 64`` tiles, if they make at most one wave (``<= S`` tiles); else the
+   persistent TMA kernel with ``64 x 128`` tiles.
+3. **Everything larger**: the largest tile of ``128 x 256``, ``128 x 128``, ``64 x 128`` that still
+   gives every SM about one tile (at least ``0.9 S`` tiles). With ``128 x 256`` tiles that make one to
+   four waves and a last wave less than half full (``1152 x 4096``: 144 tiles, a second wave of 12),
+   the last wave is split by K (split-K on the tail, :func:`kernels.splitk.tail_plan`); otherwise the persistent
+   TMA kernel of chapter 04 (host descriptors) runs.
+
+Every choice was measured on the H200 (``benchmarks/explore_matmul.py``, log
+``results/logs/h200_2026-12-02_explore_matmul.json``); ``benchmarks/matmul_grid.py`` records the result
+against cuBLAS.
+
+TMA needs rows that are contiguous and row strides and starts that are multiples of 16 bytes. An
+operand that is not (an odd K or N in 16-bit, a transposed view, a slice) is first copied into a buffer
+whose rows are padded to 16 bytes (:func:`tma_ready`); a C that is not is computed in such a buffer and
+copied out. The copies read and write each operand once, which is cheap next to the ``2 M N K`` flops
+at any size where it matters, and cuBLAS itself slows down several times at such shapes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import ON_GPU
+from .operands import check_inputs, plan_output
+from .persistent import sm_count
+from .schedule import cdiv
+from .tiled import TileConfig, _check_config
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`matmul` runs: ``kernel`` is ``"splitk"`` (``kernels.splitk``; ``split_k`` as its
+    argument, ``None`` for a split of the last wave only) or ``"persistent"`` (``kernels.tma``, host
+    descriptors); ``why`` says which rule chose it."""
+
+    kernel: str
+    config: TileConfig
+    split_k: int | None
+    why: str
+
+
+# the tiles of the rule, for 16-bit inputs on a GPU; float32 halves BLOCK_K (same bytes a step)
+_DECODE = TileConfig(16, 64, 256, 8, 4, 4)
+_SMALL = TileConfig(64, 64, 128, 8, 4, 4)
+_SMALL_PERSISTENT = TileConfig(64, 128, 64, 8, 4, 5)
+_LARGE = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
+# float32: 128 x 256 tiles leave no room for the float32 C tile the epilogue stages in shared memory
+_LARGE_F32 = [TileConfig(128, 128, 32, 8, 8, 3), TileConfig(64, 128, 32, 8, 4, 5)]
+# in the interpreter every program costs Python time: small tiles, the same rule
+_INTERP = {"decode": TileConfig(16, 32, 32, 4, 4, 1), "small": TileConfig(32, 32, 32, 4, 4, 1),
+           "large": [TileConfig(32, 64, 32, 4, 4, 1), TileConfig(32, 32, 32, 4, 4, 1)]}
+
+
+def _f32(cfg: TileConfig, dtype: torch.dtype, gpu: bool) -> TileConfig:
+    if dtype != torch.float32 or not gpu:
+        return cfg
+    return TileConfig(cfg.block_m, cfg.block_n, max(16, cfg.block_k // 2), cfg.group_m, cfg.num_warps,
+                      cfg.num_stages)
+
+
+def plan(M: int, N: int, K: int, dtype: torch.dtype = torch.bfloat16, sms: int | None = None,
+         on_gpu: bool | None = None) -> Plan:
+    """The kernel, tile and split :func:`matmul` uses for an ``(M, K) @ (K, N)`` product (the module's
+    rule). Plain Python: ``sms`` defaults to this GPU's SMs, ``on_gpu`` to this world (the interpreter
+    uses small tiles with the same rule)."""
+    gpu = ON_GPU if on_gpu is None else on_gpu
+    sms = sms or sm_count()
+    if M <= 16:
+        cfg = _DECODE if gpu else _INTERP["decode"]
+        return Plan("splitk", _f32(cfg, dtype, gpu), 1, f"M={M} <= 16: one program per {cfg.block_n} columns of B")
+    if M <= 128:
+        cfg = _SMALL if gpu else _INTERP["small"]
+        tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
+        if tiles <= sms:
+            return Plan("splitk", _f32(cfg, dtype, gpu), 1, f"M={M} <= 128: {tiles} tiles of "
+                        f"{cfg.block_m}x{cfg.block_n}, one wave")
+        cfg = _SMALL_PERSISTENT if gpu else _INTERP["small"]
+        return Plan("persistent", _f32(cfg, dtype, gpu), None, f"M={M} <= 128: {tiles} tiles of 64x64 are more "
+                    f"than a wave; persistent {cfg.block_m}x{cfg.block_n}")
+    sizes = (_LARGE_F32 if dtype == torch.float32 else _LARGE) if gpu else _INTERP["large"]
+    for cfg in sizes:
+        tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
+        if 10 * tiles >= 9 * sms:
+            break
+    largest = cfg is sizes[0]
+    cfg = _f32(cfg, dtype, gpu)
+    waves, rest = divmod(tiles, sms)
+    if largest and 0 < rest < sms // 2 and 1 <= waves < 4:
+        return Plan("splitk", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} waves "
+                    f"and {rest} more: the last wave split by K")
+    return Plan("persistent", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} on {sms} SMs")
+
+
+def tma_ready(t: torch.Tensor) -> bool:
+    """Whether TMA can read ``t`` as it is: rows contiguous, row stride and start multiples of 16 bytes."""
+    es = t.element_size()
+    return t.stride(1) == 1 and (t.stride(0) * es) % 16 == 0 and t.data_ptr() % 16 == 0
+
+
+def aligned_empty(rows: int, cols: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """An uninitialised ``(rows, cols)`` view whose rows are padded to a multiple of 16 bytes."""
+    per = 16 // torch.empty((), dtype=dtype).element_size()
+    return torch.empty((rows, cdiv(cols, per) * per), dtype=dtype, device=device)[:, :cols]
+
+
+def aligned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` itself if TMA can read it, else a copy in :func:`aligned_empty` (one read, one write)."""
+    if tma_ready(t):
+        return t
+    buf = aligned_empty(t.shape[0], t.shape[1], t.dtype, t.device)
+    buf.copy_(t)
+    return buf
+
+
+def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ b`` with the course's best kernel for the shape (:func:`plan`).
+
+    ``a``: ``(M, K)``, ``b``: ``(K, N)``: float32, float16 or bfloat16 (both the same) on
+    ``kernels.DEVICE``, any non-negative strides (transposed views and slices included). Returns C,
+    ``(M, N)``, in the inputs' dtype, contiguous (or ``out``, any strides), accumulated in float32.
+    float32 inputs are multiplied on the tensor cores as TF32 (10-bit mantissa, ``tl.dot``'s default;
+    torch does the same when ``torch.backends.cuda.matmul.allow_tf32`` is on).
+
+    Raises ``TypeError``/``ValueError`` from ``kernels.operands`` for inputs no kernel can take (wrong
+    rank, dtype, device, empty, mismatched inner dimensions, an ``out`` of the wrong shape or with
+    elements that share memory; an ``out`` overlapping ``a`` or ``b`` is computed through a temporary).
+    """
+    name = "kernels.matmul"
+    M, N, K = check_inputs(name, a, b)
+    call = plan_output(name, a, b, out)
+    p = plan(M, N, K, a.dtype)
+    cfg = _check_config(p.config, a.dtype, name)
+    a2, b2 = aligned(a), aligned(b)
+    c = call.c if tma_ready(call.c) else aligned_empty(M, N, a.dtype, a.device)
+    if p.kernel == "splitk":
+        from . import splitk
+
+        splitk.launch(a2, b2, c, cfg, p.split_k)
+    else:
+        from . import tma
+
+        tma.launch(a2, b2, c, cfg, min(sm_count(), cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)), False,
+                   host_descriptors=True)
+    if c is not call.c:
+        call.c.copy_(c)
+    return call.result()
