@@ -55,13 +55,84 @@ def run_timeline(quick=False):
     return recs
 
 
+SPLIT_SHAPES = [(1024, 4096, 4096), (1152, 4096, 4096), (2048, 4096, 4096), (2176, 4096, 4096)]
+
+
+def run_split(quick=False):
+    """The ragged last wave, three ways, with the same 128x256x64 tiles: whole tiles (chapter 04's
+    persistent TMA kernel), the last wave split by K (``kernels.splitk``, partial sums added by a second
+    kernel or by the last program to finish a tile), stream-K (``kernels.streamk``, chapter 02's pointer
+    loads), and cuBLAS. CUDA-graph medians rotating over copies of the operands (more than L2 together)
+    and ``do_bench`` medians, three interleaved repeats; errors against float64; and whether 20 runs of
+    the split kernel gave the same bits."""
+    import statistics
+
+    import torch
+
+    from kernels import bench, splitk, streamk, tma
+    from kernels import testing as T
+
+    from .matmul_grid import copies_for
+
+    cfg = TileConfig(128, 256, 64, 8, 8, 3)
+    recs = []
+    for M, N, K in tqdm(SPLIT_SHAPES[1:2] if quick else SPLIT_SHAPES, desc="split the tail"):
+        n = copies_for(M, N, K)
+        A = [T.randn(M, K, dtype=torch.bfloat16, seed=2 * i) for i in range(n)]
+        B = [T.randn(K, N, dtype=torch.bfloat16, seed=2 * i + 1) for i in range(n)]
+        C = [torch.empty(M, N, dtype=torch.bfloat16, device="cuda") for _ in range(n)]
+        tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
+        whole, shared = splitk.tail_plan(tiles, 132)
+        kinds = {
+            "whole tiles (persistent, TMA)": lambda a, b, c: tma.launch(a, b, c, cfg, min(132, tiles), False,
+                                                                        host_descriptors=True),
+            "split tail, reduction kernel": lambda a, b, c: splitk.launch(a, b, c, cfg, None, last_adds=False),
+            "split tail, last program adds": lambda a, b, c: splitk.launch(a, b, c, cfg, None, last_adds=True),
+            "stream-K (pointer loads)": lambda a, b, c: streamk.matmul_streamk(a, b, cfg, out=c),
+            "cuBLAS": lambda a, b, c: torch.matmul(a, b, out=c),
+        }
+        ref = A[0].double() @ B[0].double()
+        times = {k: ([], []) for k in kinds}
+        for _ in range(1 if quick else 3):
+            for k, fn in kinds.items():
+                calls = [lambda i=i, fn=fn: fn(A[i], B[i], C[i]) for i in range(n)]
+                times[k][0].append(bench.rotating_graph_ms(calls))
+                times[k][1].append(bench.median_ms(calls[0]))
+        lib_g = statistics.median(times["cuBLAS"][0])
+        lib_d = statistics.median(times["cuBLAS"][1])
+        for k, fn in kinds.items():
+            fn(A[0], B[0], C[0])
+            err = ((C[0].double() - ref).abs().max() / ref.abs().max()).item()
+            g, d = statistics.median(times[k][0]), statistics.median(times[k][1])
+            rec = dict(kernel=k, M=M, N=N, K=K, config=cfg.short(), tiles=tiles, waves=round(tiles / 132, 3),
+                       whole_tiles=whole, shared_tiles=shared, rel_error=err, graph_ms=g, ms=d,
+                       baseline_graph_ms=lib_g, baseline_ms=lib_d, ratio_graph=lib_g / g, ratio=lib_d / d,
+                       graph_tflops=2 * M * N * K / g / 1e9, copies=n)
+            if k.startswith("split tail"):
+                first = C[0].clone()
+                same = True
+                for _ in range(20):
+                    fn(A[0], B[0], C[0])
+                    same &= bool(torch.equal(C[0], first))
+                rec["same_bits_20_runs"] = same
+                rec["splits"] = splitk.split_plan(K, cfg.block_k, max(1, 132 // max(shared, 1)))[1]
+            recs.append(rec)
+        del A, B, C
+        torch.cuda.empty_cache()
+    return recs
+
+
 def run_all(quick=False):
     return {"ch03_persistent": (lambda: run(quick), {"what": "persistent vs tiled (same config) vs torch.matmul, bf16"}),
             "ch03_timeline": (lambda: run_timeline(quick), {"what": "each tile's SM, start and end, read inside "
-                                                            "the tiled and persistent kernels (%globaltimer, %smid)"})}
+                                                            "the tiled and persistent kernels (%globaltimer, %smid)"}),
+            "ch03_split": (lambda: run_split(quick), {"what": "the ragged last wave: whole tiles, the last wave split "
+                                                      "by K (split-K), stream-K and cuBLAS, same 128x256 tiles, bf16"})}
 
 
 def summary(name, records):
+    if name == "ch03_split":
+        return f"{name}\n" + table(records, ["kernel", "M", "tiles", "graph_tflops", "ratio_graph", "ratio", "rel_error"])
     if name == "ch03_timeline":
         spans = {}
         for r in records:

@@ -28,15 +28,12 @@ OUT = os.environ.get("OUT", "/tmp")
 GRID = ([(m, n, n) for m in (1, 16, 64, 128, 512) for n in (4096, 8192)]
         + [(4095, 4095, 4095), (3000, 5000, 1700), (1152, 4096, 4096), (2176, 4096, 4096)]
         + [(s, s, s) for s in (1024, 2048, 4096, 8192, 16384)])
-PERSISTENT = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 256, 64, 8, 8, 4),
-              TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
+PERSISTENT = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
 SPLITK = [TileConfig(64, 128, 64, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 3),
-          TileConfig(64, 32, 128, 8, 4, 4), TileConfig(64, 64, 64, 8, 4, 6), TileConfig(128, 64, 64, 8, 4, 4),
-          TileConfig(128, 128, 64, 8, 4, 4), TileConfig(128, 256, 64, 8, 8, 3), TileConfig(16, 128, 128, 8, 4, 4),
-          TileConfig(16, 64, 128, 8, 4, 4), TileConfig(16, 64, 256, 8, 4, 4), TileConfig(16, 256, 64, 8, 4, 5),
-          TileConfig(32, 64, 256, 8, 4, 4), TileConfig(64, 64, 256, 8, 4, 3), TileConfig(64, 128, 128, 8, 4, 3),
-          TileConfig(128, 256, 64, 8, 8, 4)]
-SPLITS = [1, 2, 4, 8, None]
+          TileConfig(64, 32, 128, 8, 4, 4), TileConfig(64, 64, 64, 8, 4, 6), TileConfig(128, 128, 64, 8, 4, 4),
+          TileConfig(128, 256, 64, 8, 8, 3), TileConfig(16, 64, 256, 8, 4, 4), TileConfig(16, 128, 128, 8, 4, 4),
+          TileConfig(64, 128, 128, 8, 4, 3)]
+SPLITS = [1, 2, 3, 4, 8, None]
 
 
 def aligned(t):
@@ -105,23 +102,24 @@ def main():
                 return run
             cands.append((f"persistent {cfg.short()}", mk))
         for cfg in SPLITK:
-            for s in SPLITS:
+            for s, adds in [(s, adds) for s in SPLITS for adds in ((None,) if s == 1 else (True, False))]:
                 tiles = -(-M // cfg.block_m) * -(-N // cfg.block_n)
                 if s is None and tiles <= 132 or s is not None and (tiles * s > 8 * 132 or (s > 1 and tiles >= 2 * 132)):
                     continue
                 if cfg.block_m == 16 and M > 16 or cfg.block_m > 16 and M <= 16 or cfg.block_m == 32 and M > 64:
                     continue
 
-                def mk(i, cfg=cfg, s=s):
+                def mk(i, cfg=cfg, s=s, adds=adds):
                     def run():
                         a, b = aligned(A[i]), aligned(B[i])
                         c, cw = out_for(M, N, a.dtype)
-                        SKt.launch(a, b, cw, cfg, s)
+                        SKt.launch(a, b, cw, cfg, s, last_adds=adds)
                         if cw is not c:
                             c.copy_(cw)
                         return c
                     return run
-                cands.append((f"split-K {cfg.short()} x{s or 'tail'}", mk))
+                how = "" if adds is None else (" last adds" if adds else " reduce kernel")
+                cands.append((f"split-K {cfg.short()} x{s or 'tail'}{how}", mk))
         if M >= 512 and (K * 2) % 16 == 0 and (N * 2) % 16 == 0:
             for cfg in (TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4)):
                 def mk(i, cfg=cfg):

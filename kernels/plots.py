@@ -680,3 +680,79 @@ def plot_attention(doc, ax=None):
     ax.legend(fontsize=8, ncol=4, loc="upper right")
     _title(ax, "attention forward, bf16", doc)
     return ax
+
+
+def plot_split_schedules(num_tiles, num_programs, k_iters, axes=None, kinds=("data-parallel", "split tail", "stream-K")):
+    """What each SM computes over time (in K steps) when ``num_tiles`` tiles of ``k_iters`` steps are
+    shared among ``num_programs`` SMs three ways (``kernels.schedule.schedule_pieces``): one bar per
+    piece, coloured by tile; hatched pieces are partial sums that someone must add up."""
+    import matplotlib.pyplot as plt
+
+    from .schedule import pieces_makespan, schedule_pieces
+
+    if axes is None:
+        axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 0.45 * num_programs + 1.6), sharey=True)[1]
+    cmap = plt.get_cmap("tab20")
+    for ax, kind in zip(axes, kinds):
+        pieces = schedule_pieces(kind, num_tiles, num_programs, k_iters)
+        for p, prog in enumerate(pieces):
+            t0 = 0
+            for tile, kb, ke in prog:
+                whole = (kb, ke) == (0, k_iters)
+                ax.barh(p, ke - kb, left=t0, color=cmap(tile % 20), edgecolor="black", linewidth=0.5,
+                        hatch=None if whole else "///")
+                ax.text(t0 + (ke - kb) / 2, p, str(tile), ha="center", va="center", fontsize=7)
+                t0 += ke - kb
+        span = pieces_makespan(pieces, k_iters)
+        ax.axvline(span, color="red", lw=1)
+        ax.set_title(f"{kind}: {span:g} K steps", fontsize=9)
+        ax.set_xlabel("time (K steps)")
+        ax.invert_yaxis()
+    axes[0].set_ylabel("program (SM)")
+    axes[0].set_yticks(range(num_programs))
+    return axes
+
+
+def plot_split_record(doc, ax=None):
+    """TFLOP/s (CUDA graph) of each way of handling the last wave, per shape (``ch03_split``)."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    kinds = list(dict.fromkeys(r["kernel"] for r in recs))
+    shapes = list(dict.fromkeys((r["M"], r["N"], r["K"]) for r in recs))
+    ax = ax or plt.subplots(figsize=(11, 4))[1]
+    w = 0.8 / len(kinds)
+    for j, k in enumerate(kinds):
+        ys = [next((r["graph_tflops"] for r in recs if r["kernel"] == k and (r["M"], r["N"], r["K"]) == s), 0)
+              for s in shapes]
+        ax.bar([i + (j - (len(kinds) - 1) / 2) * w for i in range(len(shapes))], ys, w,
+               color="gray" if k == "cuBLAS" else f"C{j}", label=k)
+    for i, s in enumerate(shapes):
+        r = next(r for r in recs if (r["M"], r["N"], r["K"]) == s)
+        ax.text(i, 20, f"{r['tiles']} tiles\n{r['waves']:.2f} waves", ha="center", fontsize=7, color="white")
+    ax.set_xticks(range(len(shapes)), [f"{m}x{n}x{k}" for m, n, k in shapes], fontsize=8)
+    ax.set_ylabel("TFLOP/s (CUDA graph)")
+    ax.legend(fontsize=7, ncol=2)
+    _title(ax, "the last wave: whole tiles, split by K, stream-K (128x256 tiles)", doc)
+    return ax
+
+
+def plot_grid(doc, ax=None, floor=0.9):
+    """``kernels.matmul`` against cuBLAS over the grid of shapes (``ch05_grid``): the CUDA-graph ratio
+    (GPU time) and the ``do_bench`` ratio (from Python, launch costs included), with the ``floor`` line."""
+    import matplotlib.pyplot as plt
+
+    recs = doc["records"]
+    ax = ax or plt.subplots(figsize=(12, 4))[1]
+    xs = range(len(recs))
+    ax.bar([x - 0.2 for x in xs], [r["ratio_graph"] for r in recs], 0.4, color="C0", label="CUDA graph (GPU time)")
+    ax.bar([x + 0.2 for x in xs], [r["ratio"] for r in recs], 0.4, color="C1", alpha=0.6,
+           label="do_bench (from Python)")
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.axhline(floor, color="red", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_xticks(list(xs), [f"{r['M']}x{r['N']}x{r['K']}\n{r['kernel']}" for r in recs], fontsize=6, rotation=60)
+    ax.set_ylabel("x cuBLAS (log scale)")
+    ax.legend(fontsize=8)
+    _title(ax, "kernels.matmul / torch.matmul, bf16", doc)
+    return ax

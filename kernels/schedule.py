@@ -199,6 +199,76 @@ def stream_k_contributors(tile, num_programs, sk_tiles, k_iters):
     return out
 
 
+# ---------------------------------------------------------------- split-K (kernels.splitk)
+def split_k_plan(k_steps, split_k):
+    """``(steps_per_split, splits)``: ``k_steps`` K steps cut into at most ``split_k`` contiguous ranges
+    of ``steps_per_split`` steps (the last may be shorter), none empty. 64 steps with ``split_k = 3``:
+    22 steps each, 3 splits; with ``split_k = 100``: 1 step each, 64 splits."""
+    if split_k < 1 or k_steps < 1:
+        raise ValueError(f"need k_steps >= 1 and split_k >= 1, got {k_steps} and {split_k}")
+    per = cdiv(k_steps, min(split_k, k_steps))
+    return per, cdiv(k_steps, per)
+
+
+def split_tail(num_tiles, num_programs, split_k=None):
+    """``(whole_tiles, shared_tiles)``: the tiles computed whole and the tiles split by K. With
+    ``split_k`` given, every tile is split (plain split-K). Without it, only the last, partial wave is:
+    the tiles that fill whole waves of ``num_programs`` stay whole (``144`` tiles on ``132`` SMs:
+    ``(132, 12)``; with fewer tiles than programs, all are shared)."""
+    if split_k is not None or num_tiles <= num_programs:
+        return 0, num_tiles
+    return num_tiles - num_tiles % num_programs, num_tiles % num_programs
+
+
+def split_k_piece(q, splits, steps_per_split, k_steps):
+    """``(shared_tile, k_begin, k_end)`` of the ``q``-th split program: shared tile ``q // splits``,
+    split ``q % splits``, K steps ``[k_begin, k_end)``. The split-K kernel runs this very function."""
+    k_begin = (q % splits) * steps_per_split
+    return q // splits, k_begin, min(k_begin + steps_per_split, k_steps)
+
+
+def schedule_pieces(kind, num_tiles, num_programs, k_iters):
+    """``[[(tile, k_begin, k_end), ...] per program]``: what each of ``num_programs`` SMs computes, in
+    order, under three ways of sharing ``num_tiles`` tiles of ``k_iters`` K steps (for pictures; plain
+    Python):
+
+    * ``"data-parallel"``: whole tiles, program ``p`` takes tiles ``p, p + P, ...`` (chapter 03);
+    * ``"split tail"``: whole tiles for the full waves, then the last wave's tiles each split by K into
+      ``num_programs // shared`` pieces, one piece a program (``kernels.splitk`` with ``split_k=None``);
+    * ``"stream-K"``: whole tiles for the full waves but one, then the rest cut into equal runs of
+      (tile, K step) iterations, one run a program (``kernels.streamk``).
+    """
+    P = num_programs
+    if kind == "data-parallel":
+        return [[(t, 0, k_iters) for t in persistent_tiles(p, P, num_tiles)] for p in range(P)]
+    if kind == "split tail":
+        whole, shared = split_tail(num_tiles, P)
+        per, splits = split_k_plan(k_iters, max(1, P // max(shared, 1)))
+        out = [[(t, 0, k_iters) for t in persistent_tiles(p, P, whole)] if whole else [] for p in range(P)]
+        for q in range(shared * splits):
+            t, kb, ke = split_k_piece(q, splits, per, k_iters)
+            out[q % P].append((whole + t, kb, ke))
+        return out
+    if kind == "stream-K":
+        shared = stream_k_split(num_tiles, P)
+        whole = num_tiles - shared
+        out = [[(t, 0, k_iters) for t in persistent_tiles(p, P, whole)] if whole else [] for p in range(P)]
+        sk = stream_k_programs(P, shared * k_iters) if shared else 0
+        for p in range(sk):
+            out[p] += [(whole + t, kb, ke) for t, kb, ke in stream_k_chunks(p, sk, shared, k_iters)]
+        return out
+    raise ValueError(f"kind must be 'data-parallel', 'split tail' or 'stream-K', not {kind!r}")
+
+
+def pieces_makespan(pieces, k_iters, fixup=0.0):
+    """The time the busiest program needs, in K steps, for :func:`schedule_pieces`' output; ``fixup``
+    K steps are added for every piece that is not a whole tile of ``k_iters`` steps (writing and adding
+    its partial sum)."""
+    def busy(prog):
+        return sum(ke - kb + (0 if (kb, ke) == (0, k_iters) else fixup) for _, kb, ke in prog)
+    return max((busy(p) for p in pieces), default=0)
+
+
 def waves(num_tiles, slots):
     """``(number of waves, fraction of the last wave that has work)`` when ``slots`` run at once.
 

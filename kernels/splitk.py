@@ -26,23 +26,31 @@ import triton.language as tl
 from . import ON_GPU
 from .operands import check_grid, check_inputs, needs_int64, plan_output
 from .persistent import sm_count
-from .schedule import cdiv
+from ._jit import device_fn
+from .schedule import cdiv, split_k_piece, split_k_plan, split_tail
 from .tiled import TileConfig, _check_config, _grouped_tile
+
+_split_k_piece = device_fn(split_k_piece)
 
 
 @triton.jit
 def splitk_matmul_kernel(
-    a_desc, b_desc, c_desc, w_ptr,
-    M, N, K, dp_tiles, splits, steps_per_split,
+    a_desc, b_desc, c_desc, w_ptr, c_ptr, cnt_ptr,
+    M, N, K, dp_tiles, splits, steps_per_split, stride_cm,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    NUM_STAGES: tl.constexpr, UPCAST: tl.constexpr,
+    NUM_STAGES: tl.constexpr, UPCAST: tl.constexpr, LAST_ADDS: tl.constexpr,
 ):
     """Programs ``0 .. dp_tiles - 1`` compute tiles ``0 .. dp_tiles - 1`` (grouped order) whole and store
     them in C through ``c_desc``. Program ``dp_tiles + q`` computes split ``s = q % splits`` (K steps
     ``s * steps_per_split`` up to the next split's first) of tile ``dp_tiles + q // splits`` and stores
     the float32 partial tile as block ``q`` of the workspace ``w_ptr`` (``BLOCK_M x BLOCK_N`` contiguous
     elements a block). Plain stores, not TMA: a second TMA store would need its own shared buffer, which
-    128 x 256 tiles have no room for."""
+    128 x 256 tiles have no room for.
+
+    ``LAST_ADDS``: the program that stores a tile's last partial (counted in ``cnt_ptr``, one int32 a
+    shared tile, zero before the launch) adds the tile's partials in the order ``s = 0, 1, ...`` and
+    stores C itself (``c_ptr``, rows ``stride_cm`` apart), so no second kernel is needed; without it,
+    :func:`splitk_reduce_kernel` does the adding."""
     pid = tl.program_id(0)
     grid_m = tl.cdiv(M, BLOCK_M)
     grid_n = tl.cdiv(N, BLOCK_N)
@@ -52,10 +60,9 @@ def splitk_matmul_kernel(
         tile = pid
         k_first = 0
         k_last = k_steps
-    else:  # one split of a shared tile
-        tile = dp_tiles + q // splits
-        k_first = (q % splits) * steps_per_split
-        k_last = tl.minimum(k_first + steps_per_split, k_steps)
+    else:  # one split of a shared tile (kernels.schedule.split_k_piece)
+        t, k_first, k_last = _split_k_piece(q, splits, steps_per_split, k_steps)
+        tile = dp_tiles + t
     pid_m, pid_n = _grouped_tile(tile, grid_m, grid_n, GROUP_M)
     row0 = pid_m * BLOCK_M
     col0 = pid_n * BLOCK_N
@@ -72,6 +79,17 @@ def splitk_matmul_kernel(
     else:
         block = tl.arange(0, BLOCK_M)[:, None] * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
         tl.store(w_ptr + q * (BLOCK_M * BLOCK_N) + block, acc)
+        if LAST_ADDS:
+            t = q // splits
+            # acq_rel: this program's partial is visible before its count; the last sees every partial
+            if tl.atomic_add(cnt_ptr + t, 1, sem="acq_rel") == splits - 1:
+                total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+                for s in range(splits):  # a fixed order, whoever arrived last
+                    total += tl.load(w_ptr + (t * splits + s) * (BLOCK_M * BLOCK_N) + block, cache_modifier=".cg")
+                rows = row0 + tl.arange(0, BLOCK_M)
+                cols = col0 + tl.arange(0, BLOCK_N)
+                tl.store(c_ptr + rows[:, None] * stride_cm + cols[None, :], total.to(c_ptr.dtype.element_ty),
+                         mask=(rows[:, None] < M) & (cols[None, :] < N))
 
 
 @triton.jit
@@ -102,26 +120,14 @@ MAX_SPLIT_K = 64
 
 
 def split_plan(K: int, block_k: int, split_k: int) -> tuple[int, int]:
-    """``(steps_per_split, splits)``: the K steps each split walks and how many splits that makes, so
-    that no split is empty (``splits <= split_k``; e.g. K = 4096 in steps of 64 with ``split_k = 3``:
-    22 steps each, 3 splits; with ``split_k = 100``: 1 step each, 64 splits). Plain Python."""
-    if split_k < 1:
-        raise ValueError(f"split_k must be >= 1, got {split_k}")
-    steps = cdiv(K, block_k)
-    per = cdiv(steps, min(split_k, steps))
-    return per, cdiv(steps, per)
+    """``(steps_per_split, splits)`` for K in steps of ``block_k``: :func:`kernels.schedule.split_k_plan`."""
+    return split_k_plan(cdiv(K, block_k), split_k)
 
 
 def tail_plan(num_tiles: int, sms: int, split_k: int | None = None) -> tuple[int, int]:
-    """``(dp_tiles, shared_tiles)`` for "whole waves, then split the last one": the tiles that fill whole
-    waves of ``sms`` programs are computed whole; the rest (the last, partial wave) are split. With
-    ``split_k`` given, every tile is split (``(0, num_tiles)``): plain split-K. Plain Python.
-
-    Example: 144 tiles on 132 SMs: 132 whole tiles, 12 shared; split 11 ways, the 12 shared tiles
-    make 132 programs of a ninth of the work, one more short wave instead of a whole one."""
-    if split_k is not None or num_tiles <= sms:
-        return 0, num_tiles
-    return num_tiles - num_tiles % sms, num_tiles % sms
+    """``(dp_tiles, shared_tiles)``: :func:`kernels.schedule.split_tail` (whole waves whole, the last
+    wave split; every tile split when ``split_k`` is given)."""
+    return split_tail(num_tiles, sms, split_k)
 
 
 def workspace_bytes(shared_tiles: int, splits: int, block_m: int, block_n: int) -> int:
@@ -179,10 +185,27 @@ def default_config(dtype: torch.dtype) -> TileConfig:
     return TileConfig(64, 128, 32, 8, 4, 4) if dtype == torch.float32 else TileConfig(64, 128, 64, 8, 4, 4)
 
 
+LAST_ADDS_MAX_SPLITS = 4  # up to this many partials, the last program adds them; beyond, a second kernel
+_placeholders: dict = {}
+
+
+def _placeholder(device, dtype) -> torch.Tensor:
+    """A one-element tensor to pass where the kernel takes a workspace or counters it will not touch
+    (made once per device and dtype: no allocation, no memset on the way to the launch)."""
+    key = (str(device), dtype)
+    if key not in _placeholders:
+        _placeholders[key] = torch.zeros(1, dtype=dtype, device=device)
+    return _placeholders[key]
+
+
+
 def launch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, cfg: TileConfig, split_k: int | None,
-           sms: int | None = None) -> tuple[int, int, int]:
+           sms: int | None = None, last_adds: bool | None = None) -> tuple[int, int, int]:
     """Launch on checked, TMA-ready operands; return ``(dp_tiles, shared_tiles, splits)``.
-    ``sms``: the programs a wave holds (default: the GPU's SMs, ``INTERPRETER_SMS`` in the interpreter)."""
+    ``sms``: the programs a wave holds (default: the GPU's SMs, ``INTERPRETER_SMS`` in the interpreter).
+    ``last_adds``: whether the last program to finish a shared tile adds its partials (one launch), or
+    :func:`splitk_reduce_kernel` does (a second launch, but every SM adding); default: the first up to
+    ``LAST_ADDS_MAX_SPLITS`` splits, where one program reads few partials."""
     from triton.tools.tensor_descriptor import TensorDescriptor
 
     M, K = a.shape
@@ -203,21 +226,31 @@ def launch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, cfg: TileConfig, s
     a_desc = TensorDescriptor(a, [M, K], [a.stride(0), 1], [cfg.block_m, cfg.block_k])
     b_desc = TensorDescriptor(b, [K, N], [b.stride(0), 1], [cfg.block_k, cfg.block_n])
     c_desc = TensorDescriptor(c, [M, N], [c.stride(0), 1], [cfg.block_m, cfg.block_n])
-    w = torch.empty((max(shared * splits, 1) * cfg.block_m, cfg.block_n), dtype=torch.float32, device=a.device)
     upcast = (not ON_GPU) and a.dtype == torch.bfloat16
-    splitk_matmul_kernel[grid](
-        a_desc, b_desc, c_desc, w, M, N, K, dp, splits, per,
-        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
-        NUM_STAGES=cfg.num_stages, UPCAST=upcast, num_warps=cfg.num_warps)
+    if last_adds is None:
+        last_adds = splits <= LAST_ADDS_MAX_SPLITS
+    last_adds = bool(last_adds and shared)
     if shared:
-        reduce(w, c, M, N, cfg, dp, shared, splits)
+        w = torch.empty((shared * splits * cfg.block_m, cfg.block_n), dtype=torch.float32, device=a.device)
+    else:  # no partial tiles: nothing is read or written there
+        w = _placeholder(a.device, torch.float32)
+    cnt = torch.zeros(shared, dtype=torch.int32, device=a.device) if last_adds else _placeholder(a.device, torch.int32)
+    splitk_matmul_kernel[grid](
+        a_desc, b_desc, c_desc, w, c, cnt, M, N, K, dp, splits, per, c.stride(0),
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, GROUP_M=cfg.group_m,
+        NUM_STAGES=cfg.num_stages, UPCAST=upcast, LAST_ADDS=last_adds, num_warps=cfg.num_warps)
+    if shared and not last_adds:
+        reduce(w, c, M, N, cfg, dp, shared, splits, sms or sm_count())
     return dp, shared, splits
 
 
 def reduce(w: torch.Tensor, c: torch.Tensor, M: int, N: int, cfg: TileConfig, dp_tiles: int, shared_tiles: int,
-           splits: int) -> None:
-    """Add each shared tile's ``splits`` float32 partial tiles (workspace ``w``) into ``c``, in order."""
-    rows = min(cfg.block_m, max(1, 8192 // cfg.block_n))  # about 8192 elements a program
+           splits: int, sms: int = 132) -> None:
+    """Add each shared tile's ``splits`` float32 partial tiles (workspace ``w``) into ``c``, in order,
+    with enough programs (rows of a tile each) to give every SM two."""
+    rows = cfg.block_m
+    while rows > 1 and shared_tiles * (cfg.block_m // rows) < 2 * sms:
+        rows //= 2
     splitk_reduce_kernel[(shared_tiles, cfg.block_m // rows)](
         w, c, M, N, dp_tiles, splits, c.stride(0), c.stride(1),
         BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, GROUP_M=cfg.group_m, ROWS=rows, num_warps=4)

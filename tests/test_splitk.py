@@ -54,20 +54,27 @@ def test_splitk_matches_float64(M, N, K, split_k, dtype):
     testing.assert_close_matmul(out, a, b, label=f"split-K {split_k}")
 
 
-def test_splitk_tail_split_is_used_and_exact_where_the_last_wave_is_partial():
+@pytest.mark.parametrize("last_adds", [True, False])
+def test_splitk_tail_split_is_used_and_exact_where_the_last_wave_is_partial(last_adds):
     # 3 x 3 = 9 tiles of 16 x 16 on 4 "SMs": 8 whole, the ninth split 4 ways
     a, b = _inputs(48, 48, 64, torch.float32)
-    c = torch.empty(48, 48, device=a.device)
-    dp, shared, splits = SK.launch(a, b, c, CFG if not ON_GPU else TileConfig(16, 16, 16, 2, 4, 2), None, sms=4)
+    c = testing.poisoned_empty((48, 48), torch.float32)
+    dp, shared, splits = SK.launch(a, b, c, TileConfig(16, 16, 16, 2, 4, 2), None, sms=4, last_adds=last_adds)
     assert (dp, shared, splits) == (8, 1, 4)
     testing.assert_close_matmul(c, a, b, label="tail split")
 
 
-def test_splitk_is_deterministic():
+@pytest.mark.parametrize("last_adds", [True, False])
+@pytest.mark.parametrize("split_k", [2, 3, 8])
+def test_splitk_is_deterministic_and_both_ways_of_adding_agree(split_k, last_adds):
     a, b = _inputs(40, 48, 256, torch.float32, seed=3)
-    first = SK.matmul_splitk(a, b, CFG, split_k=8)
-    for _ in range(3):
-        assert torch.equal(SK.matmul_splitk(a, b, CFG, split_k=8), first)
+    first = testing.poisoned_empty((40, 48), torch.float32)
+    SK.launch(a, b, first, CFG, split_k, last_adds=last_adds)
+    testing.assert_close_matmul(first, a, b, label=f"split {split_k}")
+    for adds in (last_adds, not last_adds, last_adds):
+        again = testing.poisoned_empty((40, 48), torch.float32)
+        SK.launch(a, b, again, CFG, split_k, last_adds=adds)
+        assert torch.equal(again, first), "the same bits, whoever adds"
 
 
 def test_splitk_refuses_bad_arguments():
@@ -157,3 +164,49 @@ def test_matmul_errors_are_clear():
         kernels.matmul(testing.randn(2, 8, 16), testing.randn(16, 8))
     with pytest.raises(ValueError, match="kernels.matmul: out has shape"):
         kernels.matmul(a, testing.randn(16, 8), out=testing.randn(8, 9))
+
+
+# ------------------------------------------------------------------ the schedules, as pictured
+@pytest.mark.parametrize("kind", ["data-parallel", "split tail", "stream-K"])
+@pytest.mark.parametrize("tiles,programs,k_iters", [(9, 4, 4), (144, 132, 64), (272, 132, 64), (5, 4, 3), (3, 4, 5),
+                                                    (8, 4, 2), (1, 1, 1)])
+def test_schedule_pieces_cover_every_iteration_once(kind, tiles, programs, k_iters):
+    from kernels import schedule as S
+
+    pieces = S.schedule_pieces(kind, tiles, programs, k_iters)
+    assert len(pieces) == programs
+    seen = set()
+    for prog in pieces:
+        for t, kb, ke in prog:
+            assert 0 <= t < tiles and 0 <= kb < ke <= k_iters
+            for k in range(kb, ke):
+                assert (t, k) not in seen
+                seen.add((t, k))
+    assert len(seen) == tiles * k_iters
+
+
+def test_makespans_of_the_1152_shape_match_the_kernels_plan():
+    from kernels import schedule as S
+
+    # 144 tiles of 64 K steps on 132 SMs: whole tiles take two tiles' time; splitting the last wave 11 ways
+    # (kernels.splitk's plan) or stream-K take a tile and a bit
+    assert S.pieces_makespan(S.schedule_pieces("data-parallel", 144, 132, 64), 64) == 128
+    assert S.pieces_makespan(S.schedule_pieces("split tail", 144, 132, 64), 64) == 64 + 6
+    assert S.pieces_makespan(S.schedule_pieces("stream-K", 144, 132, 64), 64) == 70
+    assert SK.tail_plan(144, 132) == (132, 12)
+    assert SK.split_plan(4096, 64, 132 // 12) == (6, 11)
+    with pytest.raises(ValueError, match="kind must be"):
+        S.schedule_pieces("round robin", 4, 2, 2)
+
+
+def test_split_schedule_picture_draws():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kernels import plots
+
+    axes = plots.plot_split_schedules(9, 4, 4)
+    assert [ax.get_title() for ax in axes] == ["data-parallel: 12 K steps", "split tail: 9 K steps", "stream-K: 9 K steps"]
+    plt.close("all")
