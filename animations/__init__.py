@@ -4,7 +4,7 @@
   draw: which tiles a program walks, which tiles each wave of programs computes, which panels of A
   and B that wave touches. The tests check these against ``kernels.schedule`` directly.
 * ``animations.scenes``: the Manim scenes (``KLoopScene``, ``TileOrderScene``, ``PersistentScene``,
-  ``PipelineScene``, ``WarpRolesScene``, ``FP4BlockScene``, ``OnlineSoftmaxScene``).
+  ``PipelineScene``, ``WarpRolesScene``, ``FP4BlockScene``, ``OnlineSoftmaxScene``, ``StreamKScene``).
 * ``animations.render``: ``python -m animations.render [--quality low|medium|high] [Scene ...]``
   writes ``chapters/media/<Scene>.mp4``.
 
@@ -14,6 +14,6 @@ anything could import ``triton`` (the animations themselves only need the pure-P
 import kernels  # noqa: F401  (must come before anything that imports triton)
 
 SCENE_NAMES = ("KLoopScene", "TileOrderScene", "PersistentScene", "PipelineScene", "WarpRolesScene",
-               "FP4BlockScene", "OnlineSoftmaxScene")
+               "FP4BlockScene", "OnlineSoftmaxScene", "StreamKScene")
 
 __all__ = ["SCENE_NAMES"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from kernels.schedule import (WARP_ROLES, Footprint, PipelineSpan, Span, cdiv, footprint, makespan, mma_busy,
                               persistent_tiles, pipeline_time, pipeline_timeline, roles_finish,
-                              simulate_launch, tile_order, utilisation, warp_roles_timeline)
+                              schedule_pieces, simulate_launch, tile_order, utilisation, warp_roles_timeline)
 
 # --------------------------------------------------------------------------------------------------
 # One program walking K (KLoopScene)
@@ -442,3 +442,46 @@ def online_softmax_plan(seed=16, rows=4, keys=16, tile=4, head_dim=2, scores=Non
         out=tuple(tuple(float(x) for x in row) for row in out),
         reference=tuple(tuple(float(x) for x in row) for row in reference),
         max_error=float(np.abs(out - reference).max()))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sharing the last wave by K: data-parallel, split tail, stream-K (StreamKScene)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharingPlan:
+    """``kernels.schedule.schedule_pieces`` laid out over time, one K step = one time unit: each
+    program computes its pieces back to back."""
+
+    kind: str
+    num_tiles: int
+    num_programs: int
+    k_iters: int
+    spans: tuple  # (program, start, end, tile, k_begin, k_end), by program then time
+    adds: tuple  # (tile, program, time): a shared tile's partial sums complete, added by that program
+
+    @property
+    def makespan(self) -> float:
+        return max((end for _, _, end, *_ in self.spans), default=0)
+
+    @property
+    def partial_pieces(self) -> int:
+        return sum(1 for *_, kb, ke in self.spans if (kb, ke) != (0, self.k_iters))
+
+
+def sharing_plan(kind, num_tiles, num_programs, k_iters) -> SharingPlan:
+    """The pieces of ``schedule_pieces(kind, ...)`` with start and end times, and for every tile
+    computed in pieces the program that finishes its last piece (the one that adds the partial sums
+    when the last to arrive adds them, as ``kernels.splitk`` and ``kernels.streamk`` do)."""
+    pieces = schedule_pieces(kind, num_tiles, num_programs, k_iters)
+    spans, ends = [], {}
+    for p, prog in enumerate(pieces):
+        t = 0
+        for tile, kb, ke in prog:
+            spans.append((p, t, t + ke - kb, tile, kb, ke))
+            if (kb, ke) != (0, k_iters):
+                ends.setdefault(tile, []).append((t + ke - kb, p))
+            t += ke - kb
+    adds = tuple(sorted((tile, max(e)[1], max(e)[0]) for tile, e in ends.items()))
+    return SharingPlan(kind, num_tiles, num_programs, k_iters, tuple(spans), adds)

@@ -18,7 +18,7 @@ from manim import (
 from kernels.schedule import footprint
 
 from .plan import (KLoopPlan, LaunchPlan, PipelinePlan, Wave, WarpRolesPlan, fmt_bytes, kloop_plan,
-                   launch_plan, pipeline_plan, wave_plan, warp_roles_plan)
+                   launch_plan, pipeline_plan, sharing_plan, wave_plan, warp_roles_plan)
 
 FONT = "DejaVu Sans"
 TIMES = "\u00d7"  # multiplication sign
@@ -1370,3 +1370,106 @@ class OnlineSoftmaxScene(Scene):
         return 3.0 if st.moved else 1.6
 
     _caption = staticmethod(KLoopScene._caption)
+
+
+class StreamKScene(Scene):
+    """The ragged last wave, three ways (``kernels.schedule.schedule_pieces``, via
+    ``animations.plan.sharing_plan``): whole tiles; the last wave's tiles split by K; stream-K's equal
+    runs of (tile, K step) iterations. One time unit is one K step of one tile."""
+
+    NUM_TILES, NUM_SMS, K_ITERS = 9, 4, 4  # 9 tiles on 4 SMs: two full waves and one tile left
+    KINDS = (("data-parallel", "whole tiles"), ("split tail", "the last wave split by K"),
+             ("stream-K", "stream-K: equal runs of K steps"))
+    RUN_SECONDS = 14.0
+
+    @classmethod
+    def plans(cls) -> dict:
+        return {kind: sharing_plan(kind, cls.NUM_TILES, cls.NUM_SMS, cls.K_ITERS) for kind, _ in cls.KINDS}
+
+    def construct(self):
+        plans = self.plans()
+        P, k_iters = self.NUM_SMS, self.K_ITERS
+        t_end = max(p.makespan for p in plans.values())
+        self.drawn_spans = {kind: [] for kind in plans}  # (program, start, end, tile, k_begin, k_end)
+        self.drawn_adds = {kind: [] for kind in plans}  # (tile, program, time) of each "+" marker
+        self.drawn_finish = {}
+
+        title = text("Sharing the last wave by K", 32).to_edge(UP, buff=0.2)
+        sub = (f"{self.NUM_TILES} tiles of C, {k_iters} K steps each, on {P} SMs. Solid: a whole tile. "
+               f"Faint: part of a tile's sum, to be added to the other parts (+).")
+        subtitle = fit_width(text(sub, 19, GREY_B), 13.6).next_to(title, DOWN, buff=0.12)
+        time = ValueTracker(0.0)
+        row_h, row_gap, panel_gap = 0.25, 0.05, 0.55
+        x0, t_scale = -5.6, 10.2 / t_end
+        top = 2.35
+        statics, dynamics, panels = [], [], {}
+        for i, (kind, label) in enumerate(self.KINDS):
+            plan = plans[kind]
+            ptop = top - i * (P * (row_h + row_gap) + panel_gap)
+            y_of = [ptop - (sm + 0.5) * (row_h + row_gap) for sm in range(P)]
+            bottom = ptop - P * (row_h + row_gap)
+            head = text(label, 19, YELLOW).move_to([x0, ptop + 0.2, 0], aligned_edge=LEFT)
+            sm_labels = VGroup(*[text(f"SM {sm}", 13, GREY_B).move_to([x0 - 0.4, y_of[sm], 0]) for sm in range(P)])
+            lanes = VGroup(*[Line([x0, y, 0], [x0 + t_end * t_scale, y, 0], stroke_width=1, stroke_color=GREY_D)
+                             for y in y_of])
+            blocks, labels = VGroup(), VGroup()
+            for prog, start, end, tile, kb, ke in plan.spans:
+                self.drawn_spans[kind].append((prog, start, end, tile, kb, ke))
+                whole = (kb, ke) == (0, k_iters)
+                color = WAVE_COLORS[tile % len(WAVE_COLORS)]
+                rect = Rectangle(width=0.1, height=row_h, stroke_color=WHITE if whole else YELLOW,
+                                 stroke_width=1, fill_color=color)
+                rect.add_updater(grow_box(time, rect, x0, t_scale, start, end, y_of[prog], row_h,
+                                          opacity=0.9 if whole else 0.35))
+                blocks.add(rect)
+                lab = text(str(tile) if whole else f"{tile}: k {kb}-{ke - 1}", 12, WHITE)
+                fit_width(lab, max(0.2, (end - start) * t_scale - 0.06))
+                lab.move_to([x0 + (start + end) / 2 * t_scale, y_of[prog], 0])
+                lab.add_updater(show_after(time, (start + end) / 2))
+                labels.add(lab)
+            for tile, prog, t in plan.adds:
+                self.drawn_adds[kind].append((tile, prog, t))
+                plus = text("+", 22, YELLOW).move_to([x0 + t * t_scale + 0.12, y_of[prog], 0])
+                plus.add_updater(show_after(time, t - 1e-9))
+                labels.add(plus)
+            now = Line([x0, ptop + 0.03, 0], [x0, bottom, 0], stroke_width=2, stroke_color=YELLOW)
+            now.add_updater(lambda m, x0=x0: m.set_x(x0 + time.get_value() * t_scale))
+            statics.append(VGroup(head, sm_labels, lanes))
+            dynamics += [blocks, labels, now]
+            panels[kind] = dict(plan=plan, top=ptop, bottom=bottom, now=now)
+        axis_y = panels[self.KINDS[-1][0]]["bottom"] - 0.05
+        ticks = VGroup(Line([x0, axis_y, 0], [x0 + t_end * t_scale, axis_y, 0], stroke_width=2, stroke_color=GREY_B))
+        for k in range(int(t_end) + 1):
+            ticks.add(text(str(k), 13, GREY_B).move_to([x0 + k * t_scale, axis_y - 0.18, 0]))
+        ticks.add(text("time (K steps)", 13, GREY_B).next_to(ticks[0], RIGHT, buff=0.1))
+
+        self.play(FadeIn(title), FadeIn(subtitle), run_time=0.8)
+        self.play(*[FadeIn(m) for m in statics], FadeIn(ticks), run_time=1.0)
+        self.add(*dynamics)
+        caption = self._caption(f"Top: whole tiles in waves; tile {self.NUM_TILES - 1} runs alone while "
+                                f"{P - 1} SMs wait. Middle and bottom: the same work cut by K.")
+        self.play(FadeIn(caption), run_time=0.6)
+        self.wait(1.0)
+        _run_clock(self, time, t_end, self.RUN_SECONDS, dynamics + statics)
+
+        marks = []
+        for kind, pn in panels.items():
+            end = pn["plan"].makespan
+            self.drawn_finish[kind] = end
+            xe = x0 + end * t_scale
+            marks.append(FadeOut(pn["now"]))
+            marks.append(FadeIn(DashedLine([xe, pn["top"] + 0.03, 0], [xe, pn["bottom"], 0], stroke_width=2,
+                                           stroke_color=YELLOW)))
+            marks.append(FadeIn(text(f"done at {fmt_t(end)}", 16, YELLOW).move_to(
+                [xe + 1.0, (pn["top"] + pn["bottom"]) / 2, 0])))
+        self.play(*marks, run_time=0.8)
+        dp, st, sk = (plans[k] for k, _ in self.KINDS)
+        final = self._caption(
+            f"Whole tiles: done at {fmt_t(dp.makespan)}. Split by K: {fmt_t(st.makespan)} and "
+            f"{fmt_t(sk.makespan)}, paid for with {st.partial_pieces} and {sk.partial_pieces} partial sums "
+            f"written to memory and added in a fixed order.", color=YELLOW)
+        self.play(Transform(caption, final), run_time=0.8)
+        self.wait(4.5)
+
+    _caption = staticmethod(KLoopScene._caption)
+

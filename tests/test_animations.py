@@ -496,3 +496,27 @@ def test_online_softmax_scene_renders_what_kernels_attention_computes(rendered_o
     assert scene.drawn_out == out.tolist()
     assert np.allclose(scene.drawn_reference, _softmax_at_once(scores, values), rtol=0, atol=1e-15)
     assert scene.drawn_error < 1e-12
+
+
+def test_stream_k_scene_drew_the_schedule(rendered):
+    from animations.scenes import StreamKScene as S
+    from kernels.schedule import pieces_makespan, schedule_pieces
+
+    scene = rendered["StreamKScene"].scene
+    for kind, _ in S.KINDS:
+        pieces = schedule_pieces(kind, S.NUM_TILES, S.NUM_SMS, S.K_ITERS)
+        drawn = scene.drawn_spans[kind]
+        # every program's pieces, in order and back to back, exactly as the schedule gives them
+        for p, prog in enumerate(pieces):
+            mine = [d for d in drawn if d[0] == p]
+            assert [(t, kb, ke) for _, _, _, t, kb, ke in mine] == prog
+            assert all(a[2] == b[1] for a, b in zip(mine, mine[1:])) and (not mine or mine[0][1] == 0)
+        assert scene.drawn_finish[kind] == pieces_makespan(pieces, S.K_ITERS)
+        # one "+" per tile computed in pieces, where its last piece ends
+        split = {t for prog in pieces for t, kb, ke in prog if (kb, ke) != (0, S.K_ITERS)}
+        assert {t for t, _, _ in scene.drawn_adds[kind]} == split
+        for t, p, when in scene.drawn_adds[kind]:
+            assert when == max(d[2] for d in drawn if d[3] == t)
+    # the lesson: splitting by K ends sooner than whole tiles
+    assert scene.drawn_finish["stream-K"] < scene.drawn_finish["data-parallel"]
+    assert scene.drawn_finish["split tail"] < scene.drawn_finish["data-parallel"]
