@@ -28,12 +28,16 @@ OUT = os.environ.get("OUT", "/tmp")
 GRID = ([(m, n, n) for m in (1, 16, 64, 128, 512) for n in (4096, 8192)]
         + [(4095, 4095, 4095), (3000, 5000, 1700), (1152, 4096, 4096), (2176, 4096, 4096)]
         + [(s, s, s) for s in (1024, 2048, 4096, 8192, 16384)])
-PERSISTENT = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
+PERSISTENT = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5),
+              TileConfig(64, 128, 64, 8, 4, 8), TileConfig(64, 128, 128, 8, 4, 4)]
 SPLITK = [TileConfig(64, 128, 64, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 3),
           TileConfig(64, 32, 128, 8, 4, 4), TileConfig(64, 64, 64, 8, 4, 6), TileConfig(128, 128, 64, 8, 4, 4),
           TileConfig(128, 256, 64, 8, 8, 3), TileConfig(16, 64, 256, 8, 4, 4), TileConfig(16, 128, 128, 8, 4, 4),
-          TileConfig(64, 128, 128, 8, 4, 3)]
-SPLITS = [1, 2, 3, 4, 8, None]
+          TileConfig(64, 128, 128, 8, 4, 3),
+          # deeper pipelines: more bytes in flight per SM (M <= 128)
+          TileConfig(64, 64, 128, 8, 4, 6), TileConfig(64, 64, 128, 8, 4, 5), TileConfig(64, 64, 64, 8, 4, 10),
+          TileConfig(64, 32, 256, 8, 4, 4), TileConfig(64, 64, 256, 8, 4, 3)]
+SPLITS = [int(x) if x != 'None' else None for x in os.environ.get('SPLITS', '1 2 3 4 8 None').split()]
 
 
 def aligned(t):

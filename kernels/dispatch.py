@@ -58,7 +58,7 @@ _SMALL = TileConfig(64, 64, 128, 8, 4, 4)
 _SMALL_PERSISTENT = TileConfig(64, 128, 64, 8, 4, 5)
 _LARGE = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
 # float32: 128 x 256 tiles leave no room for the float32 C tile the epilogue stages in shared memory
-_LARGE_F32 = [TileConfig(128, 128, 32, 8, 8, 3), TileConfig(64, 128, 32, 8, 4, 5)]
+_LARGE_F32 = [TileConfig(128, 128, 32, 8, 4, 3), TileConfig(64, 128, 32, 8, 4, 5)]  # 128x128x32: kernels.tma.default_config
 # in the interpreter every program costs Python time: small tiles, the same rule
 _INTERP = {"decode": TileConfig(16, 32, 32, 4, 4, 1), "small": TileConfig(32, 32, 32, 4, 4, 1),
            "large": [TileConfig(32, 64, 32, 4, 4, 1), TileConfig(32, 32, 32, 4, 4, 1)]}

@@ -210,3 +210,12 @@ def test_split_schedule_picture_draws():
     axes = plots.plot_split_schedules(9, 4, 4)
     assert [ax.get_title() for ax in axes] == ["data-parallel: 12 K steps", "split tail: 9 K steps", "stream-K: 9 K steps"]
     plt.close("all")
+
+
+@pytest.mark.skipif(not ON_GPU, reason="compiles the rule's tiles at GPU sizes")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,N,K", [(1, 4096, 4096), (64, 2048, 2048), (128, 8192, 1024), (1152, 4096, 512),
+                                   (1024, 1024, 1024), (4096, 1024, 256), (1000, 999, 777)])
+def test_matmul_plans_compile_and_match_on_a_gpu(M, N, K, dtype):
+    a, b = _inputs(M, N, K, dtype, seed=5)
+    testing.assert_close_matmul(kernels.matmul(a, b), a, b, label=f"{dtype} {D.plan(M, N, K, dtype)}")
