@@ -73,6 +73,4 @@ def run_grid(quick=False) -> list[dict]:
     return rows
 
 
-def geomean(values) -> float:
-    values = list(values)
-    return math.exp(sum(math.log(v) for v in values) / len(values))
+geomean = bench.geomean  # the notebook's name for it

@@ -740,3 +740,79 @@ CLAIMS += [
           [sweep("128x64 w4 s3", 128, "min"), sweep("128x64 w4 s3", 128, "max"),
            sweep("128x64 w8 s3", 128, "min"), sweep("128x64 w8 s3", 128, "max")]),
 ]
+
+# ------------------------------------------------------------------------------------------ splitting K (03) and kernels.matmul (05)
+def split(kernel, M, field="ratio_graph", **kw):
+    return rec("ch03_split", field, kernel=kernel, M=M, **kw)
+
+
+WHOLE, SPLIT_RED, SPLIT_LAST, STREAMK = ("whole tiles (persistent, TMA)", "split tail, reduction kernel",
+                                         "split tail, last program adds", "stream-K (pointer loads)")
+TMA_KINDS = one_of(WHOLE, SPLIT_RED, SPLIT_LAST)
+SHARED_PARTS_MB = calc("course('splitk').workspace_bytes(12, 11, 128, 256) / 1e6",
+                       "12 shared tiles x 11 parts of 128x256 float32 (kernels.splitk.workspace_bytes), MB")
+
+
+def grid(M, N, K, field="ratio_graph", scale=1.0):
+    return rec("ch05_grid", field, scale=scale, M=M, N=N, K=K)
+
+
+SMALL_GPU = lambda r: r < 0.03  # noqa: E731  (GPU time under 30 µs, ms)
+CLAIMS += [
+    Claim("03_persistent_matmul", "12 × 11 partial tiles of 128×256 float32 values, 17 MB written and read",
+          [SHARED_PARTS_MB]),
+    Claim("03_persistent_matmul", "At 1152×4096×4096, whole tiles reach\n  452 TFLOP/s (0.69× cuBLAS); with the 12 tiles "
+          "of the second wave split 11 ways and a second kernel\n  adding the parts, 588 TFLOP/s (0.89×)",
+          [split(WHOLE, 1152, "graph_tflops"), split(WHOLE, 1152), split(SPLIT_RED, 1152, "graph_tflops"),
+           split(SPLIT_RED, 1152)]),
+    Claim("03_persistent_matmul", "it goes from\n  0.83× to 0.99× (631 TFLOP/s against cuBLAS's 634 TFLOP/s)",
+          [split(WHOLE, 2176), split(SPLIT_RED, 2176), split(SPLIT_RED, 2176, "graph_tflops"),
+           split("cuBLAS", 2176, "graph_tflops")]),
+    Claim("03_persistent_matmul", "falls back to 0.72×", [split(SPLIT_LAST, 1152)]),
+    Claim("03_persistent_matmul", "for 9 tiles of 4 K steps on 4 SMs",
+          [calc("4", "the example's SMs: plots.plot_split_schedules(9, 4, 4) in the next cell")]),
+    Claim("03_persistent_matmul", "the TMA kernels run at 0.98–1.01× cuBLAS",
+          [rec("ch03_split", agg=a, kernel=TMA_KINDS, M=one_of(1024, 2048)) for a in ("min", "max")]),
+    Claim("03_persistent_matmul", "does not pay: 0.63–0.81×",
+          [rec("ch03_split", agg=a, kernel=STREAMK) for a in ("min", "max")]),
+    Claim("03_persistent_matmul", "it stays at 420–512 TFLOP/s",
+          [rec("ch03_split", "graph_tflops", agg=a, kernel=STREAMK) for a in ("min", "max")]),
+    Claim("03_persistent_matmul", "What is left at 1152×4096×4096 (0.89×): the 17 MB", [split(SPLIT_RED, 1152), SHARED_PARTS_MB]),
+    Claim("03_persistent_matmul", "cuBLAS keeps 657 TFLOP/s at this shape", [split("cuBLAS", 1152, "graph_tflops")]),
+
+    Claim("05_warp_specialization", "that is about 200 MB of traffic",
+          [calc("3 * 2 * 4095 * 4095 * 2 / 1e6", "A, B and C of 4095×4095 bf16, each copied once (read and write), MB")],
+          rounding=10),
+    Claim("05_warp_specialization", "run at 0.9× cuBLAS or faster, and the geometric mean is 1.09×",
+          [calc("0.9", "the floor drawn on the plot (kernels.plots.plot_grid)"),
+           calc("course('bench').geomean(record('ch05_grid', 'ratio_graph', agg='all', gpu='h200'))",
+                "geometric mean of the CUDA-graph ratios over the grid")]),
+    Claim("05_warp_specialization", "cuBLAS runs at 151 TFLOP/s and `kernels.matmul` at\n  443 TFLOP/s (2.94×)",
+          [grid(4095, 4095, 4095, "baseline_graph_tflops"), grid(4095, 4095, 4095, "graph_tflops"), grid(4095, 4095, 4095)]),
+    Claim("05_warp_specialization", "it is 196 TFLOP/s against 412 TFLOP/s (2.10×)",
+          [grid(3000, 5000, 1700, "baseline_graph_tflops"), grid(3000, 5000, 1700, "graph_tflops"), grid(3000, 5000, 1700)],
+          rounding=[1, None, None]),
+    Claim("05_warp_specialization", "11.7 µs against\n  13.4–13.5 µs (1.15–1.16×); at 8192: 0.99–1.02×",
+          [rec("ch05_grid", "graph_ms", agg="all", scale=1000, M=one_of(1, 16), N=4096),
+           rec("ch05_grid", "baseline_graph_ms", agg="min", scale=1000, M=one_of(1, 16), N=4096),
+           rec("ch05_grid", "baseline_graph_ms", agg="max", scale=1000, M=one_of(1, 16), N=4096),
+           rec("ch05_grid", agg="min", M=one_of(1, 16), N=4096), rec("ch05_grid", agg="max", M=one_of(1, 16), N=4096),
+           rec("ch05_grid", agg="min", M=one_of(1, 16), N=8192), rec("ch05_grid", agg="max", M=one_of(1, 16), N=8192)]),
+    Claim("05_warp_specialization", "Two shapes stay below 0.9×", [calc("0.9", "the floor drawn on the plot (kernels.plots.plot_grid)")]),
+    Claim("05_warp_specialization", "14.2 µs against 11.4 µs (0.80×)",
+          [grid(64, 4096, 4096, "graph_ms", 1000), grid(64, 4096, 4096, "baseline_graph_ms", 1000), grid(64, 4096, 4096)]),
+    Claim("05_warp_specialization", "read this 32 MB B faster",
+          [calc("4096 * 4096 * 2 / 2**20", "B of 4096×4096 bf16, MiB")]),
+    Claim("05_warp_specialization", "1152×4096×4096 at 0.89×: chapter 03's split of the last wave takes it from 0.69× to 0.89×",
+          [grid(1152, 4096, 4096), split(WHOLE, 1152), split(SPLIT_RED, 1152)]),
+    Claim("05_warp_specialization", "still cost 6.9 µs (65.6 µs against 58.7 µs)",
+          [calc("(record('ch05_grid', 'graph_ms', gpu='h200', M=1152) - record('ch05_grid', 'baseline_graph_ms', gpu='h200', M=1152)) * 1000",
+                "kernels.matmul's GPU time above cuBLAS's at 1152x4096x4096, µs"),
+           grid(1152, 4096, 4096, "graph_ms", 1000), grid(1152, 4096, 4096, "baseline_graph_ms", 1000)]),
+    Claim("05_warp_specialization", "under 30 µs takes\n  54–168 µs from Python, where cuBLAS takes 9–29 µs",
+          [calc("30", "the threshold of the statement: records whose GPU time (graph_ms) is under 0.03 ms"),
+           rec("ch05_grid", "ms", agg="min", scale=1000, graph_ms=SMALL_GPU),
+           rec("ch05_grid", "ms", agg="max", scale=1000, graph_ms=SMALL_GPU),
+           rec("ch05_grid", "baseline_ms", agg="min", scale=1000, graph_ms=SMALL_GPU),
+           rec("ch05_grid", "baseline_ms", agg="max", scale=1000, graph_ms=SMALL_GPU)]),
+]

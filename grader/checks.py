@@ -14,6 +14,17 @@ written, the values right against a float64 reference computed after the call; i
 each element of C stored exactly once, by the program whose tile it is, from loads of its own rows of A
 and columns of B; and finally a replay: the recorded launches run again on new A and B, and C must follow.
 
+Chapter 03's other two exercises: ``stream_k_pieces`` (plain Python) is called for every program of fixed and
+random problems (``num_programs`` never above the iterations, as a launch clamps it); every ``(tile, K step)``
+must be computed exactly once, with no empty or out-of-range piece, before each program's pieces are compared
+with ``kernels.schedule.stream_k_chunks``; calls into the course's stream-K functions are refused
+(``watch_calls``). ``splitk_reduce`` (a Triton kernel) runs in the sandbox with ``kernels.splitk`` refused
+(``refuse_calls_into``); C must hold exactly the bits of the float32 sum of the partials in the order
+``s = 0, 1, ...``, computed step by step in NumPy and cast to C's dtype (another order, a float64 or float16
+accumulator, a missing split are named); the launch must have one program per block of C, and in the
+interpreter each element of W is read once and each of C stored once; bfloat16 is checked on a GPU only (the
+interpreter rounds float32 to bfloat16 another way); then the replay on new partial sums.
+
 The FP8 and FP4 exercises (chapters 06 and 07) follow the same pattern with their own references:
 ``quantize_e4m3`` must give exactly the e4m3 values of ``kernels.fp8.quantize`` (either neighbour where
 the order of a kernel's float32 operations decides, never in rows built of exact ties) and scales within
@@ -69,6 +80,7 @@ from kernels import fp8 as _fp8
 from kernels import protocol as _protocol
 from kernels import quantize as _quantize
 from kernels import schedule as _schedule
+from kernels import splitk as _splitk
 from kernels import testing as T
 
 from . import guard as _guard
@@ -1181,6 +1193,141 @@ def check_grouped_tile(fn, rng, gen, subchecks):
 
 
 # --------------------------------------------------------------------------------------------------
+# stream_k_pieces (chapter 03)
+# --------------------------------------------------------------------------------------------------
+_LIBRARY_STREAM_K = [f.__code__ for f in (_schedule.stream_k_split, _schedule.stream_k_programs,
+                                          _schedule.stream_k_range, _schedule.stream_k_first_program,
+                                          _schedule.stream_k_chunks, _schedule.stream_k_contributors)]
+
+
+def _int_like(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    try:
+        return float(v) == int(v)
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _as_pieces(value):
+    """``value`` as a list of ``(tile, k_begin, k_end)`` int triples, or ``None`` if it is not one."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    pieces = []
+    for piece in value:
+        if not isinstance(piece, (list, tuple)) or len(piece) != 3 or not all(_int_like(v) for v in piece):
+            return None
+        pieces.append(tuple(int(v) for v in piece))
+    return pieces
+
+
+def _pieces_text(pieces, limit=6):
+    shown = ", ".join(str(p) for p in pieces[:limit])
+    return f"[{shown}{', ...' if len(pieces) > limit else ''}]"
+
+
+def _stream_k_case(fn, tiles, k_iters, programs, stop):
+    """Call ``fn`` for every program; return ``{program: pieces}`` (checked for type), or stop."""
+    got = {}
+    with watch_calls(_LIBRARY_STREAM_K) as library_calls:
+        for p in range(programs):
+            try:
+                value = fn(p, programs, tiles, k_iters)
+            except Exception as exc:
+                if _not_implemented(exc):
+                    stop("not_implemented", "not implemented yet (NotImplementedError)")
+                stop("error", f"program {p}: {describe_exception(exc)}")
+            if library_calls.tampered:
+                stop("refused", tampered_message(library_calls.tampered))
+            if library_calls:
+                stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's own "
+                                "stream-K schedule; write the arithmetic yourself")
+            pieces = _as_pieces(value)
+            if pieces is None:
+                stop("fail", f"program {p}: expected a list of (tile, k_begin, k_end) tuples of ints, got "
+                             f"{textwrap.shorten(repr(value), 120)}")
+            got[p] = pieces
+    return got
+
+
+def _stream_k_message(got, tiles, k_iters, programs):
+    """``None`` if ``got`` (program -> pieces) is ``kernels.schedule.stream_k_chunks`` for every program;
+    else what is wrong: pieces out of range or empty, iterations computed twice or never, then the
+    difference from the even split."""
+    total = tiles * k_iters
+    for p, pieces in got.items():
+        for t, kb, ke in pieces:
+            if not 0 <= t < tiles:
+                return (f"program {p} returns the piece {(t, kb, ke)}, of tile {t}: the shared tiles are numbered "
+                        f"0 .. {tiles - 1} (sk_tiles = {tiles})")
+            if kb >= ke:
+                return (f"program {p} returns the empty piece {(t, kb, ke)} (k_begin >= k_end: no K step in it); "
+                        "a program's pieces hold at least one K step each: leave out a tile its run does not reach")
+            if kb < 0 or ke > k_iters:
+                return (f"program {p} returns the piece {(t, kb, ke)}: a tile's K steps are 0 .. {k_iters - 1} "
+                        f"(k_iters = {k_iters}), so 0 <= k_begin < k_end <= {k_iters}")
+    owners: dict = {}
+    for p, pieces in got.items():
+        for t, kb, ke in pieces:
+            for k in range(kb, ke):
+                owners.setdefault((t, k), []).append(p)
+    never = [(t, k) for t in range(tiles) for k in range(k_iters) if (t, k) not in owners]
+    twice = sorted(key for key, ps in owners.items() if len(ps) > 1)
+    if twice:
+        (t, k), ps = twice[0], owners[twice[0]]
+        who = (f"twice by program {ps[0]}" if ps[0] == ps[1] else f"by programs {ps[0]} and {ps[1]}")
+        extra = f", and {len(never)} by none" if never else ""
+        return (f"tile {t}, K step {k} is computed {who} ({len(twice)} iteration(s) more than once{extra}): every "
+                f"(tile, K step) of the {tiles} x {k_iters} = {total} iterations must be computed exactly once; "
+                "do neighbouring programs' runs overlap, or does a program's piece reach past its run's end?")
+    if never:
+        t, k = never[0]
+        return (f"tile {t}, K step {k} is computed by no program ({len(never)} of the {total} iterations are "
+                "missing): the runs must cover every (tile, K step) exactly once, program p's from "
+                "p * total // num_programs up to (p + 1) * total // num_programs; does a run stop one step "
+                "early, or a piece end before its run does?")
+    for p in range(programs):
+        want = _schedule.stream_k_chunks(p, programs, tiles, k_iters)
+        if got[p] == want:
+            continue
+        start, end = p * total // programs, (p + 1) * total // programs
+        mine = sorted(t * k_iters + k for t, kb, ke in got[p] for k in range(kb, ke))
+        head = f"program {p} returns {_pieces_text(got[p])}, expected {_pieces_text(want)}"
+        if mine == list(range(start, end)):
+            return (head + ": the right K steps, cut into other pieces or given in another order; return one "
+                           "piece per tile the run touches, in the order of the run (tile after tile), each a "
+                           "single range of K steps")
+        if mine and mine == list(range(mine[0], mine[-1] + 1)):
+            return (head + f": its run is iterations [{mine[0]}, {mine[-1] + 1}), but with total = sk_tiles * k_iters "
+                           f"= {total} iterations over {programs} programs, program p's run is [p * total // "
+                           f"num_programs, (p + 1) * total // num_programs) = [{start}, {end}): every run within one "
+                           "iteration of the others' length (iteration i is K step i % k_iters of tile i // k_iters)")
+        return (head + f": program p's run is one contiguous range of iterations, [{start}, {end}) here "
+                       "(iteration i is K step i % k_iters of tile i // k_iters)")
+    return None
+
+
+def check_stream_k_pieces(fn, rng, gen, subchecks):
+    # (sk_tiles, k_iters, num_programs): one program; one iteration each; runs that end on a tile's edge;
+    # k_iters = 1 (whole tiles); the chapter's 144 tiles of 64 K steps over 132 programs, and its 12 tail tiles
+    fixed = [(1, 1, 1), (1, 8, 1), (1, 8, 8), (1, 8, 3), (3, 4, 5), (4, 1, 3), (5, 3, 15), (2, 5, 3), (7, 3, 4),
+             (9, 7, 9), (6, 4, 2), (12, 64, 132), (144, 64, 132)]
+    cases = list(fixed)
+    for _ in range(30):
+        tiles, k_iters = rng.randint(1, 40), rng.randint(1, 70)
+        cases.append((tiles, k_iters, rng.randint(1, min(tiles * k_iters, 200))))
+    for tiles, k_iters, programs in cases:
+        title = f"{tiles} shared tile(s) of {k_iters} K step(s) over {programs} program(s)"
+        stop = _stop_for(subchecks, title)
+        got = _stream_k_case(fn, tiles, k_iters, programs, stop)
+        msg = _stream_k_message(got, tiles, k_iters, programs)
+        if msg:
+            stop("fail", msg)
+    subchecks.append(SubCheck(f"{len(cases)} problems ({len(fixed)} fixed, {len(cases) - len(fixed)} random), "
+                              "every program", "pass"))
+
+
+# --------------------------------------------------------------------------------------------------
 # pingpong_consumer
 # --------------------------------------------------------------------------------------------------
 _LIBRARY_PROTOCOL = [_protocol.reference_consumer.__code__]
@@ -1413,6 +1560,333 @@ def _not_following(what):
     return ("refused", f"refused: when the grader launched your kernels again on new inputs, {what} did not follow: the "
                        "result did not come from the inputs through your kernels (work done outside a kernel, or "
                        "a copy of an input made before the launch)")
+
+
+# --------------------------------------------------------------------------------------------------
+# splitk_reduce (chapter 03)
+# --------------------------------------------------------------------------------------------------
+_W_PAD = 1000.0  # what surrounds the workspace: a read past its end changes a sum a lot
+_ORDER_WHY = ("float32 addition is not associative, so another order (or another precision) rounds differently. "
+              "The reduction adds W[0], W[1], ..., W[splits - 1] one after the other into a float32 accumulator "
+              "that starts at 0.0: one fixed order, so that the same partial sums give the same bits on every run "
+              "(atomic adds into C land in whatever order the programs finish, and the bits change from run to run)")
+
+
+class _RCase:
+    """One call of ``splitk_reduce``: ``splits`` partial sums of an ``M x N`` C of ``dtype``, C laid out as
+    ``layout`` (``_LAYOUTS``; ``own_out``: the wrapper allocates a float32 C itself)."""
+
+    def __init__(self, label, splits, M, N, dtype=torch.float32, layout="row", own_out=False, gpu_only=False):
+        self.label, self.splits, self.M, self.N, self.dtype = label, splits, M, N, dtype
+        self.layout, self.own_out, self.gpu_only = layout, own_out, gpu_only
+        self.strides = {}
+
+    def title(self):
+        lay = {"row": "", "padded": ", C a view in a padded buffer", "col": ", C column-major",
+               "every_other": ", C every other column of a wider buffer"}[self.layout]
+        splits = f"{self.splits} split{'s' if self.splits > 1 else ''}"
+        return f"{splits} of {self.M}x{self.N}, {str(self.dtype)[6:]} C ({self.label}{lay})"
+
+
+def _c_layout_note(case) -> str:
+    """A hint about where C lies, for messages about stores in the wrong place."""
+    strides = case.strides.get("C")
+    if strides is None or case.layout == "row":
+        return ""
+    if case.layout == "col":
+        return (f"; here C is column-major (strides {strides}): do your stores use stride_cm and stride_cn, "
+                "never assuming a stride of 1?")
+    if case.layout == "every_other":
+        return (f"; here C takes every other column of a wider buffer (strides {strides}): do your stores multiply "
+                "the column indices by stride_cn?")
+    return (f"; here C is a view inside a wider buffer (its rows are {strides[0]} elements apart, not N = "
+            f"{case.N}): do your stores use stride_cm?")
+
+
+def _reduce_unwritten_message(nan, case):
+    M, N = case.M, case.N
+    i, j = _first(nan)
+    hint = ""
+    if M > 1 and bool(nan[M - 1].all()) and not bool(nan[: M - 1].all()):
+        hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask (rows < M) and the grid"
+    elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
+        hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask (cols < N) and the grid"
+    hint = hint or _c_layout_note(case)
+    return (f"{int(nan.sum())} of {M * N} elements of C never written (still the NaN C was filled with), first at "
+            f"[{i}, {j}]{hint}")
+
+
+def _partials(gen, S, M, N, low_precision):
+    """Float32 partial sums (CPU) of mixed magnitudes, so that the order of adding shows in the bits (kept
+    small enough for float16 when C is float16 or bfloat16). No zeros, so no -0.0."""
+    hi = 6 if low_precision else 12
+    scale = torch.exp2(torch.randint(-8, hi + 1, (S, M, N), generator=gen).to(torch.float32))
+    return torch.randn(S, M, N, generator=gen, dtype=torch.float32) * scale
+
+
+def _sequential(w: np.ndarray, order, acc_dtype=np.float32) -> np.ndarray:
+    acc = np.zeros(w.shape[1:], acc_dtype)
+    for s in order:
+        acc = (acc + w[s].astype(acc_dtype)).astype(acc_dtype)
+    return acc
+
+
+def _tree(w: np.ndarray) -> np.ndarray:
+    parts = [w[s] for s in range(w.shape[0])]
+    while len(parts) > 1:
+        parts = [parts[i] + parts[i + 1] if i + 1 < len(parts) else parts[i] for i in range(0, len(parts), 2)]
+    return np.zeros(w.shape[1:], np.float32) + parts[0]
+
+
+def _in_pairs(w: np.ndarray) -> np.ndarray:
+    S = w.shape[0]
+    acc = np.zeros(w.shape[1:], np.float32)
+    for s in range(0, S - 1, 2):
+        acc = acc + (w[s] + w[s + 1])
+    return acc + w[S - 1] if S % 2 else acc
+
+
+def _as_c(values: np.ndarray, dtype) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
+
+
+def _reduce_reference(w: np.ndarray, dtype) -> torch.Tensor:
+    """C as the exercise defines it: the float32 sum in the order s = 0, 1, ..., from 0.0, cast to ``dtype``."""
+    return _as_c(_sequential(w, range(w.shape[0])), dtype)
+
+
+def _reduce_variants(w: np.ndarray, dtype):
+    """(what, C) for the usual other ways of adding the partials, to name the one an answer used."""
+    S = w.shape[0]
+    order = ("the sum in another order: {} (the order must be s = 0, 1, ..., splits - 1); " + _ORDER_WHY)
+    out = []
+    if S >= 3:
+        out += [(order.format("the reverse, s = splits - 1 down to 0"), _sequential(w, range(S - 1, -1, -1))),
+                (order.format("in pairs, W[0] + W[1], then W[2] + W[3], ..., each pair added to the sum"),
+                 _in_pairs(w)),
+                (order.format("as a tree, ((W[0] + W[1]) + (W[2] + W[3])) + ..."), _tree(w))]
+    f64 = _sequential(w, range(S), np.float64)
+    why64 = ("the sum accumulated in float64: the exercise's C is the float32 sum (the same bits on every GPU and every "
+             "run, and float64 is slow on GPUs); use tl.zeros(..., dtype=tl.float32)")
+    out += [(why64, f64.astype(np.float32)), (why64, f64)]
+    if dtype == torch.float16:
+        out.append(("the sum accumulated in float16: each addition rounds to 11 bits; keep the accumulator in float32 "
+                    "(tl.zeros(..., dtype=tl.float32)) and convert to C's dtype only when storing",
+                    _sequential(w, range(S), np.float16)))
+    if S >= 2:
+        out += [(f"the sum of W[1] .. W[{S - 1}] only: W[0] is never added (the loop must start at s = 0)",
+                 _sequential(w, range(1, S))),
+                (f"the sum of W[0] .. W[{S - 2}] only: the last partial, W[{S - 1}], is never added (the loop must "
+                 "run over s = 0, 1, ..., splits - 1: range(splits))", _sequential(w, range(S - 1))),
+                (f"W[{S - 1}] alone: each partial replaces the accumulator instead of adding to it (acc += ..., "
+                 "not acc = ...)", _sequential(w, [S - 1])),
+                ("W[0] alone: only the first partial is added (does the loop run over range(splits)?)",
+                 _sequential(w, [0]))]
+    out.append((f"the sum plus {_W_PAD:g} everywhere, which is what lies past the end of W here: the loop reads past "
+                "the end of W, one split too many (range(splits), not range(splits + 1))",
+                _sequential(w, range(S)) + np.float32(_W_PAD)))
+    return [(what, _as_c(v, dtype)) for what, v in out]
+
+
+def _reduce_values_message(res, w: np.ndarray, case, stored=None):
+    """``None`` if ``res`` holds exactly the bits of the fixed-order float32 sum; else what is wrong."""
+    dtype = case.dtype
+    ref = _reduce_reference(w, dtype)
+    got_bits, ref_bits = _bytes_of(res), _bytes_of(ref)
+    bad = got_bits != ref_bits
+    if not bool(bad.any()):
+        return None
+    i, j = _first(bad)
+    if stored is not None and not stored[i, j]:
+        return f"C[{i}, {j}] was never stored by your kernel, yet it is not what C held before"
+    got = res.detach().to("cpu", torch.float64)
+    want = ref.to(torch.float64)
+    S = w.shape[0]
+    parts = ""
+    if S <= 8:
+        parts = f" (W[:, {i}, {j}] = [{', '.join(f'{float(x):.9g}' for x in w[:, i, j])}])"
+    terms = [f"W[{s}, {i}, {j}]" for s in range(S)]
+    terms = " + ".join(terms if S <= 2 else terms[:2] + ["...", terms[-1]])
+    head = (f"C[{i}, {j}] is {float(got[i, j]):.9g}, but {terms}, added in that order in float32 from 0.0 and cast "
+            f"to {str(dtype)[6:]}, is {float(want[i, j]):.9g}{parts}; {int(bad.sum())} of {bad.numel()} elements differ")
+    for what, values in _reduce_variants(w, dtype):
+        if torch.equal(_bytes_of(values), got_bits):
+            return head + ". Your C is " + what
+    diff = (got - want).abs()
+    rms = float(want.pow(2).mean().sqrt()) or 1.0
+    if bool(torch.isfinite(got).all()) and bool((diff <= 1e-5 * (want.abs() + rms)).all()):
+        return head + ": close, but not the same bits: " + _ORDER_WHY
+    hint = ""
+    if float(diff.max()) > 100 * rms:
+        hint = f" (reading outside W? what surrounds it here is {_W_PAD:g})"
+    return head + hint + _c_layout_note(case)
+
+
+def _reduce_grid_message(call, case, res):
+    """``None`` if every kernel of the learner's that wrote C covered it with one program per block of a
+    reasonable size; else what it did instead."""
+    M, N = case.M, case.N
+    for l in call.learner:
+        if not l.touches(res):
+            continue
+        if l.grid is None:
+            return f"could not read the launch grid of your kernel {l.kernel}: launch it as kernel[grid](...)"
+        bm, bn = _named_arg(l, "BLOCK_M"), _named_arg(l, "BLOCK_N")
+        if not (isinstance(bm, int) and isinstance(bn, int) and bm > 0 and bn > 0):
+            continue
+        want = (-(-M // bm), -(-N // bn), 1)
+        rule = ("one program per BLOCK_M x BLOCK_N block of C, grid (cdiv(M, BLOCK_M), cdiv(N, BLOCK_N)), each "
+                "adding the splits of its block")
+        if bm * bn == 1 and M * N > 1:
+            return (f"{l.grid_text()} starts one program per element of C (BLOCK_M = BLOCK_N = 1): {rule}; a "
+                    "program that adds a block of elements at once keeps the GPU's lanes busy")
+        if l.grid != want:
+            return (f"{l.grid_text()} started {l.programs} program(s), but C ({M}x{N}) in blocks of {bm}x{bn} "
+                    f"needs a grid of {want[0]}x{want[1]}: {rule}")
+        if bm * bn > 16384:
+            return (f"{l.grid_text()} works on blocks of {bm}x{bn} = {bm * bn} elements: a program holds its block "
+                    "in registers, which on a GPU means at most a few thousand elements; use blocks such as the "
+                    f"wrapper's, and a grid of cdiv(M, BLOCK_M) x cdiv(N, BLOCK_N) programs")
+    return None
+
+
+def _reduce_reads_message(call, w, case, res):
+    """In the interpreter: ``None`` if the learner's kernels read every element of W once and stored every
+    element of C once; else what they did instead."""
+    M, N, S = case.M, case.N, case.splits
+    traced = [l for l in call.learner if l.trace is not None]
+    if ON_GPU or not traced:
+        return None
+    lo, n_w = w.data_ptr(), S * M * N
+    reads = np.zeros(n_w, dtype=np.int64)
+    cview = View("C", res)
+    writes = np.zeros((M, N), dtype=np.int64)
+    for l in traced:
+        for p in l.trace.programs.values():
+            for addr in p.loads:
+                e = (addr.astype(np.int64) - lo) // 4
+                e = e[(e >= 0) & (e < n_w)]
+                np.add.at(reads, e, 1)
+            for addr, _ in p.stores:
+                inside = cview.in_storage(addr)
+                if inside.any():
+                    ok, rows, cols, _ = cview.index(addr[inside])
+                    np.add.at(writes, (rows[ok], cols[ok]), 1)
+    if (reads > 1).any():
+        e = int(np.argmax(reads > 1))
+        s, m, n = (int(x) for x in np.unravel_index(e, (S, M, N)))
+        return (f"W[{s}, {m}, {n}] was read {int(reads[e])} times ({int((reads > 1).sum())} of the {n_w} elements of W "
+                "more than once): each element of W is needed once; each program loads its own block of every "
+                "W[s] once, masked at the ragged edges (a load without the mask reads the next row's elements "
+                "too), and adds it into its accumulator")
+    if (writes > 1).any():
+        i, j = (int(x) for x in np.argwhere(writes > 1)[0])
+        return (f"C[{i}, {j}] was stored {int(writes[i, j])} times: each program stores its block of C once, after "
+                "adding every split into its float32 accumulator")
+    return None
+
+
+def _run_reduce_case(fn, case, rng, gen, subchecks, first):
+    title = case.title()
+    if case.gpu_only and not ON_GPU:
+        subchecks.append(SubCheck(title, "skip", "needs a CUDA GPU: Triton's interpreter rounds float32 to "
+                                                 "bfloat16 differently from a GPU"))
+        return
+    stop0 = _stop_for(subchecks, title)
+    S, M, N = case.splits, case.M, case.N
+    w_note = (f" (W, of shape ({S}, {M}, {N}), is seen here as its {S * M} rows of {N}: row r is W[r // {M}, "
+              f"r % {M}]; a row past the last one is split {S} or beyond: does the loop stop at splits - 1, and are "
+              "the loads masked?)")
+
+    def stop(status, message):
+        if "outside W" in message:
+            message += w_note
+        elif "outside C" in message and "strides are" not in message:
+            message += _c_layout_note(case)
+        stop0(status, message)
+
+    low = case.dtype != torch.float32
+    values = _partials(gen, S, M, N, low)
+    w_np = values.numpy().copy()
+    head, tail = 16, M * N + 16  # after W, a whole split more: a loop that runs one split too far stays inside
+    wbuf = torch.full((head + S * M * N + tail,), _W_PAD, dtype=torch.float32, device=DEVICE)
+    w = wbuf[head:head + S * M * N].view(S, M, N)
+    w.copy_(values.to(DEVICE))
+    private = _bytes_of(w.reshape(S * M, N))
+    big = out = None
+    kwargs = {}
+    if not case.own_out and _accepts(fn, "out"):
+        big, out = _place(torch.empty(M, N, dtype=case.dtype), _OUT_PAD, case.layout, guard=1)
+        _poison(out)
+        kwargs["out"] = out
+    case.strides = {"C": tuple(out.stride()) if out is not None else (N, 1)}
+    w2 = w.view(S * M, N)
+    operands = {"W": w2, "C": out} if out is not None else {"W": w2}
+    call = _fp_call(fn, (w,), kwargs, operands, ("W",), stop, modules=(_splitk,), low_precision_casts=True)
+    res = call.res
+    dtype = case.dtype if out is not None else torch.float32
+    _check_result_tensor(res, "the result", (M, N), dtype, stop)
+    why = call.box.written_by_kernel(res)
+    if why:
+        stop("refused", "refused: " + why)
+    if out is not None and (res.data_ptr(), res.stride()) != (out.data_ptr(), out.stride()):
+        stop("fail", f"the caller passed out= (a view with strides {out.stride()}), but your function returned "
+                     "another tensor: write into out, through its strides, and return out")
+    msg = _reduce_grid_message(call, case, res)
+    if msg:
+        stop("fail", msg)
+    nan = _unwritten(res, poisoned=out is not None)
+    if bool(nan.all()):
+        stop("not_implemented" if first else "fail",
+             "the kernel wrote nothing: every element of C is still the NaN it was filled with "
+             "(not implemented yet, or a store mask that is never true?)")
+    if bool(nan.any()):
+        stop("fail", _reduce_unwritten_message(nan.cpu(), case))
+    if not call.box.received(w, call.learner):
+        stop("refused", "refused: w itself was never passed to your kernel, so it read a copy of it made outside a "
+                        "kernel (.contiguous(), .clone(), a cast, ...): pass w itself and let the kernel read it")
+    if not torch.equal(_bytes_of(w2), private):
+        stop("fail", "the kernel changed the workspace W: it must only read it")
+    if big is not None:
+        msg = _canary_message(big, out, M, N)
+        if msg:
+            stop("fail", msg)
+    msg = _reduce_values_message(res, w_np, case, _stored_mask(call.learner, res))
+    if msg:
+        stop("fail", msg)
+    msg = _reduce_reads_message(call, w, case, res)
+    if msg:
+        stop("fail", msg)
+    new = _partials(gen, S, M, N, low)
+    verdict = _replay_fp(call, {"W": new}, {"W": w}, [out] if out is not None else ())
+    if verdict:
+        stop(*verdict)
+    if _reduce_values_message(res, new.numpy(), case):
+        stop(*_not_following("C"))
+    subchecks.append(SubCheck(title, "pass"))
+
+
+def check_splitk_reduce(fn, rng, gen, subchecks):
+    def dims(lo, hi):
+        return _dims(rng, lo, hi)
+
+    hi = pick(cpu=40, gpu=700)
+    lo = pick(cpu=17, gpu=65)  # more than one block of the wrapper's in each direction
+    cases = [
+        _RCase("ragged", 3, dims(2, 15), dims(2, 15)),
+        _RCase("ragged", 7, dims(lo, hi), dims(lo, hi), layout="col"),
+        _RCase("ragged", 2, dims(lo, hi), dims(lo, hi), torch.float16, layout="every_other"),
+        _RCase("one split: a copy", 1, dims(lo, hi), dims(lo, hi), torch.float16),
+        _RCase("random splits", rng.choice([4, 5, 6, 9]), dims(lo, hi), dims(lo, hi), layout="padded"),
+        _RCase("random splits", rng.choice([3, 5, 8]), dims(lo, hi), dims(lo, hi), torch.float16, layout="col"),
+        _RCase("one row", rng.choice([3, 4]), 1, dims(lo, hi), layout="every_other"),
+        _RCase("one column", rng.choice([3, 6]), dims(lo, hi), 1, torch.float16),
+        _RCase("bf16 on a GPU", 7, dims(lo, hi), dims(lo, hi), torch.bfloat16, layout="every_other", gpu_only=True),
+        _RCase("bf16 on a GPU", rng.choice([2, 3, 12]), dims(lo, hi), dims(lo, hi), torch.bfloat16, gpu_only=True),
+        _RCase("the wrapper allocates C", rng.choice([3, 7]), dims(lo, hi), dims(lo, hi), own_out=True),
+    ]
+    for i, case in enumerate(cases):
+        _run_reduce_case(fn, case, rng, gen, subchecks, i == 0)
 
 
 # --------------------------------------------------------------------------------------------------

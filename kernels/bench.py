@@ -11,6 +11,8 @@ a machine without a GPU. A new GPU gets a folder of its own; no record of anothe
 """
 from __future__ import annotations
 
+import math
+
 import datetime as _dt
 import json
 import os
@@ -80,6 +82,15 @@ def rotating_graph_ms(fns, rep_ms=100) -> float:
             fn()
 
     return float(triton.testing.do_bench_cudagraph(all_calls, rep=rep_ms, return_mode="median")) / len(fns)
+
+
+def geomean(values) -> float:
+    """The geometric mean of positive numbers (ratios to a library over a grid of shapes): the
+    ``n``-th root of their product. Raises ``ValueError`` for no values or a value <= 0."""
+    values = [float(v) for v in values]
+    if not values or min(values) <= 0:
+        raise ValueError(f"geomean needs positive values, got {values!r}")
+    return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
 def gpu_clocks() -> dict:

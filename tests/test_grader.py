@@ -78,6 +78,7 @@ def test_solutions_score_full_marks_headless():
     report, results = graded(run_grader(CH01, CH02, CH03, CH04, CH05, "--json"))
     assert set(results) == {("ch01_naive_matmul", "naive_matmul"), ("ch02_tiled_matmul", "tiled_matmul"),
                             ("ch02_tiled_matmul", "grouped_tile"), ("ch03_persistent_matmul", "persistent_matmul"),
+                            ("ch03_persistent_matmul", "stream_k_pieces"), ("ch03_persistent_matmul", "splitk_reduce"),
                             ("ch04_tma_matmul", "tma_matmul"), ("ch05_pingpong_protocol", "pingpong_consumer")}
     for r in results.values():
         assert r["status"] == "pass", r
@@ -85,7 +86,7 @@ def test_solutions_score_full_marks_headless():
     assert all(not nb["cell_issues"] for nb in report["notebooks"])
     # the bf16 sub-checks need a GPU: without one they say SKIP, never ok
     if not checks.ON_GPU:
-        for name in ("naive_matmul", "tiled_matmul", "persistent_matmul", "tma_matmul"):
+        for name in ("naive_matmul", "tiled_matmul", "persistent_matmul", "tma_matmul", "splitk_reduce"):
             bf16 = [s for r in results.values() if r["name"] == name for s in r["subchecks"] if "bfloat16" in s["label"]]
             assert bf16 and all(s["status"] == "skip" for s in bf16)
 
