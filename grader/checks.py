@@ -1143,6 +1143,28 @@ def _as_tile(value):
     return None
 
 
+def _each_program(fn, programs, args_of, library, what, take, stop) -> list:
+    """``[take(p, fn(*args_of(p))) for p in programs]`` for a plain-Python schedule exercise, with calls
+    into the course's ``library`` (``watch_calls``) refused as "the course's {what}", and a raise from
+    ``fn`` reported for its program (``stop(status, message)`` ends the check)."""
+    out = []
+    with watch_calls(library) as library_calls:
+        for p in programs:
+            try:
+                value = fn(*args_of(p))
+            except Exception as exc:
+                if _not_implemented(exc):
+                    stop("not_implemented", "not implemented yet (NotImplementedError)")
+                stop("error", f"program {p}: {describe_exception(exc)}")
+            if library_calls.tampered:
+                stop("refused", tampered_message(library_calls.tampered))
+            if library_calls:
+                stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's "
+                                f"{what}; write the arithmetic yourself")
+            out.append(take(p, value))
+    return out
+
+
 def check_grouped_tile(fn, rng, gen, subchecks):
     grids = [(1, 1, 1), (1, 7, 3), (7, 1, 3), (4, 3, 2), (5, 3, 8), (13, 9, 4), (3, 40, 1), (9, 9, 9)]
     grids += [(rng.randint(1, 40), rng.randint(1, 40), rng.randint(1, 12)) for _ in range(30)]
@@ -1153,24 +1175,14 @@ def check_grouped_tile(fn, rng, gen, subchecks):
             subchecks.append(SubCheck(title, "fail", message))
             raise _Stop(status, f"{title}: {message}")
 
-        got = []
-        with watch_calls(_LIBRARY_SCHEDULE) as library_calls:
-            for pid in range(gm * gn):
-                try:
-                    value = fn(pid, gm, gn, g)
-                except Exception as exc:
-                    if _not_implemented(exc):
-                        stop("not_implemented", "not implemented yet (NotImplementedError)")
-                    stop("error", f"program {pid}: {describe_exception(exc)}")
-                if library_calls.tampered:
-                    stop("refused", tampered_message(library_calls.tampered))
-                if library_calls:
-                    stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's "
-                                    "own answer; write the arithmetic yourself")
-                tile = _as_tile(value)
-                if tile is None:
-                    stop("fail", f"program {pid}: expected a pair of ints (pid_m, pid_n), got {value!r}")
-                got.append(tile)
+        def take(pid, value):
+            tile = _as_tile(value)
+            if tile is None:
+                stop("fail", f"program {pid}: expected a pair of ints (pid_m, pid_n), got {value!r}")
+            return tile
+
+        got = _each_program(fn, range(gm * gn), lambda pid: (pid, gm, gn, g), _LIBRARY_SCHEDULE,
+                            "own answer", take, stop)
         outside = [(p, t) for p, t in enumerate(got) if not (0 <= t[0] < gm and 0 <= t[1] < gn)]
         if outside:
             p, t = outside[0]
@@ -1228,26 +1240,15 @@ def _pieces_text(pieces, limit=6):
 
 def _stream_k_case(fn, tiles, k_iters, programs, stop):
     """Call ``fn`` for every program; return ``{program: pieces}`` (checked for type), or stop."""
-    got = {}
-    with watch_calls(_LIBRARY_STREAM_K) as library_calls:
-        for p in range(programs):
-            try:
-                value = fn(p, programs, tiles, k_iters)
-            except Exception as exc:
-                if _not_implemented(exc):
-                    stop("not_implemented", "not implemented yet (NotImplementedError)")
-                stop("error", f"program {p}: {describe_exception(exc)}")
-            if library_calls.tampered:
-                stop("refused", tampered_message(library_calls.tampered))
-            if library_calls:
-                stop("refused", f"refused: it calls kernels.schedule.{library_calls[0]}, the course's own "
-                                "stream-K schedule; write the arithmetic yourself")
-            pieces = _as_pieces(value)
-            if pieces is None:
-                stop("fail", f"program {p}: expected a list of (tile, k_begin, k_end) tuples of ints, got "
-                             f"{textwrap.shorten(repr(value), 120)}")
-            got[p] = pieces
-    return got
+    def take(p, value):
+        pieces = _as_pieces(value)
+        if pieces is None:
+            stop("fail", f"program {p}: expected a list of (tile, k_begin, k_end) tuples of ints, got "
+                         f"{textwrap.shorten(repr(value), 120)}")
+        return pieces
+
+    return dict(enumerate(_each_program(fn, range(programs), lambda p: (p, programs, tiles, k_iters),
+                                        _LIBRARY_STREAM_K, "own stream-K schedule", take, stop)))
 
 
 def _stream_k_message(got, tiles, k_iters, programs):
