@@ -1520,6 +1520,18 @@ def _check_result_tensor(res, label, shape, dtype, stop):
         stop("fail", f"dtype error: {label} should be {dtype}, got {res.dtype}")
 
 
+def _check_kernel_result(call, res, out, shape, dtype, stop, view_words, c_word):
+    """The result of a Triton exercise's function: a tensor of ``shape`` and ``dtype`` written by the
+    learner's kernel (not by torch), and ``out`` itself when the caller passed one."""
+    _check_result_tensor(res, "the result", shape, dtype, stop)
+    why = call.box.written_by_kernel(res)
+    if why:
+        stop("refused", "refused: " + why)
+    if out is not None and (res.data_ptr(), res.stride()) != (out.data_ptr(), out.stride()):
+        stop("fail", f"the caller passed out= ({view_words} with strides {out.stride()}), but your function "
+                     f"returned another tensor: write {c_word}into out, through its strides, and return out")
+
+
 def _inputs_message(call, inputs: dict, privates: dict):
     """``None`` if every grader input reached a kernel of the learner's and is unchanged; else why not."""
     for label, t in inputs.items():
@@ -1826,13 +1838,7 @@ def _run_reduce_case(fn, case, rng, gen, subchecks, first):
     call = _fp_call(fn, (w,), kwargs, operands, ("W",), stop, modules=(_splitk,), low_precision_casts=True)
     res = call.res
     dtype = case.dtype if out is not None else torch.float32
-    _check_result_tensor(res, "the result", (M, N), dtype, stop)
-    why = call.box.written_by_kernel(res)
-    if why:
-        stop("refused", "refused: " + why)
-    if out is not None and (res.data_ptr(), res.stride()) != (out.data_ptr(), out.stride()):
-        stop("fail", f"the caller passed out= (a view with strides {out.stride()}), but your function returned "
-                     "another tensor: write into out, through its strides, and return out")
+    _check_kernel_result(call, res, out, (M, N), dtype, stop, "a view", "")
     msg = _reduce_grid_message(call, case, res)
     if msg:
         stop("fail", msg)
@@ -2230,13 +2236,7 @@ def _run_scaled_case(fn, case, rng, gen, subchecks, first):
     operands = dict(inputs, C=c_view) if c_view is not None else dict(inputs)
     call = _fp_call(fn, (qa, sa, qb, sb), kwargs, operands, tuple(inputs), stop)
     res = call.res
-    _check_result_tensor(res, "the result", (M, N), torch.bfloat16, stop)
-    why = call.box.written_by_kernel(res)
-    if why:
-        stop("refused", "refused: " + why)
-    if c_view is not None and (res.data_ptr(), res.stride()) != (c_view.data_ptr(), c_view.stride()):
-        stop("fail", f"the caller passed out= (C as a view with strides {c_view.stride()}), but your function "
-                     "returned another tensor: write C into out, through its strides, and return out")
+    _check_kernel_result(call, res, c_view, (M, N), torch.bfloat16, stop, "C as a view", "C ")
     poisoned = c_view is not None
     nan = _unwritten(res, poisoned=poisoned)
     if bool(nan.all()):
