@@ -1213,12 +1213,8 @@ _LIBRARY_STREAM_K = [f.__code__ for f in (_schedule.stream_k_split, _schedule.st
 
 
 def _int_like(v) -> bool:
-    if isinstance(v, bool):
-        return False
-    try:
-        return float(v) == int(v)
-    except (TypeError, ValueError, OverflowError):
-        return False
+    """An integer: a Python or NumPy int (not a bool, a float, a string or a tensor)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def _as_pieces(value):
@@ -1238,8 +1234,10 @@ def _pieces_text(pieces, limit=6):
     return f"[{shown}{', ...' if len(pieces) > limit else ''}]"
 
 
-def _stream_k_case(fn, tiles, k_iters, programs, stop):
-    """Call ``fn`` for every program; return ``{program: pieces}`` (checked for type), or stop."""
+def _stream_k_case(fn, tiles, k_iters, programs, stop, rng):
+    """Call ``fn`` for every program, in a shuffled order and then again in another (a program's pieces
+    may not depend on which programs were asked before it); return ``{program: pieces}`` (checked for
+    type), or stop."""
     def take(p, value):
         pieces = _as_pieces(value)
         if pieces is None:
@@ -1247,8 +1245,19 @@ def _stream_k_case(fn, tiles, k_iters, programs, stop):
                          f"{textwrap.shorten(repr(value), 120)}")
         return pieces
 
-    return dict(enumerate(_each_program(fn, range(programs), lambda p: (p, programs, tiles, k_iters),
-                                        _LIBRARY_STREAM_K, "own stream-K schedule", take, stop)))
+    got = []
+    for _ in range(2):
+        order = list(range(programs))
+        rng.shuffle(order)
+        answers = _each_program(fn, order, lambda p: (p, programs, tiles, k_iters), _LIBRARY_STREAM_K,
+                                "own stream-K schedule", take, stop)
+        got.append(dict(zip(order, answers)))
+    for p in range(programs):
+        if got[0][p] != got[1][p]:
+            stop("fail", f"program {p} returned {_pieces_text(got[0][p])} once and {_pieces_text(got[1][p])} when asked "
+                         "again: a program's pieces depend only on its arguments (program, num_programs, sk_tiles, "
+                         "k_iters), not on the programs asked before it; the launch runs them in any order")
+    return got[0]
 
 
 def _stream_k_message(got, tiles, k_iters, programs):
@@ -1320,7 +1329,7 @@ def check_stream_k_pieces(fn, rng, gen, subchecks):
     for tiles, k_iters, programs in cases:
         title = f"{tiles} shared tile(s) of {k_iters} K step(s) over {programs} program(s)"
         stop = _stop_for(subchecks, title)
-        got = _stream_k_case(fn, tiles, k_iters, programs, stop)
+        got = _stream_k_case(fn, tiles, k_iters, programs, stop, rng)
         msg = _stream_k_message(got, tiles, k_iters, programs)
         if msg:
             stop("fail", msg)
@@ -1746,7 +1755,9 @@ def _reduce_grid_message(call, case, res):
             return f"could not read the launch grid of your kernel {l.kernel}: launch it as kernel[grid](...)"
         bm, bn = _named_arg(l, "BLOCK_M"), _named_arg(l, "BLOCK_N")
         if not (isinstance(bm, int) and isinstance(bn, int) and bm > 0 and bn > 0):
-            continue
+            return (f"{l.grid_text()}: could not find the block sizes BLOCK_M and BLOCK_N among your kernel's "
+                    "arguments; keep the kernel's signature as given (BLOCK_M: tl.constexpr, BLOCK_N: "
+                    "tl.constexpr) and pass them by name at the launch")
         want = (-(-M // bm), -(-N // bn), 1)
         rule = ("one program per BLOCK_M x BLOCK_N block of C, grid (cdiv(M, BLOCK_M), cdiv(N, BLOCK_N)), each "
                 "adding the splits of its block")

@@ -16,9 +16,10 @@ H200; ``kernels.persistent.INTERPRETER_SMS`` in the interpreter):
    the last wave is split by K (split-K on the tail, :func:`kernels.splitk.tail_plan`); otherwise the persistent
    TMA kernel of chapter 04 (host descriptors) runs.
 
-Every choice was measured on the H200 (``benchmarks/explore_matmul.py``, log
-``results/logs/h200_2026-12-02_explore_matmul.json``); ``benchmarks/matmul_grid.py`` records the result
-against cuBLAS.
+Every choice was measured for bf16 on the H200 (``benchmarks/explore_matmul.py``, log
+``results/logs/h200_2026-12-02_explore_matmul.json``); float16 uses the same tiles and float32 the same
+with half the K step (same bytes a step), not timed separately. ``benchmarks/matmul_grid.py`` records
+the result against cuBLAS.
 
 TMA needs rows that are contiguous and row strides and starts that are multiples of 16 bytes. An
 operand that is not (an odd K or N in 16-bit, a transposed view, a slice) is first copied into a buffer
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from . import ON_GPU
-from .operands import check_inputs, plan_output
+from .operands import SUPPORTED_FLOAT_DTYPES, as_int, check_inputs, needs_int64, plan_output
 from .persistent import sm_count
 from .schedule import cdiv
 from .tiled import TileConfig
@@ -76,6 +77,13 @@ def plan(M: int, N: int, K: int, dtype: torch.dtype = torch.bfloat16, sms: int |
     """The kernel, tile and split :func:`matmul` uses for an ``(M, K) @ (K, N)`` product (the module's
     rule). Plain Python: ``sms`` defaults to this GPU's SMs, ``on_gpu`` to this world (the interpreter
     uses small tiles with the same rule)."""
+    for label, v in (("M", M), ("N", N), ("K", K)):
+        if as_int(v) is None or as_int(v) < 1:
+            raise ValueError(f"plan: {label} must be a positive int, got {v!r}")
+    if sms is not None and (as_int(sms) is None or as_int(sms) < 1):
+        raise ValueError(f"plan: sms must be a positive int (or None for this GPU's), got {sms!r}")
+    if dtype not in SUPPORTED_FLOAT_DTYPES:
+        raise TypeError(f"plan: dtype must be one of {', '.join(map(str, SUPPORTED_FLOAT_DTYPES))}, got {dtype!r}")
     return _plan(int(M), int(N), int(K), dtype, int(sms or sm_count()), ON_GPU if on_gpu is None else bool(on_gpu))
 
 
@@ -83,34 +91,37 @@ def plan(M: int, N: int, K: int, dtype: torch.dtype = torch.bfloat16, sms: int |
 def _plan(M: int, N: int, K: int, dtype: torch.dtype, sms: int, gpu: bool) -> Plan:
     if M <= 16:
         cfg = _DECODE if gpu else _INTERP["decode"]
-        return Plan("splitk", _f32(cfg, dtype, gpu), 1, f"M={M} <= 16: one program per {cfg.block_n} columns of B")
+        return Plan("splitk", _f32(cfg, dtype, gpu), 1, f"M={M} <= 16: one program per {cfg.block_n} columns of B "
+                    f"(split-K's kernel, no split)")
     if M <= 128:
         cfg = _SMALL if gpu else _INTERP["small"]
         tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
         if tiles <= sms:
             return Plan("splitk", _f32(cfg, dtype, gpu), 1, f"M={M} <= 128: {tiles} tiles of "
-                        f"{cfg.block_m}x{cfg.block_n}, one wave")
+                        f"{cfg.block_m}x{cfg.block_n}, one wave (split-K's kernel, no split)")
         cfg = _SMALL_PERSISTENT if gpu else _INTERP["small"]
-        return Plan("persistent", _f32(cfg, dtype, gpu), None, f"M={M} <= 128: {tiles} tiles of 64x64 are more "
-                    f"than a wave; persistent {cfg.block_m}x{cfg.block_n}")
+        small = _SMALL if gpu else _INTERP["small"]
+        return Plan("persistent", _f32(cfg, dtype, gpu), None, f"M={M} <= 128: {tiles} tiles of "
+                    f"{small.block_m}x{small.block_n} are more than a wave; persistent {cfg.block_m}x{cfg.block_n}")
     sizes = (_LARGE_F32 if dtype == torch.float32 else _LARGE) if gpu else _INTERP["large"]
     for cfg in sizes:
         tiles = cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)
         if 10 * tiles >= 9 * sms:
             break
-    largest = cfg is sizes[0]
-    cfg = _f32(cfg, dtype, gpu)
+    largest = cfg is sizes[0]  # (the sizes are already the dtype's: no halving of BLOCK_K here)
     waves, rest = divmod(tiles, sms)
     if largest and 0 < rest < sms // 2 and 1 <= waves < 4:
-        return Plan("splitk", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} waves "
-                    f"and {rest} more: the last wave split by K")
+        return Plan("splitk", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} full "
+                    f"wave{'s' if waves > 1 else ''} and {rest} more: the last wave split by K")
     return Plan("persistent", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} on {sms} SMs")
 
 
 def tma_ready(t: torch.Tensor) -> bool:
     """Whether TMA can read ``t`` as it is: rows contiguous, row stride and start multiples of 16 bytes."""
     es = t.element_size()
-    return t.stride(1) == 1 and (t.stride(0) * es) % 16 == 0 and t.data_ptr() % 16 == 0
+    rows, cols = t.shape
+    return (t.stride(1) == 1 and (t.stride(0) * es) % 16 == 0 and t.data_ptr() % 16 == 0
+            and (rows == 1 or t.stride(0) >= cols))  # rows that do not overlap (not an expand()ed view)
 
 
 def aligned_empty(rows: int, cols: int, dtype: torch.dtype, device) -> torch.Tensor:
@@ -135,7 +146,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) ->
     ``kernels.DEVICE``, any non-negative strides (transposed views and slices included). Returns C,
     ``(M, N)``, in the inputs' dtype, contiguous (or ``out``, any strides), accumulated in float32.
     float32 inputs are multiplied on the tensor cores as TF32 (10-bit mantissa, ``tl.dot``'s default;
-    torch does the same when ``torch.backends.cuda.matmul.allow_tf32`` is on).
+    torch does the same when ``torch.backends.cuda.matmul.allow_tf32`` is on). No autograd: the result
+    has no ``grad_fn`` (use ``torch.matmul`` where gradients are needed).
 
     Raises ``TypeError``/``ValueError`` from ``kernels.operands`` for inputs no kernel can take (wrong
     rank, dtype, device, empty, mismatched inner dimensions, an ``out`` of the wrong shape or with
@@ -147,7 +159,9 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) ->
     p = plan(M, N, K, a.dtype)
     cfg = p.config  # the rule's tiles fit the dtype (tests/test_splitk.py checks their shared memory)
     a2, b2 = aligned(a), aligned(b)
-    c = call.c if tma_ready(call.c) else aligned_empty(M, N, a.dtype, a.device)
+    c = call.c
+    if not tma_ready(c) or (p.kernel == "splitk" and needs_int64(c)):  # the adding uses 32-bit offsets into C
+        c = aligned_empty(M, N, a.dtype, a.device)
     if p.kernel == "splitk":
         from . import splitk
 

@@ -200,6 +200,9 @@ def stream_k_contributors(tile, num_programs, sk_tiles, k_iters):
 
 
 # ---------------------------------------------------------------- split-K (kernels.splitk)
+MAX_SPLIT_K = 64  # the most pieces split-K cuts one tile into
+
+
 def split_k_plan(k_steps, split_k):
     """``(steps_per_split, splits)``: ``k_steps`` K steps cut into at most ``split_k`` contiguous ranges
     of ``steps_per_split`` steps (the last may be shorter), none empty. 64 steps with ``split_k = 3``:
@@ -215,6 +218,8 @@ def split_tail(num_tiles, num_programs, split_k=None):
     ``split_k`` given, every tile is split (plain split-K). Without it, only the last, partial wave is:
     the tiles that fill whole waves of ``num_programs`` stay whole (``144`` tiles on ``132`` SMs:
     ``(132, 12)``; with fewer tiles than programs, all are shared)."""
+    if num_programs < 1:
+        raise ValueError(f"num_programs must be >= 1, got {num_programs}")
     if split_k is not None or num_tiles <= num_programs:
         return 0, num_tiles
     return num_tiles - num_tiles % num_programs, num_tiles % num_programs
@@ -234,16 +239,21 @@ def schedule_pieces(kind, num_tiles, num_programs, k_iters):
 
     * ``"data-parallel"``: whole tiles, program ``p`` takes tiles ``p, p + P, ...`` (chapter 03);
     * ``"split tail"``: whole tiles for the full waves, then the last wave's tiles each split by K into
-      ``num_programs // shared`` pieces, one piece a program (``kernels.splitk`` with ``split_k=None``);
-    * ``"stream-K"``: whole tiles for the full waves but one, then the rest cut into equal runs of
-      (tile, K step) iterations, one run a program (``kernels.streamk``).
+      ``num_programs // shared`` pieces (at most ``MAX_SPLIT_K``), one piece a program (``kernels.splitk``
+      with ``split_k=None``);
+    * ``"stream-K"``: the hybrid of ``kernels.streamk`` (:func:`stream_k_split`): whole tiles for the full
+      waves but one, then the rest (every tile, below two waves) cut into equal runs of (tile, K step)
+      iterations, one run a program.
     """
     P = num_programs
+    if P < 1 or k_iters < 1 or num_tiles < 0:
+        raise ValueError(f"need num_programs >= 1, k_iters >= 1, num_tiles >= 0; got {num_programs}, {k_iters}, "
+                         f"{num_tiles}")
     if kind == "data-parallel":
         return [[(t, 0, k_iters) for t in persistent_tiles(p, P, num_tiles)] for p in range(P)]
     if kind == "split tail":
         whole, shared = split_tail(num_tiles, P)
-        per, splits = split_k_plan(k_iters, max(1, P // max(shared, 1)))
+        per, splits = split_k_plan(k_iters, max(1, min(MAX_SPLIT_K, P // max(shared, 1))))
         out = [[(t, 0, k_iters) for t in persistent_tiles(p, P, whole)] if whole else [] for p in range(P)]
         for q in range(shared * splits):
             t, kb, ke = split_k_piece(q, splits, per, k_iters)

@@ -13,9 +13,9 @@ associative and the programs finish in any order). The price is the workspace ro
 ``split_k x M x N x 4`` bytes written and read again, small next to the operands when M is small, which
 is where split-K pays.
 
-The reduction writes C with ordinary (masked) stores, so C may have any strides; the loads of A and B go
-through TMA descriptors made on the host, which need rows contiguous and 16-byte-aligned row strides
-(``kernels.dispatch.matmul`` copies operands that are not).
+The loads of A and B and the stores of whole tiles go through TMA descriptors made on the host, which
+need rows contiguous and 16-byte-aligned row strides and starts (``kernels.dispatch.matmul`` copies
+operands that are not); the adding of partial tiles writes C with ordinary masked stores.
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ import triton
 import triton.language as tl
 
 from . import ON_GPU
-from .operands import check_grid, check_inputs, needs_int64, plan_output
+from .operands import as_int, check_grid, check_inputs, needs_int64, plan_output
 from .persistent import sm_count
 from ._jit import device_fn
-from .schedule import cdiv, split_k_piece, split_k_plan, split_tail
-from .tiled import TileConfig, _check_config, _grouped_tile
+from .schedule import MAX_SPLIT_K, cdiv, split_k_piece, split_k_plan, split_tail
+from .tiled import SHARED_MEMORY_LIMIT, TileConfig, _check_config, _grouped_tile, pipeline_shared_memory
 
 _split_k_piece = device_fn(split_k_piece)
 
@@ -81,6 +81,7 @@ def splitk_matmul_kernel(
         tl.store(w_ptr + q * (BLOCK_M * BLOCK_N) + block, acc)
         if LAST_ADDS:
             t = q // splits
+            tl.debug_barrier()  # every thread's part of the partial is stored before one thread counts it
             # acq_rel: this program's partial is visible before its count; the last sees every partial
             if tl.atomic_add(cnt_ptr + t, 1, sem="acq_rel") == splits - 1:
                 total = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -116,7 +117,6 @@ def splitk_reduce_kernel(
              mask=mask)
 
 
-MAX_SPLIT_K = 64
 
 
 def split_plan(K: int, block_k: int, split_k: int) -> tuple[int, int]:
@@ -167,9 +167,15 @@ def matmul_splitk(a: torch.Tensor, b: torch.Tensor, config: TileConfig | None = 
     name = "matmul_splitk"
     M, N, K = check_inputs(name, a, b)
     cfg = _check_config(config or default_config(a.dtype), a.dtype, name)
-    if split_k is not None and (isinstance(split_k, bool) or not isinstance(split_k, int)
-                                or not 1 <= split_k <= MAX_SPLIT_K):
-        raise ValueError(f"{name}: split_k must be None or an int from 1 to {MAX_SPLIT_K}, got {split_k!r}")
+    if split_k is not None:
+        given, split_k = split_k, as_int(split_k)
+        if split_k is None or not 1 <= split_k <= MAX_SPLIT_K:
+            raise ValueError(f"{name}: split_k must be None or an int from 1 to {MAX_SPLIT_K}, got {given!r}")
+    staged = pipeline_shared_memory(cfg, a.dtype) + cfg.block_m * cfg.block_n * a.element_size()
+    if staged > SHARED_MEMORY_LIMIT:
+        raise ValueError(f"{name}: config {cfg.short()} needs {staged // 1024} KiB of shared memory for {a.dtype} "
+                         f"(its pipeline stages and the C tile staged for the TMA store), more than the "
+                         f"{SHARED_MEMORY_LIMIT // 1024} KiB of a Hopper SM; use fewer stages or smaller tiles")
     _check_tma_operand(a, "a", name)
     _check_tma_operand(b, "b", name)
     call = plan_output(name, a, b, out)
@@ -223,6 +229,10 @@ def launch(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, cfg: TileConfig, s
     if shared and needs_int64(c):
         raise ValueError("matmul_splitk: out spans 2**31 elements or more, past the reduction's 32-bit offsets; "
                          "use split_k=1")
+    if shared * splits * cfg.block_m * cfg.block_n >= 2**31:
+        raise ValueError(f"matmul_splitk: {shared} tiles split {splits} ways need a workspace of 2**31 elements or "
+                         f"more, past the kernel's 32-bit offsets; use fewer splits (split-K pays where there are "
+                         f"few tiles)")
     a_desc = TensorDescriptor(a, [M, K], [a.stride(0), 1], [cfg.block_m, cfg.block_k])
     b_desc = TensorDescriptor(b, [K, N], [b.stride(0), 1], [cfg.block_k, cfg.block_n])
     c_desc = TensorDescriptor(c, [M, N], [c.stride(0), 1], [cfg.block_m, cfg.block_n])

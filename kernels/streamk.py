@@ -125,6 +125,7 @@ def streamk_matmul_kernel(
                 tl.store(ws_ptr + (pid * 2 + slot) * tile_elems + ws_off, acc)
                 first = _first_program(t * k_iters, sk_programs, total)
                 last = _first_program((t + 1) * k_iters - 1, sk_programs, total)
+                tl.debug_barrier()  # every thread's part of the piece is stored before one thread counts it
                 if tl.atomic_add(cnt_ptr + t, 1, sem="acq_rel") == last - first:
                     # every piece is in the workspace: add them in program order (deterministic)
                     total_acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)

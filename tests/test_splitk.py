@@ -219,3 +219,46 @@ def test_split_schedule_picture_draws():
 def test_matmul_plans_compile_and_match_on_a_gpu(M, N, K, dtype):
     a, b = _inputs(M, N, K, dtype, seed=5)
     testing.assert_close_matmul(kernels.matmul(a, b), a, b, label=f"{dtype} {D.plan(M, N, K, dtype)}")
+
+
+def test_plan_float32_large_tiles_are_chapter_04s_and_plan_refuses_bad_arguments():
+    p = D.plan(4096, 4096, 4096, torch.float32, sms=H200, on_gpu=True)
+    assert (p.config.block_m, p.config.block_n, p.config.block_k) == (128, 128, 32)
+    for bad in (dict(M=0), dict(M=-3), dict(N=2.5), dict(K="8"), dict(sms=-1), dict(sms=0.5)):
+        args = dict(M=16, N=16, K=16, sms=4)
+        args.update(bad)
+        with pytest.raises(ValueError, match="plan: "):
+            D.plan(args["M"], args["N"], args["K"], torch.float32, sms=args["sms"])
+    with pytest.raises(TypeError, match="plan: dtype"):
+        D.plan(16, 16, 16, "bfloat16", sms=4)
+    assert "full wave and" in D.plan(1152, 4096, 4096, torch.bfloat16, sms=H200, on_gpu=True).why
+
+
+def test_schedule_edges():
+    from kernels import schedule as S
+
+    with pytest.raises(ValueError, match="num_programs must be >= 1"):
+        S.split_tail(5, 0)
+    with pytest.raises(ValueError, match="need num_programs >= 1"):
+        S.schedule_pieces("split tail", 5, 0, 3)
+    # 133 tiles on 132 programs: one shared tile, cut into at most MAX_SPLIT_K pieces as the kernel does
+    pieces = S.schedule_pieces("split tail", 133, 132, 128)
+    assert sum(1 for prog in pieces for t, kb, ke in prog if t == 132) == S.MAX_SPLIT_K
+    assert SK.tail_plan(133, 132) == (132, 1) and SK.split_plan(128 * 64, 64, SK.MAX_SPLIT_K) == (2, 64)
+
+
+def test_splitk_argument_edges():
+    import numpy as np
+
+    a, b = _inputs(32, 32, 64, torch.float32)
+    testing.assert_close_matmul(SK.matmul_splitk(a, b, CFG, split_k=np.int64(2)), a, b, label="numpy split_k")
+    with pytest.raises(ValueError, match="C tile staged for the TMA store"):
+        SK.matmul_splitk(a, b, TileConfig(256, 256, 16, 8, 8, 1), split_k=1)
+
+
+def test_expanded_operands_are_copied_not_read_with_a_zero_stride():
+    row = testing.randn(1, 32, seed=3)
+    a = row.expand(24, 32)
+    assert not D.tma_ready(a)
+    b = testing.randn(32, 16, seed=4)
+    testing.assert_close_matmul(kernels.matmul(a, b), a, b, label="expanded a")
