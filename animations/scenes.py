@@ -1422,7 +1422,7 @@ class StreamKScene(Scene):
                 rect.add_updater(grow_box(time, rect, x0, t_scale, start, end, y_of[prog], row_h,
                                           opacity=0.9 if whole else 0.35))
                 blocks.add(rect)
-                lab = text(str(tile) if whole else f"{tile}: k {kb}-{ke - 1}", 12, WHITE)
+                lab = text(str(tile) if whole else f"{tile}: k[{kb}:{ke}]", 12, WHITE)  # half-open, as in the code
                 fit_width(lab, max(0.2, (end - start) * t_scale - 0.06))
                 lab.move_to([x0 + (start + end) / 2 * t_scale, y_of[prog], 0])
                 lab.add_updater(show_after(time, (start + end) / 2))

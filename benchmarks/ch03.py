@@ -107,7 +107,9 @@ def run_split(quick=False):
             rec = dict(kernel=k, M=M, N=N, K=K, config=cfg.short(), tiles=tiles, waves=round(tiles / 132, 3),
                        whole_tiles=whole, shared_tiles=shared, rel_error=err, graph_ms=g, ms=d,
                        baseline_graph_ms=lib_g, baseline_ms=lib_d, ratio_graph=lib_g / g, ratio=lib_d / d,
-                       graph_tflops=2 * M * N * K / g / 1e9, copies=n)
+                       graph_tflops=2 * M * N * K / g / 1e9, copies=n,
+                       repeats_ratio_graph=[b / a for a, b in zip(times[k][0], times["cuBLAS"][0])],
+                       sm_mhz=bench.gpu_clocks().get("sm_mhz"))
             if k.startswith("split tail"):
                 first = C[0].clone()
                 same = True

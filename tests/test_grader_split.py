@@ -108,6 +108,15 @@ WRONG_STREAM_K = {
     "library_range": ([(RUN, "    from kernels import schedule\n"
                              "    start, end = schedule.stream_k_range(program, num_programs, total)\n")],
                       "refused", "kernels.schedule.stream_k_range"),
+    # a run that starts where the previous call's ended: right only when asked in program order
+    "depends_on_call_order": ([(RUN, "    global _END\n"
+                                     "    start = 0 if program == 0 else globals().get('_END', 0)\n"
+                                     "    end = (program + 1) * total // num_programs\n"
+                                     "    _END = end\n")],
+                              "fail", ("when asked again", "is computed by")),
+    "strings_for_ints": ([("        pieces.append((tile, it - tile * k_iters, k_end))",
+                           "        pieces.append((str(tile), it - tile * k_iters, k_end))")],
+                         "fail", "expected a list of"),
 }
 
 
@@ -183,6 +192,12 @@ WRONG_REDUCE = {
     "one_program_per_element": ({RW: [("REDUCE_BLOCKS = kernels.pick(cpu=(16, 16), gpu=(64, 64))",
                                        "REDUCE_BLOCKS = (1, 1)")]}, "fail", "one program per element"),
     "a_single_program": ({RW: [(R_LAUNCH, "    grid = (1, 1)\n")]}, "fail", "needs a grid of"),
+    # the block sizes renamed: the grid cannot be judged without them, so the answer is refused
+    "renamed_block_sizes": ({RK: [("BLOCK_M: tl.constexpr", "BM: tl.constexpr"),
+                                  ("BLOCK_N: tl.constexpr", "BN: tl.constexpr"),
+                                  ("BLOCK_M", "BM"), ("BLOCK_N", "BN")],
+                             RW: [("BLOCK_M=block_m", "BM=block_m"), ("BLOCK_N=block_n", "BN=block_n")]},
+                            "fail", "BLOCK_M and BLOCK_N"),
 }
 # judged from the interpreter's trace of the programs (compiled, a read past W's end or a second read of
 # an element is not seen, and the unmasked loads of a ragged block read elements of W that exist)
