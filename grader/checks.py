@@ -3417,7 +3417,9 @@ def grade(name: str, fn, seed: int | None = None, limit: float | None = None) ->
     ex = EXERCISES[name]
     result = Result(name, "pass", 0, ex.points, seed=seed)
     if fn is None:
-        result.status, result.message = "missing", f"no function named {name} is defined"
+        result.status, result.message = "missing", (
+            f"no function named {name} is defined; if your copy of the notebook is older than this exercise, "
+            f"copy its cells from exercises/{ex.notebook}.ipynb (the course never overwrites your copy)")
         return result
     if not callable(fn):
         result.status, result.message = "missing", f"{name} is a {type(fn).__name__}, not a function"
