@@ -216,31 +216,49 @@ def format_wave_report(report: dict) -> str:
 
 
 def waves_figure(M=1152, N=4096, block_m=128, block_n=256, num_sms=H100_SMS, block_overhead=0.05,
-                 max_rows=24):
-    """Timelines of a one-program-per-tile launch and a persistent one (``simulate_launch``).
+                 max_rows=24, k_iters=64):
+    """Timelines of a one-program-per-tile launch, a persistent one (``simulate_launch``) and one whose
+    last wave is split by K (``schedule_pieces(\"split tail\", ...)``, the schedule of ``kernels.splitk``).
 
     Time is in units of one tile's work; ``block_overhead`` is what starting a program costs in those
-    units. Only the first ``max_rows`` SMs are drawn.
+    units (the split panel leaves it out, and the cost of adding the parts). A tile's K loop has
+    ``k_iters`` steps (64: K = 4096 in steps of 64), which sets how finely the last wave can be cut.
+    Only the first ``max_rows`` SMs are drawn.
     """
     import matplotlib.pyplot as plt
 
-    from .schedule import makespan, simulate_launch, utilisation
+    from .schedule import makespan, pieces_makespan, schedule_pieces, simulate_launch, utilisation
 
     r = wave_report(M, N, block_m, block_n, num_sms)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True, layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True, layout="constrained")
+    ends = []
     for ax, persistent in zip(axes, (False, True)):
         spans = simulate_launch(r["tiles"], num_sms, 1.0, block_overhead, persistent=persistent)
         for s in spans:
             if s.sm < max_rows:
                 ax.broken_barh([(s.start, s.end - s.start)], (s.sm - 0.4, 0.8),
                                facecolors=f"C{(s.tile // num_sms) % 10}", edgecolor="white", lw=0.3)
-        ax.set_xlim(0, max(makespan(spans), 1) * 1.05)
-        ax.set_ylim(min(num_sms, max_rows) - 0.5, -0.5)
-        ax.set_xlabel("time (one tile's work = 1)")
+        ends.append(makespan(spans))
         name = "persistent: one program per SM" if persistent else "one program per tile"
         launched = min(num_sms, r["tiles"]) if persistent else r["tiles"]
         ax.set_title(f"{name}\n{launched} programs launched, finishes at {makespan(spans):.2f}, "
                      f"SMs busy {utilisation(spans, num_sms):.0%}", fontsize=9)
+    pieces = schedule_pieces("split tail", r["tiles"], num_sms, k_iters)
+    for sm, prog in enumerate(pieces[:max_rows]):
+        t = 0.0
+        for tile, kb, ke in prog:
+            whole = (kb, ke) == (0, k_iters)
+            axes[2].broken_barh([(t, (ke - kb) / k_iters)], (sm - 0.4, 0.8), facecolors=f"C{(tile // num_sms) % 10}",
+                                edgecolor="white", lw=0.3, hatch=None if whole else "///")
+            t += (ke - kb) / k_iters
+    split_end = pieces_makespan(pieces, k_iters) / k_iters
+    ends.append(split_end)
+    axes[2].set_title(f"the last wave split by K (hatched: partial sums)\nfinishes at {split_end:.2f}, "
+                      "before the parts are added", fontsize=9)
+    for ax in axes:
+        ax.set_xlim(0, max(max(ends), 1) * 1.05)
+        ax.set_ylim(min(num_sms, max_rows) - 0.5, -0.5)
+        ax.set_xlabel("time (one tile's work = 1)")
     axes[0].set_ylabel(f"SM (first {min(num_sms, max_rows)} of {num_sms})")
     fig.suptitle(f"C {M}x{N} in {block_m}x{block_n} tiles: {r['tiles']} tiles = {r['ideal_waves']:.2f} "
                  f"waves of {num_sms}; last wave {r['last_wave_fill']:.0%} full (colour = wave)", fontsize=10)

@@ -81,6 +81,8 @@ def test_wave_report_and_figure():
     fig = waves_figure(1152, 4096, 128, 256, 132)
     assert "144 programs launched" in fig.axes[0].get_title()
     assert "132 programs launched" in fig.axes[1].get_title()
+    # the third panel is kernels.splitk's schedule: 132 whole tiles, then 12 tiles in 11 parts of 6 K steps
+    assert "finishes at 1.09" in fig.axes[2].get_title()
     assert waves_widget().children
 
 
