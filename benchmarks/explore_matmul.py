@@ -22,6 +22,7 @@ from kernels import splitk as SKt
 from kernels import streamk as STK
 from kernels import tma
 from kernels.bench import environment, rotating_graph_ms
+from kernels.dispatch import aligned
 from kernels.tiled import TileConfig
 
 OUT = os.environ.get("OUT", "/tmp")
@@ -38,17 +39,6 @@ SPLITK = [TileConfig(64, 128, 64, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 4), Ti
           TileConfig(64, 64, 128, 8, 4, 6), TileConfig(64, 64, 128, 8, 4, 5), TileConfig(64, 64, 64, 8, 4, 10),
           TileConfig(64, 32, 256, 8, 4, 4), TileConfig(64, 64, 256, 8, 4, 3)]
 SPLITS = [int(x) if x != 'None' else None for x in os.environ.get('SPLITS', '1 2 3 4 8 None').split()]
-
-
-def aligned(t):
-    es = t.element_size()
-    if t.stride(1) == 1 and (t.stride(0) * es) % 16 == 0 and t.data_ptr() % 16 == 0:
-        return t
-    r, c = t.shape
-    cp = -(-c // (16 // es)) * (16 // es)
-    buf = torch.empty(r, cp, dtype=t.dtype, device=t.device)[:, :c]
-    buf.copy_(t)
-    return buf
 
 
 def out_for(M, N, dtype):
