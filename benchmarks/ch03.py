@@ -58,11 +58,28 @@ def run_timeline(quick=False):
 SPLIT_SHAPES = [(1024, 4096, 4096), (1152, 4096, 4096), (2048, 4096, 4096), (2176, 4096, 4096)]
 
 
+def _rows_apart(a, b, c, cfg):
+    """The rows whose tiles fill whole waves by the persistent kernel, the rows left (at most 128) as a
+    second, small-M product with ``kernels.matmul``'s plan for them: what ``kernels.dispatch`` does at
+    1152 and 2176 x 4096 x 4096. Where more rows would be left (or no wave is whole), all of C at once."""
+    from kernels import dispatch
+
+    rows = _rows_in_whole_waves(a.shape[0], b.shape[1], cfg)
+    dispatch._run(dispatch.Plan("persistent", cfg, None, "ch03_split", rows=rows), a, b, c)
+
+
+def _rows_in_whole_waves(M, N, cfg, sms=132):
+    """The rows ``_rows_apart`` gives the persistent kernel, or ``None`` for all of them."""
+    grid_n = cdiv(N, cfg.block_n)
+    rows = (cdiv(M, cfg.block_m) * grid_n // sms) * sms // grid_n * cfg.block_m
+    return None if rows == 0 or M - rows > 128 else rows
+
+
 def run_split(quick=False):
-    """The ragged last wave, three ways, with the same 128x256x64 tiles: whole tiles (chapter 04's
+    """The ragged last wave, four ways, with the same 128x256x64 tiles: whole tiles (chapter 04's
     persistent TMA kernel), the last wave split by K (``kernels.splitk``, partial sums added by a second
     kernel or by the last program to finish a tile), stream-K (``kernels.streamk``, chapter 02's pointer
-    loads), and cuBLAS. CUDA-graph medians rotating over copies of the operands (more than L2 together)
+    loads), whole waves with the last rows as a second, small-M product, and cuBLAS. CUDA-graph medians rotating over copies of the operands (more than L2 together)
     and ``do_bench`` medians, three interleaved repeats; errors against float64; and whether 20 runs of
     the split kernel gave the same bits."""
     import statistics
@@ -89,6 +106,7 @@ def run_split(quick=False):
             "split tail, reduction kernel": lambda a, b, c: splitk.launch(a, b, c, cfg, None, last_adds=False),
             "split tail, last program adds": lambda a, b, c: splitk.launch(a, b, c, cfg, None, last_adds=True),
             "stream-K (pointer loads)": lambda a, b, c: streamk.matmul_streamk(a, b, cfg, out=c),
+            "whole waves, then the last rows apart": lambda a, b, c: _rows_apart(a, b, c, cfg),
             "cuBLAS": lambda a, b, c: torch.matmul(a, b, out=c),
         }
         ref = A[0].double() @ B[0].double()
@@ -118,6 +136,8 @@ def run_split(quick=False):
                     same &= bool(torch.equal(C[0], first))
                 rec["same_bits_20_runs"] = same
                 rec["splits"] = splitk.split_plan(K, cfg.block_k, max(1, 132 // max(shared, 1)))[1]
+            if k.startswith("whole waves"):
+                rec["rows_in_whole_waves"] = _rows_in_whole_waves(M, N, cfg)
             recs.append(rec)
         del A, B, C
         torch.cuda.empty_cache()
@@ -129,7 +149,8 @@ def run_all(quick=False):
             "ch03_timeline": (lambda: run_timeline(quick), {"what": "each tile's SM, start and end, read inside "
                                                             "the tiled and persistent kernels (%globaltimer, %smid)"}),
             "ch03_split": (lambda: run_split(quick), {"what": "the ragged last wave: whole tiles, the last wave split "
-                                                      "by K (split-K), stream-K and cuBLAS, same 128x256 tiles, bf16"})}
+                                                      "by K (split-K), stream-K, whole waves with the last rows as a "
+                                                      "second product, and cuBLAS, same 128x256 tiles, bf16"})}
 
 
 def summary(name, records):

@@ -12,9 +12,10 @@ and ``do_bench`` medians; errors against a float64 reference.
 import argparse
 import json
 import os
+import re
 import time
 
-import kernels  # noqa: F401  (decides the world first)
+import kernels  # (decides the world first)
 import torch
 from triton.testing import do_bench
 
@@ -37,7 +38,7 @@ SPLITK = [TileConfig(64, 128, 64, 8, 4, 4), TileConfig(64, 64, 128, 8, 4, 4), Ti
           TileConfig(64, 128, 128, 8, 4, 3),
           # deeper pipelines: more bytes in flight per SM (M <= 128)
           TileConfig(64, 64, 128, 8, 4, 6), TileConfig(64, 64, 128, 8, 4, 5), TileConfig(64, 64, 64, 8, 4, 10),
-          TileConfig(64, 32, 256, 8, 4, 4), TileConfig(64, 64, 256, 8, 4, 3)]
+          TileConfig(64, 32, 256, 8, 4, 4), TileConfig(64, 64, 256, 8, 4, 3), TileConfig(16, 64, 256, 8, 4, 5)]
 SPLITS = [int(x) if x != 'None' else None for x in os.environ.get('SPLITS', '1 2 3 4 8 None').split()]
 
 
@@ -67,7 +68,9 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--shapes", nargs="*")
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", default=None, help="a regular expression: time only the candidates whose label matches")
     args = p.parse_args()
+    only = re.compile(args.only) if args.only else None
     shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes] if args.shapes else GRID
     rep = 40 if args.quick else 100
     rows = []
@@ -121,7 +124,10 @@ def main():
                         return STK.matmul_streamk(A[i], B[i], cfg)
                     return run
                 cands.append((f"stream-K {cfg.short()}", mk))
+        cands.append(("kernels.matmul", lambda i: (lambda: kernels.matmul(A[i], B[i]))))
         for label, mk in cands:
+            if only is not None and not only.search(label) and label != "cuBLAS":
+                continue
             g = time_it(mk, copies, ref, label, rows, base, rep)
             if g is not None and (best is None or g < best[1]):
                 best = (label, g)

@@ -52,7 +52,7 @@ def measure_shape(M, N, K, repeats=3, rep_ms=100, dtype=torch.bfloat16) -> dict:
     p = plan(M, N, K, dtype)
     flops = bench.matmul_flops(M, N, K)
     rec = dict(M=M, N=N, K=K, dtype=bench.DTYPE_NAMES[dtype], kernel=p.kernel, config=p.config.short(),
-               split_k=p.split_k, why=p.why, copies=n, rel_error=err, baseline_rel_error=lib_err,
+               split_k=p.split_k, rows=p.rows, why=p.why, copies=n, rel_error=err, baseline_rel_error=lib_err,
                graph_ms=statistics.median(g), baseline_graph_ms=statistics.median(gl),
                ms=statistics.median(d), baseline_ms=statistics.median(dl),
                repeats_ratio_graph=[b / a for a, b in zip(g, gl)], repeats_ratio=[b / a for a, b in zip(d, dl)])

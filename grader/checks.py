@@ -1633,7 +1633,7 @@ def _reduce_unwritten_message(nan, case):
         hint = f"; the whole last row (m = {M - 1}) is missing: check the row mask (rows < M) and the grid"
     elif N > 1 and bool(nan[:, N - 1].all()) and not bool(nan[:, : N - 1].all()):
         hint = f"; the whole last column (n = {N - 1}) is missing: check the column mask (cols < N) and the grid"
-    hint = hint or _c_layout_note(case)
+    hint += _c_layout_note(case)  # a store that ignores C's strides also leaves rows or columns unwritten
     return (f"{int(nan.sum())} of {M * N} elements of C never written (still the NaN C was filled with), first at "
             f"[{i}, {j}]{hint}")
 

@@ -45,18 +45,21 @@ from .tiled import TileConfig
 class Plan:
     """What :func:`matmul` runs: ``kernel`` is ``"splitk"`` (``kernels.splitk``; ``split_k`` as its
     argument, ``None`` for a split of the last wave only) or ``"persistent"`` (``kernels.tma``, host
-    descriptors); ``why`` says which rule chose it."""
+    descriptors); ``why`` says which rule chose it. ``rows``: where set, this kernel computes only the
+    first ``rows`` rows of C (whole waves of tiles) and the remaining rows are a second, smaller matmul
+    with a plan of their own."""
 
     kernel: str
     config: TileConfig
     split_k: int | None
     why: str
+    rows: int | None = None  # only the first ``rows`` rows of C; the rest by ``plan(M - rows, N, K)``
 
 
 # the tiles of the rule, for 16-bit inputs on a GPU; float32 halves BLOCK_K (same bytes a step)
 _DECODE = TileConfig(16, 64, 256, 8, 4, 4)
-_SMALL = TileConfig(64, 64, 128, 8, 4, 4)
-_SMALL_PERSISTENT = TileConfig(64, 128, 64, 8, 4, 5)
+_SMALL = TileConfig(64, 64, 128, 8, 4, 6)
+_SMALL_PERSISTENT = TileConfig(64, 128, 64, 8, 4, 8)
 _LARGE = [TileConfig(128, 256, 64, 8, 8, 3), TileConfig(128, 128, 64, 8, 4, 4), TileConfig(64, 128, 64, 8, 4, 5)]
 # float32: 128 x 256 tiles leave no room for the float32 C tile the epilogue stages in shared memory
 _LARGE_F32 = [TileConfig(128, 128, 32, 8, 4, 3), TileConfig(64, 128, 32, 8, 4, 5)]  # 128x128x32: kernels.tma.default_config
@@ -110,7 +113,14 @@ def _plan(M: int, N: int, K: int, dtype: torch.dtype, sms: int, gpu: bool) -> Pl
             break
     largest = cfg is sizes[0]  # (the sizes are already the dtype's: no halving of BLOCK_K here)
     waves, rest = divmod(tiles, sms)
-    if largest and 0 < rest < sms // 2 and 1 <= waves < 4:
+    grid_n = cdiv(N, cfg.block_n)
+    whole_rows = (waves * sms // grid_n) * cfg.block_m  # the rows whose tiles fill whole waves
+    ragged = largest and 0 < rest < sms // 2 and 1 <= waves < 4
+    if ragged and 0 < M - whole_rows <= 128:
+        return Plan("persistent", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} full "
+                    f"wave{'s' if waves > 1 else ''} and {rest} more: rows 0-{whole_rows - 1} in whole waves, "
+                    f"the last {M - whole_rows} rows as a small-M matmul", rows=whole_rows)
+    if ragged:
         return Plan("splitk", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} full "
                     f"wave{'s' if waves > 1 else ''} and {rest} more: the last wave split by K")
     return Plan("persistent", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} on {sms} SMs")
@@ -162,15 +172,26 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) ->
     c = call.c
     if not tma_ready(c) or (p.kernel == "splitk" and needs_int64(c)):  # the adding uses 32-bit offsets into C
         c = aligned_empty(M, N, a.dtype, a.device)
-    if p.kernel == "splitk":
-        from . import splitk
-
-        splitk.launch(a2, b2, c, cfg, p.split_k)
-    else:
-        from . import tma
-
-        tma.launch(a2, b2, c, cfg, min(sm_count(), cdiv(M, cfg.block_m) * cdiv(N, cfg.block_n)), False,
-                   host_descriptors=True)
+    _run(p, a2, b2, c)
     if c is not call.c:
         call.c.copy_(c)
     return call.result()
+
+
+def _run(p: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
+    """Launch plan ``p`` on TMA-ready ``a``, ``b``, ``c`` (and, for a plan with ``rows``, the rest)."""
+    M, N = c.shape
+    rows = M if p.rows is None else p.rows
+    a1, c1 = (a, c) if rows == M else (a[:rows], c[:rows])
+    cfg = p.config
+    if p.kernel == "splitk":
+        from . import splitk
+
+        splitk.launch(a1, b, c1, cfg, p.split_k)
+    else:
+        from . import tma
+
+        tma.launch(a1, b, c1, cfg, min(sm_count(), cdiv(rows, cfg.block_m) * cdiv(N, cfg.block_n)), False,
+                   host_descriptors=True)
+    if rows < M:  # the rows left: a small-M product of their own (views: same strides, aligned starts)
+        _run(plan(M - rows, N, a.shape[1], a.dtype), a[rows:], b, c[rows:])

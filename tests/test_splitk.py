@@ -95,23 +95,42 @@ def test_splitk_refuses_bad_arguments():
 H200 = 132
 
 
-@pytest.mark.parametrize("M,N,K,kernel,tile,split", [
-    (1, 4096, 4096, "splitk", (16, 64, 256), 1),
-    (16, 8192, 8192, "splitk", (16, 64, 256), 1),
-    (64, 4096, 4096, "splitk", (64, 64, 128), 1),
-    (128, 8192, 8192, "persistent", (64, 128, 64), None),
-    (512, 4096, 4096, "persistent", (128, 128, 64), None),
-    (1024, 1024, 1024, "persistent", (64, 128, 64), None),
-    (1152, 4096, 4096, "splitk", (128, 256, 64), None),
-    (2176, 4096, 4096, "splitk", (128, 256, 64), None),
-    (4096, 4096, 4096, "persistent", (128, 256, 64), None),
-    (3000, 5000, 1700, "persistent", (128, 256, 64), None),
-    (16384, 16384, 16384, "persistent", (128, 256, 64), None),
+@pytest.mark.parametrize("M,N,K,kernel,tile,split,rows", [
+    (1, 4096, 4096, "splitk", (16, 64, 256), 1, None),
+    (16, 8192, 8192, "splitk", (16, 64, 256), 1, None),
+    (64, 4096, 4096, "splitk", (64, 64, 128), 1, None),
+    (128, 8192, 8192, "persistent", (64, 128, 64), None, None),
+    (512, 4096, 4096, "persistent", (128, 128, 64), None, None),
+    (1024, 1024, 1024, "persistent", (64, 128, 64), None, None),
+    (1152, 4096, 4096, "persistent", (128, 256, 64), None, 1024),  # 8 of 9 row blocks, then 128 rows
+    (2176, 4096, 4096, "persistent", (128, 256, 64), None, 2048),
+    (1200, 4096, 4096, "splitk", (128, 256, 64), None, None),  # 176 rows left: too many, split the tail
+    (4096, 4096, 4096, "persistent", (128, 256, 64), None, None),
+    (3000, 5000, 1700, "persistent", (128, 256, 64), None, None),
+    (16384, 16384, 16384, "persistent", (128, 256, 64), None, None),
 ])
-def test_plan_follows_the_stated_rule_on_an_h200(M, N, K, kernel, tile, split):
+def test_plan_follows_the_stated_rule_on_an_h200(M, N, K, kernel, tile, split, rows):
     p = D.plan(M, N, K, torch.bfloat16, sms=H200, on_gpu=True)
-    assert (p.kernel, (p.config.block_m, p.config.block_n, p.config.block_k), p.split_k) == (kernel, tile, split), p
+    got = (p.kernel, (p.config.block_m, p.config.block_n, p.config.block_k), p.split_k, p.rows)
+    assert got == (kernel, tile, split, rows), p
     assert p.why
+    if rows:  # whole waves of tiles, and the rest a small-M plan
+        bm, grid_n = p.config.block_m, -(-N // p.config.block_n)
+        waves = (-(-M // bm) * grid_n) // H200
+        assert rows % bm == 0 and (rows // bm) * grid_n <= waves * H200 < (rows // bm + 1) * grid_n and M - rows <= 128
+        assert D.plan(M - rows, N, K, torch.bfloat16, sms=H200, on_gpu=True).rows is None
+
+
+def test_a_plan_with_rows_computes_every_row_in_the_interpreter_and_on_a_gpu():
+    """A plan that leaves the last rows to a second product (the GPU rule for 1152 x 4096: with the
+    interpreter's 4 SMs no shape reaches it through plan(), so the plan is made by hand here)."""
+    M, N, K = 77, 40, 48
+    a, b = _inputs(M, N, K, torch.float16, seed=3)
+    for rows in (32, 64):
+        cfg = D.plan(M, N, K, torch.float16).config
+        c = torch.full((M, N), float("nan"), dtype=torch.float16, device=a.device)
+        D._run(D.Plan("persistent", cfg, None, "by hand", rows=rows), a, b, c)
+        testing.assert_close_matmul(c, a, b, label=f"first {rows} rows, then the rest")
 
 
 def test_plan_for_float32_fits_shared_memory():
@@ -215,7 +234,7 @@ def test_split_schedule_picture_draws():
 @pytest.mark.skipif(not ON_GPU, reason="compiles the rule's tiles at GPU sizes")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("M,N,K", [(1, 4096, 4096), (64, 2048, 2048), (128, 8192, 1024), (1152, 4096, 512),
-                                   (1024, 1024, 1024), (4096, 1024, 256), (1000, 999, 777)])
+                                   (2176, 4096, 256), (1024, 1024, 1024), (4096, 1024, 256), (1000, 999, 777)])
 def test_matmul_plans_compile_and_match_on_a_gpu(M, N, K, dtype):
     a, b = _inputs(M, N, K, dtype, seed=5)
     testing.assert_close_matmul(kernels.matmul(a, b), a, b, label=f"{dtype} {D.plan(M, N, K, dtype)}")
@@ -232,6 +251,7 @@ def test_plan_float32_large_tiles_are_chapter_04s_and_plan_refuses_bad_arguments
     with pytest.raises(TypeError, match="plan: dtype"):
         D.plan(16, 16, 16, "bfloat16", sms=4)
     assert "full wave and" in D.plan(1152, 4096, 4096, torch.bfloat16, sms=H200, on_gpu=True).why
+    assert "last wave split by K" in D.plan(1200, 4096, 4096, torch.bfloat16, sms=H200, on_gpu=True).why
 
 
 def test_schedule_edges():
