@@ -8,17 +8,21 @@ H200; ``kernels.persistent.INTERPRETER_SMS`` in the interpreter):
    with ``16 x 64`` tiles and a long K step (``BLOCK_K = 256``): one program per 64 columns of B,
    each streaming its columns' whole K. (On Hopper a 16-row ``tl.dot`` compiles to ``mma.sync``, not
    ``wgmma``, whose smallest M is 64: no matter, the tensor cores are far from busy here.)
-2. **Up to 128 rows**: ``64 x 64`` tiles, if they make at most one wave (``<= S`` tiles); else the
-   persistent TMA kernel with ``64 x 128`` tiles.
+2. **Up to 128 rows**: ``64 x 64`` tiles in 6 stages, if they make at most one wave (``<= S`` tiles);
+   else the persistent TMA kernel with ``64 x 128`` tiles in 8 stages. Few rows make these products
+   wait on memory, and deep pipelines keep more bytes in flight per SM (at ``64 x 4096 x 4096``: 14.4 us
+   with 4 stages, 11.5 us with 6).
 3. **Everything larger**: the largest tile of ``128 x 256``, ``128 x 128``, ``64 x 128`` that still
    gives every SM about one tile (at least ``0.9 S`` tiles). With ``128 x 256`` tiles that make one to
-   four waves and a last wave less than half full (``1152 x 4096``: 144 tiles, a second wave of 12),
-   the last wave is split by K (split-K on the tail, :func:`kernels.splitk.tail_plan`); otherwise the persistent
-   TMA kernel of chapter 04 (host descriptors) runs.
+   four waves and a last wave less than half full (``1152 x 4096``: 144 tiles, a second wave of 12), the
+   rows whose tiles fill whole waves run alone (``Plan.rows``: 1024 of 1152) and the rows left, if at most
+   128, are a second product with rule 2; with more rows left the last wave is split by K (split-K on the
+   tail, :func:`kernels.splitk.tail_plan`). Otherwise the persistent TMA kernel of chapter 04 (host
+   descriptors) runs.
 
-Every choice was measured for bf16 on the H200 (``benchmarks/explore_matmul.py``, log
-``results/logs/h200_2026-12-02_explore_matmul.json``); float16 uses the same tiles and float32 the same
-with half the K step (same bytes a step), not timed separately. ``benchmarks/matmul_grid.py`` records
+Every choice was measured for bf16 on the H200 (``benchmarks/explore_matmul.py``, logs
+``results/logs/h200_2026-12-02_explore_matmul.json`` and ``..._explore_matmul_2.json``); float16 uses the
+same tiles and float32 the same with half the K step (same bytes a step), not timed separately. ``benchmarks/matmul_grid.py`` records
 the result against cuBLAS.
 
 TMA needs rows that are contiguous and row strides and starts that are multiples of 16 bytes. An
