@@ -787,16 +787,26 @@ CLAIMS += [
     Claim("03_persistent_matmul", "falls back to 0.72×", [split(SPLIT_LAST, 1152)]),
     Claim("03_persistent_matmul", "for 9 tiles of 4 K steps on 4 SMs",
           [calc("4", "the example's SMs: plots.plot_split_schedules(9, 4, 4) in the next cell")]),
-    Claim("03_persistent_matmul", "56.2–57.2 µs for the split-K kernel\n  and 6.8–7.1 µs for the kernel that adds the 17 MB "
-          "of partial tiles back, where one wave of whole tiles\n  took 43.6 µs",
+    Claim("03_persistent_matmul", "one wave of whole tiles (1024×4096×4096,\n  128 tiles) takes 52.2 µs, and 1152×4096×4096 "
+          "with its second wave split takes 66.8 µs: the 12 tiles\n  of the second wave add 14.6 µs, where a perfect share "
+          "of their work over 132 SMs would be 4.7 µs",
+          [split(WHOLE, 1024, "graph_ms", scale=1000), split(SPLIT_RED, 1152, "graph_ms", scale=1000),
+           calc("(record('ch03_split', 'graph_ms', gpu='h200', kernel='split tail, reduction kernel', M=1152) - "
+                "record('ch03_split', 'graph_ms', gpu='h200', kernel='whole tiles (persistent, TMA)', M=1024)) * 1000",
+                "the split second wave's time over one wave of whole tiles, µs"),
+           Spec("h200", "sms"),
+           calc("record('ch03_split', 'graph_ms', gpu='h200', kernel='whole tiles (persistent, TMA)', M=1024) * 1000 * 12 / 132",
+                "a tile's time (one wave of whole tiles, one tile a program) times 12 tiles shared by 132 SMs, µs")]),
+    Claim("03_persistent_matmul", "56.2–57.2 µs for the split-K kernel and\n  6.8–7.1 µs for the kernel that adds the 17 MB",
           [ncu("split_tail_unrolled_1152x4096x4096", "splitk_matmul_kernel", "min"),
            ncu("split_tail_unrolled_1152x4096x4096", "splitk_matmul_kernel", "max"),
            ncu("split_tail_unrolled_1152x4096x4096", "splitk_reduce_kernel", "min"),
            ncu("split_tail_unrolled_1152x4096x4096", "splitk_reduce_kernel", "max"),
-           SHARED_PARTS_MB, timeline("tiled", 1152, "first_wave_us")]),
-    Claim("03_persistent_matmul", "No partial tiles, nothing to add:\n  601 TFLOP/s (0.93×). At 2176×4096 (2048 rows in two "
-          "waves, then 128 rows) it is 1.01×, where the split\n  reached 0.99×",
-          [split(ROWS_APART, 1152, "graph_tflops"), split(ROWS_APART, 1152), split(ROWS_APART, 2176),
+           SHARED_PARTS_MB]),
+    Claim("03_persistent_matmul", "reads all of B (33.6 MB) again: 601 TFLOP/s (0.93×). At 2176×4096 (2048\n  rows in two "
+          "waves, then 128 rows) it is 1.01×, where the split reached 0.99×",
+          [calc("4096 * 4096 * 2 / 1e6", "B of 4096x4096 bf16, MB"),
+           split(ROWS_APART, 1152, "graph_tflops"), split(ROWS_APART, 1152), split(ROWS_APART, 2176),
            split(SPLIT_RED, 2176)]),
     Claim("03_persistent_matmul", "the TMA kernels run at 0.98–1.01× cuBLAS",
           [rec("ch03_split", agg=a, kernel=TMA_KINDS, M=one_of(1024, 2048)) for a in ("min", "max")]),
@@ -830,6 +840,10 @@ CLAIMS += [
     Claim("05_warp_specialization", "With 4 stages the kernel took 14.4 µs, with 5 stages 12.4 µs, with 6 stages\n  11.5 µs",
           [explore("split-K 64x64x128 w4 s4 x1"), explore("split-K 64x64x128 w4 s5 x1"),
            explore("split-K 64x64x128 w4 s6 x1")]),
+    Claim("05_warp_specialization", "if their tiles fill at least 90 %",
+          [calc("90", "kernels.dispatch's rule: the first rows' tiles fill >= 90 % of the full waves (10 * tiles >= 9 * waves * SMs)")]),
+    Claim("05_warp_specialization", "(64×32 tiles: 14.1 µs)", [explore("split-K 64x32x128 w4 s4 x1")]),
+    Claim("05_warp_specialization", "(64×32×256 tiles in 4 stages: 11.6 µs)", [explore("split-K 64x32x256 w4 s4 x1")]),
     Claim("05_warp_specialization", "memory busy 47–49 % of its peak with 4 stages, 58–59 % with 6, and 59–60 % in cuBLAS's\n  kernel",
           [ncu("splitk_s4_64x4096x4096", "splitk_matmul_kernel", "min", "dram_pct_of_peak"),
            ncu("splitk_s4_64x4096x4096", "splitk_matmul_kernel", "max", "dram_pct_of_peak"),
@@ -844,10 +858,10 @@ CLAIMS += [
           [grid(4095, 4095, 4095, "graph_ms", 1000), grid(4096, 4096, 4096, "graph_ms", 1000)]),
     Claim("05_warp_specialization", "cuBLAS goes from 206.8 µs to 898.1 µs",
           [grid(4096, 4096, 4096, "baseline_graph_ms", 1000), grid(4095, 4095, 4095, "baseline_graph_ms", 1000)]),
-    Claim("05_warp_specialization", "63.3 µs against 59.5 µs\n  (0.94×), where chapter 03's split of the last wave reached 0.90×. "
-          "At 2176×4096×4096, 1.01×",
+    Claim("05_warp_specialization", "63.3 µs against 59.5 µs\n  (0.94×; chapter 03's run of the same cut gave 0.93×), where "
+          "chapter 03's split of the last wave\n  reached 0.90×. At 2176×4096×4096, 1.01×",
           [grid(1152, 4096, 4096, "graph_ms", 1000), grid(1152, 4096, 4096, "baseline_graph_ms", 1000),
-           grid(1152, 4096, 4096), split(SPLIT_RED, 1152), grid(2176, 4096, 4096)]),
+           grid(1152, 4096, 4096), split(ROWS_APART, 1152), split(SPLIT_RED, 1152), grid(2176, 4096, 4096)]),
     Claim("05_warp_specialization", "From Python only 7 of the 19 shapes\n  reach 0.9× cuBLAS, and the geometric mean is 0.65×",
           [calc("0.9", "the floor drawn on the plot (kernels.plots.plot_grid)"),
            calc("course('bench').geomean(record('ch05_grid', 'ratio', agg='all', gpu='h200'))",

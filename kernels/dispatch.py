@@ -12,24 +12,30 @@ H200; ``kernels.persistent.INTERPRETER_SMS`` in the interpreter):
    else the persistent TMA kernel with ``64 x 128`` tiles in 8 stages. Few rows make these products
    wait on memory, and deep pipelines keep more bytes in flight per SM (at ``64 x 4096 x 4096``: 14.4 us
    with 4 stages, 11.5 us with 6).
-3. **Everything larger**: the largest tile of ``128 x 256``, ``128 x 128``, ``64 x 128`` that still
-   gives every SM about one tile (at least ``0.9 S`` tiles). With ``128 x 256`` tiles that make one to
-   four waves and a last wave less than half full (``1152 x 4096``: 144 tiles, a second wave of 12), the
-   rows whose tiles fill whole waves run alone (``Plan.rows``: 1024 of 1152) and the rows left, if at most
-   128, are a second product with rule 2; with more rows left the last wave is split by K (split-K on the
-   tail, :func:`kernels.splitk.tail_plan`). Otherwise the persistent TMA kernel of chapter 04 (host
-   descriptors) runs.
+3. **Everything larger**: the largest tile of ``128 x 256``, ``128 x 128``, ``64 x 128`` (float32:
+   ``128 x 128``, ``64 x 128``) that still gives every SM about one tile (at least ``0.9 S`` tiles). With
+   the largest tile, one to three full waves and a last wave less than half full (``1152 x 4096``: 144
+   tiles of ``128 x 256``, a second wave of 12), the product is cut by rows where that works: the first
+   rows, as many rows of tiles as the full waves hold (``Plan.rows``: 1024 of 1152, 128 tiles), if their
+   tiles fill at least 90 % of those waves and at most 128 rows are left; the rows left are a second
+   product with rule 2, which reads all of B again. Otherwise the last wave is split by K (split-K on
+   the tail, :func:`kernels.splitk.tail_plan`). Every other shape runs the persistent TMA kernel of
+   chapter 04 (host descriptors).
 
-Every choice was measured for bf16 on the H200 (``benchmarks/explore_matmul.py``, logs
-``results/logs/h200_2026-12-02_explore_matmul.json`` and ``..._explore_matmul_2.json``); float16 uses the
-same tiles and float32 the same with half the K step (same bytes a step), not timed separately. ``benchmarks/matmul_grid.py`` records
-the result against cuBLAS.
+The tiles, stages and the cut by rows were chosen by measuring bf16 on the H200
+(``benchmarks/explore_matmul.py``, logs ``results/logs/h200_2026-12-02_explore_matmul.json`` and
+``..._explore_matmul_2.json``); the split of the last wave was measured at 1152 and 2176 x 4096 x 4096
+(chapter 03), where the cut by rows now wins, and no recorded shape takes it any more. float16 uses the
+same tiles, float32 its own (half the K step, same bytes a step); neither was timed separately.
+``benchmarks/matmul_grid.py`` records the result against cuBLAS.
 
 TMA needs rows that are contiguous and row strides and starts that are multiples of 16 bytes. An
 operand that is not (an odd K or N in 16-bit, a transposed view, a slice) is first copied into a buffer
 whose rows are padded to 16 bytes (:func:`tma_ready`); a C that is not is computed in such a buffer and
-copied out. The copies read and write each operand once, which is cheap next to the ``2 M N K`` flops
-at any size where it matters, and cuBLAS itself slows down several times at such shapes.
+copied out. The copies read and write each operand once more: at 4095^3 and 3000 x 5000 x 1700 the
+whole call, copies included, ran 2.9x and 2.1x as fast as cuBLAS, which slows down several times at
+such shapes (chapter 05). At small M, where the product is bound by reading B, a copy of B is not cheap;
+that case was not timed.
 """
 from __future__ import annotations
 
@@ -118,12 +124,15 @@ def _plan(M: int, N: int, K: int, dtype: torch.dtype, sms: int, gpu: bool) -> Pl
     largest = cfg is sizes[0]  # (the sizes are already the dtype's: no halving of BLOCK_K here)
     waves, rest = divmod(tiles, sms)
     grid_n = cdiv(N, cfg.block_n)
-    whole_rows = (waves * sms // grid_n) * cfg.block_m  # the rows whose tiles fill whole waves
+    first_blocks = waves * sms // grid_n  # the most rows of tiles that fit in the full waves
+    whole_rows = first_blocks * cfg.block_m
     ragged = largest and 0 < rest < sms // 2 and 1 <= waves < 4
-    if ragged and 0 < M - whole_rows <= 128:
+    # the first rows' tiles must nearly fill those waves (>= 90 %), and at most 128 rows may be left
+    if ragged and 0 < M - whole_rows <= 128 and 10 * first_blocks * grid_n >= 9 * waves * sms:
         return Plan("persistent", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} full "
-                    f"wave{'s' if waves > 1 else ''} and {rest} more: rows 0-{whole_rows - 1} in whole waves, "
-                    f"the last {M - whole_rows} rows as a small-M matmul", rows=whole_rows)
+                    f"wave{'s' if waves > 1 else ''} and {rest} more: rows 0-{whole_rows - 1} "
+                    f"({first_blocks * grid_n} tiles) first, the last {M - whole_rows} rows as a small-M matmul",
+                    rows=whole_rows)
     if ragged:
         return Plan("splitk", cfg, None, f"{tiles} tiles of {cfg.block_m}x{cfg.block_n} = {waves} full "
                     f"wave{'s' if waves > 1 else ''} and {rest} more: the last wave split by K")

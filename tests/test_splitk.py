@@ -105,6 +105,7 @@ H200 = 132
     (1152, 4096, 4096, "persistent", (128, 256, 64), None, 1024),  # 8 of 9 row blocks, then 128 rows
     (2176, 4096, 4096, "persistent", (128, 256, 64), None, 2048),
     (1200, 4096, 4096, "splitk", (128, 256, 64), None, None),  # 176 rows left: too many, split the tail
+    (385, 28672, 8192, "splitk", (128, 256, 64), None, None),  # 3 rows of tiles fill only 85 % of 3 waves
     (4096, 4096, 4096, "persistent", (128, 256, 64), None, None),
     (3000, 5000, 1700, "persistent", (128, 256, 64), None, None),
     (16384, 16384, 16384, "persistent", (128, 256, 64), None, None),
@@ -118,6 +119,7 @@ def test_plan_follows_the_stated_rule_on_an_h200(M, N, K, kernel, tile, split, r
         bm, grid_n = p.config.block_m, -(-N // p.config.block_n)
         waves = (-(-M // bm) * grid_n) // H200
         assert rows % bm == 0 and (rows // bm) * grid_n <= waves * H200 < (rows // bm + 1) * grid_n and M - rows <= 128
+        assert 10 * (rows // bm) * grid_n >= 9 * waves * H200  # the first rows nearly fill their waves
         assert D.plan(M - rows, N, K, torch.bfloat16, sms=H200, on_gpu=True).rows is None
 
 
