@@ -18,9 +18,9 @@ H200; ``kernels.persistent.INTERPRETER_SMS`` in the interpreter):
    tiles of ``128 x 256``, a second wave of 12), the product is cut by rows where that works: the first
    rows, as many rows of tiles as the full waves hold (``Plan.rows``: 1024 of 1152, 128 tiles), if their
    tiles fill at least 90 % of those waves and at most 128 rows are left; the rows left are a second
-   product with rule 2, which reads all of B again. Otherwise the last wave is split by K (split-K on
-   the tail, :func:`kernels.splitk.tail_plan`). Every other shape runs the persistent TMA kernel of
-   chapter 04 (host descriptors).
+   product with rule 1 or 2 (by their number), which reads all of B again. Otherwise the last wave is
+   split by K (split-K on the tail, :func:`kernels.splitk.tail_plan`). Every other shape runs the
+   persistent TMA kernel of chapter 04 (host descriptors).
 
 The tiles, stages and the cut by rows were chosen by measuring bf16 on the H200
 (``benchmarks/explore_matmul.py``, logs ``results/logs/h200_2026-12-02_explore_matmul.json`` and
@@ -64,6 +64,10 @@ class Plan:
     split_k: int | None
     why: str
     rows: int | None = None  # only the first ``rows`` rows of C; the rest by ``plan(M - rows, N, K)``
+
+    def __post_init__(self):
+        if self.rows is not None and (as_int(self.rows) is None or self.rows < 1):
+            raise ValueError(f"Plan: rows must be None or a positive int, got {self.rows!r}")
 
 
 # the tiles of the rule, for 16-bit inputs on a GPU; float32 halves BLOCK_K (same bytes a step)
@@ -194,7 +198,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) ->
 def _run(p: Plan, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> None:
     """Launch plan ``p`` on TMA-ready ``a``, ``b``, ``c`` (and, for a plan with ``rows``, the rest)."""
     M, N = c.shape
-    rows = M if p.rows is None else p.rows
+    rows = M if p.rows is None else min(p.rows, M)  # a cut at or past the last row is no cut
     a1, c1 = (a, c) if rows == M else (a[:rows], c[:rows])
     cfg = p.config
     if p.kernel == "splitk":

@@ -282,3 +282,17 @@ def test_the_reduce_wrapper_refuses_bad_input(case, kind, tmp_path):
     w, out = make()
     with pytest.raises(error, match=re.escape(words)):
         module.splitk_reduce(w, out=out)
+
+
+def test_a_missing_last_column_in_a_column_major_c_also_names_the_strides():
+    """A store that ignores C's strides can leave whole columns unwritten: the message points at the
+    column mask and, where C is not row-major, at stride_cm and stride_cn too."""
+    case = checks._RCase("ragged", 3, 6, 5, layout="col")
+    case.strides = {"C": (1, 6)}
+    nan = torch.zeros(6, 5, dtype=torch.bool)
+    nan[:, 4] = True
+    msg = checks._reduce_unwritten_message(nan, case)
+    assert "last column (n = 4) is missing" in msg and "stride_cm and stride_cn" in msg, msg
+    row = checks._RCase("ragged", 3, 6, 5)
+    row.strides = {"C": (5, 1)}
+    assert "stride" not in checks._reduce_unwritten_message(nan, row)

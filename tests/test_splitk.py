@@ -123,16 +123,63 @@ def test_plan_follows_the_stated_rule_on_an_h200(M, N, K, kernel, tile, split, r
         assert D.plan(M - rows, N, K, torch.bfloat16, sms=H200, on_gpu=True).rows is None
 
 
-def test_a_plan_with_rows_computes_every_row_in_the_interpreter_and_on_a_gpu():
-    """A plan that leaves the last rows to a second product (the GPU rule for 1152 x 4096: with the
-    interpreter's 4 SMs no shape reaches it through plan(), so the plan is made by hand here)."""
+def test_a_plan_with_rows_runs_two_products_of_the_right_rows(monkeypatch):
+    """A plan with ``rows`` launches one kernel on the first ``rows`` rows and a second on the rest
+    (watched by wrapping the launches), and together they compute every row."""
+    from kernels import tma
+
     M, N, K = 77, 40, 48
     a, b = _inputs(M, N, K, torch.float16, seed=3)
+    seen = []
+    for mod in (tma, SK):
+        real = mod.launch
+        monkeypatch.setattr(mod, "launch", lambda a_, b_, c_, *args, _real=real, **kw: (
+            seen.append((a_.shape[0], c_.shape[0], c_.data_ptr())), _real(a_, b_, c_, *args, **kw))[1])
+    cfg = D.plan(M, N, K, torch.float16).config
     for rows in (32, 64):
-        cfg = D.plan(M, N, K, torch.float16).config
+        seen.clear()
         c = torch.full((M, N), float("nan"), dtype=torch.float16, device=a.device)
         D._run(D.Plan("persistent", cfg, None, "by hand", rows=rows), a, b, c)
+        assert [s[:2] for s in seen] == [(rows, rows), (M - rows, M - rows)], seen
+        assert seen[1][2] == c[rows:].data_ptr()  # the second product writes the rows after the cut
         testing.assert_close_matmul(c, a, b, label=f"first {rows} rows, then the rest")
+    seen.clear()  # a cut at or past the last row is no cut
+    D._run(D.Plan("persistent", cfg, None, "by hand", rows=M + 5), a, b, c)
+    assert [s[:2] for s in seen] == [(M, M)]
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ValueError, match="rows must be None or a positive int"):
+            D.Plan("persistent", cfg, None, "x", rows=bad)
+
+
+def test_kernels_matmul_takes_the_cut_by_rows_in_the_interpreter():
+    """In the interpreter (4 SMs, 32x64 tiles) 150 x 64 is 5 tiles: one full wave and one more tile, so
+    the rule computes 128 rows, then 22 rows as a second product."""
+    M, N, K = 150, 64, 48
+    p = D.plan(M, N, K, torch.float32)
+    if ON_GPU:
+        pytest.skip("the interpreter's rule")
+    assert p.rows == 128 and D.plan(M - p.rows, N, K, torch.float32).rows is None, p
+    for dtype in DTYPES:
+        a, b = _inputs(M, N, K, dtype, seed=11)
+        testing.assert_close_matmul(kernels.matmul(a, b), a, b, label=f"{dtype} cut at 128 rows")
+
+
+def test_reduce_keeps_the_loads_in_flight_within_the_register_cap(monkeypatch):
+    """``reduce`` halves the rows a program adds until ``rows x BLOCK_N x splits <= 128 x 128`` (4 warps,
+    128 float32 a thread) and the grid gives every SM two programs."""
+    got = []
+
+    class Fake:
+        def __getitem__(self, grid):
+            return lambda *args, **kw: got.append((grid, kw["ROWS"], kw["SPLITS"]))
+
+    monkeypatch.setattr(SK, "splitk_reduce_kernel", Fake())
+    for splits, shared, want in [(11, 12, 4), (64, 12, 1), (2, 400, 32), (3, 1, 1)]:
+        got.clear()
+        SK.reduce(None, torch.empty(1, 1), 1, 1, TileConfig(128, 256, 64, 8, 8, 3), 0, shared, splits, 132)
+        (grid, rows, s), = got
+        assert (rows, s) == (want, splits) and grid == (shared, 128 // rows), got
+        assert rows * 256 * splits <= 128 * 128 or rows == 1
 
 
 def test_plan_for_float32_fits_shared_memory():
