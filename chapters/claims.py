@@ -605,7 +605,7 @@ CLAIMS += [
           [timeline("persistent", 1152, "finish_us"), timeline("tiled", 1152, "finish_us")]),
     Claim("03_persistent_matmul", "are busy 69–70 % of the time",
           [timeline("persistent", 2176, "busy", 100), timeline("tiled", 2176, "busy", 100)]),
-    Claim("03_persistent_matmul", "these 0.5–0.6 µs gaps",
+    Claim("03_persistent_matmul", "(0.5–0.6 µs at 1152)",
           [timeline("persistent", 1152, "gap_us"), timeline("tiled", 1152, "gap_us")]),
 ]
 
