@@ -59,29 +59,30 @@ SPLIT_SHAPES = [(1024, 4096, 4096), (1152, 4096, 4096), (2048, 4096, 4096), (217
 
 
 def _rows_apart(a, b, c, cfg):
-    """The rows whose tiles fill whole waves by the persistent kernel, the rows left (at most 128) as a
-    second, small-M product with ``kernels.matmul``'s plan for them: what ``kernels.dispatch`` does at
-    1152 and 2176 x 4096 x 4096. Where more rows would be left (or no wave is whole), all of C at once."""
+    """What ``kernels.dispatch`` does at 1152 and 2176 x 4096 x 4096, with this benchmark's tiles: the
+    rows its rule cuts off (:func:`_rows_cut`) by the persistent kernel, the rows left as a second,
+    small-M product with their own plan; where the rule makes no cut, all of C at once."""
     from kernels import dispatch
 
-    rows = _rows_in_whole_waves(a.shape[0], b.shape[1], cfg)
+    rows = _rows_cut(a.shape[0], b.shape[1], a.shape[1], a.dtype)
     dispatch._run(dispatch.Plan("persistent", cfg, None, "ch03_split", rows=rows), a, b, c)
 
 
-def _rows_in_whole_waves(M, N, cfg, sms=132):
-    """The rows ``_rows_apart`` gives the persistent kernel, or ``None`` for all of them."""
-    grid_n = cdiv(N, cfg.block_n)
-    rows = (cdiv(M, cfg.block_m) * grid_n // sms) * sms // grid_n * cfg.block_m
-    return None if rows == 0 or M - rows > 128 else rows
+def _rows_cut(M, N, K, dtype):
+    """The rows ``kernels.dispatch.plan`` gives the first kernel for this shape, or ``None`` (no cut)."""
+    from kernels import dispatch
+
+    return dispatch.plan(M, N, K, dtype).rows
 
 
 def run_split(quick=False):
     """The ragged last wave, four ways, with the same 128x256x64 tiles: whole tiles (chapter 04's
     persistent TMA kernel), the last wave split by K (``kernels.splitk``, partial sums added by a second
     kernel or by the last program to finish a tile), stream-K (``kernels.streamk``, chapter 02's pointer
-    loads), whole waves with the last rows as a second, small-M product, and cuBLAS. CUDA-graph medians rotating over copies of the operands (more than L2 together)
-    and ``do_bench`` medians, three interleaved repeats; errors against float64; and whether 20 runs of
-    the split kernel gave the same bits."""
+    loads), whole waves with the last rows as a second, small-M product, and cuBLAS. CUDA-graph medians
+    rotating over copies of the operands (more than L2 together) and ``do_bench`` medians, three
+    interleaved repeats; errors against float64; and whether 20 runs of the split kernel gave the same
+    bits."""
     import statistics
 
     import torch
@@ -137,7 +138,7 @@ def run_split(quick=False):
                 rec["same_bits_20_runs"] = same
                 rec["splits"] = splitk.split_plan(K, cfg.block_k, max(1, 132 // max(shared, 1)))[1]
             if k.startswith("whole waves"):
-                rec["rows_in_whole_waves"] = _rows_in_whole_waves(M, N, cfg)
+                rec["rows_in_whole_waves"] = _rows_cut(M, N, K, torch.bfloat16)
             recs.append(rec)
         del A, B, C
         torch.cuda.empty_cache()
